@@ -1,0 +1,58 @@
+#ifndef ENG_ENGINE_H
+#define ENG_ENGINE_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+/* The lane-batched forward pass. A context owns the KV cache of max_lanes streams and the
+ * activations of up to max_cols columns; each eng_step() runs every weight matrix once, as one GEMM
+ * over all the step's columns. Single-threaded API: one thread (the engine thread) calls it; the
+ * context's own compute pool does the parallel work. */
+typedef struct eng_ctx eng_ctx_t;
+
+enum { ENG_GEMM_LANES = 0, ENG_GEMM_OPENBLAS = 1 };
+
+typedef struct {
+    int max_lanes;      /* KV cache slots, 1..128 typical */
+    int max_cols;       /* columns per step: decode lanes plus prefill tokens */
+    int threads;        /* compute threads including the caller; 0 = number of cores */
+    int gemm;           /* ENG_GEMM_LANES (default, batch-invariant) or ENG_GEMM_OPENBLAS */
+} eng_ctx_cfg_t;
+
+/* Sampling for one stream. temperature 0 is greedy. top_k 0 and top_p >= 1 disable those filters;
+ * with neither, temperature sampling is argmax(logit / T + Gumbel noise), fused with the classifier.
+ * The noise for a stream depends only on seed and position, so a seeded stream reproduces whatever
+ * its lane or company. */
+typedef struct {
+    float temperature;
+    int top_k;
+    float top_p;
+    uint64_t seed;
+} eng_sampler_t;
+
+/* One column of a step: the token at position pos of the stream in KV slot lane. */
+typedef struct {
+    int32_t lane, pos, token;
+    int32_t sample;     /* nonzero: pick the token at pos + 1 from this column's logits */
+    float *logits;      /* optional, borrows: receives the raw vocab logits of a sampled column */
+} eng_col_t;
+
+/* Borrows m until eng_ctx_destroy(). */
+int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **out);
+void eng_ctx_destroy(eng_ctx_t *c);   /* NULL is fine */
+
+/* Sets the sampler of a lane (keep it for the stream's whole life). */
+void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
+
+/* Runs one forward step. Columns of one lane must have consecutive positions in ascending order,
+ * start at most at the lane's filled length, and stay below seq_len; other lanes are untouched.
+ * For each column with sample set, out_tok[i] receives the next token (others get -1).
+ * Returns LANES_OK or LANES_EINVAL for columns that break those rules (nothing is run then). */
+int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
+
+const eng_model_cfg_t *eng_ctx_model_cfg(const eng_ctx_t *c);
+int eng_ctx_threads(const eng_ctx_t *c);
+const char *eng_ctx_kern_name(const eng_ctx_t *c);
+
+#endif

@@ -1,0 +1,52 @@
+#ifndef ENG_KERN_H
+#define ENG_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Compute kernels, one table per ISA (kern_scalar.c, kern_sse.c, kern_avx2.c, kern_neon.c).
+ *
+ * The canonical reduction order. Every dot product of length k (and so every GEMM output element)
+ * is computed as: eight partial sums s[j] (j = 0..7), s[j] += a[i + j] * b[i + j] for i = 0, 8, 16,
+ * ... while i + 8 <= k; then h = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)); then the tail
+ * h += a[i] * b[i] for the remaining i in ascending order. "Fused" tables do each multiply-add as one
+ * rounding (fmaf / FMA instructions); "unfused" tables (SSE4.1 has no FMA) round the product first.
+ * Scalar, AVX2 and NEON are fused and equal bitwise; SSE equals the unfused scalar reference.
+ * Nothing depends on the number of columns, their order, the row blocking or the thread split, which
+ * is what makes the engine batch-invariant (DESIGN.md invariant 2). */
+
+typedef struct {
+    const char *name;   /* "scalar", "scalar-unfused", "sse", "avx2", "neon" */
+    int fused;          /* 1: multiply-adds round once */
+
+    /* W (rows, k) @ X (ncols, k) -> Y. w: row-major, row stride k. x: lane-major, column stride k.
+     * y[c * ycs + r * yrs] = (accumulate ? y[c * ycs + r * yrs] : 0) + dot(w[r], x[c]).
+     * yrs = 1, ycs = ldy gives lane-major output; yrs = ncols, ycs = 1 gives channel-major tiles. */
+    void (*gemm)(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x, int rows,
+                 int ncols, int k, int accumulate);
+
+    /* The same reduction as one gemm element. */
+    float (*dot)(const float *a, const float *b, int k);
+
+    /* tile (rows, ncols) channel-major, row r holding vocab id row0 + r. For each column c: if
+     * tile[r][c] > best[c] then best[c] = tile[r][c], idx[c] = row0 + r; rows are walked in
+     * ascending order, so the lowest id wins a tie and NaN never wins. Callers start best at -inf
+     * and idx at 0. */
+    void (*argmax)(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx);
+} eng_kern_ops_t;
+
+/* The best table this CPU runs, or the one LANES_SIMD=scalar|sse|avx2|neon forces (an unsupported
+ * forced name logs a warning and falls back). Never NULL. Thread-safe after the first call. */
+const eng_kern_ops_t *eng_kern_best(void);
+
+/* A table by name, or NULL if unknown or this CPU cannot run it. */
+const eng_kern_ops_t *eng_kern_by_name(const char *name);
+
+/* Per-ISA tables; NULL-returning getters where the ISA is not compiled in. */
+const eng_kern_ops_t *eng__kern_scalar(void);
+const eng_kern_ops_t *eng__kern_scalar_unfused(void);
+const eng_kern_ops_t *eng__kern_sse(void);
+const eng_kern_ops_t *eng__kern_avx2(void);
+const eng_kern_ops_t *eng__kern_neon(void);
+
+#endif

@@ -1,0 +1,53 @@
+#include "kern.h"
+
+#include <math.h>
+
+/* The reference kernels: plain loops that define the canonical order (kern.h). Each SIMD table must
+ * equal the scalar table of the same fusedness bit for bit. */
+
+static inline float madd_fused(float a, float b, float c) { return fmaf(a, b, c); }
+static inline float madd_unfused(float a, float b, float c) { return a * b + c; }
+
+#define DEFINE_DOT(name, madd)                                                                    \
+    static float name(const float *a, const float *b, int k) {                                    \
+        float s[8] = {0};                                                                         \
+        int i = 0;                                                                                \
+        for (; i + 8 <= k; i += 8)                                                                \
+            for (int j = 0; j < 8; j++) s[j] = madd(a[i + j], b[i + j], s[j]);                    \
+        float h = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));              \
+        for (; i < k; i++) h = madd(a[i], b[i], h);                                               \
+        return h;                                                                                 \
+    }
+DEFINE_DOT(dot_fused, madd_fused)
+DEFINE_DOT(dot_unfused, madd_unfused)
+
+#define DEFINE_GEMM(name, dot)                                                                    \
+    static void name(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x,      \
+                     int rows, int ncols, int k, int accumulate) {                                \
+        for (int r = 0; r < rows; r++)                                                            \
+            for (int c = 0; c < ncols; c++) {                                                     \
+                float *o = y + c * ycs + r * yrs;                                                 \
+                float v = dot(w + (size_t)r * k, x + (size_t)c * k, k);                           \
+                *o = accumulate ? *o + v : v;                                                     \
+            }                                                                                     \
+    }
+DEFINE_GEMM(gemm_fused, dot_fused)
+DEFINE_GEMM(gemm_unfused, dot_unfused)
+
+static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < ncols; c++) {
+            float v = tile[(size_t)r * ncols + c];
+            if (v > best[c]) {
+                best[c] = v;
+                idx[c] = row0 + r;
+            }
+        }
+}
+
+static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, argmax};
+static const eng_kern_ops_t scalar_unfused_ops = {"scalar-unfused", 0, gemm_unfused, dot_unfused,
+                                                  argmax};
+
+const eng_kern_ops_t *eng__kern_scalar(void) { return &scalar_ops; }
+const eng_kern_ops_t *eng__kern_scalar_unfused(void) { return &scalar_unfused_ops; }

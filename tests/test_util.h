@@ -1,0 +1,65 @@
+#ifndef LANES_TEST_UTIL_H
+#define LANES_TEST_UTIL_H
+
+/* Assertions that print both sides, as libuv's ASSERT_EQ does. A failed check exits 1. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TEST_SKIP 77
+
+#define ASSERT(cond)                                                                              \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);          \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+#define ASSERT_CMP_INT(a, op, b)                                                                  \
+    do {                                                                                          \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                       \
+        if (!(a_ op b_)) {                                                                        \
+            fprintf(stderr, "%s:%d: %s %s %s failed: %lld vs %lld\n", __FILE__, __LINE__, #a, #op, \
+                    #b, a_, b_);                                                                  \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+#define ASSERT_EQ(a, b) ASSERT_CMP_INT(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_CMP_INT(a, !=, b)
+#define ASSERT_LT(a, b) ASSERT_CMP_INT(a, <, b)
+#define ASSERT_LE(a, b) ASSERT_CMP_INT(a, <=, b)
+#define ASSERT_GE(a, b) ASSERT_CMP_INT(a, >=, b)
+#define ASSERT_GT(a, b) ASSERT_CMP_INT(a, >, b)
+
+#define ASSERT_STR_EQ(a, b)                                                                       \
+    do {                                                                                          \
+        const char *a_ = (a), *b_ = (b);                                                          \
+        if (strcmp(a_, b_) != 0) {                                                                \
+            fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" vs \"%s\"\n", __FILE__, __LINE__, #a, \
+                    #b, a_, b_);                                                                  \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* The shared/ folder with real models and references, or NULL (the caller then skips). */
+static inline const char *test_shared_dir(void) {
+    const char *d = getenv("LANES_SHARED");
+    static char buf[4096];
+    if (!d || !*d) return NULL;
+    snprintf(buf, sizeof buf, "%s/models/README.md", d);
+    FILE *f = fopen(buf, "r");
+    if (!f) return NULL;
+    fclose(f);
+    return d;
+}
+
+#define SKIP_WITHOUT_SHARED(dir)                                                                  \
+    do {                                                                                          \
+        if (((dir) = test_shared_dir()) == NULL) {                                                \
+            fprintf(stderr, "SKIP: ../shared not found (set LANES_SHARED)\n");                    \
+            return TEST_SKIP;                                                                     \
+        }                                                                                         \
+    } while (0)
+
+#endif
