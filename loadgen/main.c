@@ -1,5 +1,6 @@
 /* lanes-loadgen: sweeps a lanes-server over stream counts; see docs/LOADGEN.md.
  * Exit codes: 0 all points complete (and --check clean), 1 run failed, 2 bad flags. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@ int main(int argc, char **argv) {
         return rc > 0 ? 0 : 2;
     }
     cfg.progress = cfg.progress >= 0 && isatty(STDERR_FILENO);
+    signal(SIGPIPE, SIG_IGN);                    /* a vanished server is an error, not a signal */
 
     static lg_point_t points[LG_MAX_POINTS];
     int n = 0;

@@ -314,7 +314,14 @@ static void handle_line(conn_t *c, const char *line, size_t n) {
         const cJSON *jid = cJSON_GetObjectItemCaseSensitive(j, "id");
         long long id = cJSON_IsNumber(jid) ? (long long)jid->valuedouble : -1;
         int is_err = strcmp(event, "error") == 0 || (!*event && cJSON_IsString(legacy));
-        if (id < 0 || id >= r->n_reqs || r->reqs[id].done == 1) {
+        if (is_err && (!jid || cJSON_IsNull(jid))) {   /* about no request: e.g. too many conns */
+            const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
+            const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+            char s[160];
+            snprintf(s, sizeof s, "%s: %s", cJSON_IsString(code) ? code->valuestring : "?",
+                     cJSON_IsString(msg) ? msg->valuestring : "");
+            fail(r, LANES_EIO, "loadgen: server error: %s", s);
+        } else if (id < 0 || id >= r->n_reqs || r->reqs[id].done == 1) {
             char snip[128];
             snprintf(snip, sizeof snip, "%.*s", (int)(n < 120 ? n : 120), line);
             fail(r, LANES_EPROTO, "loadgen: reply for no request of ours: %s", snip);
@@ -431,11 +438,23 @@ static void conn_close(conn_t *c) {
     if (c->open && !uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+static int all_connected(const runner_t *r) {
+    for (int i = 0; i < r->n_conns; i++)
+        if (!r->conns[i].connected) return 0;
+    return 1;
+}
+
 /* ---- timers ----------------------------------------------------------------------------- */
 
+/* Fails the run when the server owes us something (a reply, a connect) and sends nothing for
+ * cfg->timeout_s. Idle gaps between open-loop arrivals do not count. */
 static void on_watchdog(uv_timer_t *t) {
     runner_t *r = t->data;
     if (!r->waiting || r->cfg->timeout_s <= 0) return;
+    if (r->inflight == 0 && r->stats_dst == NULL && r->stats->connected && all_connected(r)) {
+        r->last_rx = now_ns();
+        return;
+    }
     if ((double)(now_ns() - r->last_rx) > r->cfg->timeout_s * 1e9) {
         char s[64];
         snprintf(s, sizeof s, "%g", r->cfg->timeout_s);
@@ -507,12 +526,6 @@ static double cpu_s(void) {
 }
 
 static double ms(double us) { return round(us) / 1000.0; }
-
-static int all_connected(const runner_t *r) {
-    for (int i = 0; i < r->n_conns; i++)
-        if (!r->conns[i].connected) return 0;
-    return 1;
-}
 
 /* Runs one point of `streams` connections; fills pt even when the run fails midway. */
 static void run_point(runner_t *r, int streams, lg_point_t *pt, int baseline) {
