@@ -36,7 +36,8 @@ int main(int argc, char **argv) {
     }
     if (rc < 0)
         LANES_LOG(LANES_LOG_ERROR, "loadgen: run failed (%s) after %lld of %d points completed",
-                  lanes_strerror(rc), complete, cfg.n_points);
+                  rc == LANES_EPROTO ? "bad reply from the server" : lanes_strerror(rc), complete,
+                  cfg.n_points);
     if (cfg.check) {
         if (mismatches > 0 || check_errors > 0) {
             LANES_LOG(LANES_LOG_ERROR, "loadgen: check FAILED: %lld streams differ from the greedy "

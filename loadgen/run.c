@@ -18,6 +18,7 @@
 #include "base/lanes_log.h"
 #include "hist.h"
 #include "prompts.h"
+#include "scan.h"
 
 #define MAX_LINE (16u << 20)                     /* a reply line longer than this is an error */
 #define MAX_MISMATCH_LOGS 10
@@ -214,21 +215,34 @@ static void mismatch(runner_t *r, const req_t *q, long long id, int pos, int wan
     LANES_LOG(LANES_LOG_ERROR, "loadgen: check: mismatch at %s", msg);
 }
 
-static void on_tokens(runner_t *r, long long id, req_t *q, const cJSON *toks) {
-    uint64_t t = now_ns();
-    int k = cJSON_GetArraySize(toks);
-    if (k <= 0) return;
-    if (q->ntok == 0) {
-        q->t_first = t;
-        lg_hist_record(r->ttft, (t - q->t_send + 500) / 1000);
-    } else {
-        lg_hist_record_n(r->itl, (t - q->t_last) / (uint64_t)k / 1000, (uint64_t)k);
+/* Fails the run, quoting the start of the line with control bytes shown as \xNN. */
+static void bad_line(runner_t *r, const char *why, const char *line, size_t n) {
+    char snip[256];
+    size_t o = (size_t)snprintf(snip, sizeof snip, "%s: ", why);
+    for (size_t i = 0; i < n && o + 5 < sizeof snip; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if (ch < 0x20 || ch == 0x7f) o += (size_t)snprintf(snip + o, sizeof snip - o, "\\x%02x", ch);
+        else snip[o++] = (char)ch;
     }
-    q->t_last = t;
+    snip[o] = '\0';
+    fail(r, LANES_EPROTO, "loadgen: %s", snip);
+}
+
+typedef struct {
+    runner_t *r;
+    req_t *q;
+    long long id;
+} tok_ctx_t;
+
+/* Token i of this event: recorded for the baseline or compared with it. */
+static void on_token_id(void *arg, int i, long long v) {
+    tok_ctx_t *t = arg;
+    runner_t *r = t->r;
+    req_t *q = t->q;
+    int pos = q->ntok + i, p = q->prompt;
     if (r->baseline) {
-        int p = q->prompt;
-        if (r->base_len[p] + k > r->base_cap[p]) {
-            int cap = (r->base_len[p] + k) * 2;
+        if (pos >= r->base_cap[p]) {
+            int cap = r->base_cap[p] ? r->base_cap[p] * 2 : 256;
             int *nt = realloc(r->base_tok[p], (size_t)cap * sizeof *nt);
             if (!nt) {
                 fail(r, LANES_ENOMEM, "loadgen: %s", "out of memory");
@@ -237,26 +251,51 @@ static void on_tokens(runner_t *r, long long id, req_t *q, const cJSON *toks) {
             r->base_tok[p] = nt;
             r->base_cap[p] = cap;
         }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, toks) r->base_tok[p][r->base_len[p]++] = it->valueint;
-    } else if (r->cfg->check) {
-        int pos = q->ntok;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, toks) {
-            int want = pos < r->base_len[q->prompt] ? r->base_tok[q->prompt][pos] : -1;
-            if (want != it->valueint && q->done != 2) {
-                mismatch(r, q, id, pos, want, it->valueint);
-                q->done = 2;                     /* one report per request: mark, not finished */
-            }
-            pos++;
+        r->base_tok[p][pos] = (int)v;
+        r->base_len[p] = pos + 1;
+    } else if (r->cfg->check && q->done != 2) {
+        int want = pos < r->base_len[p] ? r->base_tok[p][pos] : -1;
+        if (want != v) {
+            mismatch(r, q, t->id, pos, want, (int)v);
+            q->done = 2;                         /* one report per request: marked, not finished */
         }
     }
+}
+
+static void on_tokens(runner_t *r, long long id, req_t *q, lg_span_t toks, const char *line,
+                      size_t n) {
+    uint64_t t = now_ns();
+    tok_ctx_t ctx = {r, q, id};
+    int k = lg_span_ints(toks, on_token_id, &ctx);
+    if (k < 0) {
+        bad_line(r, "bad token list from server", line, n);
+        return;
+    }
+    if (k == 0) return;
+    if (q->ntok == 0) {
+        q->t_first = t;
+        lg_hist_record(r->ttft, (t - q->t_send + 500) / 1000);
+    } else {
+        lg_hist_record_n(r->itl, (t - q->t_last) / (uint64_t)k / 1000, (uint64_t)k);
+    }
+    q->t_last = t;
     q->ntok += k;
     r->pt->tokens += k;
 }
 
+/* usage.prompt_tokens of a done event, or 0. */
+static long long usage_prompt_tokens(lg_span_t usage) {
+    lg_scan_t it;
+    lg_span_t k, v;
+    long long n = 0;
+    if (usage.n == 0 || lg_scan_begin(&it, usage.p, usage.n) < 0) return 0;
+    while (lg_scan_next(&it, &k, &v) == 1)
+        if (lg_span_eq(k, "prompt_tokens") && lg_span_ll(v, &n) == LANES_OK) return n;
+    return 0;
+}
+
 static void on_terminal(runner_t *r, long long id, req_t *q, const char *err_code,
-                        const cJSON *usage) {
+                        lg_span_t usage) {
     uint64_t t = now_ns();
     int reported = q->done == 2;
     q->done = 1;
@@ -270,11 +309,11 @@ static void on_terminal(runner_t *r, long long id, req_t *q, const char *err_cod
         lg_hist_record(r->e2e, (t - q->t_send + 500) / 1000);
         if (q->ntok > 1)
             lg_hist_record(r->tpot, (q->t_last - q->t_first) / (uint64_t)(q->ntok - 1) / 1000);
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-        if (cJSON_IsNumber(pt)) r->pt->prompt_tokens += pt->valuedouble;
-        if (r->cfg->check && !r->baseline && !reported && q->ntok != r->base_len[q->prompt])
-            mismatch(r, q, id, q->ntok < r->base_len[q->prompt] ? q->ntok : r->base_len[q->prompt],
-                     q->ntok < r->base_len[q->prompt] ? r->base_tok[q->prompt][q->ntok] : -1, -1);
+        r->pt->prompt_tokens += (double)usage_prompt_tokens(usage);
+        int blen = r->cfg->check && !r->baseline ? r->base_len[q->prompt] : 0;
+        if (r->cfg->check && !r->baseline && !reported && q->ntok != blen)
+            mismatch(r, q, id, q->ntok < blen ? q->ntok : blen,
+                     q->ntok < blen ? r->base_tok[q->prompt][q->ntok] : -1, -1);
     }
     if (q->conn >= 0 && q->conn < r->n_conns) stream_next(r, &r->conns[q->conn]);
 }
@@ -292,53 +331,76 @@ static void on_stats(runner_t *r, const cJSON *j) {
     r->stats_dst = NULL;
 }
 
+/* The inside of a JSON string value (escapes left as they are), or an empty span. */
+static lg_span_t unquote(lg_span_t v) {
+    lg_span_t e = {"", 0};
+    if (v.n < 2 || v.p[0] != '"') return e;
+    e.p = v.p + 1;
+    e.n = v.n - 2;
+    return e;
+}
+
+static void span_copy(char *dst, size_t cap, lg_span_t sp) {
+    size_t n = sp.n < cap - 1 ? sp.n : cap - 1;
+    memcpy(dst, sp.p, n);
+    dst[n] = '\0';
+}
+
+/* One reply line. Token and done events, the hot path, are read with the allocation-free scanner;
+ * the rare stats reply goes through cJSON. */
 static void handle_line(conn_t *c, const char *line, size_t n) {
     runner_t *r = c->r;
     if (n == 0 || r->fatal) return;
-    cJSON *j = cJSON_ParseWithLength(line, n);
-    if (!j || !cJSON_IsObject(j)) {
-        char snip[96];
-        snprintf(snip, sizeof snip, "%.*s", (int)(n < 80 ? n : 80), line);
-        fail(r, LANES_EPROTO, "loadgen: unreadable reply from server: %s", snip);
+    lg_scan_t it;
+    lg_span_t k, v, id = {NULL, 0}, event = {"", 0}, toks = {NULL, 0}, code = {"", 0},
+                    usage = {NULL, 0}, legacy = {"", 0}, msg = {"", 0};
+    int rc = lg_scan_begin(&it, line, n);
+    while (rc >= 0 && (rc = lg_scan_next(&it, &k, &v)) == 1) {
+        if (lg_span_eq(k, "id")) id = v;
+        else if (lg_span_eq(k, "event")) event = unquote(v);
+        else if (lg_span_eq(k, "tokens")) toks = v;
+        else if (lg_span_eq(k, "usage")) usage = v;
+        else if (lg_span_eq(k, "code")) code = unquote(v);
+        else if (lg_span_eq(k, "error")) legacy = unquote(v);   /* STYLE.md's {"error":"EBUSY"} */
+        else if (lg_span_eq(k, "message")) msg = unquote(v);
+    }
+    if (rc < 0) {
+        bad_line(r, "unreadable reply from server", line, n);
+        return;
+    }
+    if (lg_span_eq(event, "stats")) {
+        cJSON *j = cJSON_ParseWithLength(line, n);
+        if (!j) bad_line(r, "unreadable stats from server", line, n);
+        else on_stats(r, j);
         cJSON_Delete(j);
         return;
     }
-    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
-    const char *event = cJSON_IsString(ev) ? ev->valuestring : "";
-    const cJSON *legacy = cJSON_GetObjectItemCaseSensitive(j, "error");   /* STYLE.md's shape */
-    if (strcmp(event, "stats") == 0) {
-        on_stats(r, j);
-    } else if (strcmp(event, "health") == 0) {
-        /* nothing to do */
-    } else {
-        const cJSON *jid = cJSON_GetObjectItemCaseSensitive(j, "id");
-        long long id = cJSON_IsNumber(jid) ? (long long)jid->valuedouble : -1;
-        int is_err = strcmp(event, "error") == 0 || (!*event && cJSON_IsString(legacy));
-        if (is_err && (!jid || cJSON_IsNull(jid))) {   /* about no request: e.g. too many conns */
-            const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
-            const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-            char s[160];
-            snprintf(s, sizeof s, "%s: %s", cJSON_IsString(code) ? code->valuestring : "?",
-                     cJSON_IsString(msg) ? msg->valuestring : "");
-            fail(r, LANES_EIO, "loadgen: server error: %s", s);
-        } else if (id < 0 || id >= r->n_reqs || r->reqs[id].done == 1) {
-            char snip[128];
-            snprintf(snip, sizeof snip, "%.*s", (int)(n < 120 ? n : 120), line);
-            fail(r, LANES_EPROTO, "loadgen: reply for no request of ours: %s", snip);
-        } else if (strcmp(event, "token") == 0) {
-            on_tokens(r, id, &r->reqs[id], cJSON_GetObjectItemCaseSensitive(j, "tokens"));
-        } else if (strcmp(event, "done") == 0) {
-            on_terminal(r, id, &r->reqs[id], NULL, cJSON_GetObjectItemCaseSensitive(j, "usage"));
-        } else if (is_err) {
-            const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "code");
-            const char *s = cJSON_IsString(code)     ? code->valuestring
-                            : cJSON_IsString(legacy) ? legacy->valuestring
-                                                     : "EUNKNOWN";
-            on_terminal(r, id, &r->reqs[id], s, NULL);
-        }
-        /* Unknown events are skipped: the protocol may grow. */
+    if (lg_span_eq(event, "health")) return;
+    int is_err = lg_span_eq(event, "error") || (event.n == 0 && legacy.n > 0);
+    long long rid = -1;
+    if (id.n > 0 && lg_span_ll(id.p[0] == '"' ? unquote(id) : id, &rid) < 0) rid = -1;
+    if (is_err && (id.n == 0 || lg_span_eq(id, "null"))) {   /* about no request: e.g. ECONNS */
+        char s[200];
+        snprintf(s, sizeof s, "%.*s: %.*s", (int)(code.n ? code.n : legacy.n),
+                 code.n ? code.p : legacy.p, (int)msg.n, msg.p);
+        fail(r, LANES_EIO, "loadgen: server error: %s", s);
+        return;
     }
-    cJSON_Delete(j);
+    if (rid < 0 || rid >= r->n_reqs || r->reqs[rid].done == 1) {
+        bad_line(r, "reply for no request of ours", line, n);
+        return;
+    }
+    req_t *q = &r->reqs[rid];
+    if (lg_span_eq(event, "token")) {
+        on_tokens(r, rid, q, toks, line, n);
+    } else if (lg_span_eq(event, "done")) {
+        on_terminal(r, rid, q, NULL, usage);
+    } else if (is_err) {
+        char cs[24];
+        span_copy(cs, sizeof cs, code.n ? code : legacy.n ? legacy : (lg_span_t){"EUNKNOWN", 8});
+        on_terminal(r, rid, q, cs, usage);
+    }
+    /* Unknown events are skipped: the protocol may grow. */
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
