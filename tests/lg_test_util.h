@@ -112,7 +112,7 @@ static inline int lg_test_start_server(char *const argv[], const char *log_path)
 /* Runs lanes-loadgen with args (NULL-terminated), output in out_path; returns its exit code. */
 static inline int lg_test_loadgen(const char *bin_dir, const char *out_path, const char *const *args) {
     char bin[4096];
-    snprintf(bin, sizeof bin, "%s/loadgen/lanes-loadgen", bin_dir);
+    snprintf(bin, sizeof bin, "%s/lanes-loadgen", bin_dir);
     char *argv[64];
     int n = 0;
     argv[n++] = bin;
