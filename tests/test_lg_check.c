@@ -1,6 +1,6 @@
 /* lanes-loadgen end to end against tests/lg_fake_server: --check catches one corrupted token, a clean
  * run passes with exact token accounting, and refused connections, a vanishing server and bad flags
- * each give a clear message and a non-zero exit. */
+ * each give a clear message and a non-zero exit; open loop, --duration, CSV and plot work. */
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -79,6 +79,46 @@ int main(void) {
         ASSERT_EQ(lg_test_num(p, "check_mismatches"), 0);
         ASSERT(lg_test_num(p, "itl_ms_p50") > 0);
     }
+    cJSON_Delete(j);
+
+    /* Open loop and --duration on the same server; CSV and plot outputs. */
+    char csv[512], plot[512];
+    path(csv, sizeof csv, "out.csv");
+    path(plot, sizeof plot, "out.svg");
+    const char *open_loop[] = {"--port", port_s, "--streams", "2,8", "--mode", "open", "--rate", "500",
+                               "--requests", "4", "--max-tokens", "5", "--seed", "9", "--json", json,
+                               "--csv", csv, "--plot", plot, "--no-progress", NULL};
+    ASSERT_EQ(lg_test_loadgen(bin, out, open_loop), 0);
+    j = lg_test_json(json, 2);
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "points")) {
+        ASSERT_EQ(lg_test_num(p, "requests_ok"), lg_test_num(p, "streams") * 4);
+        ASSERT_EQ(lg_test_num(p, "tokens"), lg_test_num(p, "server_tokens"));
+        ASSERT_EQ(lg_test_num(p, "rate"), 500);
+    }
+    cJSON_Delete(j);
+    char *c = lg_test_slurp(csv);
+    ASSERT(c != NULL);
+    int lines = 0;
+    for (char *q = c; *q; q++) lines += *q == '\n';
+    ASSERT_EQ(lines, 3);                          /* header and two points */
+    ASSERT(strncmp(c, "complete,streams,rate,", 22) == 0);
+    free(c);
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        char *svg = lg_test_slurp(plot);
+        ASSERT(svg != NULL && strstr(svg, "<svg") != NULL);
+        free(svg);
+    } else {
+        ASSERT(lg_test_contains(out, "gnuplot is not installed"));
+    }
+    const char *duration[] = {"--port", port_s, "--streams", "3", "--duration", "0.3", "--max-tokens", "4",
+                              "--json", json, NULL};
+    ASSERT_EQ(lg_test_loadgen(bin, out, duration), 0);
+    j = lg_test_json(json, 1);
+    p = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "points"), 0);
+    ASSERT(lg_test_num(p, "requests_ok") >= 3);
+    ASSERT(lg_test_num(p, "elapsed_s") >= 0.3);
+    ASSERT_EQ(lg_test_num(p, "tokens"), lg_test_num(p, "requests_ok") * 4);
+    ASSERT_EQ(lg_test_num(p, "tokens"), lg_test_num(p, "server_tokens"));
     cJSON_Delete(j);
     lg_test_stop_server();
 
