@@ -1,6 +1,6 @@
 /* The sweep driver: one libuv loop, no threads. Each point opens its stream connections, keeps them
  * busy (closed loop) or feeds them Poisson arrivals (open loop), and reads replies line by line.
- * The code reads as sequential steps: wait_until() turns the loop until a condition holds, the
+ * The code reads as sequential steps: WAIT_UNTIL() turns the loop until a condition holds, the
  * connection fails or the server goes quiet for cfg->timeout_s. */
 #include "loadgen.h"
 
@@ -38,7 +38,9 @@ typedef struct {
 
 typedef struct {
     uint64_t t_send, t_first, t_last;            /* uv_hrtime ns */
-    int conn, prompt, ntok, done;
+    int conn, prompt, ntok;                      /* stream index, prompt index, tokens so far */
+    int done;                                    /* terminal event read */
+    int reported;                                /* --check: a mismatch was logged already */
 } req_t;
 
 typedef struct {
@@ -253,11 +255,11 @@ static void on_token_id(void *arg, int i, long long v) {
         }
         r->base_tok[p][pos] = (int)v;
         r->base_len[p] = pos + 1;
-    } else if (r->cfg->check && q->done != 2) {
+    } else if (r->cfg->check && !q->reported) {
         int want = pos < r->base_len[p] ? r->base_tok[p][pos] : -1;
         if (want != v) {
             mismatch(r, q, t->id, pos, want, (int)v);
-            q->done = 2;                         /* one report per request: marked, not finished */
+            q->reported = 1;                     /* one report per request */
         }
     }
 }
@@ -297,7 +299,6 @@ static long long usage_prompt_tokens(lg_span_t usage) {
 static void on_terminal(runner_t *r, long long id, req_t *q, const char *err_code,
                         lg_span_t usage) {
     uint64_t t = now_ns();
-    int reported = q->done == 2;
     q->done = 1;
     r->inflight--;
     r->t_end = t;
@@ -311,7 +312,7 @@ static void on_terminal(runner_t *r, long long id, req_t *q, const char *err_cod
             lg_hist_record(r->tpot, (q->t_last - q->t_first) / (uint64_t)(q->ntok - 1) / 1000);
         r->pt->prompt_tokens += (double)usage_prompt_tokens(usage);
         int blen = r->cfg->check && !r->baseline ? r->base_len[q->prompt] : 0;
-        if (r->cfg->check && !r->baseline && !reported && q->ntok != blen)
+        if (r->cfg->check && !r->baseline && !q->reported && q->ntok != blen)
             mismatch(r, q, id, q->ntok < blen ? q->ntok : blen,
                      q->ntok < blen ? r->base_tok[q->prompt][q->ntok] : -1, -1);
     }
@@ -386,7 +387,7 @@ static void handle_line(conn_t *c, const char *line, size_t n) {
         fail(r, LANES_EIO, "loadgen: server error: %s", s);
         return;
     }
-    if (rid < 0 || rid >= r->n_reqs || r->reqs[rid].done == 1) {
+    if (rid < 0 || rid >= r->n_reqs || r->reqs[rid].done) {
         bad_line(r, "reply for no request of ours", line, n);
         return;
     }
