@@ -690,7 +690,14 @@ static int resolve(runner_t *r) {
         LANES_LOG(LANES_LOG_ERROR, "loadgen: cannot resolve %s: %s", cfg->host, uv_strerror(rc));
         return LANES_EIO;
     }
-    memcpy(&r->addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
+    /* Prefer IPv4: "localhost" often resolves to ::1 first while the server binds 127.0.0.1. */
+    const struct addrinfo *pick = gai.addrinfo;
+    for (const struct addrinfo *a = gai.addrinfo; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    memcpy(&r->addr, pick->ai_addr, pick->ai_addrlen);
     uv_freeaddrinfo(gai.addrinfo);
     return LANES_OK;
 }
