@@ -53,6 +53,8 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
 
 const eng_model_cfg_t *eng_ctx_model_cfg(const eng_ctx_t *c);
 int eng_ctx_threads(const eng_ctx_t *c);
+int eng_ctx_max_lanes(const eng_ctx_t *c);
+int eng_ctx_max_cols(const eng_ctx_t *c);
 const char *eng_ctx_kern_name(const eng_ctx_t *c);
 
 #endif
