@@ -164,6 +164,13 @@ static void run_jobs(eng_ctx_t *c, const gemm_job_t *jobs, int njobs) {
     eng_pool_run(c->pool, jobs_phase, &a);
 }
 
+void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int rows, int ncols,
+                  int k) {
+    gemm_job_t j = {y, 1, rows, w, x, rows, k, 0};
+    c->ncols = ncols;
+    run_jobs(c, &j, 1);
+}
+
 /* ---- phases ----------------------------------------------------------------------------- */
 
 static void silu_mul_rows(eng_ctx_t *c, int r0, int r1) {
