@@ -29,7 +29,7 @@ struct eng_tok {
     unsigned char byte_val[256];     /* byte_val[b] == b: what "<0xXX>" pieces decode to */
 };
 
-/* ---- piece index ------------------------------------------------------------------------------ */
+/* ---- piece index ----------------------------------------------------------------------------- */
 
 /* FNV-1a, continued across two pieces so a pair can be looked up without copying it. */
 static uint32_t fnv1a(uint32_t h, const char *p, size_t n) {
@@ -115,7 +115,7 @@ void eng_tok_destroy(eng_tok_t *t) {
 
 int eng_tok_vocab_size(const eng_tok_t *t) { return t->vocab_size; }
 
-/* ---- load / save ------------------------------------------------------------------------------ */
+/* ---- load / save ----------------------------------------------------------------------------- */
 
 /* The format is run.c's fread of native ints and floats; every machine we target is little-endian,
  * and spelling the bytes out keeps the parser free of alignment and aliasing questions. */
@@ -197,8 +197,8 @@ static int check_layout(const char *path, const unsigned char *d, size_t size, i
         o += (size_t)len;
         total += (size_t)len;
     }
-    /* run.c ignores extra pieces; we refuse them because they almost always mean the tokenizer
-     * of another model (tokenizer.bin next to a 512-vocab model loads "fine" and emits nonsense). */
+    /* run.c ignores extra pieces; we refuse them because they almost always mean the tokenizer of
+     * another model (tokenizer.bin next to a 512-vocab model loads "fine" and emits nonsense). */
     if (o != size)
         BAD("tok: %s: %zu trailing bytes after %d pieces (tokenizer of another model?)", path,
             size - o, vocab_size);
@@ -266,7 +266,7 @@ int eng_tok_save(const eng_tok_t *t, const char *path) {
     return rc;
 }
 
-/* ---- synthetic tokenizer ---------------------------------------------------------------------- */
+/* ---- synthetic tokenizer --------------------------------------------------------------------- */
 
 static uint64_t splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -352,12 +352,13 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
     return LANES_OK;
 }
 
-/* ---- encode / decode -------------------------------------------------------------------------- */
+/* ---- encode / decode ------------------------------------------------------------------------- */
 
-/* run.c rescans every adjacent pair after each merge: O(n^2) lookups, minutes for 100 KB. We keep
- * the live symbols in a linked list and candidate merges in a max-heap ordered by (score, left
- * position); stale candidates are skipped when popped. Popping the best live candidate is exactly
- * run.c's choice (highest score, leftmost on ties), so the output is identical in O(n log n). */
+/* run.c rescans every adjacent pair after each merge: O(n^2) lookups, far too slow for 100 KB.
+ * We keep the live symbols in a linked list and candidate merges in a max-heap ordered by (score,
+ * left position); stale candidates are skipped when popped. Popping the best live candidate is
+ * exactly run.c's choice (highest score, leftmost on ties), so the output is identical in
+ * O(n log n). */
 typedef struct {
     int32_t id, prev, next;          /* id -1: absorbed by its left neighbour */
 } sym_t;

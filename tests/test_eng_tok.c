@@ -42,7 +42,7 @@ static uint64_t rng_next(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* ---- run.c encode(), transliterated (qsort + bsearch + full rescan per merge) ------------------ */
+/* ---- run.c encode(), transliterated (qsort + bsearch + full rescan per merge) ---------------- */
 
 typedef struct {
     int n, max_len;
@@ -128,7 +128,7 @@ static int ref_encode(const ref_tok_t *r, const char *text, int bos, int eos, in
     return n;
 }
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 static void expect_ids(const eng_tok_t *t, const char *text, size_t len, int bos, int eos,
                        const int32_t *want, int nwant, const char *what) {
@@ -187,11 +187,12 @@ static void round_trips(const eng_tok_t *t) {
 }
 
 /* Random text, biased to letters, spaces and multi-byte and invalid sequences, never NUL (run.c
- * stops there). Checks the heap merge against the rescanning reference and the round trip. */
+ * stops there). Checks the heap merge against the rescanning reference. */
 static void random_vs_ref(const eng_tok_t *t, const ref_tok_t *r, int rounds, uint64_t seed) {
-    static const char *bits[] = {"e", "t", "a", " ", "o", "n", "the", " the", "ing", "\n", "\xc3\xa9",
-                                 "\xe4\xb8\xad", "\xf0\x9f\x99\x82", "\x80", "\xff", "A", "!",
-                                 "0", "<0x41>", "<s>", "  "};
+    static const char *bits[] = {
+        "e", "t", "a", " ", "o", "n", "the", " the", "ing", "\n", "\xc3\xa9", "\x80", "\xff",
+        "A", "\xe4\xb8\xad", "\xf0\x9f\x99\x82", "!", "0", "<0x41>", "<s>", "  ",
+    };
     char text[600];
     int want[2048];
     int32_t got[2048];
@@ -216,7 +217,7 @@ static void random_vs_ref(const eng_tok_t *t, const ref_tok_t *r, int rounds, ui
     }
 }
 
-/* ---- always: synthetic tokenizer, bad files, limits -------------------------------------------- */
+/* ---- always: synthetic tokenizer, bad files, limits ------------------------------------------ */
 
 static void test_synth(void) {
     char p1[256], p2[256], p3[256];
@@ -345,7 +346,14 @@ static void test_bad_files(void) {
     /* Each case: the file length, then an optional int32 (size 4) or byte (size 1) written at
      * offset at, and the vocab_size asked for. */
     enum { NONE = 0, BYTE = 1, I32 = 4 };
-    struct { const char *what; size_t len; int size; size_t at; int32_t val; int vocab; } cases[] = {
+    struct {
+        const char *what;
+        size_t len;
+        int size;
+        size_t at;
+        int32_t val;
+        int vocab;
+    } cases[] = {
         {"empty", 0, NONE, 0, 0, 260},
         {"truncated header", 3, NONE, 0, 0, 260},
         {"max_token_length 0", n, I32, 0, 0, 260},
@@ -441,7 +449,7 @@ static void test_limits(void) {
     eng_tok_destroy(t);
 }
 
-/* ---- with ../shared: the reference outputs ---------------------------------------------------- */
+/* ---- with ../shared: the reference outputs --------------------------------------------------- */
 
 /* Calls fn for each JSON line of path. */
 static int for_each_line(const char *path, void (*fn)(cJSON *, void *), void *arg) {
