@@ -14,7 +14,7 @@
 
 typedef struct {
     const char *model, *tok, *preset, *host;
-    int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s;
+    int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
     long long out_soft, out_hard;
     char *config_text;  /* owned: strings above may point into the parsed config */
     cJSON *config;
@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "usage: lanes-server [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] [--host 127.0.0.1]\n"
             "                    [--port 7070] [--lanes 128] [--max-queue 1024] [--max-conns 1024]\n"
             "                    [--max-inflight 256] [--threads N] [--prefill-chunk 64]\n"
-            "                    [--out-soft BYTES] [--out-hard BYTES] [--stats-every S]\n"
+            "                    [--out-soft BYTES] [--out-hard BYTES] [--sndbuf BYTES]\n"
+            "                    [--stats-every S]\n"
             "                    [--config FILE.json] [--quiet]\n"
             "Options apply in order: a later one overrides --config. See docs/PROTOCOL.md.\n");
 }
@@ -74,6 +75,7 @@ static int load_config(opts_t *o, const char *path) {
         else if (isnum && strcmp(k, "threads") == 0) o->threads = v;
         else if (isnum && strcmp(k, "prefill_chunk") == 0) o->prefill_chunk = v;
         else if (isnum && strcmp(k, "stats_every") == 0) o->stats_s = v;
+        else if (isnum && strcmp(k, "sndbuf") == 0) o->sndbuf = v;
         else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = (long long)it->valuedouble;
         else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = (long long)it->valuedouble;
         else if (cJSON_IsBool(it) && strcmp(k, "quiet") == 0) o->quiet = cJSON_IsTrue(it);
@@ -93,7 +95,7 @@ int main(int argc, char **argv) {
         {"preset", 1, 0, 'P'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"lanes", 1, 0, 'l'},
         {"max-queue", 1, 0, 'q'}, {"max-conns", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'},
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
-        {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"config", 1, 0, 'C'},
+        {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "m:z:h", lo, NULL)) != -1) {
@@ -112,6 +114,7 @@ int main(int argc, char **argv) {
         case 's': o.out_soft = atoll(optarg); break;
         case 'S': o.out_hard = atoll(optarg); break;
         case 'e': o.stats_s = atoi(optarg); break;
+        case 'b': o.sndbuf = atoi(optarg); break;
         case 'Q': o.quiet = 1; break;
         case 'C':
             if (load_config(&o, optarg) < 0) return 2;
@@ -122,7 +125,7 @@ int main(int argc, char **argv) {
     }
     if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.lanes > 1024 ||
         o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
-        o.prefill_chunk < 1 || o.out_soft < 1 || o.out_hard < o.out_soft) {
+        o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft) {
         usage(stderr);
         return 2;
     }
@@ -135,7 +138,7 @@ int main(int argc, char **argv) {
     io_server_t *srv = NULL;
     if (eng_bundle_open(&b, o.model, o.tok, o.preset, 1) < 0) goto done;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
-                          (size_t)o.out_hard, 5.0};
+                          (size_t)o.out_hard, o.sndbuf, 5.0};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
                           io_server_notify, srv};

@@ -146,6 +146,8 @@ static void out_bytes(io_conn_t *c, const char *p, size_t n) {
     out_mark(c);
 }
 
+#define OUT_LIT(c, lit) out_bytes((c), (lit), sizeof(lit) - 1)
+
 static void out_fmt(io_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out_fmt(io_conn_t *c, const char *fmt, ...) {
     char tmp[1024];
@@ -166,7 +168,7 @@ static void out_escaped(io_conn_t *c, const char *p, size_t n) {
 /* `{"id":ID,` or `{` — every JSON reply starts so. */
 static void out_open(io_conn_t *c, const char *id) {
     if (id) out_fmt(c, "{\"id\":%s,", id);
-    else out_bytes(c, "{", 1);
+    else OUT_LIT(c, "{");
 }
 
 /* An error reply: JSON, or "# error CODE message" for plain-text requests. */
@@ -180,7 +182,7 @@ static void out_error(io_conn_t *c, int plain, const char *id, const char *code,
     out_fmt(c, "\"event\":\"error\",\"code\":\"%s\",\"message\":\"", code);
     out_escaped(c, msg, strlen(msg));
     if (op) out_fmt(c, "\",\"op\":\"%s\"}\n", op);
-    else out_bytes(c, "\"}\n", 3);
+    else OUT_LIT(c, "\"}\n");
 }
 
 static void conn_close(io_conn_t *c, const char *why);
@@ -264,12 +266,12 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
             return;
         }
         out_open(c, r->id);
-        out_bytes(c, "\"event\":\"token\",\"tokens\":[", 27);
+        OUT_LIT(c, "\"event\":\"token\",\"tokens\":[");
         for (int i = 0; i < e->n_tok; i++)
             out_fmt(c, i ? ",%d" : "%d", (int)b->toks[e->tok_off + (uint32_t)i]);
-        out_bytes(c, "],\"text\":\"", 10);
+        OUT_LIT(c, "],\"text\":\"");
         out_escaped(c, text, e->text_len);
-        out_bytes(c, "\"}\n", 3);
+        OUT_LIT(c, "\"}\n");
         return;
     }
     if (e->kind == BAT_EV_DONE) {
@@ -513,6 +515,10 @@ static void on_connection(uv_stream_t *ls, int status) {
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->cfg.sndbuf > 0) {   /* bounds what the kernel holds on top of out_hard */
+        int v = s->cfg.sndbuf;
+        uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
+    }
     if (s->nconns > s->cfg.max_conns) {
         static const char msg[] =
             "{\"event\":\"error\",\"code\":\"ECONNS\",\"message\":\"too many connections\"}\n";

@@ -17,6 +17,7 @@ typedef struct {
     int max_inflight;           /* live requests per connection; more get ELIMIT */
     size_t out_soft;            /* bytes queued to a connection before we stop reading it */
     size_t out_hard;            /* bytes queued before its requests are cancelled and it is closed */
+    int sndbuf;                 /* SO_SNDBUF per connection (bytes); 0 = the kernel's autotuning */
     double grace_s;             /* shutdown: how long to wait for slow clients to take replies */
 } io_server_cfg_t;
 
