@@ -12,3 +12,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLANES_SANITIZE=address,undef
 cmake --build build-asan -j"$jobs"
 (cd build-asan && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
    ctest --output-on-failure -j"$jobs" -LE no-asan)
+# The request-line parser under libFuzzer for a few seconds (skipped without clang).
+rc=0; bash scripts/fuzz.sh "${LANES_FUZZ_SECONDS:-20}" || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]

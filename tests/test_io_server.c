@@ -154,7 +154,8 @@ static int t_parity(void) {
     }
     for (int i = 0; i < N; i++) {
         char line[256];
-        snprintf(line, sizeof line, "{\"id\":%d,\"prompt\":\"%s\",\"max_tokens\":%d}\n", i, prompt[i],
+        const char *pr = prompt[i];
+        snprintf(line, sizeof line, "{\"id\":%d,\"prompt\":\"%.200s\",\"max_tokens\":%d}\n", i, pr,
                  TOK);
         test_send(cs[i], line);
     }
@@ -265,7 +266,7 @@ static int t_badinput(void) {
     test_send(c, "Once upon a time\n");
     ref_t r;
     reference("Once upon a time", 64, &r);
-    char want[8192];
+    char want[sizeof r.text + 64];
     snprintf(want, sizeof want, "%s\n# done %s prompt_tokens=", r.text, eng_end_name(r.end));
     double end = test_now_ms() + 10000;
     char *term = NULL, *eol = NULL;
@@ -438,7 +439,7 @@ static void *drain(void *arg) {
 
 /* A client that stops reading is paused, then cut off; the others keep their pace. */
 static int t_slowreader(void) {
-    enum { N = 200, TOK = 200 };
+    enum { N = 100, TOK = 150 };
     const char *args[] = {"--out-soft", "8192", "--out-hard", "32768", "--sndbuf", "16384", NULL};
     test_srv_t s = test_srv_start(args);
     test_conn_t *fast = test_connect(s.port), *mon = test_connect(s.port);
