@@ -121,9 +121,9 @@ int eng_model_load(const char *path, eng_model_t **out) {
         why = "cannot read the header";
         goto fail;
     }
-    m->cfg = (eng_model_cfg_t){h[0], h[1], h[2], h[3], h[4], h[5] < 0 ? -h[5] : h[5], h[6],
-                               h[5] > 0};
-    if (h[5] == INT32_MIN) m->cfg.vocab_size = 0;
+    /* A negative vocab_size flags an unshared classifier; INT32_MIN has no positive twin. */
+    int32_t vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5];
+    m->cfg = (eng_model_cfg_t){h[0], h[1], h[2], h[3], h[4], vocab, h[6], h[5] > 0};
     if ((why = check_cfg(&m->cfg)) != NULL) goto fail;
     sizes_t s = tensor_sizes(&m->cfg);
     size_t want = HEADER_BYTES + total_floats(&s) * sizeof(float);
