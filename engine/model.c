@@ -196,7 +196,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, eng_model_t **out
     for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) {
         size_t n = spans[i][0];
         switch (spans[i][1]) {
-        case 0: fill_uniform(p, n, 1.0f, &rng); break;
+        case 0: fill_uniform(p, n, 0.1f, &rng); break;
         case 1: fill_const(p, n, 1.0f); break;
         case 2: fill_uniform(p, n, a_d, &rng); break;
         case 3: fill_uniform(p, n, a_h, &rng); break;
