@@ -206,16 +206,12 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
     for (int h = 0; h < c->cfg.n_heads; h++) {
         const float *qh = q + h * hs;
         int kvo = (h / kv_mul) * hs;
-        for (int t = 0; t <= cl->pos; t++)
-            att[t] = c->kern->dot(qh, kc + (size_t)t * kv_dim + kvo, hs) / scale;
+        c->kern->dots(att, qh, kc + kvo, kv_dim, cl->pos + 1, hs);
+        for (int t = 0; t <= cl->pos; t++) att[t] /= scale;
         softmax(att, cl->pos + 1);
         float *oh = out + h * hs;
         memset(oh, 0, (size_t)hs * sizeof *oh);
-        for (int t = 0; t <= cl->pos; t++) {
-            const float *vt = vc + (size_t)t * kv_dim + kvo;
-            float a = att[t];
-            for (int i = 0; i < hs; i++) oh[i] += a * vt[i];
-        }
+        for (int t = 0; t <= cl->pos; t++) c->kern->axpy(oh, att[t], vc + (size_t)t * kv_dim + kvo, hs);
     }
 }
 

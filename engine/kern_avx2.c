@@ -11,6 +11,8 @@ static inline v8_t v8_zero(void) { return _mm256_setzero_ps(); }
 static inline v8_t v8_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline v8_t v8_madd(v8_t a, v8_t b, v8_t acc) { return _mm256_fmadd_ps(a, b, acc); }
 static inline float madd1(float a, float b, float c) { return fmaf(a, b, c); }
+static inline v8_t v8_set1(float a) { return _mm256_set1_ps(a); }
+static inline void v8_store(float *p, v8_t v) { _mm256_storeu_ps(p, v); }
 
 /* Eight accumulators reduced at once, each step adding the same pairs as the canonical tree:
  * t_j = s_j + s_j+4, then u_0 = t0 + t2 and u_1 = t1 + t3, then h = u_0 + u_1. */
@@ -72,7 +74,7 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, argmax};
+static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, axpy, argmax};
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
 #else
 const eng_kern_ops_t *eng__kern_avx2(void) { return NULL; }

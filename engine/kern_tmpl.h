@@ -3,6 +3,7 @@
  *
  *   v8_t                        8 fp32 partial sums s0..s7 (one ymm, or two 4-wide registers)
  *   v8_zero(), v8_load(p)       p need not be aligned
+ *   v8_set1(a), v8_store(p, v)  broadcast; unaligned store
  *   v8_madd(a, b, acc)          acc + a * b, fused or not as the table says
  *   v8_hsum(acc, n, out)        out[i] = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of
  * acc[i] madd1(a, b, c)              the scalar tail step, same fusedness KT_MR, KT_MC the main
@@ -97,6 +98,19 @@ static float dot(const float *a, const float *b, int k) {
 
 /* tile (rows, ncols) channel-major; see kern.h. One register of lanes walks all rows, keeping the
  * running max and its row; a strict ordered compare keeps the lowest row on ties and skips NaN. */
+/* Scores of one query against n keys stride floats apart, each the canonical dot. */
+static void dots(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len) {
+    for (int t = 0; t < n; t++) blk(1, 1, out + t, 0, 0, q, k + t * stride, len, 0);
+}
+
+/* Elementwise, so vectorising over i keeps each element's single multiply-add. */
+static void axpy(float *y, float a, const float *x, int len) {
+    v8_t av = v8_set1(a);
+    int i = 0;
+    for (; i + 8 <= len; i += 8) v8_store(y + i, v8_madd(av, v8_load(x + i), v8_load(y + i)));
+    for (; i < len; i++) y[i] = madd1(a, x[i], y[i]);
+}
+
 static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
     int c = 0;
     for (; c + KT_AW <= ncols; c += KT_AW) {
