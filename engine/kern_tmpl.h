@@ -14,28 +14,37 @@
  * Every output element owns one accumulator and runs the canonical order of kern.h, so the block
  * shape an element lands in (which depends on rows and ncols) never changes its bits. */
 
+/* Cache-size knobs; an ISA file may define its own before including this. */
 #ifndef KT_MAXACC
 #define KT_MAXACC 16 /* accumulators per block; every block shape stays within it */
 #endif
 #define KT_INLINE static inline __attribute__((always_inline))
+#ifndef KT_X_TILE_BYTES
 #define KT_X_TILE_BYTES (192 * 1024) /* X columns kept in L2 while W passes over them */
+#endif
+#ifndef KT_PF_BLOCK_MAX
+#define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch the next rows only if they fit L1 beside these */
+#endif
 
-/* R rows x C columns of dot products; w: row r at w + r * k, x: column c at x + c * k,
- * y: element (r, c) at y + c * ycs + r * yrs. R and C are constants after inlining, so the
- * accumulators live in registers. */
-KT_INLINE void blk(const int R, const int C, float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w,
-                   const float *x, int k, int accumulate) {
+/* R rows x C columns of dot products, n (a multiple of 8) canonical steps then nt tail products:
+ * w: row r at w + r * ws, x: column c at x + c * xs, y: element (r, c) at y + c * ycs + r * yrs.
+ * R and C are constants after inlining, so the accumulators live in registers. pf, if not NULL:
+ * the next R rows of W, fetched while this block computes. */
+KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
+                        const float *w, size_t ws, const float *x, size_t xs, int n, int nt,
+                        int accumulate, const float *pf) {
     v8_t acc[KT_MAXACC];
 #pragma GCC unroll 16
     for (int j = 0; j < R * C; j++) acc[j] = v8_zero();
-    int i = 0;
-    for (; i + 8 <= k; i += 8) {
+    for (int i = 0; i < n; i += 8) {
+        if (pf)
+            for (int p = 0; p < R * 8; p += 16) __builtin_prefetch(pf + (size_t)i * R + p);
         v8_t xv[KT_MAXACC];
 #pragma GCC unroll 16
-        for (int c = 0; c < C; c++) xv[c] = v8_load(x + (size_t)c * k + i);
+        for (int c = 0; c < C; c++) xv[c] = v8_load(x + c * xs + i);
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
-            v8_t wv = v8_load(w + (size_t)r * k + i);
+            v8_t wv = v8_load(w + r * ws + i);
 #pragma GCC unroll 16
             for (int c = 0; c < C; c++) acc[r * C + c] = v8_madd(wv, xv[c], acc[r * C + c]);
         }
@@ -46,27 +55,52 @@ KT_INLINE void blk(const int R, const int C, float *y, ptrdiff_t yrs, ptrdiff_t 
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 16
         for (int c = 0; c < C; c++) {
-            const float *wr = w + (size_t)r * k, *xc = x + (size_t)c * k;
+            const float *wr = w + r * ws + n, *xc = x + c * xs + n;
             float s = h[r * C + c];
-            for (int j = i; j < k; j++) s = madd1(wr[j], xc[j], s);
+            for (int j = 0; j < nt; j++) s = madd1(wr[j], xc[j], s);
             float *o = y + c * ycs + r * yrs;
             *o = accumulate ? *o + s : s;
         }
 }
 
+/* R rows against ncols columns (a multiple of C) in blocks of C, out of line so that the inner
+ * loop has the registers to itself; the call is paid once per row block. */
+typedef void row_fn_t(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, size_t ws,
+                      const float *x, size_t xs, int ncols, int n, int nt, int accumulate,
+                      const float *pf);
+#define KT_DEFINE_ROW(name, R, C)                                                                  \
+    static __attribute__((noinline)) void name(                                                    \
+        float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, size_t ws, const float *x,         \
+        size_t xs, int ncols, int n, int nt, int accumulate, const float *pf) {                    \
+        blk_body(R, C, y, yrs, ycs, w, ws, x, xs, n, nt, accumulate, pf);                          \
+        for (int c = C; c < ncols; c += C) /* this copy of the loop has no prefetch test */        \
+            blk_body(R, C, y + c * ycs, yrs, ycs, w, ws, x + c * xs, xs, n, nt, accumulate, NULL); \
+    }
+KT_DEFINE_ROW(row_main, KT_MR, KT_MC)
+KT_DEFINE_ROW(row_main1, 1, KT_MC)
+KT_DEFINE_ROW(row_two, KT_FR2, 2)
+KT_DEFINE_ROW(row_two1, 1, 2)
+KT_DEFINE_ROW(row_one, KT_FR1, 1)
+KT_DEFINE_ROW(row_one1, 1, 1)
+
 /* All rows against ncols columns (a multiple of C): blocks of R rows, each meeting every block of
  * C columns while its rows are in L1; then the leftover rows one at a time. */
-KT_INLINE void sweep(const int R, const int C, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
-                     const float *w, const float *x, int rows, int ncols, int k, int accumulate) {
+KT_INLINE void sweep(const int R, row_fn_t *row, row_fn_t *row1, float *y, ptrdiff_t yrs,
+                     ptrdiff_t ycs, const float *w, const float *x, int rows, int ncols, int k,
+                     int accumulate) {
+    int k8 = k & ~7, nt = k - k8;
     int r = 0;
-    for (; r + R <= rows; r += R)
-        for (int c = 0; c < ncols; c += C)
-            blk(R, C, y + c * ycs + r * yrs, yrs, ycs, w + (size_t)r * k, x + (size_t)c * k, k,
-                accumulate);
+    for (; r + R <= rows; r += R) {
+        const float *wr = w + (size_t)r * k;
+        /* Prefetch the next rows while these compute when they fit L1 beside them: short rows
+         * from DRAM defeat the hardware prefetcher, long ones it handles better alone. */
+        const float *next = r + 2 * R <= rows && R * k8 * sizeof(float) <= KT_PF_BLOCK_MAX
+                                ? wr + (size_t)R * k
+                                : NULL;
+        row(y + r * yrs, yrs, ycs, wr, k, x, k, ncols, k8, nt, accumulate, next);
+    }
     for (; r < rows; r++)
-        for (int c = 0; c < ncols; c += C)
-            blk(1, C, y + c * ycs + r * yrs, yrs, ycs, w + (size_t)r * k, x + (size_t)c * k, k,
-                accumulate);
+        row1(y + r * yrs, yrs, ycs, w + (size_t)r * k, k, x, k, ncols, k8, nt, accumulate, NULL);
 }
 
 /* W (rows, k) @ X (ncols, k) -> Y; see kern.h. */
@@ -78,20 +112,23 @@ static void gemm(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const f
     if (ct < KT_MC) ct = KT_MC;
     for (int c0 = 0; c0 < cmain; c0 += ct) {
         int n = cmain - c0 < ct ? cmain - c0 : ct;
-        sweep(KT_MR, KT_MC, y + c0 * ycs, yrs, ycs, w, x + (size_t)c0 * k, rows, n, k, accumulate);
+        sweep(KT_MR, row_main, row_main1, y + c0 * ycs, yrs, ycs, w, x + (size_t)c0 * k, rows, n, k,
+              accumulate);
     }
     /* The last ncols % KT_MC columns (all of them when ncols < KT_MC) in taller blocks, so that
      * one column streams W at memory speed. */
     int c = cmain;
     for (; c + 2 <= ncols; c += 2)
-        sweep(KT_FR2, 2, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 2, k, accumulate);
+        sweep(KT_FR2, row_two, row_two1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 2, k,
+              accumulate);
     if (c < ncols)
-        sweep(KT_FR1, 1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 1, k, accumulate);
+        sweep(KT_FR1, row_one, row_one1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 1, k,
+              accumulate);
 }
 
 static float dot(const float *a, const float *b, int k) {
     float out;
-    blk(1, 1, &out, 0, 0, a, b, k, 0);
+    row_one1(&out, 0, 0, a, 0, b, 0, 1, k & ~7, k & 7, 0, NULL);
     return out;
 }
 
