@@ -26,6 +26,15 @@
 #define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch the next rows only if they fit L1 beside these */
 #endif
 
+#ifndef KT_HAVE_HSUM_ROWS
+/* y[i * yrs] = (accumulate ? y[i * yrs] : 0) + reduced acc[i] for i < n: n rows of one column. */
+KT_INLINE void v8_hsum_rows(const v8_t *acc, int n, float *y, ptrdiff_t yrs, int accumulate) {
+    float h[KT_MAXACC];
+    v8_hsum(acc, n, h);
+    for (int i = 0; i < n; i++) y[i * yrs] = accumulate ? y[i * yrs] + h[i] : h[i];
+}
+#endif
+
 /* R rows x C columns of dot products, n (a multiple of 8) canonical steps then nt tail products:
  * w: row r at w + r * ws, x: column c at x + c * xs, y: element (r, c) at y + c * ycs + r * yrs.
  * R and C are constants after inlining, so the accumulators live in registers. pf, if not NULL:
@@ -46,8 +55,13 @@ KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdi
         for (int r = 0; r < R; r++) {
             v8_t wv = v8_load(w + r * ws + i);
 #pragma GCC unroll 16
-            for (int c = 0; c < C; c++) acc[r * C + c] = v8_madd(wv, xv[c], acc[r * C + c]);
+            for (int c = 0; c < C; c++) acc[c * R + r] = v8_madd(wv, xv[c], acc[c * R + r]);
         }
+    }
+    if (R % 4 == 0 && nt == 0) { /* no tail: R rows of a column reduced and stored at once */
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++) v8_hsum_rows(acc + c * R, R, y + c * ycs, yrs, accumulate);
+        return;
     }
     float h[KT_MAXACC];
     v8_hsum(acc, R * C, h);
@@ -56,7 +70,7 @@ KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdi
 #pragma GCC unroll 16
         for (int c = 0; c < C; c++) {
             const float *wr = w + r * ws + n, *xc = x + c * xs + n;
-            float s = h[r * C + c];
+            float s = h[c * R + r];
             for (int j = 0; j < nt; j++) s = madd1(wr[j], xc[j], s);
             float *o = y + c * ycs + r * yrs;
             *o = accumulate ? *o + s : s;
