@@ -1,15 +1,18 @@
 /* The lane GEMM, dot and argmax written once over an 8-wide "partial sums" vector; included by
  * kern_avx2.c, kern_sse.c and kern_neon.c after they define (all static inline):
  *
- *   v8_t                        8 fp32 partial sums s0..s7 (one ymm, or two 4-wide registers)
- *   v8_zero(), v8_load(p)       p need not be aligned
- *   v8_madd(a, b, acc)          acc + a * b, fused or not as the table says
- *   v8_hsum(acc, n, out)        out[i] = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of
- * acc[i] madd1(a, b, c)              the scalar tail step, same fusedness KT_MR, KT_MC the main
- * block: KT_MR rows x KT_MC columns of accumulators KT_FR1, KT_FR2              rows per block when
- * only 1 or 2 columns are left af_t, ai_t, am_t, KT_AW     argmax: KT_AW fp32 lanes, int32 lanes,
- * compare mask af_load, af_store, ai_load, ai_store, ai_set1, af_gt (ordered: NaN is never
- * greater), af_blend(a, b, m), ai_blend(a, b, m)   (b where m, else a)
+ *   v8_t                     8 fp32 partial sums s0..s7 (one ymm, or two 4-wide registers)
+ *   v8_zero(), v8_load(p)    p need not be aligned
+ *   v8_madd(a, b, acc)       acc + a * b, fused or not as the table says
+ *   v8_hsum(acc, n, out)     out[i] = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of acc[i]
+ *   v8_hsum_rows(acc, n, y, yrs, a)   optional (then define KT_HAVE_HSUM_ROWS): the n = 4 or 8
+ *                            sums stored to, or with a added to, y[i * yrs]
+ *   madd1(a, b, c)           the scalar tail step, same fusedness
+ *   KT_MR, KT_MC             the main block: KT_MR rows x KT_MC columns of accumulators
+ *   KT_FR1, KT_FR2           rows per block when only 1 or 2 columns are left
+ *   af_t, ai_t, am_t, KT_AW  argmax: KT_AW fp32 lanes, int32 lanes, compare mask
+ *   af_load, af_store, ai_load, ai_store, ai_set1, af_gt (ordered: NaN is never greater),
+ *   af_blend(a, b, m), ai_blend(a, b, m)   (b where m, else a)
  *
  * Every output element owns one accumulator and runs the canonical order of kern.h, so the block
  * shape an element lands in (which depends on rows and ncols) never changes its bits. */
