@@ -149,22 +149,37 @@ static float dot(const float *a, const float *b, int k) {
     return out;
 }
 
-/* tile (rows, ncols) channel-major; see kern.h. One register of lanes walks all rows, keeping the
- * running max and its row; a strict ordered compare keeps the lowest row on ties and skips NaN. */
+/* G registers of lanes starting at column c walk all rows, keeping the running max and its row;
+ * G independent compare-blend chains hide their latency. A strict ordered compare keeps the lowest
+ * row on ties and skips NaN. */
+KT_INLINE void argmax_lanes(const int G, const float *tile, int rows, int ncols, int c, int row0,
+                            float *best, int32_t *idx) {
+    af_t b[4];
+    ai_t ix[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+        b[g] = af_load(best + c + g * KT_AW), ix[g] = ai_load(idx + c + g * KT_AW);
+    for (int r = 0; r < rows; r++) {
+        ai_t id = ai_set1(row0 + r);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            af_t v = af_load(tile + (size_t)r * ncols + c + g * KT_AW);
+            am_t m = af_gt(v, b[g]);
+            b[g] = af_blend(b[g], v, m);
+            ix[g] = ai_blend(ix[g], id, m);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+        af_store(best + c + g * KT_AW, b[g]), ai_store(idx + c + g * KT_AW, ix[g]);
+}
+
+/* tile (rows, ncols) channel-major; see kern.h. */
 static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
     int c = 0;
-    for (; c + KT_AW <= ncols; c += KT_AW) {
-        af_t b = af_load(best + c);
-        ai_t ix = ai_load(idx + c);
-        for (int r = 0; r < rows; r++) {
-            af_t v = af_load(tile + (size_t)r * ncols + c);
-            am_t m = af_gt(v, b);
-            b = af_blend(b, v, m);
-            ix = ai_blend(ix, ai_set1(row0 + r), m);
-        }
-        af_store(best + c, b);
-        ai_store(idx + c, ix);
-    }
+    for (; c + 4 * KT_AW <= ncols; c += 4 * KT_AW)
+        argmax_lanes(4, tile, rows, ncols, c, row0, best, idx);
+    for (; c + KT_AW <= ncols; c += KT_AW) argmax_lanes(1, tile, rows, ncols, c, row0, best, idx);
     for (; c < ncols; c++)
         for (int r = 0; r < rows; r++) {
             float v = tile[(size_t)r * ncols + c];
