@@ -22,6 +22,7 @@ static inline v8_t v8_madd(v8_t a, v8_t b, v8_t acc) {
 static inline float madd1(float a, float b, float c) { return fmaf(a, b, c); }
 
 static inline __attribute__((always_inline)) void v8_hsum(const v8_t *acc, int n, float *out) {
+#pragma GCC unroll 16
     for (int i = 0; i < n; i++) {
         float32x4_t t = vaddq_f32(acc[i].lo, acc[i].hi);             /* s_j + s_j+4 */
         float32x2_t u = vadd_f32(vget_low_f32(t), vget_high_f32(t)); /* t0 + t2, t1 + t3 */

@@ -23,6 +23,7 @@ static inline void v8_store(float *p, v8_t v) {
 }
 
 static inline __attribute__((always_inline)) void v8_hsum(const v8_t *acc, int n, float *out) {
+#pragma GCC unroll 16
     for (int i = 0; i < n; i++) {
         __m128 t = _mm_add_ps(acc[i].lo, acc[i].hi);   /* s_j + s_j+4 */
         __m128 u = _mm_add_ps(t, _mm_movehl_ps(t, t)); /* t0 + t2, t1 + t3 */
