@@ -2,7 +2,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,9 +14,11 @@
 /* Rows per classifier tile: a tile of logits (CLS_TILE, columns) stays in L1/L2 while the argmax
  * walks it, so the (vocab, columns) logits matrix is never written to memory. */
 #define CLS_TILE 64
-/* Thread row splits are rounded to this, so every thread's kernel sees whole register blocks.
- * Only speed depends on it: each output element is reduced the same way wherever it lands. */
-#define ROW_ALIGN 16
+/* Rows per GEMM task, and per classifier task. Tasks are claimed dynamically by the pool's
+ * threads; only speed depends on these sizes, as each output element is reduced the same way
+ * wherever it lands. */
+#define ROW_TASK 32
+#define CLS_TASK 256
 
 struct eng_ctx {
     const eng_model_t *model;
@@ -41,8 +42,8 @@ struct eng_ctx {
     float *rope_cos, *rope_sin;     /* (seq_len, head_size / 2) */
     float *att;         /* (thread, seq_len) attention scores */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
-    float *best;        /* (thread, max_cols) running argmax per sampled column */
-    int32_t *best_idx;  /* (thread, max_cols) */
+    float *best;        /* (classifier task, max_cols) running argmax per sampled column */
+    int32_t *best_idx;  /* (classifier task, max_cols) */
     float *full;        /* (max_cols, vocab) raw logits of columns that need a whole row */
     float *probs;       /* (vocab,) top-k / top-p scratch */
     int32_t *order;     /* (vocab,) */
@@ -55,17 +56,9 @@ struct eng_ctx {
     int32_t *samp_col;  /* (max_cols,) step column of each sampled column */
     float *samp_invt;   /* (max_cols,) 1/T for Gumbel lanes, 0 for greedy and full-row lanes */
     uint8_t *samp_full; /* (max_cols,) 1: copy the raw row out (logits wanted or top-k/top-p) */
-    atomic_int next_col;
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static void row_split(int rows, int tid, int n, int *r0, int *r1) {
-    int blocks = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
-    int b0 = (int)((long long)blocks * tid / n), b1 = (int)((long long)blocks * (tid + 1) / n);
-    *r0 = b0 * ROW_ALIGN < rows ? b0 * ROW_ALIGN : rows;
-    *r1 = b1 * ROW_ALIGN < rows ? b1 * ROW_ALIGN : rows;
-}
 
 /* As run.c: o = w * (x / sqrt(mean(x^2) + 1e-5)). */
 static void rmsnorm(float *o, const float *x, const float *w, int n) {
@@ -140,14 +133,14 @@ typedef struct {
     int njobs;
 } jobs_arg_t;
 
-/* Splits the jobs' rows, concatenated, evenly across the threads. */
-static void jobs_phase(void *opaque, int tid, int n) {
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* Task t: rows [t * ROW_TASK, (t + 1) * ROW_TASK) of the jobs' rows, concatenated. */
+static void jobs_task(void *opaque, int task, int tid) {
+    (void)tid;
     jobs_arg_t *a = opaque;
-    int total = 0;
-    for (int i = 0; i < a->njobs; i++) total += a->jobs[i].rows;
-    int r0, r1;
-    row_split(total, tid, n, &r0, &r1);
-    for (int i = 0, base = 0; i < a->njobs; base += a->jobs[i].rows, i++) {
+    int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK;
+    for (int i = 0, base = 0; i < a->njobs && base < r1; base += a->jobs[i].rows, i++) {
         int lo = r0 - base, hi = r1 - base;
         if (lo < 0) lo = 0;
         if (hi > a->jobs[i].rows) hi = a->jobs[i].rows;
@@ -160,8 +153,10 @@ static void run_jobs(eng_ctx_t *c, const gemm_job_t *jobs, int njobs) {
         for (int i = 0; i < njobs; i++) blas_job(&jobs[i], c->ncols);
         return;
     }
+    int total = 0;
+    for (int i = 0; i < njobs; i++) total += jobs[i].rows;
     jobs_arg_t a = {c, jobs, njobs};
-    eng_pool_run(c->pool, jobs_phase, &a);
+    eng_pool_run(c->pool, ceil_div(total, ROW_TASK), jobs_task, &a);
 }
 
 void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int rows, int ncols,
@@ -185,11 +180,13 @@ static void silu_mul_rows(eng_ctx_t *c, int r0, int r1) {
     }
 }
 
-/* hb = silu(W1 xb) * (W3 xb), each thread on its own hidden rows so no barrier sits between. */
-static void ffn_up_phase(void *opaque, int tid, int n) {
+/* hb = silu(W1 xb) * (W3 xb): a task does both products for its hidden rows, then their SwiGLU,
+ * so no barrier sits between. */
+static void ffn_up_task(void *opaque, int task, int tid) {
+    (void)tid;
     eng_ctx_t *c = opaque;
-    int l = c->layer, d = c->cfg.dim, h = c->cfg.hidden_dim, r0, r1;
-    row_split(h, tid, n, &r0, &r1);
+    int l = c->layer, d = c->cfg.dim, h = c->cfg.hidden_dim;
+    int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK < h ? r0 + ROW_TASK : h;
     gemm_job_t j1 = {c->hb, 1, h, c->w->w1 + (size_t)l * h * d, c->xb, h, d, 0};
     gemm_job_t j3 = {c->hb2, 1, h, c->w->w3 + (size_t)l * h * d, c->xb, h, d, 0};
     run_job_rows(c, &j1, c->ncols, r0, r1);
@@ -209,27 +206,19 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
     for (int h = 0; h < c->cfg.n_heads; h++) {
         const float *qh = q + h * hs;
         int kvo = (h / kv_mul) * hs;
-        for (int t = 0; t <= cl->pos; t++)
-            att[t] = c->kern->dot(qh, kc + (size_t)t * kv_dim + kvo, hs) / scale;
+        c->kern->dots(att, qh, kc + kvo, kv_dim, cl->pos + 1, hs);
+        for (int t = 0; t <= cl->pos; t++) att[t] /= scale;
         softmax(att, cl->pos + 1);
         float *oh = out + h * hs;
         memset(oh, 0, (size_t)hs * sizeof *oh);
-        for (int t = 0; t <= cl->pos; t++) {
-            const float *vt = vc + (size_t)t * kv_dim + kvo;
-            float a = att[t];
-            for (int i = 0; i < hs; i++) oh[i] += a * vt[i];
-        }
+        for (int t = 0; t <= cl->pos; t++) c->kern->axpy(oh, att[t], vc + (size_t)t * kv_dim + kvo, hs);
     }
 }
 
-/* Columns are handed out one at a time: their cost grows with position. */
-static void attention_phase(void *opaque, int tid, int n) {
-    (void)n;
+/* One task per column: their cost grows with position, so they are claimed one at a time. */
+static void attention_task(void *opaque, int col, int tid) {
     eng_ctx_t *c = opaque;
-    float *att = c->att + (size_t)tid * c->cfg.seq_len;
-    int col;
-    while ((col = atomic_fetch_add_explicit(&c->next_col, 1, memory_order_relaxed)) < c->ncols)
-        attention_column(c, col, att);
+    attention_column(c, col, c->att + (size_t)tid * c->cfg.seq_len);
 }
 
 /* Rotates pairs of q and k by position (run.c's RoPE), then files k and v in the lane's cache. */
@@ -258,14 +247,16 @@ static void rope_and_cache(eng_ctx_t *c) {
     }
 }
 
-/* Classifier tiles for rows [r0, r1): logits (rows, sampled columns) land in a cache-resident tile,
- * raw rows are copied out where wanted, Gumbel noise is added for temperature lanes, and the
- * running argmax of this thread is updated. */
-static void classify_rows(eng_ctx_t *c, int tid, int r0, int r1) {
+/* Classifier task: rows [task * CLS_TASK, ...) in tiles. Logits (rows, sampled columns) land in a
+ * cache-resident tile of this thread, raw rows are copied out where wanted, Gumbel noise is added
+ * for temperature lanes, and the task's own running argmax is updated. */
+static void classify_task(void *opaque, int task, int tid) {
+    eng_ctx_t *c = opaque;
     int ns = c->nsamp, d = c->cfg.dim, vocab = c->cfg.vocab_size;
+    int r0 = task * CLS_TASK, r1 = r0 + CLS_TASK < vocab ? r0 + CLS_TASK : vocab;
     float *tile = c->tile + (size_t)tid * CLS_TILE * c->max_cols;
-    float *best = c->best + (size_t)tid * c->max_cols;
-    int32_t *idx = c->best_idx + (size_t)tid * c->max_cols;
+    float *best = c->best + (size_t)task * c->max_cols;
+    int32_t *idx = c->best_idx + (size_t)task * c->max_cols;
     for (int s = 0; s < ns; s++) {
         best[s] = -INFINITY;
         idx[s] = 0;
@@ -291,13 +282,6 @@ static void classify_rows(eng_ctx_t *c, int tid, int r0, int r1) {
     }
 }
 
-static void classify_phase(void *opaque, int tid, int n) {
-    eng_ctx_t *c = opaque;
-    int r0, r1;
-    row_split(c->cfg.vocab_size, tid, n, &r0, &r1);
-    classify_rows(c, tid, r0, r1);
-}
-
 /* ---- sampling from a whole row (top-k / top-p) ---------------------------------------------- */
 
 static int cmp_prob_desc(const void *pa, const void *pb, void *probs) {
@@ -307,15 +291,45 @@ static int cmp_prob_desc(const void *pa, const void *pb, void *probs) {
     return a < b ? -1 : a > b;   /* a total order: the result never depends on qsort's internals */
 }
 
+/* Picks the top_k most probable ids into order[0..k) with a min-heap: O(vocab log k). */
+static int top_k_ids(const float *p, int vocab, int k, int32_t *order) {
+    int n = 0;
+    for (int32_t i = 0; i < vocab; i++) {
+        if (n == k && !(p[i] > p[order[0]])) continue;   /* ties keep the lower id */
+        int at;
+        if (n < k) {   /* sift up */
+            for (at = n++; at > 0 && p[order[(at - 1) / 2]] > p[i]; at = (at - 1) / 2)
+                order[at] = order[(at - 1) / 2];
+        } else {       /* replace the root and sift down */
+            for (at = 0;;) {
+                int ch = 2 * at + 1;
+                if (ch >= k) break;
+                if (ch + 1 < k && p[order[ch + 1]] < p[order[ch]]) ch++;
+                if (!(p[order[ch]] < p[i])) break;
+                order[at] = order[ch];
+                at = ch;
+            }
+        }
+        order[at] = i;
+    }
+    return n;
+}
+
 static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_sampler_t *s, int pos) {
-    int vocab = c->cfg.vocab_size;
+    int vocab = c->cfg.vocab_size, n = 0;
     float *p = c->probs;
     for (int i = 0; i < vocab; i++) p[i] = logits[i] / s->temperature;
     softmax(p, vocab);
-    int n = vocab;
-    for (int i = 0; i < vocab; i++) c->order[i] = i;
-    qsort_r(c->order, (size_t)vocab, sizeof *c->order, cmp_prob_desc, p);
-    if (s->top_k > 0 && s->top_k < n) n = s->top_k;
+    if (s->top_k > 0 && s->top_k < vocab) {
+        n = top_k_ids(p, vocab, s->top_k, c->order);
+    } else {
+        /* As run.c: ids below (1 - top_p) / (vocab - 1) can never be needed to reach top_p, so
+         * only the rest are sorted. */
+        float cutoff = s->top_p < 1.0f ? (1.0f - s->top_p) / (float)(vocab - 1) : 0.0f;
+        for (int32_t i = 0; i < vocab; i++)
+            if (p[i] >= cutoff) c->order[n++] = i;
+    }
+    qsort_r(c->order, (size_t)n, sizeof *c->order, cmp_prob_desc, p);
     float mass = 0.0f;
     for (int i = 0; i < n; i++) mass += p[c->order[i]];
     if (s->top_p > 0.0f && s->top_p < 1.0f) {
@@ -379,8 +393,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         };
         run_jobs(c, qkv, 3);
         rope_and_cache(c);
-        atomic_store(&c->next_col, 0);
-        eng_pool_run(c->pool, attention_phase, c);
+        eng_pool_run(c->pool, ncols, attention_task, c);
         gemm_job_t wo = {c->x, 1, d, w->wo + (size_t)l * d * d, c->xb, d, d, 1};
         run_jobs(c, &wo, 1);
         for (int col = 0; col < ncols; col++)
@@ -391,7 +404,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
             run_jobs(c, up, 2);
             silu_mul_rows(c, 0, h);
         } else {
-            eng_pool_run(c->pool, ffn_up_phase, c);
+            eng_pool_run(c->pool, ceil_div(h, ROW_TASK), ffn_up_task, c);
         }
         gemm_job_t down = {c->x, 1, d, w->w2 + (size_t)l * d * h, c->hb, d, h, 1};
         run_jobs(c, &down, 1);
@@ -412,15 +425,13 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     }
     c->nsamp = ns;
     if (ns == 0) return LANES_OK;
-    int threads = eng_pool_threads(c->pool);
-    if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
-        classify_rows(c, 0, 0, c->cfg.vocab_size);
-        threads = 1;
-    } else {
-        eng_pool_run(c->pool, classify_phase, c);
-    }
-    /* Threads hold ascending row ranges, so a strict > merge in thread order keeps the lowest id. */
-    for (int t = 1; t < threads; t++)
+    int tasks = ceil_div(c->cfg.vocab_size, CLS_TASK);
+    if (c->gemm_backend == ENG_GEMM_OPENBLAS)   /* BLAS runs its own threads */
+        for (int t = 0; t < tasks; t++) classify_task(c, t, 0);
+    else
+        eng_pool_run(c->pool, tasks, classify_task, c);
+    /* Tasks hold ascending row ranges, so a strict > merge in task order keeps the lowest id. */
+    for (int t = 1; t < tasks; t++)
         for (int s = 0; s < ns; s++)
             if (c->best[(size_t)t * c->max_cols + s] > c->best[s]) {
                 c->best[s] = c->best[(size_t)t * c->max_cols + s];
@@ -510,8 +521,9 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
     c->rope_sin = alloc_words(seq * (size_t)(c->head_size / 2), &ok);
     c->att = alloc_words(nt * seq, &ok);
     c->tile = alloc_words(nt * CLS_TILE * mc, &ok);
-    c->best = alloc_words(nt * mc, &ok);
-    c->best_idx = alloc_words(nt * mc, &ok);
+    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK;
+    c->best = alloc_words(cls_tasks * mc, &ok);
+    c->best_idx = alloc_words(cls_tasks * mc, &ok);
     c->full = alloc_words(mc * vocab, &ok);
     c->probs = alloc_words(vocab, &ok);
     c->order = alloc_words(vocab, &ok);

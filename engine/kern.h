@@ -28,6 +28,14 @@ typedef struct {
     /* The same reduction as one gemm element. */
     float (*dot)(const float *a, const float *b, int k);
 
+    /* Attention scores: out[t] = dot(q, k + t * stride, len) for t in 0..n-1, each the same
+     * reduction as dot(). */
+    void (*dots)(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len);
+
+    /* y[i] = y[i] + a * x[i] for i in 0..len-1 (one multiply-add per element, fused or not as the
+     * table): the attention-weighted sum of values, element by element in position order. */
+    void (*axpy)(float *y, float a, const float *x, int len);
+
     /* tile (rows, ncols) channel-major, row r holding vocab id row0 + r. For each column c: if
      * tile[r][c] > best[c] then best[c] = tile[r][c], idx[c] = row0 + r; rows are walked in
      * ascending order, so the lowest id wins a tie and NaN never wins. Callers start best at -inf

@@ -11,12 +11,18 @@ typedef struct {
 } v8_t;
 static inline v8_t v8_zero(void) { return (v8_t){vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}; }
 static inline v8_t v8_load(const float *p) { return (v8_t){vld1q_f32(p), vld1q_f32(p + 4)}; }
+static inline v8_t v8_set1(float a) { return (v8_t){vdupq_n_f32(a), vdupq_n_f32(a)}; }
+static inline void v8_store(float *p, v8_t v) {
+    vst1q_f32(p, v.lo);
+    vst1q_f32(p + 4, v.hi);
+}
 static inline v8_t v8_madd(v8_t a, v8_t b, v8_t acc) {
     return (v8_t){vfmaq_f32(acc.lo, a.lo, b.lo), vfmaq_f32(acc.hi, a.hi, b.hi)};
 }
 static inline float madd1(float a, float b, float c) { return fmaf(a, b, c); }
 
 static inline __attribute__((always_inline)) void v8_hsum(const v8_t *acc, int n, float *out) {
+#pragma GCC unroll 16
     for (int i = 0; i < n; i++) {
         float32x4_t t = vaddq_f32(acc[i].lo, acc[i].hi);             /* s_j + s_j+4 */
         float32x2_t u = vadd_f32(vget_low_f32(t), vget_high_f32(t)); /* t0 + t2, t1 + t3 */
@@ -46,7 +52,7 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) { return vbslq_s32(m, b, a);
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t neon_ops = {"neon", 1, gemm, dot, argmax};
+static const eng_kern_ops_t neon_ops = {"neon", 1, gemm, dot, dots, axpy, argmax};
 const eng_kern_ops_t *eng__kern_neon(void) { return &neon_ops; }
 #else
 const eng_kern_ops_t *eng__kern_neon(void) { return NULL; }

@@ -16,8 +16,14 @@ static inline v8_t v8_madd(v8_t a, v8_t b, v8_t acc) {
                   _mm_add_ps(_mm_mul_ps(a.hi, b.hi), acc.hi)};
 }
 static inline float madd1(float a, float b, float c) { return a * b + c; }
+static inline v8_t v8_set1(float a) { return (v8_t){_mm_set1_ps(a), _mm_set1_ps(a)}; }
+static inline void v8_store(float *p, v8_t v) {
+    _mm_storeu_ps(p, v.lo);
+    _mm_storeu_ps(p + 4, v.hi);
+}
 
 static inline __attribute__((always_inline)) void v8_hsum(const v8_t *acc, int n, float *out) {
+#pragma GCC unroll 16
     for (int i = 0; i < n; i++) {
         __m128 t = _mm_add_ps(acc[i].lo, acc[i].hi);   /* s_j + s_j+4 */
         __m128 u = _mm_add_ps(t, _mm_movehl_ps(t, t)); /* t0 + t2, t1 + t3 */
@@ -48,7 +54,7 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t sse_ops = {"sse", 0, gemm, dot, argmax};
+static const eng_kern_ops_t sse_ops = {"sse", 0, gemm, dot, dots, axpy, argmax};
 const eng_kern_ops_t *eng__kern_sse(void) { return &sse_ops; }
 #else
 const eng_kern_ops_t *eng__kern_sse(void) { return NULL; }

@@ -121,9 +121,9 @@ int eng_model_load(const char *path, eng_model_t **out) {
         why = "cannot read the header";
         goto fail;
     }
-    m->cfg = (eng_model_cfg_t){h[0], h[1], h[2], h[3], h[4], h[5] < 0 ? -h[5] : h[5], h[6],
-                               h[5] > 0};
-    if (h[5] == INT32_MIN) m->cfg.vocab_size = 0;
+    /* A negative vocab_size flags an unshared classifier; INT32_MIN has no positive twin. */
+    int32_t vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5];
+    m->cfg = (eng_model_cfg_t){h[0], h[1], h[2], h[3], h[4], vocab, h[6], h[5] > 0};
     if ((why = check_cfg(&m->cfg)) != NULL) goto fail;
     sizes_t s = tensor_sizes(&m->cfg);
     size_t want = HEADER_BYTES + total_floats(&s) * sizeof(float);
@@ -196,7 +196,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, eng_model_t **out
     for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) {
         size_t n = spans[i][0];
         switch (spans[i][1]) {
-        case 0: fill_uniform(p, n, 1.0f, &rng); break;
+        case 0: fill_uniform(p, n, 0.1f, &rng); break;
         case 1: fill_const(p, n, 1.0f); break;
         case 2: fill_uniform(p, n, a_d, &rng); break;
         case 3: fill_uniform(p, n, a_h, &rng); break;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "base/lanes_err.h"
@@ -13,10 +14,14 @@
 struct eng_pool {
     int n;
     pthread_t *threads;         /* owned: n - 1 workers */
-    eng_pool_fn fn;
+    eng_pool_fn fn;             /* read only after claiming a task, while the caller waits */
     void *arg;
-    atomic_uint generation;     /* bumped once per run; workers wait for a change */
-    atomic_int done;            /* workers (not the caller) finished with this generation */
+    atomic_int ntasks;
+    /* (phase << 32) | next task: claiming with a CAS on the whole word means a worker that wakes
+     * late can never take a task of a later phase. */
+    _Atomic uint64_t claim;
+    atomic_int finished;        /* tasks finished in this phase */
+    atomic_uint generation;     /* bumped once per phase; sleeping workers wait for a change */
     atomic_int sleepers;
     atomic_int quit;
     pthread_mutex_t mu;
@@ -31,6 +36,18 @@ static inline void cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* Claims and runs tasks of phase gen until none are left. */
+static void run_tasks(eng_pool_t *p, uint32_t gen, int tid) {
+    for (;;) {
+        uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
+        if ((uint32_t)(v >> 32) != gen) return;
+        if ((int)(uint32_t)v >= atomic_load_explicit(&p->ntasks, memory_order_relaxed)) return;
+        if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1)) continue;
+        p->fn(p->arg, (int)(uint32_t)v, tid);
+        atomic_fetch_add_explicit(&p->finished, 1, memory_order_release);
+    }
 }
 
 static unsigned wait_generation(eng_pool_t *p, unsigned seen) {
@@ -56,8 +73,7 @@ static void *worker_main(void *opaque) {
     for (;;) {
         seen = wait_generation(p, seen);
         if (atomic_load(&p->quit)) return NULL;
-        p->fn(p->arg, tid, p->n);
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        run_tasks(p, seen, tid);
     }
 }
 
@@ -109,17 +125,20 @@ void eng_pool_destroy(eng_pool_t *p) {
     free(p);
 }
 
-void eng_pool_run(eng_pool_t *p, eng_pool_fn fn, void *arg) {
-    if (p->n == 1) {
-        fn(arg, 0, 1);
+void eng_pool_run(eng_pool_t *p, int ntasks, eng_pool_fn fn, void *arg) {
+    if (p->n == 1 || ntasks <= 1) {
+        for (int t = 0; t < ntasks; t++) fn(arg, t, 0);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
+    atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
+    uint32_t gen = (uint32_t)atomic_load(&p->generation) + 1;
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
     publish(p);
-    fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1) cpu_relax();
+    run_tasks(p, gen, 0);
+    while (atomic_load_explicit(&p->finished, memory_order_acquire) < ntasks) cpu_relax();
 }
 
 int eng_pool_threads(const eng_pool_t *p) { return p->n; }

@@ -100,9 +100,13 @@ static void check_model(const char *name, const eng_bundle_t *b) {
     const int chunks[] = {0, 1, 7};
     for (int kind = 0; kind < 3; kind++) {
         run(b, 0, 0, 1, ENG_GEMM_LANES, kind, base);
+        /* Greedy gets every combination; the samplers share its code path after the logits, so
+         * one packed configuration each shows their noise is the stream's own. */
         for (int packed = 0; packed <= 1; packed++)
             for (int c = 0; c < 3; c++)
                 for (int threads = 1; threads <= 2; threads++) {
+                    if (kind > 0 && (packed ? chunks[c] != 7 || threads != 2 : c != 1 || threads != 1))
+                        continue;
                     run(b, packed, chunks[c], threads, ENG_GEMM_LANES, kind, got);
                     for (int t = 0; t < N_TARGETS; t++) {
                         if (got[t].n_out != base[t].n_out || got[t].end != base[t].end ||
@@ -117,8 +121,8 @@ static void check_model(const char *name, const eng_bundle_t *b) {
                         }
                     }
                 }
-        printf("%s: sampler %d: %d target streams bitwise identical alone and among %d, chunks "
-               "whole/1/7, 1-2 threads\n", name, kind, N_TARGETS, N_REQS - 1);
+        printf("%s: sampler %d: %d target streams bitwise identical alone and among %d%s\n", name,
+               kind, N_TARGETS, N_REQS - 1, kind ? "" : ", chunks whole/1/7, 1-2 threads");
     }
     /* A seeded sampler actually samples: its tokens differ from greedy somewhere. */
     run(b, 0, 0, 1, ENG_GEMM_LANES, 0, base);

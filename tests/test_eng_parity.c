@@ -112,16 +112,20 @@ static void check_model(const char *shared, const char *model, const char *tokfi
         int want = r->n_tokens - r->n_prompt;
         /* The first generated position where the reference stops binding (see above). */
         int free_from = r->margin < MIN_BINDING_MARGIN ? r->margin_pos + 1 - r->n_prompt : MAX_SEQ;
-        int upto = want < reqs[i].n_out ? want : reqs[i].n_out;
-        for (int j = 0; j < upto && j < free_from; j++)
-            if (out[i][j] != r->tokens[r->n_prompt + j]) {
-                fprintf(stderr, "%s \"%s\": generated token %d is %d, reference %d\n", model,
-                        r->prompt, j, out[i][j], r->tokens[r->n_prompt + j]);
-                exit(1);
-            }
-        if (free_from < want) {
-            printf("%s \"%s\": matched %d tokens up to the %.1e top-2 gap at position %d; "
-                   "not binding after it\n", model, r->prompt, free_from, r->margin, r->margin_pos);
+        int first_diff = -1;
+        for (int j = 0; j < want && j < reqs[i].n_out && first_diff < 0; j++)
+            if (out[i][j] != r->tokens[r->n_prompt + j]) first_diff = j;
+        if (first_diff < 0 && reqs[i].n_out != want)
+            first_diff = want < reqs[i].n_out ? want : reqs[i].n_out;
+        if (first_diff >= 0 && first_diff < free_from) {
+            fprintf(stderr, "%s \"%s\": generated token %d differs (%d tokens, reference %d)\n",
+                    model, r->prompt, first_diff, reqs[i].n_out, want);
+            exit(1);
+        }
+        if (first_diff >= 0) {
+            printf("%s \"%s\": equal up to token %d, past the %.1e top-2 gap at position %d "
+                   "where the reference stops binding\n", model, r->prompt, first_diff, r->margin,
+                   r->margin_pos);
             continue;
         }
         ASSERT_EQ(reqs[i].n_out, want);

@@ -128,15 +128,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lanes-run: no prompts\n");
         return 1;
     }
-    eng_bundle_t b;
-    if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) return 1;
-    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
-
     int n = in.n, rc = 1;
-    eng_gen_req_t *reqs = calloc((size_t)n, sizeof *reqs);
-    int32_t *ids = malloc((size_t)n * (size_t)mc->seq_len * sizeof *ids);
-    int32_t *out = malloc((size_t)n * (size_t)max_new * sizeof *out);
+    eng_gen_req_t *reqs = NULL;
+    int32_t *ids = NULL, *out = NULL;
     eng_ctx_t *ctx = NULL;
+    eng_bundle_t b;
+    if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) goto done;
+    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
+    reqs = calloc((size_t)n, sizeof *reqs);
+    ids = malloc((size_t)n * (size_t)mc->seq_len * sizeof *ids);
+    out = malloc((size_t)n * (size_t)max_new * sizeof *out);
+    if (!reqs || !ids || !out) goto done;
     for (int i = 0; i < n; i++) {
         int32_t *pt = ids + (size_t)i * mc->seq_len;
         int np = eng_tok_encode(b.tok, in.v[i], strlen(in.v[i]), 1, 0, pt, mc->seq_len);
