@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Per-stream latency from the server's USDT probes (provider "lanes").
-#   scripts/perf-latency.sh [-b BUILD_DIR] [-n STREAMS] [-t TOKENS] [-o OUT_DIR] [-- SERVER ARGS...]
+#   scripts/perf-latency.sh [-b BUILD_DIR] [-n STREAMS] [-t TOKENS] [-r ROUNDS] [-o OUT_DIR] [-- SERVER ARGS...]
 # Registers the sdt_lanes:* probes with perf, runs lanes-server under `perf record -e 'sdt_lanes:*'`,
-# drives STREAMS concurrent requests of TOKENS tokens through it, stops it with SIGTERM, then turns
+# drives STREAMS concurrent clients, each sending ROUNDS requests one after the other (stream i asks
+# for TOKENS + 2 * (i % 16) tokens, so arrivals overlap decoding streams), stops it with SIGTERM, then turns
 # `perf script` into a per-stream table: TTFT (engine admission -> first token) and inter-token
 # latency (gaps between token_emit probes). Needs root or perf_event_paranoid <= 1 and tracefs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build streams=32 tokens=64 out=out/perf-latency
-while getopts "b:n:t:o:" o; do
-  case $o in b) build=$OPTARG ;; n) streams=$OPTARG ;; t) tokens=$OPTARG ;; o) out=$OPTARG ;;
+build=build streams=32 tokens=64 rounds=1 out=out/perf-latency
+while getopts "b:n:t:r:o:" o; do
+  case $o in b) build=$OPTARG ;; n) streams=$OPTARG ;; t) tokens=$OPTARG ;; r) rounds=$OPTARG ;; o) out=$OPTARG ;;
     *) sed -n 2,7p "$0"; exit 2 ;; esac
 done
 shift $((OPTIND - 1))
@@ -33,15 +34,17 @@ for _ in $(seq 300); do
 done
 [ -n "$port" ] || { echo "server did not start; see $out/server.log" >&2; exit 1; }
 
-python3 - "$port" "$streams" "$tokens" <<'PY'
+python3 - "$port" "$streams" "$tokens" "$rounds" <<'PY'
 import json, socket, sys, threading
-port, n, tok = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+port, n, tok, rounds = (int(a) for a in sys.argv[1:5])
 def one(i):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall((json.dumps({"id": i, "prompt": f"Once upon a time {i}", "max_tokens": tok}) + "\n").encode())
     f = s.makefile("rb")
-    for line in f:
-        if json.loads(line)["event"] in ("done", "error"): break
+    for r in range(rounds):
+        req = {"id": r, "prompt": f"Once upon a time {i} {r}", "max_tokens": tok + 2 * (i % 16)}
+        s.sendall((json.dumps(req) + "\n").encode())
+        for line in f:
+            if json.loads(line)["event"] in ("done", "error"): break
     s.close()
 ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
 for t in ts: t.start()
@@ -65,6 +68,7 @@ for line in open(sys.argv[1]):
     elif name == "token_emit": toks.setdefault(args[0], []).append(t)
     elif name == "step_begin": steps.append((t, args[1]))
 print(f"{'req':>5} {'ttft_ms':>9} {'itl_avg':>8} {'itl_p50':>8} {'itl_max':>8} {'tokens':>6}")
+rows = []
 itls_all = []
 for r in sorted(toks):
     ts = toks[r]
@@ -73,9 +77,10 @@ for r in sorted(toks):
     ttft = first.get(r, ts[0]) - admit.get(r, ts[0])
     avg = statistics.mean(gaps) if gaps else 0
     p50 = statistics.median(gaps) if gaps else 0
+    rows.append(ttft)
     print(f"{r:>5} {ttft:9.2f} {avg:8.2f} {p50:8.2f} {max(gaps, default=0):8.2f} {len(ts):>6}")
 if itls_all:
     q = statistics.quantiles(itls_all, n=100)
     print(f"all: {len(toks)} streams, ITL p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms, max {max(itls_all):.2f} ms; "
-          f"{len(steps)} steps, {statistics.mean(c for _, c in steps):.1f} columns/step")
+          f"TTFT p50 {statistics.median(rows):.2f} ms, max {max(rows):.2f} ms; {len(steps)} steps, {statistics.mean(c for _, c in steps):.1f} columns/step")
 PY
