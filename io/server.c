@@ -140,7 +140,7 @@ static void out_mark(io_conn_t *c) {
 }
 
 static void out_bytes(io_conn_t *c, const char *p, size_t n) {
-    if (c->closing || out_reserve(c, n) < 0) return;
+    if (n == 0 || c->closing || out_reserve(c, n) < 0) return;
     memcpy(c->obuf + c->olen, p, n);
     c->olen += n;
     out_mark(c);
@@ -160,7 +160,7 @@ static void out_fmt(io_conn_t *c, const char *fmt, ...) {
 }
 
 static void out_escaped(io_conn_t *c, const char *p, size_t n) {
-    if (c->closing || out_reserve(c, n * 6) < 0) return;
+    if (n == 0 || c->closing || out_reserve(c, n * 6) < 0) return;
     c->olen = (size_t)io_json_escape(c->obuf, c->ocap, c->olen, p, n);
     out_mark(c);
 }
@@ -371,6 +371,7 @@ static void generate(io_conn_t *c, io_msg_t *m) {
     br->top_p = m->top_p;
     br->seed = m->seed;
     br->t_arrive_ns = lanes_now_ns();
+    uint64_t req_id = br->req_id;   /* br belongs to the engine thread once submitted */
     int rc = bat_submit(s->sched, br);
     if (rc < 0) {
         bat_req_free(br);
@@ -380,7 +381,7 @@ static void generate(io_conn_t *c, io_msg_t *m) {
                                     : engine_error_msg(rc), NULL);
         return;
     }
-    r->req_id = br->req_id;
+    r->req_id = req_id;
     r->conn = c;
     r->plain = m->plain;
     r->id = m->id;      /* takes it */
