@@ -424,7 +424,10 @@ static void engine_main(void *arg) {
         admit(s);
         if (s->nactive == 0) {
             batch_flush(s);
-            uv_sem_wait(&s->wake);
+            /* Each submit posted once; while busy those posts piled up. Forget them, then sleep
+             * only if the inbox is still empty (a push after this check posts again). */
+            while (uv_sem_trywait(&s->wake) == 0) {}
+            if (lanes_q_empty(s->inbox) && !atomic_load(&s->stopping)) uv_sem_wait(&s->wake);
             continue;
         }
         step(s);

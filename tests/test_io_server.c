@@ -112,15 +112,18 @@ static void check_ref(const got_t *g, const char *prompt, int max_tokens) {
 static void gather(test_conn_t **cs, int n, got_t *got, int per_conn, int timeout_ms) {
     double end = test_now_ms() + timeout_ms;
     int left = n * per_conn;
+    int *mine = calloc((size_t)n, sizeof *mine);   /* terminal events still due per connection */
+    for (int i = 0; i < n; i++) mine[i] = per_conn;
     struct pollfd *p = calloc((size_t)n, sizeof *p);
     while (left > 0) {
         ASSERT_LT(test_now_ms(), end);
-        for (int i = 0; i < n; i++) p[i] = (struct pollfd){cs[i]->fd, POLLIN, 0};
+        for (int i = 0; i < n; i++) p[i] = (struct pollfd){cs[i]->eof ? -1 : cs[i]->fd, POLLIN, 0};
         poll(p, (nfds_t)n, 100);
         for (int i = 0; i < n; i++) {
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            if (test_fill(cs[i]) < 0) {
-                fprintf(stderr, "conn %d closed early\n", i);
+            if (test_fill(cs[i]) < 0) {   /* the server may close once it said everything */
+                if (mine[i] == 0) continue;
+                fprintf(stderr, "conn %d closed with %d terminal events missing\n", i, mine[i]);
                 exit(1);
             }
             char *l;
@@ -131,13 +134,16 @@ static void gather(test_conn_t **cs, int n, got_t *got, int per_conn, int timeou
                 const char *id = test_str(j, "id");
                 int k = per_conn == 1 ? 0 : atoi(id + 1);   /* ids "rK" */
                 ASSERT_LT(k, per_conn);
-                left -= fold(&got[i * per_conn + k], j);
+                int fin = fold(&got[i * per_conn + k], j);
+                left -= fin;
+                mine[i] -= fin;
                 cJSON_Delete(j);
                 free(l);
             }
         }
     }
     free(p);
+    free(mine);
 }
 
 /* 128 connections, a different prompt each, greedy: each equals the engine run alone. */
@@ -335,17 +341,20 @@ static int t_cancel(void) {
      * thread has then queued the cancels). That snapshot is from the end of step N while step
      * N+1 runs; the cancel is applied at the N+1/N+2 boundary, so step N+2 runs without the lane
      * and the first snapshot showing it free says N+2. */
-    double t0 = test_now_ms(), steps0 = -1, active = 2, steps = 0;
+    double t0 = test_now_ms(), steps0 = -1, active = 2, steps = 0, busy_last = -1;
     while (active > 1) {   /* b may finish too: wait for the disconnected lane only */
         ASSERT_LT(test_now_ms() - t0, 5000);
         st = test_stats(mon);
         active = test_num(st, "lanes_active");
         steps = test_num(st, "steps");
         if (steps0 < 0 && (test_num(st, "connections") == 2 || active <= 1)) steps0 = steps;
+        if (steps0 >= 0 && active > 1) busy_last = steps;
         cJSON_Delete(st);
     }
-    fprintf(stderr, "disconnect: lane free %.0f steps after the close was seen\n", steps - steps0);
-    ASSERT_LE(steps - steps0, 2);
+    /* Independent of how often we poll: no snapshot from step N+2 on may show the lane busy. */
+    fprintf(stderr, "disconnect: lane busy at most %.0f steps after the close was seen\n",
+            busy_last < 0 ? 0 : busy_last - steps0);
+    ASSERT_LE(busy_last - steps0, 1);
     got_t gb = {0};
     for (;;) {
         cJSON *j = test_json(b, 10000);
