@@ -170,6 +170,30 @@ static int t_parity(void) {
         check_ref(&got[i], prompt[i], TOK);
         test_close(cs[i]);
     }
+    /* And, for a few of them, the lanes-run program itself. */
+    for (int i = 0; i < N; i += 41) {
+        char cmd[1024];
+        const char *pr = prompt[i];
+        snprintf(cmd, sizeof cmd, "%.500s/lanes-run --preset tiny --threads 1 -n %d --json -p '%.200s'",
+                 getenv("LANES_BIN"), TOK, pr);
+        FILE *f = popen(cmd, "r");
+        ASSERT(f != NULL);
+        char out[16384];
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = 0;
+        ASSERT_EQ(pclose(f), 0);
+        cJSON *j = cJSON_Parse(out), *t;
+        ASSERT(j != NULL);
+        int k = 0;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "tokens")) {
+            ASSERT_LT(k, got[i].n);
+            ASSERT_EQ((int32_t)t->valuedouble, got[i].ids[k]);
+            k++;
+        }
+        ASSERT_EQ(k, got[i].n);
+        ASSERT_STR_EQ(test_str(j, "text"), got[i].text);
+        cJSON_Delete(j);
+    }
     free(got);
     ASSERT_EQ(test_srv_stop(&s), 0);
     return 0;
