@@ -32,9 +32,9 @@ typedef struct {
      * reduction as dot(). */
     void (*dots)(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len);
 
-    /* y[i] = y[i] + a * x[i] for i in 0..len-1 (one multiply-add per element, fused or not as the
-     * table): the attention-weighted sum of values, element by element in position order. */
-    void (*axpy)(float *y, float a, const float *x, int len);
+    /* The attention-weighted sum of values: out[i] = 0, then out[i] = out[i] + a[t] * v[t * stride
+     * + i] for t = 0..n-1 in order (one multiply-add each, fused or not as the table), i < len. */
+    void (*wsum)(float *out, const float *a, const float *v, ptrdiff_t stride, int n, int len);
 
     /* tile (rows, ncols) channel-major, row r holding vocab id row0 + r. For each column c: if
      * tile[r][c] > best[c] then best[c] = tile[r][c], idx[c] = row0 + r; rows are walked in

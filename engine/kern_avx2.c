@@ -109,7 +109,7 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, axpy, argmax};
+static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, wsum, argmax};
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
 #else
 const eng_kern_ops_t *eng__kern_avx2(void) { return NULL; }

@@ -34,16 +34,19 @@ DEFINE_DOT(dot_unfused, madd_unfused)
 DEFINE_GEMM(gemm_fused, dot_fused)
 DEFINE_GEMM(gemm_unfused, dot_unfused)
 
-#define DEFINE_ATTN(dots_name, axpy_name, dot, madd)                                              \
+#define DEFINE_ATTN(dots_name, wsum_name, dot, madd)                                              \
     static void dots_name(float *out, const float *q, const float *k, ptrdiff_t stride, int n,     \
                           int len) {                                                               \
         for (int t = 0; t < n; t++) out[t] = dot(q, k + t * stride, len);                         \
     }                                                                                             \
-    static void axpy_name(float *y, float a, const float *x, int len) {                           \
-        for (int i = 0; i < len; i++) y[i] = madd(a, x[i], y[i]);                                 \
+    static void wsum_name(float *out, const float *a, const float *v, ptrdiff_t stride, int n,    \
+                          int len) {                                                               \
+        for (int i = 0; i < len; i++) out[i] = 0.0f;                                              \
+        for (int t = 0; t < n; t++)                                                               \
+            for (int i = 0; i < len; i++) out[i] = madd(a[t], v[t * stride + i], out[i]);          \
     }
-DEFINE_ATTN(dots_fused, axpy_fused, dot_fused, madd_fused)
-DEFINE_ATTN(dots_unfused, axpy_unfused, dot_unfused, madd_unfused)
+DEFINE_ATTN(dots_fused, wsum_fused, dot_fused, madd_fused)
+DEFINE_ATTN(dots_unfused, wsum_unfused, dot_unfused, madd_unfused)
 
 static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
     for (int r = 0; r < rows; r++)
@@ -57,9 +60,9 @@ static void argmax(const float *tile, int rows, int ncols, int row0, float *best
 }
 
 static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, dots_fused,
-                                          axpy_fused, argmax};
+                                          wsum_fused, argmax};
 static const eng_kern_ops_t scalar_unfused_ops = {"scalar-unfused", 0, gemm_unfused, dot_unfused,
-                                                  dots_unfused, axpy_unfused, argmax};
+                                                  dots_unfused, wsum_unfused, argmax};
 
 const eng_kern_ops_t *eng__kern_scalar(void) { return &scalar_ops; }
 const eng_kern_ops_t *eng__kern_scalar_unfused(void) { return &scalar_unfused_ops; }

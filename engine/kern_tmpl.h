@@ -151,20 +151,52 @@ static float dot(const float *a, const float *b, int k) {
 }
 
 /* Scores of one query against n keys stride floats apart: the keys are the columns of a one-row
- * product, so each score is the canonical dot. */
+ * product, eight per block so the horizontal sums go eight at a time; each is the canonical dot. */
+KT_DEFINE_ROW(row_dots, 1, 8)
 static void dots(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len) {
-    int main = n - n % KT_MC;
-    if (main) row_main1(out, 0, 1, q, 0, k, (size_t)stride, main, len & ~7, len & 7, 0, NULL);
+    int main = n & ~7;
+    if (main) row_dots(out, 0, 1, q, 0, k, (size_t)stride, main, len & ~7, len & 7, 0, NULL);
     for (int t = main; t < n; t++)
         row_one1(out + t, 0, 1, q, 0, k + t * stride, 0, 1, len & ~7, len & 7, 0, NULL);
 }
 
-/* Elementwise, so vectorising over i keeps each element's single multiply-add. */
-static void axpy(float *y, float a, const float *x, int len) {
-    v8_t av = v8_set1(a);
+/* U registers of out (8U elements) stay in registers while all n positions pass: each element
+ * still takes its n multiply-adds in position order. */
+KT_INLINE void wsum_regs(const int U, float *out, const float *a, const float *v, ptrdiff_t stride,
+                         int n) {
+    v8_t acc[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) acc[u] = v8_zero();
+    for (int t = 0; t < n; t++) {
+        v8_t at = v8_set1(a[t]);
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++) acc[u] = v8_madd(at, v8_load(v + t * stride + 8 * u), acc[u]);
+    }
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) v8_store(out + 8 * u, acc[u]);
+}
+
+static void wsum(float *out, const float *a, const float *v, ptrdiff_t stride, int n, int len) {
     int i = 0;
-    for (; i + 8 <= len; i += 8) v8_store(y + i, v8_madd(av, v8_load(x + i), v8_load(y + i)));
-    for (; i < len; i++) y[i] = madd1(a, x[i], y[i]);
+    while (i + 8 <= len) { /* one pass for up to 64 elements: 8 independent multiply-add chains */
+        int u = (len - i) / 8 < 8 ? (len - i) / 8 : 8;
+        switch (u) {
+        case 8: wsum_regs(8, out + i, a, v + i, stride, n); break;
+        case 7: wsum_regs(7, out + i, a, v + i, stride, n); break;
+        case 6: wsum_regs(6, out + i, a, v + i, stride, n); break;
+        case 5: wsum_regs(5, out + i, a, v + i, stride, n); break;
+        case 4: wsum_regs(4, out + i, a, v + i, stride, n); break;
+        case 3: wsum_regs(3, out + i, a, v + i, stride, n); break;
+        case 2: wsum_regs(2, out + i, a, v + i, stride, n); break;
+        default: wsum_regs(1, out + i, a, v + i, stride, n); break;
+        }
+        i += 8 * u;
+    }
+    for (; i < len; i++) {
+        float s = 0.0f;
+        for (int t = 0; t < n; t++) s = madd1(a[t], v[t * stride + i], s);
+        out[i] = s;
+    }
 }
 
 /* G registers of lanes starting at column c walk all rows, keeping the running max and its row;
