@@ -51,8 +51,15 @@ void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
  * Returns LANES_OK or LANES_EINVAL for columns that break those rules (nothing is run then). */
 int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
 
+/* One GEMM on the context's backend and threads, as the step runs them (for benchmarks):
+ * W (rows, k) @ X (ncols, k) -> Y (ncols, rows), all lane-major. ncols <= max_cols. */
+void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int rows, int ncols,
+                  int k);
+
 const eng_model_cfg_t *eng_ctx_model_cfg(const eng_ctx_t *c);
 int eng_ctx_threads(const eng_ctx_t *c);
+int eng_ctx_max_lanes(const eng_ctx_t *c);
+int eng_ctx_max_cols(const eng_ctx_t *c);
 const char *eng_ctx_kern_name(const eng_ctx_t *c);
 
 #endif

@@ -28,6 +28,14 @@ typedef struct {
     /* The same reduction as one gemm element. */
     float (*dot)(const float *a, const float *b, int k);
 
+    /* Attention scores: out[t] = dot(q, k + t * stride, len) for t in 0..n-1, each the same
+     * reduction as dot(). */
+    void (*dots)(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len);
+
+    /* The attention-weighted sum of values: out[i] = 0, then out[i] = out[i] + a[t] * v[t * stride
+     * + i] for t = 0..n-1 in order (one multiply-add each, fused or not as the table), i < len. */
+    void (*wsum)(float *out, const float *a, const float *v, ptrdiff_t stride, int n, int len);
+
     /* tile (rows, ncols) channel-major, row r holding vocab id row0 + r. For each column c: if
      * tile[r][c] > best[c] then best[c] = tile[r][c], idx[c] = row0 + r; rows are walked in
      * ascending order, so the lowest id wins a tie and NaN never wins. Callers start best at -inf

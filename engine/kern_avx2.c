@@ -1,4 +1,116 @@
 #include "kern.h"
 
-/* Placeholder until the avx2 kernels land: the table is reported as unavailable. */
-const eng_kern_ops_t *eng__kern_avx2(void) { return 0; }
+/* AVX2 + FMA: fused, equal to eng__kern_scalar() bit for bit. Built with -mavx2 -mfma; compiles to
+ * a NULL getter anywhere else. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#include <math.h>
+
+typedef __m256 v8_t;
+static inline v8_t v8_zero(void) { return _mm256_setzero_ps(); }
+static inline v8_t v8_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline v8_t v8_madd(v8_t a, v8_t b, v8_t acc) { return _mm256_fmadd_ps(a, b, acc); }
+static inline float madd1(float a, float b, float c) { return fmaf(a, b, c); }
+static inline v8_t v8_set1(float a) { return _mm256_set1_ps(a); }
+static inline void v8_store(float *p, v8_t v) { _mm256_storeu_ps(p, v); }
+
+/* Eight accumulators reduced at once, each step adding the same pairs as the canonical tree:
+ * t_j = s_j + s_j+4, then u_0 = t0 + t2 and u_1 = t1 + t3, then h = u_0 + u_1. */
+static inline __m256 hsum8(const __m256 a[8]) {
+    __m256 t[4], u[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) { /* t[i] = (s_j + s_j+4 of a[2i]) | (the same of a[2i+1]) */
+        t[i] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * i], a[2 * i + 1], 0x31));
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) { /* u[0] = u0_0 u0_1 u2_0 u2_1 | u1_0 u1_1 u3_0 u3_1 */
+        u[i] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44),
+                             _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0xee));
+    }
+    __m256 h =
+        _mm256_add_ps(_mm256_shuffle_ps(u[0], u[1], 0x88), _mm256_shuffle_ps(u[0], u[1], 0xdd));
+    return _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)); /* h0 .. h7 */
+}
+
+/* Four accumulators: the same steps, the last two on 4-wide halves. */
+static inline __m128 hsum4(const __m256 a[4]) {
+    __m256 t01 = _mm256_add_ps(_mm256_permute2f128_ps(a[0], a[1], 0x20),
+                               _mm256_permute2f128_ps(a[0], a[1], 0x31));
+    __m256 t23 = _mm256_add_ps(_mm256_permute2f128_ps(a[2], a[3], 0x20),
+                               _mm256_permute2f128_ps(a[2], a[3], 0x31));
+    __m256 u = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, 0x44), _mm256_shuffle_ps(t01, t23, 0xee));
+    __m128 lo = _mm256_castps256_ps128(u), hi = _mm256_extractf128_ps(u, 1);
+    __m128 h = _mm_add_ps(_mm_shuffle_ps(lo, hi, 0x88), _mm_shuffle_ps(lo, hi, 0xdd));
+    return _mm_shuffle_ps(h, h, 0xd8); /* h0 h2 h1 h3 -> h0 h1 h2 h3 */
+}
+
+static inline __attribute__((always_inline)) void v8_hsum(const v8_t *acc, int n, float *out) {
+#pragma GCC unroll 2
+    for (int g = 0; g < n; g += 8) {
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) a[j] = g + j < n ? acc[g + j] : _mm256_setzero_ps();
+        __m256 h = hsum8(a);
+        if (n - g >= 8) {
+            _mm256_storeu_ps(out + g, h);
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, h);
+            for (int j = 0; j < n - g; j++) out[g + j] = tmp[j];
+        }
+    }
+}
+
+/* Lane-major output takes the reduced rows of a column as one store. */
+#define KT_HAVE_HSUM_ROWS
+static inline __attribute__((always_inline)) void v8_hsum_rows(const v8_t *acc, int n, float *y,
+                                                               ptrdiff_t yrs, int accumulate) {
+    float h[8];
+    if (n == 8) {
+        __m256 v = hsum8(acc);
+        if (yrs == 1) {
+            _mm256_storeu_ps(y, accumulate ? _mm256_add_ps(_mm256_loadu_ps(y), v) : v);
+            return;
+        }
+        _mm256_storeu_ps(h, v);
+    } else {
+        __m128 v = hsum4(acc);
+        if (yrs == 1) {
+            _mm_storeu_ps(y, accumulate ? _mm_add_ps(_mm_loadu_ps(y), v) : v);
+            return;
+        }
+        _mm_storeu_ps(h, v);
+    }
+    for (int i = 0; i < n; i++) y[i * yrs] = accumulate ? y[i * yrs] + h[i] : h[i];
+}
+
+/* 4 x 3 = 12 accumulators + 3 columns + 1 weight row fill the 16 ymm registers; 12 FMAs per 7
+ * loads keep it FMA-bound. One column: 8 rows per block to stream W at memory speed. */
+#define KT_MR 4
+#define KT_MC 3
+#define KT_FR1 8
+#define KT_FR2 6
+
+typedef __m256 af_t;
+typedef __m256i ai_t;
+typedef __m256 am_t;
+#define KT_AW 8
+static inline af_t af_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void af_store(float *p, af_t v) { _mm256_storeu_ps(p, v); }
+static inline ai_t ai_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline void ai_store(int32_t *p, ai_t v) { _mm256_storeu_si256((__m256i *)p, v); }
+static inline ai_t ai_set1(int32_t v) { return _mm256_set1_epi32(v); }
+static inline am_t af_gt(af_t a, af_t b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline af_t af_blend(af_t a, af_t b, am_t m) { return _mm256_blendv_ps(a, b, m); }
+static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
+}
+
+#include "kern_tmpl.h"
+
+static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, wsum, argmax};
+const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
+#else
+const eng_kern_ops_t *eng__kern_avx2(void) { return NULL; }
+#endif

@@ -34,6 +34,20 @@ DEFINE_DOT(dot_unfused, madd_unfused)
 DEFINE_GEMM(gemm_fused, dot_fused)
 DEFINE_GEMM(gemm_unfused, dot_unfused)
 
+#define DEFINE_ATTN(dots_name, wsum_name, dot, madd)                                              \
+    static void dots_name(float *out, const float *q, const float *k, ptrdiff_t stride, int n,     \
+                          int len) {                                                               \
+        for (int t = 0; t < n; t++) out[t] = dot(q, k + t * stride, len);                         \
+    }                                                                                             \
+    static void wsum_name(float *out, const float *a, const float *v, ptrdiff_t stride, int n,    \
+                          int len) {                                                               \
+        for (int i = 0; i < len; i++) out[i] = 0.0f;                                              \
+        for (int t = 0; t < n; t++)                                                               \
+            for (int i = 0; i < len; i++) out[i] = madd(a[t], v[t * stride + i], out[i]);          \
+    }
+DEFINE_ATTN(dots_fused, wsum_fused, dot_fused, madd_fused)
+DEFINE_ATTN(dots_unfused, wsum_unfused, dot_unfused, madd_unfused)
+
 static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < ncols; c++) {
@@ -45,9 +59,10 @@ static void argmax(const float *tile, int rows, int ncols, int row0, float *best
         }
 }
 
-static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, argmax};
+static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, dots_fused,
+                                          wsum_fused, argmax};
 static const eng_kern_ops_t scalar_unfused_ops = {"scalar-unfused", 0, gemm_unfused, dot_unfused,
-                                                  argmax};
+                                                  dots_unfused, wsum_unfused, argmax};
 
 const eng_kern_ops_t *eng__kern_scalar(void) { return &scalar_ops; }
 const eng_kern_ops_t *eng__kern_scalar_unfused(void) { return &scalar_unfused_ops; }

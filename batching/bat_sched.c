@@ -1,0 +1,589 @@
+#include "bat_sched.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sdt.h>
+#include <uv.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+#include "engine.h"
+#include "gen.h"
+
+/* One KV slot and the stream in it. */
+typedef struct {
+    bat_req_t *req;         /* owned while the lane is busy; NULL when free */
+    eng_stream_t st;
+    uint64_t admit_seq;     /* admission order: older prefills get the budget first */
+    uint64_t t_admit, t_first;
+    int col0, ncols;        /* this step's columns */
+    char utf8[4];           /* an incomplete UTF-8 sequence held back for the next event */
+    int nutf8;
+} lane_t;
+
+struct bat_sched {
+    bat_sched_cfg_t cfg;
+    const eng_tok_t *tok;
+    eng_ctx_t *ctx;
+    int seq_len, vocab, max_cols;
+    lanes_q_t *inbox;       /* bat_req_t: generate and cancel, any thread -> engine */
+    lanes_q_t *outbox;      /* bat_batch_t: engine -> consumer */
+    lanes_q_t *spare;       /* bat_batch_t: consumer -> engine, for reuse */
+    uv_sem_t wake;
+    uv_thread_t thread;
+    int started;
+    atomic_int stopping, stopped;
+    atomic_long live;       /* accepted by bat_submit() and not ended */
+    atomic_ulong rejected;
+
+    /* engine thread only */
+    lane_t *lanes;
+    int nactive;
+    bat_req_t *fifo_head, *fifo_tail;
+    int fifo_len;
+    uint64_t admit_seq;
+    eng_col_t *cols;
+    int32_t *out_tok;
+    int *order;             /* lane indices sorted for prefill */
+    bat_batch_t *batch;     /* being filled */
+    bat_stats_t st;         /* running counters */
+    double step_ms_sum;
+    uint64_t t_start, t_log;
+
+    /* RCU-published stats: the engine writes snap_spare, publishes it, gets the old one back */
+    void *snap;
+    bat_stats_t *snap_spare;
+};
+
+const char *bat_end_name(int end) {
+    switch (end) {
+    case BAT_END_LENGTH: return "length";
+    case BAT_END_STOP: return "stop";
+    case BAT_END_CONTEXT: return "context";
+    case BAT_END_CANCELLED: return "cancelled";
+    default: return "none";
+    }
+}
+
+bat_req_t *bat_req_new(uint64_t req_id, const char *prompt, size_t len) {
+    bat_req_t *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    r->prompt = malloc(len + 1);
+    r->ids = malloc((len + 3) * sizeof *r->ids);
+    if (r->prompt == NULL || r->ids == NULL) {
+        bat_req_free(r);
+        return NULL;
+    }
+    memcpy(r->prompt, prompt, len);
+    r->prompt[len] = 0;
+    r->prompt_len = len;
+    r->kind = BAT_MSG_GENERATE;
+    r->req_id = req_id;
+    r->max_tokens = 64;
+    r->top_p = 1.0f;
+    return r;
+}
+
+void bat_req_free(bat_req_t *r) {
+    if (r == NULL) return;
+    free(r->prompt);
+    free(r->ids);
+    free(r);
+}
+
+/* ---- event batches -------------------------------------------------------------------------- */
+
+static void batch_free(bat_batch_t *b) {
+    if (b == NULL) return;
+    free(b->ev);
+    free(b->toks);
+    free(b->text);
+    free(b);
+}
+
+/* A cleared batch: a recycled one when the consumer gave any back. */
+static bat_batch_t *batch_get(bat_sched_t *s) {
+    lanes_q_node_t *n = lanes_q_take_all(s->spare);
+    bat_batch_t *b = NULL;
+    while (n) {
+        lanes_q_node_t *next = n->next;
+        if (b == NULL) b = (bat_batch_t *)n;
+        else lanes_q_push(s->spare, n);   /* keep the rest for later steps */
+        n = next;
+    }
+    if (b == NULL) b = calloc(1, sizeof *b);
+    if (b) b->n = 0, b->ntok = 0, b->ntext = 0;
+    return b;
+}
+
+static int grow(void **p, uint32_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (q == NULL) return -1;
+    *p = q;
+    *cap = (uint32_t)c;
+    return 0;
+}
+
+/* Appends an event; returns NULL only when memory runs out (the event is then lost and logged). */
+static bat_evt_t *batch_add(bat_sched_t *s, uint64_t req_id, int kind, int code) {
+    bat_batch_t *b = s->batch;
+    if (b == NULL && (b = s->batch = batch_get(s)) == NULL) goto oom;
+    uint32_t cap = (uint32_t)b->cap;
+    if (grow((void **)&b->ev, &cap, (size_t)b->n + 1, sizeof *b->ev) < 0) goto oom;
+    b->cap = (int)cap;
+    bat_evt_t *e = &b->ev[b->n++];
+    memset(e, 0, sizeof *e);
+    e->req_id = req_id;
+    e->kind = kind;
+    e->code = code;
+    e->ttft_ms = -1;
+    return e;
+oom:
+    LANES_LOG(LANES_LOG_ERROR, "bat: out of memory for an event of request %llu",
+              (unsigned long long)req_id);
+    return NULL;
+}
+
+/* Publishes the stats, queues the batch (if any) and wakes the consumer. */
+static void batch_flush(bat_sched_t *s) {
+    bat_stats_t *sp = s->snap_spare;
+    *sp = s->st;
+    sp->lanes_active = s->nactive;
+    sp->queue_depth = s->fifo_len;
+    sp->requests_active = (uint64_t)atomic_load(&s->live);
+    sp->uptime_s = (double)(lanes_now_ns() - s->t_start) / 1e9;
+    sp->step_ms_avg = s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0;
+    s->snap_spare = lanes_rcu_publish(&s->snap, sp);
+    if (s->batch && s->batch->n > 0) {
+        lanes_q_push(s->outbox, &s->batch->node);
+        s->batch = NULL;
+        if (s->cfg.notify) s->cfg.notify(s->cfg.notify_arg);
+    }
+}
+
+bat_batch_t *bat_take_batches(bat_sched_t *s) { return (bat_batch_t *)lanes_q_take_all(s->outbox); }
+
+void bat_batch_release(bat_sched_t *s, bat_batch_t *b) {
+    if (atomic_load(&s->stopped)) batch_free(b);
+    else lanes_q_push(s->spare, &b->node);
+}
+
+/* ---- text ----------------------------------------------------------------------------------- */
+
+/* Bytes at the end of p[0..n) that start a UTF-8 sequence not complete yet (0..3). */
+static int utf8_tail(const char *p, size_t n) {
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)p[n - back];
+        if ((c & 0xC0) == 0x80) continue;       /* continuation byte: look further back */
+        size_t need = c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > back ? (int)back : 0;
+    }
+    return 0;
+}
+
+/* Appends a token event for lane l: the token (if tok >= 0) and its bytes after prev, holding back
+ * an unfinished UTF-8 sequence unless flush is set. Concatenated texts equal the decoded bytes. */
+__attribute__((noinline)) static void emit_token(bat_sched_t *s, lane_t *l, int prev, int tok,
+                                                 int flush) {
+    bat_evt_t *e = batch_add(s, l->req->req_id, BAT_EV_TOKEN, 0);
+    if (e == NULL) return;
+    bat_batch_t *b = s->batch;
+    size_t pl = 0;
+    const char *piece = tok >= 0 ? eng_tok_decode(s->tok, prev, tok, &pl) : "";
+    if (grow((void **)&b->toks, &b->tokcap, b->ntok + 1, sizeof *b->toks) < 0 ||
+        grow((void **)&b->text, &b->textcap, b->ntext + pl + 4, 1) < 0) {
+        b->n--;
+        LANES_LOG(LANES_LOG_ERROR, "bat: out of memory for a token event");
+        return;
+    }
+    e->tok_off = b->ntok;
+    if (tok >= 0) {
+        b->toks[b->ntok++] = tok;
+        e->n_tok = 1;
+    }
+    char *t = b->text + b->ntext;
+    memcpy(t, l->utf8, (size_t)l->nutf8);
+    memcpy(t + l->nutf8, piece, pl);
+    size_t n = (size_t)l->nutf8 + pl;
+    int hold = flush ? 0 : utf8_tail(t, n);
+    memcpy(l->utf8, t + n - hold, (size_t)hold);
+    l->nutf8 = hold;
+    e->text_off = b->ntext;
+    e->text_len = (uint32_t)(n - hold);
+    b->ntext += (uint32_t)(n - hold);
+    if (tok >= 0) {
+        s->st.tokens_generated++;
+        DTRACE_PROBE2(lanes, token_emit, l->req->req_id, l->st.n_gen);
+    }
+}
+
+/* ---- requests and lanes --------------------------------------------------------------------- */
+
+static double ms_between(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0.0; }
+
+/* One probe site per name (perf probe adds each SDT name once). */
+__attribute__((noinline)) static void probe_done(uint64_t req_id, int code, int n_gen) {
+    DTRACE_PROBE3(lanes, request_done, req_id, code, n_gen);
+}
+
+/* Ends a request that never got a lane (error or cancel while queued). */
+static void end_queued(bat_sched_t *s, bat_req_t *r, int kind, int code) {
+    bat_evt_t *e = batch_add(s, r->req_id, kind, code);
+    if (e && kind == BAT_EV_DONE) {
+        e->prompt_tokens = r->n_prompt;
+        e->total_ms = e->queue_ms = ms_between(r->t_arrive_ns, lanes_now_ns());
+    }
+    probe_done(r->req_id, code, 0);
+    s->st.requests_served++;
+    atomic_fetch_sub(&s->live, 1);
+    bat_req_free(r);
+}
+
+/* Ends the stream in lane l: flushes held-back bytes, queues the terminal event, frees the lane. */
+static void end_lane(bat_sched_t *s, lane_t *l, int kind, int code, int flushed) {
+    bat_req_t *r = l->req;
+    if (l->nutf8 > 0 && !flushed) emit_token(s, l, 0, -1, 1);
+    bat_evt_t *e = batch_add(s, r->req_id, kind, code);
+    if (e) {
+        uint64_t now = lanes_now_ns();
+        e->prompt_tokens = r->n_prompt;
+        e->completion_tokens = l->st.n_gen;
+        e->queue_ms = ms_between(r->t_arrive_ns, l->t_admit);
+        e->ttft_ms = l->t_first ? ms_between(r->t_arrive_ns, l->t_first) : -1.0;
+        e->total_ms = ms_between(r->t_arrive_ns, now);
+    }
+    probe_done(r->req_id, code, l->st.n_gen);
+    s->st.requests_served++;
+    atomic_fetch_sub(&s->live, 1);
+    bat_req_free(r);
+    l->req = NULL;
+    l->nutf8 = 0;
+    s->nactive--;
+}
+
+static void fifo_push(bat_sched_t *s, bat_req_t *r) {
+    r->fifo_next = NULL;
+    if (s->fifo_tail) s->fifo_tail->fifo_next = r;
+    else s->fifo_head = r;
+    s->fifo_tail = r;
+    s->fifo_len++;
+}
+
+static void cancel(bat_sched_t *s, uint64_t req_id) {
+    for (int i = 0; i < s->cfg.max_lanes; i++) {
+        lane_t *l = &s->lanes[i];
+        if (l->req && l->req->req_id == req_id) {
+            end_lane(s, l, BAT_EV_DONE, BAT_END_CANCELLED, 0);
+            return;
+        }
+    }
+    for (bat_req_t **pp = &s->fifo_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->fifo_next) {
+        bat_req_t *r = *pp;
+        if (r->req_id != req_id) continue;
+        *pp = r->fifo_next;
+        if (s->fifo_tail == r) s->fifo_tail = prev;
+        s->fifo_len--;
+        end_queued(s, r, BAT_EV_DONE, BAT_END_CANCELLED);
+        return;
+    }
+}
+
+/* Takes everything the inbox holds: tokenizes new prompts into the FIFO, applies cancels. */
+static void drain_inbox(bat_sched_t *s) {
+    lanes_q_node_t *n = lanes_q_take_all(s->inbox);
+    while (n) {
+        bat_req_t *r = (bat_req_t *)n;
+        n = n->next;
+        if (r->kind == BAT_MSG_CANCEL) {
+            cancel(s, r->req_id);
+            bat_req_free(r);
+            continue;
+        }
+        size_t room = r->prompt_len + 3;
+        int max_ids = room < (size_t)s->seq_len ? (int)room : s->seq_len;
+        int np = eng_tok_encode(s->tok, r->prompt, r->prompt_len, 1, 0, r->ids, max_ids);
+        if (np < 1) {
+            r->n_prompt = 0;
+            end_queued(s, r, BAT_EV_ERROR, np < 0 ? np : LANES_EINVAL);
+            continue;
+        }
+        r->n_prompt = np;
+        s->st.prompt_tokens += (uint64_t)np;
+        DTRACE_PROBE2(lanes, request_admit, r->req_id, np);
+        fifo_push(s, r);
+    }
+}
+
+/* Moves queued requests into free lanes. */
+static void admit(bat_sched_t *s) {
+    for (int i = 0; i < s->cfg.max_lanes && s->fifo_head; i++) {
+        lane_t *l = &s->lanes[i];
+        if (l->req) continue;
+        bat_req_t *r = s->fifo_head;
+        s->fifo_head = r->fifo_next;
+        if (s->fifo_head == NULL) s->fifo_tail = NULL;
+        s->fifo_len--;
+        l->req = r;
+        l->admit_seq = s->admit_seq++;
+        l->t_admit = lanes_now_ns();
+        l->t_first = 0;
+        l->nutf8 = 0;
+        eng_stream_init(&l->st, i, r->ids, r->n_prompt, r->max_tokens);
+        int top_k = r->top_k > s->vocab ? s->vocab : r->top_k;
+        eng_ctx_set_sampler(s->ctx, i, &(eng_sampler_t){r->temperature, top_k, r->top_p, r->seed});
+        s->nactive++;
+        DTRACE_PROBE2(lanes, lane_assign, r->req_id, i);
+    }
+}
+
+static int by_admit_seq(const void *a, const void *b, void *arg) {
+    const lane_t *lanes = arg;
+    uint64_t x = lanes[*(const int *)a].admit_seq, y = lanes[*(const int *)b].admit_seq;
+    return x < y ? -1 : x > y;
+}
+
+/* One step over every active lane: decode columns first, then prefill chunks oldest first. */
+static void step(bat_sched_t *s) {
+    int ncols = 0, nprefill = 0;
+    for (int i = 0; i < s->cfg.max_lanes; i++) {
+        lane_t *l = &s->lanes[i];
+        l->ncols = 0;
+        if (l->req == NULL) continue;
+        if (l->st.pos >= l->st.n_prompt) {
+            l->col0 = ncols;
+            l->ncols = eng_stream_cols(&l->st, 1, s->cols + ncols);
+            ncols += l->ncols;
+        } else {
+            s->order[nprefill++] = i;
+        }
+    }
+    if (nprefill > 1) qsort_r(s->order, (size_t)nprefill, sizeof *s->order, by_admit_seq, s->lanes);
+    for (int k = 0; k < nprefill && ncols < s->max_cols; k++) {
+        lane_t *l = &s->lanes[s->order[k]];
+        l->col0 = ncols;
+        l->ncols = eng_stream_cols(&l->st, s->max_cols - ncols, s->cols + ncols);
+        ncols += l->ncols;
+    }
+    DTRACE_PROBE2(lanes, step_begin, s->st.steps, ncols);
+    uint64_t t0 = lanes_now_ns();
+    int rc = eng_step(s->ctx, s->cols, ncols, s->out_tok);
+    uint64_t t1 = lanes_now_ns();
+    DTRACE_PROBE2(lanes, step_end, s->st.steps, ncols);
+    s->st.steps++;
+    s->st.step_ms_last = (double)(t1 - t0) / 1e6;
+    s->step_ms_sum += s->st.step_ms_last;
+    if (rc < 0) {   /* a scheduler bug: end the lanes of this step rather than loop forever */
+        LANES_LOG(LANES_LOG_ERROR, "bat: step of %d columns failed: %s", ncols, lanes_strerror(rc));
+        for (int i = 0; i < s->cfg.max_lanes; i++)
+            if (s->lanes[i].ncols > 0) end_lane(s, &s->lanes[i], BAT_EV_ERROR, rc, 0);
+        return;
+    }
+    for (int i = 0; i < s->cfg.max_lanes; i++) {
+        lane_t *l = &s->lanes[i];
+        if (l->ncols == 0) continue;
+        const eng_col_t *last = &s->cols[l->col0 + l->ncols - 1];
+        int32_t tok = s->out_tok[l->col0 + l->ncols - 1];
+        int emitted = eng_stream_advance(&l->st, l->ncols, last->sample ? tok : -1, s->seq_len);
+        if (emitted) {
+            if (l->t_first == 0) {
+                l->t_first = t1;
+                DTRACE_PROBE1(lanes, first_token, l->req->req_id);
+            }
+            emit_token(s, l, last->token, tok, l->st.end != ENG_END_NONE);
+        }
+        if (l->st.end != ENG_END_NONE) {
+            int why = l->st.end == ENG_END_STOP ? BAT_END_STOP
+                    : l->st.end == ENG_END_CONTEXT ? BAT_END_CONTEXT : BAT_END_LENGTH;
+            end_lane(s, l, BAT_EV_DONE, why, emitted);
+        }
+    }
+}
+
+static void log_stats(bat_sched_t *s) {
+    uint64_t now = lanes_now_ns();
+    if (s->cfg.stats_log_s <= 0 || now - s->t_log < (uint64_t)s->cfg.stats_log_s * 1000000000ull)
+        return;
+    s->t_log = now;
+    LANES_LOG(LANES_LOG_INFO,
+              "bat: lanes %d/%d, queue %d, served %llu, tokens %llu, steps %llu, step %.2f ms avg",
+              s->nactive, s->cfg.max_lanes, s->fifo_len, (unsigned long long)s->st.requests_served,
+              (unsigned long long)s->st.tokens_generated, (unsigned long long)s->st.steps,
+              s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0);
+}
+
+static void engine_main(void *arg) {
+    bat_sched_t *s = arg;
+    lanes_rcu_register();
+    for (;;) {
+        drain_inbox(s);
+        if (atomic_load(&s->stopping)) break;
+        admit(s);
+        if (s->nactive == 0) {
+            batch_flush(s);
+            /* Each submit posted once; while busy those posts piled up. Forget them, then sleep
+             * only if the inbox is still empty (a push after this check posts again). */
+            while (uv_sem_trywait(&s->wake) == 0) {}
+            if (lanes_q_empty(s->inbox) && !atomic_load(&s->stopping)) uv_sem_wait(&s->wake);
+            continue;
+        }
+        step(s);
+        batch_flush(s);
+        log_stats(s);
+    }
+    /* Shutdown: whatever is still live ends with ECLOSED, in one last batch. */
+    for (int i = 0; i < s->cfg.max_lanes; i++)
+        if (s->lanes[i].req) end_lane(s, &s->lanes[i], BAT_EV_ERROR, LANES_ECLOSED, 0);
+    while (s->fifo_head) {
+        bat_req_t *r = s->fifo_head;
+        s->fifo_head = r->fifo_next;
+        s->fifo_len--;
+        end_queued(s, r, BAT_EV_ERROR, LANES_ECLOSED);
+    }
+    s->fifo_tail = NULL;
+    atomic_store(&s->stopped, 1);
+    drain_inbox(s);   /* submits that raced with stop: they fail too */
+    while (s->fifo_head) {
+        bat_req_t *r = s->fifo_head;
+        s->fifo_head = r->fifo_next;
+        end_queued(s, r, BAT_EV_ERROR, LANES_ECLOSED);
+    }
+    s->fifo_tail = NULL;
+    s->fifo_len = 0;
+    batch_flush(s);
+    lanes_rcu_unregister();
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng_tok_t *tok,
+                     bat_sched_t **out) {
+    if (cfg->max_lanes < 1 || cfg->max_lanes > 1024 || cfg->max_queue < 0 ||
+        cfg->prefill_chunk < 1 || cfg->threads < 0)
+        return LANES_EINVAL;
+    int rc = LANES_ENOMEM;
+    bat_sched_t *s = calloc(1, sizeof *s);
+    if (s == NULL) return rc;
+    s->cfg = *cfg;
+    s->tok = tok;
+    s->seq_len = eng_model_cfg(m)->seq_len;
+    s->vocab = eng_model_cfg(m)->vocab_size;
+    s->max_cols = cfg->max_lanes + cfg->prefill_chunk;
+    s->t_start = s->t_log = lanes_now_ns();
+    s->st.lanes_total = cfg->max_lanes;
+    if (uv_sem_init(&s->wake, 0) != 0) {
+        free(s);
+        return rc;
+    }
+    s->lanes = calloc((size_t)cfg->max_lanes, sizeof *s->lanes);
+    s->order = calloc((size_t)cfg->max_lanes, sizeof *s->order);
+    s->cols = calloc((size_t)s->max_cols, sizeof *s->cols);
+    s->out_tok = calloc((size_t)s->max_cols, sizeof *s->out_tok);
+    s->snap = calloc(1, sizeof(bat_stats_t));
+    s->snap_spare = calloc(1, sizeof(bat_stats_t));
+    if (!s->lanes || !s->order || !s->cols || !s->out_tok || !s->snap || !s->snap_spare) goto fail;
+    ((bat_stats_t *)s->snap)->lanes_total = cfg->max_lanes;
+    if ((rc = lanes_q_create(&s->inbox)) < 0 || (rc = lanes_q_create(&s->outbox)) < 0 ||
+        (rc = lanes_q_create(&s->spare)) < 0)
+        goto fail;
+    eng_ctx_cfg_t cc = {cfg->max_lanes, s->max_cols, cfg->threads, ENG_GEMM_LANES};
+    if ((rc = eng_ctx_create(m, &cc, &s->ctx)) < 0) goto fail;
+    *out = s;
+    return LANES_OK;
+fail:
+    bat_sched_destroy(s);
+    return rc;
+}
+
+int bat_sched_start(bat_sched_t *s) {
+    if (uv_thread_create(&s->thread, engine_main, s) != 0) return LANES_ENOMEM;
+    s->started = 1;
+    return LANES_OK;
+}
+
+void bat_sched_stop(bat_sched_t *s) {
+    if (s == NULL || !s->started) return;
+    atomic_store(&s->stopping, 1);
+    uv_sem_post(&s->wake);
+    uv_thread_join(&s->thread);
+    s->started = 0;
+}
+
+void bat_sched_destroy(bat_sched_t *s) {
+    if (s == NULL) return;
+    bat_sched_stop(s);
+    eng_ctx_destroy(s->ctx);
+    for (lanes_q_node_t *q[3] = {s->inbox ? lanes_q_take_all(s->inbox) : NULL,
+                                 s->outbox ? lanes_q_take_all(s->outbox) : NULL,
+                                 s->spare ? lanes_q_take_all(s->spare) : NULL},
+                       **p = q; p < q + 3; p++)
+        while (*p) {
+            lanes_q_node_t *n = *p;
+            *p = n->next;
+            if (p == q) bat_req_free((bat_req_t *)n);
+            else batch_free((bat_batch_t *)n);
+        }
+    batch_free(s->batch);
+    for (int i = 0; s->lanes && i < s->cfg.max_lanes; i++) bat_req_free(s->lanes[i].req);
+    while (s->fifo_head) {
+        bat_req_t *r = s->fifo_head;
+        s->fifo_head = r->fifo_next;
+        bat_req_free(r);
+    }
+    lanes_q_destroy(s->inbox);
+    lanes_q_destroy(s->outbox);
+    lanes_q_destroy(s->spare);
+    free(s->lanes);
+    free(s->order);
+    free(s->cols);
+    free(s->out_tok);
+    free(s->snap);
+    free(s->snap_spare);
+    uv_sem_destroy(&s->wake);
+    free(s);
+}
+
+int bat_submit(bat_sched_t *s, bat_req_t *req) {
+    if (atomic_load(&s->stopping)) return LANES_ECLOSED;
+    if (req->kind == BAT_MSG_GENERATE) {
+        long cap = (long)s->cfg.max_lanes + s->cfg.max_queue;
+        long cur = atomic_load(&s->live);
+        do {
+            if (cur >= cap) {
+                atomic_fetch_add(&s->rejected, 1);
+                return LANES_EBUSY;
+            }
+        } while (!atomic_compare_exchange_weak(&s->live, &cur, cur + 1));
+        if (req->max_tokens < 1) req->max_tokens = 1;
+    }
+    lanes_q_push(s->inbox, &req->node);
+    uv_sem_post(&s->wake);
+    return LANES_OK;
+}
+
+int bat_cancel(bat_sched_t *s, uint64_t req_id) {
+    bat_req_t *r = calloc(1, sizeof *r);
+    if (r == NULL) return LANES_ENOMEM;
+    r->kind = BAT_MSG_CANCEL;
+    r->req_id = req_id;
+    if (atomic_load(&s->stopping)) {
+        free(r);
+        return LANES_ECLOSED;
+    }
+    lanes_q_push(s->inbox, &r->node);
+    uv_sem_post(&s->wake);
+    return LANES_OK;
+}
+
+void bat_stats_get(bat_sched_t *s, bat_stats_t *out) {
+    lanes_rcu_read_lock();
+    const bat_stats_t *p = lanes_rcu_get(&s->snap);
+    *out = *p;
+    lanes_rcu_read_unlock();
+    out->requests_active = (uint64_t)atomic_load(&s->live);
+    out->uptime_s = (double)(lanes_now_ns() - s->t_start) / 1e9;
+    out->requests_rejected = atomic_load(&s->rejected);
+}

@@ -1,0 +1,115 @@
+#ifndef BAT_SCHED_H
+#define BAT_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/lanes_q.h"
+#include "model.h"
+#include "tok.h"
+
+/* The continuous-batching scheduler. It owns the engine thread: requests wait in a bounded FIFO,
+ * join free lanes at step boundaries, are prefilled in chunks under a per-step column budget, and
+ * leave the moment they end. After each step the thread queues one event batch (every lane's new
+ * token and every terminal event together) and calls cfg->notify once. Requests and cancels come
+ * in through one wait-free queue, so a cancel stays behind the submit it refers to. */
+typedef struct bat_sched bat_sched_t;
+
+typedef struct {
+    int max_lanes;      /* streams in the engine at once (KV slots), 1..1024 */
+    int max_queue;      /* requests waiting for a lane; past it bat_submit() says LANES_EBUSY */
+    int prefill_chunk;  /* prompt columns per step on top of one decode column per lane, >= 1 */
+    int threads;        /* compute threads including the engine thread; 0 = cores */
+    int stats_log_s;    /* seconds between INFO stats lines while busy; 0 = never */
+    void (*notify)(void *arg);  /* engine thread, after each batch is queued: must only wake */
+    void *notify_arg;
+} bat_sched_cfg_t;
+
+enum { BAT_MSG_GENERATE = 0, BAT_MSG_CANCEL = 1 };
+
+/* io -> engine. Plain data; the scheduler takes it in bat_submit() and frees it. */
+typedef struct bat_req {
+    lanes_q_node_t node;
+    int kind;               /* BAT_MSG_GENERATE or BAT_MSG_CANCEL */
+    uint64_t req_id;        /* chosen by the submitter, unique among live requests */
+    char *prompt;           /* owned, prompt_len bytes (not NUL-terminated necessarily) */
+    size_t prompt_len;
+    int32_t *ids;           /* owned, room for prompt_len + 3 ids (filled by the engine thread) */
+    int max_tokens;         /* >= 1 */
+    float temperature;      /* 0 = greedy */
+    int top_k;              /* 0 = off */
+    float top_p;            /* >= 1 = off */
+    uint64_t seed;
+    uint64_t t_arrive_ns;   /* lanes_now_ns() when the line was read */
+    /* engine-thread bookkeeping */
+    struct bat_req *fifo_next;
+    int n_prompt;
+} bat_req_t;
+
+/* Returns a generate request with defaults (max_tokens 64, greedy); NULL on ENOMEM. Copies prompt. */
+bat_req_t *bat_req_new(uint64_t req_id, const char *prompt, size_t len);
+void bat_req_free(bat_req_t *r);   /* NULL is fine */
+
+/* engine -> io: one event of a batch. */
+enum { BAT_EV_TOKEN = 0, BAT_EV_DONE = 1, BAT_EV_ERROR = 2 };
+enum { BAT_END_LENGTH = 1, BAT_END_STOP = 2, BAT_END_CONTEXT = 3, BAT_END_CANCELLED = 4 };
+typedef struct {
+    uint64_t req_id;
+    int kind;               /* BAT_EV_* */
+    int code;               /* DONE: BAT_END_*; ERROR: a LANES_E* code */
+    int n_tok;              /* TOKEN: ids at batch->toks[tok_off..] (0 when only text is flushed) */
+    uint32_t tok_off;
+    uint32_t text_off, text_len;    /* TOKEN: raw bytes at batch->text[text_off..] */
+    int prompt_tokens, completion_tokens;   /* DONE */
+    double queue_ms, ttft_ms, total_ms;     /* DONE; ttft_ms < 0 when no token was made */
+} bat_evt_t;
+
+typedef struct bat_batch {
+    lanes_q_node_t node;    /* first: a node is its batch */
+    bat_evt_t *ev;          /* owned arrays, reused across steps */
+    int n, cap;
+    int32_t *toks;
+    uint32_t ntok, tokcap;
+    char *text;
+    uint32_t ntext, textcap;
+} bat_batch_t;
+
+const char *bat_end_name(int end);   /* "length", "stop", "context", "cancelled" */
+
+/* Borrows m and tok until bat_sched_destroy(). Creates the engine context (KV cache, buffers). */
+int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng_tok_t *tok,
+                     bat_sched_t **out);
+int bat_sched_start(bat_sched_t *s);            /* starts the engine thread */
+/* Ends every queued and active request with an LANES_ECLOSED error event (queued as a last batch,
+ * with a notify), then joins the engine thread. Later submits get LANES_ECLOSED. */
+void bat_sched_stop(bat_sched_t *s);
+void bat_sched_destroy(bat_sched_t *s);         /* NULL is fine; stops first */
+
+/* Any thread. Takes req on LANES_OK only; LANES_EBUSY when max_lanes + max_queue requests are
+ * already live, LANES_ECLOSED after stop. */
+int bat_submit(bat_sched_t *s, bat_req_t *req);
+/* Any thread. Ends req_id with done/"cancelled" within one step if it is still live; else nothing. */
+int bat_cancel(bat_sched_t *s, uint64_t req_id);
+
+/* The consumer of events (one thread). Returns the queued batches oldest first, linked through
+ * node.next; give each back with bat_batch_release() when done with it. */
+bat_batch_t *bat_take_batches(bat_sched_t *s);
+void bat_batch_release(bat_sched_t *s, bat_batch_t *b);
+
+typedef struct {
+    int lanes_total, lanes_active, queue_depth;
+    uint64_t requests_served;   /* requests that ended on the engine (done or error) */
+    uint64_t requests_active;   /* accepted by bat_submit() and not yet ended */
+    uint64_t requests_rejected; /* refused by bat_submit() with LANES_EBUSY */
+    uint64_t tokens_generated;  /* ids put in token events */
+    uint64_t prompt_tokens;     /* ids of prompts accepted */
+    uint64_t steps;
+    double uptime_s, step_ms_avg, step_ms_last;
+} bat_stats_t;
+
+/* Copies the last published snapshot (published before each batch is queued, so it already counts
+ * everything in the batches a consumer has taken). The calling thread must be an RCU reader
+ * (lanes_rcu_register()). */
+void bat_stats_get(bat_sched_t *s, bat_stats_t *out);
+
+#endif

@@ -1,0 +1,39 @@
+#include "bundle.h"
+
+#include <stddef.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+
+int eng_bundle_open(eng_bundle_t *b, const char *model_path, const char *tok_path,
+                    const char *preset, uint64_t seed) {
+    int rc;
+    *b = (eng_bundle_t){NULL, NULL};
+    if (model_path) {
+        if (tok_path == NULL) {
+            LANES_LOG(LANES_LOG_ERROR, "model %s: a tokenizer file is needed too (-z)", model_path);
+            return LANES_EINVAL;
+        }
+        if ((rc = eng_model_load(model_path, &b->model)) < 0) goto fail;
+    } else {
+        eng_model_cfg_t cfg;
+        if (eng_model_preset(preset ? preset : "15m", &cfg) < 0) {
+            LANES_LOG(LANES_LOG_ERROR, "unknown model preset '%s' (tiny, 15m, 110m)", preset);
+            return LANES_EINVAL;
+        }
+        if ((rc = eng_model_synth(&cfg, seed, &b->model)) < 0) goto fail;
+    }
+    int vocab = eng_model_cfg(b->model)->vocab_size;
+    rc = tok_path ? eng_tok_load(tok_path, vocab, &b->tok) : eng_tok_synth(vocab, seed, &b->tok);
+    if (rc < 0) goto fail;
+    return LANES_OK;
+fail:
+    eng_bundle_close(b);
+    return rc;
+}
+
+void eng_bundle_close(eng_bundle_t *b) {
+    eng_tok_destroy(b->tok);
+    eng_model_destroy(b->model);
+    *b = (eng_bundle_t){NULL, NULL};
+}

@@ -1,0 +1,569 @@
+#include "engine.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+#include "kern.h"
+#include "pool.h"
+
+/* Rows per classifier tile: a tile of logits (CLS_TILE, columns) stays in L1/L2 while the argmax
+ * walks it, so the (vocab, columns) logits matrix is never written to memory. */
+#define CLS_TILE 64
+/* Rows per GEMM task, and per classifier task. Tasks are claimed dynamically by the pool's
+ * threads; only speed depends on these sizes, as each output element is reduced the same way
+ * wherever it lands. */
+#define ROW_TASK 32
+#define CLS_TASK 256
+
+struct eng_ctx {
+    const eng_model_t *model;
+    eng_model_cfg_t cfg;
+    const eng_weights_t *w;
+    const eng_kern_ops_t *kern;
+    eng_pool_t *pool;
+    int gemm_backend;
+    int max_lanes, max_cols;
+    int kv_dim, head_size;
+
+    float *x;           /* (col, dim) residual stream */
+    float *xb;          /* (col, dim) normed input / attention output */
+    float *q;           /* (col, dim) */
+    float *k;           /* (col, kv_dim) this step's keys, before they go to the cache */
+    float *v;           /* (col, kv_dim) */
+    float *hb, *hb2;    /* (col, hidden) */
+    float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
+    float *key_cache;   /* (layer, lane, seq_len, kv_dim) */
+    float *value_cache; /* (layer, lane, seq_len, kv_dim) */
+    float *rope_cos, *rope_sin;     /* (seq_len, head_size / 2) */
+    float *att;         /* (thread, seq_len) attention scores */
+    float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
+    float *best;        /* (classifier task, max_cols) running argmax per sampled column */
+    int32_t *best_idx;  /* (classifier task, max_cols) */
+    float *full;        /* (max_cols, vocab) raw logits of columns that need a whole row */
+    float *probs;       /* (vocab,) top-k / top-p scratch */
+    int32_t *order;     /* (vocab,) */
+    eng_sampler_t *samplers;    /* (lane,) */
+    int32_t *lane_next; /* (lane,) validation scratch: next position expected in this step */
+
+    /* The current step, for the pool's phase functions. */
+    const eng_col_t *cols;
+    int ncols, nsamp, layer;
+    int32_t *samp_col;  /* (max_cols,) step column of each sampled column */
+    float *samp_invt;   /* (max_cols,) 1/T for Gumbel lanes, 0 for greedy and full-row lanes */
+    uint8_t *samp_full; /* (max_cols,) 1: copy the raw row out (logits wanted or top-k/top-p) */
+};
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+/* As run.c: o = w * (x / sqrt(mean(x^2) + 1e-5)). */
+static void rmsnorm(float *o, const float *x, const float *w, int n) {
+    float ss = 0.0f;
+    for (int j = 0; j < n; j++) ss += x[j] * x[j];
+    ss /= (float)n;
+    ss += 1e-5f;
+    ss = 1.0f / sqrtf(ss);
+    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+}
+
+/* exp(x) within 2 ulp (Cephes' expf polynomial after a Cody-Waite reduction), clamped to
+ * [-87, 88] so the result stays normal and finite. Branch-free plain C: the compiler vectorises the
+ * loops that call it with whatever the baseline ISA has, and every lane computes the same IEEE
+ * operations as the scalar code, so results do not depend on the kernel table. */
+static inline float vexpf(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round(x / ln 2) */
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * (r * r) + r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;   /* 2^n */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return y * scale;
+}
+
+static void softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    for (int i = 0; i < n; i++) x[i] = vexpf(x[i] - max);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += x[i];
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A uniform in (0, 1) that depends only on (seed, pos, index): counter-based, so the noise of a
+ * stream is the same whatever thread, tile or lane computes it. */
+static float unit_noise(uint64_t seed, int32_t pos, uint32_t index) {
+    uint64_t z = mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
+    z = mix64(z ^ (0xd1b54a32d192ed03ull * ((uint64_t)index + 1)));
+    return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
+}
+
+/* ---- GEMM backends -------------------------------------------------------------------------- */
+
+/* W (rows, k) @ X (ncols, k) -> Y, laid out as kern.h's gemm. */
+typedef struct {
+    float *y;
+    ptrdiff_t yrs, ycs;
+    const float *w, *x;
+    int rows, k, accumulate;
+} gemm_job_t;
+
+static void run_job_rows(const eng_ctx_t *c, const gemm_job_t *j, int ncols, int r0, int r1) {
+    if (r1 > r0)
+        c->kern->gemm(j->y + r0 * j->yrs, j->yrs, j->ycs, j->w + (size_t)r0 * j->k, j->x, r1 - r0,
+                      ncols, j->k, j->accumulate);
+}
+
+static void blas_job(const gemm_job_t *j, int ncols) {
+    float beta = j->accumulate ? 1.0f : 0.0f;
+    if (j->yrs == 1) { /* lane-major: Y (ncols, rows) = X (ncols, k) @ W^T */
+        if (ncols == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, j->rows, j->k, 1.0f, j->w, j->k, j->x, 1, beta,
+                        j->y, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ncols, j->rows, j->k, 1.0f, j->x,
+                        j->k, j->w, j->k, beta, j->y, (int)j->ycs);
+    } else { /* channel-major: Y (rows, ncols) = W @ X^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, ncols, j->k, 1.0f, j->w, j->k,
+                    j->x, j->k, beta, j->y, (int)j->yrs);
+    }
+}
+
+typedef struct {
+    eng_ctx_t *c;
+    const gemm_job_t *jobs;
+    int njobs;
+} jobs_arg_t;
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* Task t: rows [t * ROW_TASK, (t + 1) * ROW_TASK) of the jobs' rows, concatenated. */
+static void jobs_task(void *opaque, int task, int tid) {
+    (void)tid;
+    jobs_arg_t *a = opaque;
+    int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK;
+    for (int i = 0, base = 0; i < a->njobs && base < r1; base += a->jobs[i].rows, i++) {
+        int lo = r0 - base, hi = r1 - base;
+        if (lo < 0) lo = 0;
+        if (hi > a->jobs[i].rows) hi = a->jobs[i].rows;
+        run_job_rows(a->c, &a->jobs[i], a->c->ncols, lo, hi);
+    }
+}
+
+static void run_jobs(eng_ctx_t *c, const gemm_job_t *jobs, int njobs) {
+    if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
+        for (int i = 0; i < njobs; i++) blas_job(&jobs[i], c->ncols);
+        return;
+    }
+    int total = 0;
+    for (int i = 0; i < njobs; i++) total += jobs[i].rows;
+    jobs_arg_t a = {c, jobs, njobs};
+    eng_pool_run(c->pool, ceil_div(total, ROW_TASK), jobs_task, &a);
+}
+
+void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int rows, int ncols,
+                  int k) {
+    gemm_job_t j = {y, 1, rows, w, x, rows, k, 0};
+    c->ncols = ncols;
+    run_jobs(c, &j, 1);
+}
+
+/* ---- phases ----------------------------------------------------------------------------- */
+
+static void silu_mul_rows(eng_ctx_t *c, int r0, int r1) {
+    int h = c->cfg.hidden_dim;
+    for (int col = 0; col < c->ncols; col++) {
+        float *a = c->hb + (size_t)col * h, *b = c->hb2 + (size_t)col * h;
+        for (int r = r0; r < r1; r++) a[r] = a[r] / (1.0f + vexpf(-a[r])) * b[r];
+    }
+}
+
+/* hb = silu(W1 xb) * (W3 xb): a task does both products for its hidden rows, then their SwiGLU,
+ * so no barrier sits between. */
+static void ffn_up_task(void *opaque, int task, int tid) {
+    (void)tid;
+    eng_ctx_t *c = opaque;
+    int l = c->layer, d = c->cfg.dim, h = c->cfg.hidden_dim;
+    int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK < h ? r0 + ROW_TASK : h;
+    gemm_job_t j1 = {c->hb, 1, h, c->w->w1 + (size_t)l * h * d, c->xb, h, d, 0};
+    gemm_job_t j3 = {c->hb2, 1, h, c->w->w3 + (size_t)l * h * d, c->xb, h, d, 0};
+    run_job_rows(c, &j1, c->ncols, r0, r1);
+    run_job_rows(c, &j3, c->ncols, r0, r1);
+    silu_mul_rows(c, r0, r1);
+}
+
+static void attention_column(eng_ctx_t *c, int col, float *att) {
+    const eng_col_t *cl = &c->cols[col];
+    int hs = c->head_size, kv_dim = c->kv_dim, seq = c->cfg.seq_len;
+    int kv_mul = c->cfg.n_heads / c->cfg.n_kv_heads;
+    size_t loff = ((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq * kv_dim;
+    const float *kc = c->key_cache + loff, *vc = c->value_cache + loff;
+    const float *q = c->q + (size_t)col * c->cfg.dim;
+    float *out = c->xb + (size_t)col * c->cfg.dim;
+    float scale = sqrtf((float)hs);
+    for (int h = 0; h < c->cfg.n_heads; h++) {
+        const float *qh = q + h * hs;
+        int kvo = (h / kv_mul) * hs;
+        c->kern->dots(att, qh, kc + kvo, kv_dim, cl->pos + 1, hs);
+        for (int t = 0; t <= cl->pos; t++) att[t] /= scale;
+        softmax(att, cl->pos + 1);
+        c->kern->wsum(out + h * hs, att, vc + kvo, kv_dim, cl->pos + 1, hs);
+    }
+}
+
+/* One task per column: their cost grows with position, so they are claimed one at a time. */
+static void attention_task(void *opaque, int col, int tid) {
+    eng_ctx_t *c = opaque;
+    attention_column(c, col, c->att + (size_t)tid * c->cfg.seq_len);
+}
+
+/* Rotates pairs of q and k by position (run.c's RoPE), then files k and v in the lane's cache. */
+static void rope_and_cache(eng_ctx_t *c) {
+    int d = c->cfg.dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->cfg.seq_len;
+    for (int col = 0; col < c->ncols; col++) {
+        const eng_col_t *cl = &c->cols[col];
+        const float *cs = c->rope_cos + (size_t)cl->pos * (hs / 2);
+        const float *sn = c->rope_sin + (size_t)cl->pos * (hs / 2);
+        float *q = c->q + (size_t)col * d, *k = c->k + (size_t)col * kv_dim;
+        for (int i = 0; i < d; i += 2) {
+            int f = (i % hs) / 2;
+            float fcr = cs[f], fci = sn[f];
+            float v0 = q[i], v1 = q[i + 1];
+            q[i] = v0 * fcr - v1 * fci;
+            q[i + 1] = v0 * fci + v1 * fcr;
+            if (i < kv_dim) {
+                v0 = k[i], v1 = k[i + 1];
+                k[i] = v0 * fcr - v1 * fci;
+                k[i + 1] = v0 * fci + v1 * fcr;
+            }
+        }
+        size_t off = (((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq + cl->pos) * kv_dim;
+        memcpy(c->key_cache + off, k, (size_t)kv_dim * sizeof *k);
+        memcpy(c->value_cache + off, c->v + (size_t)col * kv_dim, (size_t)kv_dim * sizeof *k);
+    }
+}
+
+/* Classifier task: rows [task * CLS_TASK, ...) in tiles. Logits (rows, sampled columns) land in a
+ * cache-resident tile of this thread, raw rows are copied out where wanted, Gumbel noise is added
+ * for temperature lanes, and the task's own running argmax is updated. */
+static void classify_task(void *opaque, int task, int tid) {
+    eng_ctx_t *c = opaque;
+    int ns = c->nsamp, d = c->cfg.dim, vocab = c->cfg.vocab_size;
+    int r0 = task * CLS_TASK, r1 = r0 + CLS_TASK < vocab ? r0 + CLS_TASK : vocab;
+    float *tile = c->tile + (size_t)tid * CLS_TILE * c->max_cols;
+    float *best = c->best + (size_t)task * c->max_cols;
+    int32_t *idx = c->best_idx + (size_t)task * c->max_cols;
+    for (int s = 0; s < ns; s++) {
+        best[s] = -INFINITY;
+        idx[s] = 0;
+    }
+    for (int t0 = r0; t0 < r1; t0 += CLS_TILE) {
+        int rows = r1 - t0 < CLS_TILE ? r1 - t0 : CLS_TILE;
+        gemm_job_t j = {tile, ns, 1, c->w->wcls + (size_t)t0 * d, c->xs, rows, d, 0};
+        if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(&j, ns);
+        else run_job_rows(c, &j, ns, 0, rows);
+        for (int s = 0; s < ns; s++) {
+            if (c->samp_full[s])
+                for (int r = 0; r < rows; r++) c->full[(size_t)s * vocab + t0 + r] = tile[r * ns + s];
+            if (c->samp_invt[s] > 0.0f) {
+                const eng_col_t *cl = &c->cols[c->samp_col[s]];
+                uint64_t seed = c->samplers[cl->lane].seed;
+                for (int r = 0; r < rows; r++) {
+                    float u = unit_noise(seed, cl->pos, (uint32_t)(t0 + r));
+                    tile[r * ns + s] = tile[r * ns + s] * c->samp_invt[s] - logf(-logf(u));
+                }
+            }
+        }
+        c->kern->argmax(tile, rows, ns, t0, best, idx);
+    }
+}
+
+/* ---- sampling from a whole row (top-k / top-p) ---------------------------------------------- */
+
+static int cmp_prob_desc(const void *pa, const void *pb, void *probs) {
+    const float *p = probs;
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    if (p[a] != p[b]) return p[a] > p[b] ? -1 : 1;
+    return a < b ? -1 : a > b;   /* a total order: the result never depends on qsort's internals */
+}
+
+/* Picks the top_k most probable ids into order[0..k) with a min-heap: O(vocab log k). */
+static int top_k_ids(const float *p, int vocab, int k, int32_t *order) {
+    int n = 0;
+    for (int32_t i = 0; i < vocab; i++) {
+        if (n == k && !(p[i] > p[order[0]])) continue;   /* ties keep the lower id */
+        int at;
+        if (n < k) {   /* sift up */
+            for (at = n++; at > 0 && p[order[(at - 1) / 2]] > p[i]; at = (at - 1) / 2)
+                order[at] = order[(at - 1) / 2];
+        } else {       /* replace the root and sift down */
+            for (at = 0;;) {
+                int ch = 2 * at + 1;
+                if (ch >= k) break;
+                if (ch + 1 < k && p[order[ch + 1]] < p[order[ch]]) ch++;
+                if (!(p[order[ch]] < p[i])) break;
+                order[at] = order[ch];
+                at = ch;
+            }
+        }
+        order[at] = i;
+    }
+    return n;
+}
+
+static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_sampler_t *s, int pos) {
+    int vocab = c->cfg.vocab_size, n = 0;
+    float *p = c->probs;
+    for (int i = 0; i < vocab; i++) p[i] = logits[i] / s->temperature;
+    softmax(p, vocab);
+    if (s->top_k > 0 && s->top_k < vocab) {
+        n = top_k_ids(p, vocab, s->top_k, c->order);
+    } else {
+        /* As run.c: ids below (1 - top_p) / (vocab - 1) can never be needed to reach top_p, so
+         * only the rest are sorted. */
+        float cutoff = s->top_p < 1.0f ? (1.0f - s->top_p) / (float)(vocab - 1) : 0.0f;
+        for (int32_t i = 0; i < vocab; i++)
+            if (p[i] >= cutoff) c->order[n++] = i;
+    }
+    qsort_r(c->order, (size_t)n, sizeof *c->order, cmp_prob_desc, p);
+    float mass = 0.0f;
+    for (int i = 0; i < n; i++) mass += p[c->order[i]];
+    if (s->top_p > 0.0f && s->top_p < 1.0f) {
+        float cum = 0.0f, want = s->top_p * mass;
+        for (int i = 0; i < n; i++) {
+            cum += p[c->order[i]];
+            if (cum >= want) {
+                n = i + 1;
+                mass = cum;
+                break;
+            }
+        }
+    }
+    float r = unit_noise(s->seed, pos, UINT32_MAX) * mass, cdf = 0.0f;
+    for (int i = 0; i < n; i++) {
+        cdf += p[c->order[i]];
+        if (r < cdf) return c->order[i];
+    }
+    return c->order[n - 1];
+}
+
+/* ---- the step ------------------------------------------------------------------------------- */
+
+static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
+    if (ncols < 0 || ncols > c->max_cols) return LANES_EINVAL;
+    for (int i = 0; i < ncols; i++) c->lane_next[cols[i].lane < 0 || cols[i].lane >= c->max_lanes
+                                                     ? 0 : cols[i].lane] = -1;
+    for (int i = 0; i < ncols; i++) {
+        const eng_col_t *cl = &cols[i];
+        if (cl->lane < 0 || cl->lane >= c->max_lanes || cl->pos < 0 || cl->pos >= c->cfg.seq_len ||
+            cl->token < 0 || cl->token >= c->cfg.vocab_size)
+            return LANES_EINVAL;
+        int32_t *next = &c->lane_next[cl->lane];
+        if (*next >= 0 && cl->pos != *next) return LANES_EINVAL;
+        *next = cl->pos + 1;
+    }
+    return LANES_OK;
+}
+
+int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
+    int rc = check_cols(c, cols, ncols);
+    if (rc < 0) return rc;
+    if (ncols == 0) return LANES_OK;
+    const eng_weights_t *w = c->w;
+    int d = c->cfg.dim, kv = c->kv_dim, h = c->cfg.hidden_dim;
+    c->cols = cols;
+    c->ncols = ncols;
+
+    for (int col = 0; col < ncols; col++)
+        memcpy(c->x + (size_t)col * d, w->tok_emb + (size_t)cols[col].token * d,
+               (size_t)d * sizeof *c->x);
+
+    for (int l = 0; l < c->cfg.n_layers; l++) {
+        c->layer = l;
+        for (int col = 0; col < ncols; col++)
+            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, w->rms_att + (size_t)l * d, d);
+        gemm_job_t qkv[3] = {
+            {c->q, 1, d, w->wq + (size_t)l * d * d, c->xb, d, d, 0},
+            {c->k, 1, kv, w->wk + (size_t)l * kv * d, c->xb, kv, d, 0},
+            {c->v, 1, kv, w->wv + (size_t)l * kv * d, c->xb, kv, d, 0},
+        };
+        run_jobs(c, qkv, 3);
+        rope_and_cache(c);
+        eng_pool_run(c->pool, ncols, attention_task, c);
+        gemm_job_t wo = {c->x, 1, d, w->wo + (size_t)l * d * d, c->xb, d, d, 1};
+        run_jobs(c, &wo, 1);
+        for (int col = 0; col < ncols; col++)
+            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, w->rms_ffn + (size_t)l * d, d);
+        if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
+            gemm_job_t up[2] = {{c->hb, 1, h, w->w1 + (size_t)l * h * d, c->xb, h, d, 0},
+                                {c->hb2, 1, h, w->w3 + (size_t)l * h * d, c->xb, h, d, 0}};
+            run_jobs(c, up, 2);
+            silu_mul_rows(c, 0, h);
+        } else {
+            eng_pool_run(c->pool, ceil_div(h, ROW_TASK), ffn_up_task, c);
+        }
+        gemm_job_t down = {c->x, 1, d, w->w2 + (size_t)l * d * h, c->hb, d, h, 1};
+        run_jobs(c, &down, 1);
+    }
+
+    /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
+    int ns = 0;
+    for (int col = 0; col < ncols; col++) {
+        out_tok[col] = -1;
+        if (!cols[col].sample) continue;
+        const eng_sampler_t *s = &c->samplers[cols[col].lane];
+        int full_row = s->temperature > 0.0f && (s->top_k > 0 || (s->top_p > 0 && s->top_p < 1));
+        rmsnorm(c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->rms_final, d);
+        c->samp_col[ns] = col;
+        c->samp_full[ns] = full_row || cols[col].logits != NULL;
+        c->samp_invt[ns] = s->temperature > 0.0f && !full_row ? 1.0f / s->temperature : 0.0f;
+        ns++;
+    }
+    c->nsamp = ns;
+    if (ns == 0) return LANES_OK;
+    int tasks = ceil_div(c->cfg.vocab_size, CLS_TASK);
+    if (c->gemm_backend == ENG_GEMM_OPENBLAS)   /* BLAS runs its own threads */
+        for (int t = 0; t < tasks; t++) classify_task(c, t, 0);
+    else
+        eng_pool_run(c->pool, tasks, classify_task, c);
+    /* Tasks hold ascending row ranges, so a strict > merge in task order keeps the lowest id. */
+    for (int t = 1; t < tasks; t++)
+        for (int s = 0; s < ns; s++)
+            if (c->best[(size_t)t * c->max_cols + s] > c->best[s]) {
+                c->best[s] = c->best[(size_t)t * c->max_cols + s];
+                c->best_idx[s] = c->best_idx[(size_t)t * c->max_cols + s];
+            }
+    for (int s = 0; s < ns; s++) {
+        const eng_col_t *cl = &cols[c->samp_col[s]];
+        const eng_sampler_t *smp = &c->samplers[cl->lane];
+        const float *row = c->full + (size_t)s * c->cfg.vocab_size;
+        if (cl->logits) memcpy(cl->logits, row, (size_t)c->cfg.vocab_size * sizeof *row);
+        int full_row = c->samp_full[s] && smp->temperature > 0.0f && c->samp_invt[s] == 0.0f;
+        out_tok[c->samp_col[s]] = full_row ? sample_full_row(c, row, smp, cl->pos) : c->best_idx[s];
+    }
+    return LANES_OK;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------- */
+
+void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s) {
+    if (lane >= 0 && lane < c->max_lanes) c->samplers[lane] = *s;
+}
+
+const eng_model_cfg_t *eng_ctx_model_cfg(const eng_ctx_t *c) { return &c->cfg; }
+int eng_ctx_threads(const eng_ctx_t *c) { return eng_pool_threads(c->pool); }
+int eng_ctx_max_lanes(const eng_ctx_t *c) { return c->max_lanes; }
+int eng_ctx_max_cols(const eng_ctx_t *c) { return c->max_cols; }
+const char *eng_ctx_kern_name(const eng_ctx_t *c) {
+    return c->gemm_backend == ENG_GEMM_OPENBLAS ? "openblas" : c->kern->name;
+}
+
+void eng_ctx_destroy(eng_ctx_t *c) {
+    if (c == NULL) return;
+    eng_pool_destroy(c->pool);
+    float *bufs[] = {c->x, c->xb, c->q, c->k, c->v, c->hb, c->hb2, c->xs, c->key_cache,
+                     c->value_cache, c->rope_cos, c->rope_sin, c->att, c->tile, c->best, c->full,
+                     c->probs, c->samp_invt};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(c->best_idx);
+    free(c->order);
+    free(c->samplers);
+    free(c->lane_next);
+    free(c->samp_col);
+    free(c->samp_full);
+    free(c);
+}
+
+/* n zeroed 4-byte words (float or int32_t); clears *ok on failure so one check covers all. */
+static void *alloc_words(size_t n, int *ok) {
+    void *p = calloc(n ? n : 1, sizeof(float));
+    if (p == NULL) *ok = 0;
+    return p;
+}
+
+int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **out) {
+    if (cfg->max_lanes < 1 || cfg->max_cols < 1 || cfg->threads < 0) return LANES_EINVAL;
+    eng_ctx_t *c = calloc(1, sizeof *c);
+    if (c == NULL) return LANES_ENOMEM;
+    c->model = m;
+    c->cfg = *eng_model_cfg(m);
+    c->w = eng_model_weights(m);
+    c->kern = eng_kern_best();
+    c->gemm_backend = cfg->gemm;
+    c->max_lanes = cfg->max_lanes;
+    c->max_cols = cfg->max_cols;
+    c->head_size = c->cfg.dim / c->cfg.n_heads;
+    c->kv_dim = c->cfg.dim * c->cfg.n_kv_heads / c->cfg.n_heads;
+    int threads = cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1) threads = 1;
+    if (c->gemm_backend == ENG_GEMM_OPENBLAS) openblas_set_num_threads(threads);
+
+    size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
+    size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->cfg.seq_len;
+    size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads;
+    size_t cache = (size_t)c->cfg.n_layers * (size_t)c->max_lanes * seq * kv;
+    int ok = 1;
+    c->x = alloc_words(mc * d, &ok);
+    c->xb = alloc_words(mc * d, &ok);
+    c->q = alloc_words(mc * d, &ok);
+    c->k = alloc_words(mc * kv, &ok);
+    c->v = alloc_words(mc * kv, &ok);
+    c->hb = alloc_words(mc * h, &ok);
+    c->hb2 = alloc_words(mc * h, &ok);
+    c->xs = alloc_words(mc * d, &ok);
+    c->key_cache = alloc_words(cache, &ok);
+    c->value_cache = alloc_words(cache, &ok);
+    c->rope_cos = alloc_words(seq * (size_t)(c->head_size / 2), &ok);
+    c->rope_sin = alloc_words(seq * (size_t)(c->head_size / 2), &ok);
+    c->att = alloc_words(nt * seq, &ok);
+    c->tile = alloc_words(nt * CLS_TILE * mc, &ok);
+    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK;
+    c->best = alloc_words(cls_tasks * mc, &ok);
+    c->best_idx = alloc_words(cls_tasks * mc, &ok);
+    c->full = alloc_words(mc * vocab, &ok);
+    c->probs = alloc_words(vocab, &ok);
+    c->order = alloc_words(vocab, &ok);
+    c->samp_invt = alloc_words(mc, &ok);
+    c->samp_col = alloc_words(mc, &ok);
+    c->samp_full = calloc(mc, 1);
+    c->samplers = calloc((size_t)c->max_lanes, sizeof *c->samplers);
+    c->lane_next = calloc((size_t)c->max_lanes, sizeof *c->lane_next);
+    int rc = LANES_ENOMEM;
+    if (!ok || !c->samp_full || !c->samplers || !c->lane_next) {
+        LANES_LOG(LANES_LOG_ERROR, "engine: cannot allocate buffers for %d lanes, %d columns",
+                  c->max_lanes, c->max_cols);
+        goto fail;
+    }
+    /* The same table run.c computes inline: freq = 10000^(-i / head_size) for even i. */
+    for (size_t p = 0; p < seq; p++)
+        for (int i = 0; i < c->head_size; i += 2) {
+            float freq = 1.0f / powf(10000.0f, (float)i / (float)c->head_size);
+            float val = (float)p * freq;
+            c->rope_cos[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = cosf(val);
+            c->rope_sin[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = sinf(val);
+        }
+    if ((rc = eng_pool_create(threads, &c->pool)) < 0) goto fail;
+    *out = c;
+    return LANES_OK;
+fail:
+    eng_ctx_destroy(c);
+    return rc;
+}

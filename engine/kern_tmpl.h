@@ -1,0 +1,241 @@
+/* The lane GEMM, dot and argmax written once over an 8-wide "partial sums" vector; included by
+ * kern_avx2.c, kern_sse.c and kern_neon.c after they define (all static inline):
+ *
+ *   v8_t                     8 fp32 partial sums s0..s7 (one ymm, or two 4-wide registers)
+ *   v8_zero(), v8_load(p)    p need not be aligned
+ *   v8_set1(a), v8_store(p, v)   broadcast; unaligned store
+ *   v8_madd(a, b, acc)       acc + a * b, fused or not as the table says
+ *   v8_hsum(acc, n, out)     out[i] = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of acc[i]
+ *   v8_hsum_rows(acc, n, y, yrs, a)   optional (then define KT_HAVE_HSUM_ROWS): the n = 4 or 8
+ *                            sums stored to, or with a added to, y[i * yrs]
+ *   madd1(a, b, c)           the scalar tail step, same fusedness
+ *   KT_MR, KT_MC             the main block: KT_MR rows x KT_MC columns of accumulators
+ *   KT_FR1, KT_FR2           rows per block when only 1 or 2 columns are left
+ *   af_t, ai_t, am_t, KT_AW  argmax: KT_AW fp32 lanes, int32 lanes, compare mask
+ *   af_load, af_store, ai_load, ai_store, ai_set1, af_gt (ordered: NaN is never greater),
+ *   af_blend(a, b, m), ai_blend(a, b, m)   (b where m, else a)
+ *
+ * Every output element owns one accumulator and runs the canonical order of kern.h, so the block
+ * shape an element lands in (which depends on rows and ncols) never changes its bits. */
+
+/* Cache-size knobs; an ISA file may define its own before including this. */
+#ifndef KT_MAXACC
+#define KT_MAXACC 16 /* accumulators per block; every block shape stays within it */
+#endif
+#define KT_INLINE static inline __attribute__((always_inline))
+#ifndef KT_X_TILE_BYTES
+#define KT_X_TILE_BYTES (192 * 1024) /* X columns kept in L2 while W passes over them */
+#endif
+#ifndef KT_PF_BLOCK_MAX
+#define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch the next rows only if they fit L1 beside these */
+#endif
+
+#ifndef KT_HAVE_HSUM_ROWS
+/* y[i * yrs] = (accumulate ? y[i * yrs] : 0) + reduced acc[i] for i < n: n rows of one column. */
+KT_INLINE void v8_hsum_rows(const v8_t *acc, int n, float *y, ptrdiff_t yrs, int accumulate) {
+    float h[KT_MAXACC];
+    v8_hsum(acc, n, h);
+    for (int i = 0; i < n; i++) y[i * yrs] = accumulate ? y[i * yrs] + h[i] : h[i];
+}
+#endif
+
+/* R rows x C columns of dot products, n (a multiple of 8) canonical steps then nt tail products:
+ * w: row r at w + r * ws, x: column c at x + c * xs, y: element (r, c) at y + c * ycs + r * yrs.
+ * R and C are constants after inlining, so the accumulators live in registers. pf, if not NULL:
+ * the next R rows of W, fetched while this block computes. */
+KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
+                        const float *w, size_t ws, const float *x, size_t xs, int n, int nt,
+                        int accumulate, const float *pf) {
+    v8_t acc[KT_MAXACC];
+#pragma GCC unroll 16
+    for (int j = 0; j < R * C; j++) acc[j] = v8_zero();
+    for (int i = 0; i < n; i += 8) {
+        if (pf)
+            for (int p = 0; p < R * 8; p += 16) __builtin_prefetch(pf + (size_t)i * R + p);
+        v8_t xv[KT_MAXACC];
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++) xv[c] = v8_load(x + c * xs + i);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            v8_t wv = v8_load(w + r * ws + i);
+#pragma GCC unroll 16
+            for (int c = 0; c < C; c++) acc[c * R + r] = v8_madd(wv, xv[c], acc[c * R + r]);
+        }
+    }
+    if (R % 4 == 0 && nt == 0) { /* no tail: R rows of a column reduced and stored at once */
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++) v8_hsum_rows(acc + c * R, R, y + c * ycs, yrs, accumulate);
+        return;
+    }
+    float h[KT_MAXACC];
+    v8_hsum(acc, R * C, h);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 16
+        for (int c = 0; c < C; c++) {
+            const float *wr = w + r * ws + n, *xc = x + c * xs + n;
+            float s = h[c * R + r];
+            for (int j = 0; j < nt; j++) s = madd1(wr[j], xc[j], s);
+            float *o = y + c * ycs + r * yrs;
+            *o = accumulate ? *o + s : s;
+        }
+}
+
+/* R rows against ncols columns (a multiple of C) in blocks of C, out of line so that the inner
+ * loop has the registers to itself; the call is paid once per row block. */
+typedef void row_fn_t(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, size_t ws,
+                      const float *x, size_t xs, int ncols, int n, int nt, int accumulate,
+                      const float *pf);
+#define KT_DEFINE_ROW(name, R, C)                                                                  \
+    static __attribute__((noinline)) void name(                                                    \
+        float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, size_t ws, const float *x,         \
+        size_t xs, int ncols, int n, int nt, int accumulate, const float *pf) {                    \
+        blk_body(R, C, y, yrs, ycs, w, ws, x, xs, n, nt, accumulate, pf);                          \
+        for (int c = C; c < ncols; c += C) /* this copy of the loop has no prefetch test */        \
+            blk_body(R, C, y + c * ycs, yrs, ycs, w, ws, x + c * xs, xs, n, nt, accumulate, NULL); \
+    }
+KT_DEFINE_ROW(row_main, KT_MR, KT_MC)
+KT_DEFINE_ROW(row_main1, 1, KT_MC)
+KT_DEFINE_ROW(row_two, KT_FR2, 2)
+KT_DEFINE_ROW(row_two1, 1, 2)
+KT_DEFINE_ROW(row_one, KT_FR1, 1)
+KT_DEFINE_ROW(row_one1, 1, 1)
+
+/* All rows against ncols columns (a multiple of C): blocks of R rows, each meeting every block of
+ * C columns while its rows are in L1; then the leftover rows one at a time. */
+KT_INLINE void sweep(const int R, row_fn_t *row, row_fn_t *row1, float *y, ptrdiff_t yrs,
+                     ptrdiff_t ycs, const float *w, const float *x, int rows, int ncols, int k,
+                     int accumulate) {
+    int k8 = k & ~7, nt = k - k8;
+    int r = 0;
+    for (; r + R <= rows; r += R) {
+        const float *wr = w + (size_t)r * k;
+        /* Prefetch the next rows while these compute when they fit L1 beside them: short rows
+         * from DRAM defeat the hardware prefetcher, long ones it handles better alone. */
+        const float *next = r + 2 * R <= rows && R * k8 * sizeof(float) <= KT_PF_BLOCK_MAX
+                                ? wr + (size_t)R * k
+                                : NULL;
+        row(y + r * yrs, yrs, ycs, wr, k, x, k, ncols, k8, nt, accumulate, next);
+    }
+    for (; r < rows; r++)
+        row1(y + r * yrs, yrs, ycs, w + (size_t)r * k, k, x, k, ncols, k8, nt, accumulate, NULL);
+}
+
+/* W (rows, k) @ X (ncols, k) -> Y; see kern.h. */
+static void gemm(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x, int rows,
+                 int ncols, int k, int accumulate) {
+    /* Columns go in tiles that stay in L2 while all of W passes over them once. */
+    int cmain = ncols - ncols % KT_MC;
+    int ct = KT_X_TILE_BYTES / ((int)sizeof(float) * (k > 0 ? k : 1)) / KT_MC * KT_MC;
+    if (ct < KT_MC) ct = KT_MC;
+    for (int c0 = 0; c0 < cmain; c0 += ct) {
+        int n = cmain - c0 < ct ? cmain - c0 : ct;
+        sweep(KT_MR, row_main, row_main1, y + c0 * ycs, yrs, ycs, w, x + (size_t)c0 * k, rows, n, k,
+              accumulate);
+    }
+    /* The last ncols % KT_MC columns (all of them when ncols < KT_MC) in taller blocks, so that
+     * one column streams W at memory speed. */
+    int c = cmain;
+    for (; c + 2 <= ncols; c += 2)
+        sweep(KT_FR2, row_two, row_two1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 2, k,
+              accumulate);
+    if (c < ncols)
+        sweep(KT_FR1, row_one, row_one1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 1, k,
+              accumulate);
+}
+
+static float dot(const float *a, const float *b, int k) {
+    float out;
+    row_one1(&out, 0, 0, a, 0, b, 0, 1, k & ~7, k & 7, 0, NULL);
+    return out;
+}
+
+/* Scores of one query against n keys stride floats apart: the keys are the columns of a one-row
+ * product, eight per block so the horizontal sums go eight at a time; each is the canonical dot. */
+KT_DEFINE_ROW(row_dots, 1, 8)
+static void dots(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len) {
+    int main = n & ~7;
+    if (main) row_dots(out, 0, 1, q, 0, k, (size_t)stride, main, len & ~7, len & 7, 0, NULL);
+    for (int t = main; t < n; t++)
+        row_one1(out + t, 0, 1, q, 0, k + t * stride, 0, 1, len & ~7, len & 7, 0, NULL);
+}
+
+/* U registers of out (8U elements) stay in registers while all n positions pass: each element
+ * still takes its n multiply-adds in position order. */
+KT_INLINE void wsum_regs(const int U, float *out, const float *a, const float *v, ptrdiff_t stride,
+                         int n) {
+    v8_t acc[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) acc[u] = v8_zero();
+    for (int t = 0; t < n; t++) {
+        v8_t at = v8_set1(a[t]);
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++) acc[u] = v8_madd(at, v8_load(v + t * stride + 8 * u), acc[u]);
+    }
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) v8_store(out + 8 * u, acc[u]);
+}
+
+static void wsum(float *out, const float *a, const float *v, ptrdiff_t stride, int n, int len) {
+    int i = 0;
+    while (i + 8 <= len) { /* one pass for up to 64 elements: 8 independent multiply-add chains */
+        int u = (len - i) / 8 < 8 ? (len - i) / 8 : 8;
+        switch (u) {
+        case 8: wsum_regs(8, out + i, a, v + i, stride, n); break;
+        case 7: wsum_regs(7, out + i, a, v + i, stride, n); break;
+        case 6: wsum_regs(6, out + i, a, v + i, stride, n); break;
+        case 5: wsum_regs(5, out + i, a, v + i, stride, n); break;
+        case 4: wsum_regs(4, out + i, a, v + i, stride, n); break;
+        case 3: wsum_regs(3, out + i, a, v + i, stride, n); break;
+        case 2: wsum_regs(2, out + i, a, v + i, stride, n); break;
+        default: wsum_regs(1, out + i, a, v + i, stride, n); break;
+        }
+        i += 8 * u;
+    }
+    for (; i < len; i++) {
+        float s = 0.0f;
+        for (int t = 0; t < n; t++) s = madd1(a[t], v[t * stride + i], s);
+        out[i] = s;
+    }
+}
+
+/* G registers of lanes starting at column c walk all rows, keeping the running max and its row;
+ * G independent compare-blend chains hide their latency. A strict ordered compare keeps the lowest
+ * row on ties and skips NaN. */
+KT_INLINE void argmax_lanes(const int G, const float *tile, int rows, int ncols, int c, int row0,
+                            float *best, int32_t *idx) {
+    af_t b[4];
+    ai_t ix[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+        b[g] = af_load(best + c + g * KT_AW), ix[g] = ai_load(idx + c + g * KT_AW);
+    for (int r = 0; r < rows; r++) {
+        ai_t id = ai_set1(row0 + r);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            af_t v = af_load(tile + (size_t)r * ncols + c + g * KT_AW);
+            am_t m = af_gt(v, b[g]);
+            b[g] = af_blend(b[g], v, m);
+            ix[g] = ai_blend(ix[g], id, m);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+        af_store(best + c + g * KT_AW, b[g]), ai_store(idx + c + g * KT_AW, ix[g]);
+}
+
+/* tile (rows, ncols) channel-major; see kern.h. */
+static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
+    int c = 0;
+    for (; c + 4 * KT_AW <= ncols; c += 4 * KT_AW)
+        argmax_lanes(4, tile, rows, ncols, c, row0, best, idx);
+    for (; c + KT_AW <= ncols; c += KT_AW) argmax_lanes(1, tile, rows, ncols, c, row0, best, idx);
+    for (; c < ncols; c++)
+        for (int r = 0; r < rows; r++) {
+            float v = tile[(size_t)r * ncols + c];
+            if (v > best[c]) {
+                best[c] = v;
+                idx[c] = row0 + r;
+            }
+        }
+}

@@ -1,0 +1,496 @@
+#include "tok.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+
+/* Limits that keep a hostile file from making us allocate or loop without bound. Real files:
+ * max_token_length 7..27 (Llama-3 style vocabularies reach a few hundred), vocab 512..128k. */
+#define TOK_MAX_PIECE 4096
+#define TOK_MAX_VOCAB (1 << 22)
+#define TOK_MIN_VOCAB 259            /* <unk>, <s>, </s> and the 256 byte-fallback ids */
+#define TOK_MAX_TEXT (1u << 28)      /* encode input; keeps symbol counts inside int32 */
+#define TOK_NO_MERGE (-1e10f)        /* run.c starts its best score here: lower never merges */
+
+struct eng_tok {
+    int vocab_size;
+    int max_piece;                   /* max_token_length: no piece is longer */
+    int space_id;                    /* the " " piece, run.c's dummy prefix */
+    float *scores;                   /* (vocab_size,) merge priority, higher first */
+    uint32_t *off;                   /* (vocab_size + 1,) piece i is bytes[off[i] .. off[i + 1]) */
+    char *bytes;                     /* all pieces back to back, owned */
+    int32_t *slots;                  /* open-addressing hash: piece bytes -> lowest id, -1 empty */
+    uint32_t slot_mask;              /* slot count - 1 (a power of two) */
+    unsigned char byte_val[256];     /* byte_val[b] == b: what "<0xXX>" pieces decode to */
+};
+
+/* ---- piece index ----------------------------------------------------------------------------- */
+
+/* FNV-1a, continued across two pieces so a pair can be looked up without copying it. */
+static uint32_t fnv1a(uint32_t h, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+#define FNV_SEED 2166136261u
+
+static size_t piece_len(const eng_tok_t *t, int id) { return t->off[id + 1] - t->off[id]; }
+static const char *piece(const eng_tok_t *t, int id) { return t->bytes + t->off[id]; }
+
+/* The id of the piece equal to a[0..na) followed by b[0..nb), or -1. */
+static int lookup2(const eng_tok_t *t, const char *a, size_t na, const char *b, size_t nb) {
+    if (na + nb > (size_t)t->max_piece) return -1;
+    uint32_t h = fnv1a(fnv1a(FNV_SEED, a, na), b, nb);
+    for (uint32_t i = h & t->slot_mask;; i = (i + 1) & t->slot_mask) {
+        int id = t->slots[i];
+        if (id < 0) return -1;
+        const char *p = piece(t, id);
+        if (piece_len(t, id) == na + nb && memcmp(p, a, na) == 0 && memcmp(p + na, b, nb) == 0)
+            return id;
+    }
+}
+
+/* An empty hash with at least twice as many slots as pieces, so probes stay short. */
+static int alloc_index(eng_tok_t *t) {
+    uint32_t n = 1;
+    while (n < 2u * (uint32_t)t->vocab_size) n <<= 1;
+    t->slots = malloc(n * sizeof *t->slots);
+    if (t->slots == NULL) return LANES_ENOMEM;
+    memset(t->slots, 0xff, n * sizeof *t->slots);
+    t->slot_mask = n - 1;
+    return LANES_OK;
+}
+
+static void finish_index(eng_tok_t *t) {
+    t->space_id = lookup2(t, " ", 1, "", 0);
+    for (int b = 0; b < 256; b++) t->byte_val[b] = (unsigned char)b;
+}
+
+/* Duplicate pieces keep the lowest id: run.c's bsearch would pick one arbitrarily. */
+static int build_index(eng_tok_t *t) {
+    int rc = alloc_index(t);
+    if (rc < 0) return rc;
+    for (int id = 0; id < t->vocab_size; id++) {
+        size_t len = piece_len(t, id);
+        uint32_t i = fnv1a(FNV_SEED, piece(t, id), len) & t->slot_mask;
+        for (;; i = (i + 1) & t->slot_mask) {
+            int o = t->slots[i];
+            if (o < 0) {
+                t->slots[i] = id;
+                break;
+            }
+            if (piece_len(t, o) == len && memcmp(piece(t, o), piece(t, id), len) == 0) break;
+        }
+    }
+    finish_index(t);
+    return LANES_OK;
+}
+
+static eng_tok_t *tok_alloc(int vocab_size, size_t nbytes) {
+    eng_tok_t *t = calloc(1, sizeof *t);
+    if (t == NULL) return NULL;
+    t->vocab_size = vocab_size;
+    t->scores = malloc((size_t)vocab_size * sizeof *t->scores);
+    t->off = malloc(((size_t)vocab_size + 1) * sizeof *t->off);
+    t->bytes = malloc(nbytes ? nbytes : 1);
+    if (t->scores == NULL || t->off == NULL || t->bytes == NULL) {
+        eng_tok_destroy(t);
+        return NULL;
+    }
+    return t;
+}
+
+void eng_tok_destroy(eng_tok_t *t) {
+    if (t == NULL) return;
+    free(t->scores);
+    free(t->off);
+    free(t->bytes);
+    free(t->slots);
+    free(t);
+}
+
+int eng_tok_vocab_size(const eng_tok_t *t) { return t->vocab_size; }
+
+/* ---- load / save ----------------------------------------------------------------------------- */
+
+/* The format is run.c's fread of native ints and floats; every machine we target is little-endian,
+ * and spelling the bytes out keeps the parser free of alignment and aliasing questions. */
+static uint32_t rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static void wr32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
+}
+
+static int read_file(const char *path, unsigned char **out, size_t *size) {
+    int rc = LANES_EIO;
+    unsigned char *buf = NULL;
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: %s: cannot open: %s", path, strerror(errno));
+        return LANES_EIO;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: %s: not a regular file", path);
+        goto fail;
+    }
+    if (st.st_size > (off_t)1 << 30) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: %s: %lld bytes is too large for a tokenizer", path,
+                  (long long)st.st_size);
+        rc = LANES_ETOK;
+        goto fail;
+    }
+    *size = (size_t)st.st_size;
+    rc = LANES_ENOMEM;
+    if ((buf = malloc(*size ? *size : 1)) == NULL) goto fail;
+    if (fread(buf, 1, *size, f) != *size) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: %s: read failed", path);
+        rc = LANES_EIO;
+        goto fail;
+    }
+    fclose(f);
+    *out = buf;
+    return LANES_OK;
+fail:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* Checks the whole layout before anything is copied: returns the total piece bytes or an error. */
+static int check_layout(const char *path, const unsigned char *d, size_t size, int vocab_size,
+                        size_t *nbytes) {
+#define BAD(...)                                                                                  \
+    do {                                                                                          \
+        LANES_LOG(LANES_LOG_ERROR, __VA_ARGS__);                                                  \
+        return LANES_ETOK;                                                                        \
+    } while (0)
+    if (size == 0) BAD("tok: %s: empty file", path);
+    if (size < 4) BAD("tok: %s: truncated header (%zu bytes, need 4)", path, size);
+    int32_t mtl = (int32_t)rd32(d);
+    if (mtl < 1 || mtl > TOK_MAX_PIECE)
+        BAD("tok: %s: max_token_length %d out of range [1, %d]", path, (int)mtl, TOK_MAX_PIECE);
+    if (vocab_size < TOK_MIN_VOCAB || vocab_size > TOK_MAX_VOCAB)
+        BAD("tok: %s: vocab_size %d out of range [%d, %d] (byte fallback needs ids 3..258)", path,
+            vocab_size, TOK_MIN_VOCAB, TOK_MAX_VOCAB);
+    size_t o = 4, total = 0;
+    for (int i = 0; i < vocab_size; i++) {
+        if (o == size) BAD("tok: %s: only %d pieces, expected %d", path, i, vocab_size);
+        if (size - o < 8)
+            BAD("tok: %s: piece %d: header truncated at offset %zu (file is %zu bytes)", path, i,
+                o, size);
+        int32_t len = (int32_t)rd32(d + o + 4);
+        if (len < 0) BAD("tok: %s: piece %d: negative length %d", path, i, (int)len);
+        if (len > mtl)
+            BAD("tok: %s: piece %d: length %d exceeds max_token_length %d", path, i, (int)len,
+                (int)mtl);
+        o += 8;
+        if ((size_t)len > size - o)
+            BAD("tok: %s: piece %d: %d bytes at offset %zu run past the end (file is %zu bytes)",
+                path, i, (int)len, o, size);
+        o += (size_t)len;
+        total += (size_t)len;
+    }
+    /* run.c ignores extra pieces; we refuse them because they almost always mean the tokenizer of
+     * another model (tokenizer.bin next to a 512-vocab model loads "fine" and emits nonsense). */
+    if (o != size)
+        BAD("tok: %s: %zu trailing bytes after %d pieces (tokenizer of another model?)", path,
+            size - o, vocab_size);
+    *nbytes = total;
+    return LANES_OK;
+#undef BAD
+}
+
+int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
+    unsigned char *d = NULL;
+    eng_tok_t *t = NULL;
+    size_t size = 0, nbytes = 0;
+    int rc = read_file(path, &d, &size);
+    if (rc < 0) return rc;
+    if ((rc = check_layout(path, d, size, vocab_size, &nbytes)) < 0) goto fail;
+    rc = LANES_ENOMEM;
+    if ((t = tok_alloc(vocab_size, nbytes)) == NULL) goto fail;
+    t->max_piece = (int)rd32(d);
+    size_t o = 4, b = 0;
+    for (int i = 0; i < vocab_size; i++) {
+        uint32_t bits = rd32(d + o);
+        size_t len = rd32(d + o + 4);
+        memcpy(&t->scores[i], &bits, sizeof bits);   /* NaN and inf kept: run.c accepts them */
+        memcpy(t->bytes + b, d + o + 8, len);
+        t->off[i] = (uint32_t)b;
+        o += 8 + len;
+        b += len;
+    }
+    t->off[vocab_size] = (uint32_t)b;
+    if ((rc = build_index(t)) < 0) goto fail;
+    if (t->space_id < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: %s: no \" \" piece (needed for the dummy prefix)", path);
+        rc = LANES_ETOK;
+        goto fail;
+    }
+    free(d);
+    *out = t;
+    return LANES_OK;
+fail:
+    free(d);
+    eng_tok_destroy(t);
+    return rc;
+}
+
+int eng_tok_save(const eng_tok_t *t, const char *path) {
+    size_t size = 4 + 8 * (size_t)t->vocab_size + t->off[t->vocab_size];
+    unsigned char *d = malloc(size);
+    if (d == NULL) return LANES_ENOMEM;
+    wr32(d, (uint32_t)t->max_piece);
+    size_t o = 4;
+    for (int i = 0; i < t->vocab_size; i++) {
+        uint32_t bits, len = (uint32_t)piece_len(t, i);
+        memcpy(&bits, &t->scores[i], sizeof bits);
+        wr32(d + o, bits);
+        wr32(d + o + 4, len);
+        memcpy(d + o + 8, piece(t, i), len);
+        o += 8 + len;
+    }
+    int rc = LANES_OK;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(d, 1, size, f) != size) rc = LANES_EIO;
+    if (f != NULL && fclose(f) != 0) rc = LANES_EIO;
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "tok: %s: cannot write: %s", path, strerror(errno));
+    free(d);
+    return rc;
+}
+
+/* ---- synthetic tokenizer --------------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#define SYNTH_MAX_PIECE 16
+#define SYNTH_NCHARS 95              /* printable ASCII, " " first */
+
+/* Appends piece bytes; the index is built incrementally so merges can be checked for uniqueness. */
+static int synth_add(eng_tok_t *t, int id, const char *p, size_t n, float score) {
+    if (lookup2(t, p, n, "", 0) >= 0) return 0;
+    memcpy(t->bytes + t->off[id], p, n);
+    t->off[id + 1] = t->off[id] + (uint32_t)n;
+    t->scores[id] = score;
+    uint32_t i = fnv1a(FNV_SEED, p, n) & t->slot_mask;
+    while (t->slots[i] >= 0) i = (i + 1) & t->slot_mask;
+    t->slots[i] = id;
+    if ((int)n > t->max_piece) t->max_piece = (int)n;
+    return 1;
+}
+
+int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
+    if (vocab_size < TOK_MIN_VOCAB + SYNTH_NCHARS || vocab_size > TOK_MAX_VOCAB)
+        return LANES_EINVAL;
+    eng_tok_t *t = tok_alloc(vocab_size, (size_t)vocab_size * SYNTH_MAX_PIECE);
+    if (t == NULL || alloc_index(t) < 0) {
+        eng_tok_destroy(t);
+        return LANES_ENOMEM;
+    }
+    /* Letters weighted roughly by English frequency, so merges look like word pieces. */
+    static const char common[] = " eeeettaaoinshrdlucmfwypvbgk etaoinsh";
+    char buf[SYNTH_MAX_PIECE + 8];
+    int id = 0;
+    t->off[0] = 0;
+    t->max_piece = 1;
+    synth_add(t, id++, "<unk>", 5, 0.0f);
+    synth_add(t, id++, "\n<s>\n", 5, 0.0f);
+    synth_add(t, id++, "\n</s>\n", 6, 0.0f);
+    for (int b = 0; b < 256; b++) {
+        snprintf(buf, sizeof buf, "<0x%02X>", b);
+        synth_add(t, id++, buf, 6, 0.0f);
+    }
+    for (int c = 0; c < SYNTH_NCHARS; c++) {
+        buf[0] = (char)(' ' + c);
+        synth_add(t, id, buf, 1, -(float)(id - TOK_MIN_VOCAB));
+        id++;
+    }
+    /* Merges, with scores falling as the id grows so older merges win. First the prefixes of some
+     * common words (" t", " th", " the"), so ordinary text really merges even at vocab 512 ... */
+    static const char *words[] = {
+        " the", " a", " and", " to", " was", " he", " she", " it", " in", " on", " of", " is",
+        " cat", " sat", " mat", " dog", " big", " little", " day", " once", " upon", " time",
+        " there", " girl", " named", " Lily", " Ben", " park", " went", " said", " happy", " play",
+        " with", " her", " his", " they", " The", " One", " Once", " Hello", " world", "ing", "ed",
+        "er", "ly", "es", "en", "an", "th", "ou", "at", "or", "re", "st", "ll", "nd",
+    };
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        size_t n = strlen(words[w]);
+        for (size_t k = 2; k <= n && id < vocab_size; k++)
+            id += synth_add(t, id, words[w], k, -(float)(id - TOK_MIN_VOCAB));
+    }
+    /* ... then random ones: an existing piece followed by a common letter or another piece,
+     * unique and at most SYNTH_MAX_PIECE bytes. */
+    int first_char = TOK_MIN_VOCAB;   /* the single characters */
+    uint64_t s = seed;
+    while (id < vocab_size) {
+        uint64_t r = splitmix64(&s);
+        int a = first_char + (int)(r % (uint64_t)(id - first_char));
+        int b = (r >> 32) % 4 != 0
+                    ? first_char + (common[(r >> 40) % (sizeof common - 1)] - ' ')
+                    : first_char + (int)((r >> 48) % (uint64_t)(id - first_char));
+        size_t na = piece_len(t, a), nb = piece_len(t, b);
+        if (na + nb > SYNTH_MAX_PIECE) continue;
+        memcpy(buf, piece(t, a), na);
+        memcpy(buf + na, piece(t, b), nb);
+        if (synth_add(t, id, buf, na + nb, -(float)(id - TOK_MIN_VOCAB))) id++;
+    }
+    finish_index(t);
+    *out = t;
+    return LANES_OK;
+}
+
+/* ---- encode / decode ------------------------------------------------------------------------- */
+
+/* run.c rescans every adjacent pair after each merge: O(n^2) lookups, far too slow for 100 KB.
+ * We keep the live symbols in a linked list and candidate merges in a max-heap ordered by (score,
+ * left position); stale candidates are skipped when popped. Popping the best live candidate is
+ * exactly run.c's choice (highest score, leftmost on ties), so the output is identical in
+ * O(n log n). */
+typedef struct {
+    int32_t id, prev, next;          /* id -1: absorbed by its left neighbour */
+} sym_t;
+
+typedef struct {
+    float score;
+    int32_t left, right;             /* symbol indices; left < right in text order */
+    int32_t lid, rid, id;            /* the ids it was made from and the merged id */
+} cand_t;
+
+static int cand_better(const cand_t *a, const cand_t *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void heap_push(cand_t *h, int *n, cand_t c) {
+    int i = (*n)++;
+    while (i > 0 && cand_better(&c, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
+}
+
+static cand_t heap_pop(cand_t *h, int *n) {
+    cand_t top = h[0], last = h[--(*n)];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && cand_better(&h[c + 1], &h[c])) c++;
+        if (!cand_better(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = last;
+    return top;
+}
+
+/* Queues the merge of symbols l and r if their concatenation is a piece run.c would merge to. */
+static void try_pair(const eng_tok_t *t, const sym_t *s, int l, int r, cand_t *h, int *nh) {
+    if (l < 0 || r < 0) return;
+    int a = s[l].id, b = s[r].id;
+    int id = lookup2(t, piece(t, a), piece_len(t, a), piece(t, b), piece_len(t, b));
+    /* Also drops NaN scores: run.c's `score > best` is false for them too. */
+    if (id < 0 || !(t->scores[id] > TOK_NO_MERGE)) return;
+    heap_push(h, nh, (cand_t){t->scores[id], l, r, a, b, id});
+}
+
+int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, int eos, int32_t *ids,
+                   int max_ids) {
+    if (t == NULL || (text == NULL && len > 0) || max_ids < 0) return LANES_EINVAL;
+    if (len > TOK_MAX_TEXT) return LANES_ETOOLONG;
+    /* At most one symbol per byte, plus BOS and the dummy prefix; merges only remove symbols. */
+    int cap = (int)len + 2, ns = 0, nh = 0;
+    sym_t *s = malloc((size_t)cap * sizeof *s + 3 * (size_t)cap * sizeof(cand_t));
+    if (s == NULL) return LANES_ENOMEM;
+    cand_t *h = (cand_t *)(s + cap);
+
+    /* run.c merges across BOS as well, so it is an ordinary symbol here. */
+    if (bos) s[ns++].id = ENG_TOK_BOS;
+    if (len > 0) s[ns++].id = t->space_id;
+    /* A group is a byte plus the continuation bytes after it, at most 4 in all, whether or not
+     * that is valid UTF-8: run.c's loop reduces to this. NUL is an ordinary byte here (run.c
+     * would stop at it). */
+    for (size_t i = 0; i < len;) {
+        size_t j = i + 1;
+        while (j < len && j - i < 4 && ((unsigned char)text[j] & 0xC0) == 0x80) j++;
+        int id = lookup2(t, text + i, j - i, "", 0);
+        if (id >= 0) {
+            s[ns++].id = id;
+        } else {
+            for (size_t k = i; k < j; k++) s[ns++].id = (unsigned char)text[k] + 3;
+        }
+        i = j;
+    }
+    for (int i = 0; i < ns; i++) {
+        s[i].prev = i - 1;
+        s[i].next = i + 1 < ns ? i + 1 : -1;
+    }
+    for (int i = 0; i + 1 < ns; i++) try_pair(t, s, i, i + 1, h, &nh);
+
+    int live = ns;
+    while (nh > 0) {
+        cand_t c = heap_pop(h, &nh);
+        if (s[c.left].id != c.lid || s[c.right].id != c.rid || s[c.left].next != c.right)
+            continue;                                /* a neighbour changed since it was queued */
+        int l = c.left, r = c.right, rn = s[r].next;
+        s[l].id = c.id;
+        s[l].next = rn;
+        if (rn >= 0) s[rn].prev = l;
+        s[r].id = -1;
+        live--;
+        try_pair(t, s, s[l].prev, l, h, &nh);
+        try_pair(t, s, l, rn, h, &nh);
+    }
+
+    int n = live + (eos != 0);
+    if (n > max_ids) {
+        free(s);
+        return LANES_ETOOLONG;
+    }
+    int k = 0;
+    for (int i = ns > 0 ? 0 : -1; i >= 0; i = s[i].next) ids[k++] = s[i].id;
+    if (eos) ids[k++] = ENG_TOK_EOS;
+    free(s);
+    return n;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+const char *eng_tok_decode(const eng_tok_t *t, int prev, int tok, size_t *len) {
+    if (t == NULL || tok < 0 || tok >= t->vocab_size) {
+        *len = 0;
+        return "";
+    }
+    const char *p = piece(t, tok);
+    size_t n = piece_len(t, tok);
+    if (prev == ENG_TOK_BOS && n > 0 && p[0] == ' ') p++, n--;
+    /* run.c uses sscanf("<0x%02hhX>"), which also takes oddities like "<0x4>" or "<0x41>junk";
+     * only the exact six-byte form is a byte piece here (real vocabularies have no others). */
+    if (n == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>') {
+        int hi = hexval(p[3]), lo = hexval(p[4]);
+        if (hi >= 0 && lo >= 0) {
+            *len = 1;
+            return (const char *)&t->byte_val[hi * 16 + lo];
+        }
+    }
+    *len = n;
+    return p;
+}

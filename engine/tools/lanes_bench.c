@@ -1,0 +1,297 @@
+/* lanes-bench: engine-only throughput. A kernel table (our lane GEMM vs OpenBLAS on the model's
+ * shapes), then decode throughput for 1..128 lanes and prefill throughput. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/lanes_log.h"
+#include "bundle.h"
+#include "engine.h"
+
+#define MAX_POINTS 16
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] [--threads N]\n"
+            "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
+            "                   [--no-kernels] [--no-decode] [--json FILE]\n"
+            "Without -m the synthetic 15m model is used. Decode runs --steps steps per point,\n"
+            "starting at position --pos (default 32) after a prefill.\n");
+}
+
+static double now_s(void) { return (double)lanes_now_ns() * 1e-9; }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static float *random_floats(size_t n, unsigned seed) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    return p;
+}
+
+/* Best-of-repeats seconds for one call of fn, repeated until at least ~0.2 s have passed. */
+typedef void (*bench_fn)(void *arg);
+static double time_best(bench_fn fn, void *arg) {
+    double best = 1e30, start = now_s();
+    int reps = 0;
+    do {
+        double t0 = now_s();
+        fn(arg);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+        reps++;
+    } while (reps < 3 || (now_s() - start < 0.2 && reps < 1000));
+    return best;
+}
+
+typedef struct {
+    eng_ctx_t *ctx;
+    float *y;
+    const float *w, *x;
+    int rows, n, k;
+} gemm_arg_t;
+
+static void run_ours(void *opaque) {
+    gemm_arg_t *a = opaque;
+    eng_ctx_gemm(a->ctx, a->y, a->w, a->x, a->rows, a->n, a->k);
+}
+
+static void run_blas(void *opaque) {
+    gemm_arg_t *a = opaque;
+    if (a->n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, a->rows, a->k, 1.0f, a->w, a->k, a->x, 1, 0.0f,
+                    a->y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->n, a->rows, a->k, 1.0f, a->x, a->k,
+                    a->w, a->k, 0.0f, a->y, a->rows);
+}
+
+static double blas_2048_gflops(void) {
+    int n = 2048;
+    float *a = random_floats((size_t)n * n, 1), *b = random_floats((size_t)n * n, 2);
+    float *c = malloc((size_t)n * n * sizeof *c);
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * n * (double)n / best * 1e-9;
+}
+
+static void kernel_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, cJSON *out) {
+    int kv = mc->dim * mc->n_kv_heads / mc->n_heads;
+    int shapes[][3] = {{mc->dim, mc->dim, 0}, {kv, mc->dim, 0}, {mc->hidden_dim, mc->dim, 0},
+                       {mc->dim, mc->hidden_dim, 0}, {mc->vocab_size, mc->dim, 0}};
+    const char *names[] = {"wq/wo", "wk/wv", "w1/w3", "w2", "wcls"};
+    int ns[] = {1, 8, 32, 128};
+    cJSON *arr = cJSON_AddArrayToObject(out, "kernels");
+    printf("\n%-6s %6s %6s %4s %12s %12s %7s\n", "matrix", "rows", "k", "N", "ours GF/s",
+           "openblas GF/s", "ratio");
+    for (int s = 0; s < 5; s++) {
+        if (s == 1 && kv == mc->dim) continue;   /* same shape as wq */
+        int rows = shapes[s][0], k = shapes[s][1];
+        float *w = random_floats((size_t)rows * k, 3);
+        for (int i = 0; i < 4; i++) {
+            int n = ns[i];
+            if (n > eng_ctx_max_cols(ctx)) continue;
+            float *x = random_floats((size_t)n * k, 4), *y = malloc((size_t)n * rows * sizeof *y);
+            gemm_arg_t a = {ctx, y, w, x, rows, n, k};
+            double flops = 2.0 * rows * (double)k * n;
+            double ours = flops / time_best(run_ours, &a) * 1e-9;
+            double blas = flops / time_best(run_blas, &a) * 1e-9;
+            printf("%-6s %6d %6d %4d %12.1f %12.1f %6.0f%%\n", names[s], rows, k, n, ours, blas,
+                   100.0 * ours / blas);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "matrix", names[s]);
+            cJSON_AddNumberToObject(o, "rows", rows);
+            cJSON_AddNumberToObject(o, "k", k);
+            cJSON_AddNumberToObject(o, "n", n);
+            cJSON_AddNumberToObject(o, "ours_gflops", ours);
+            cJSON_AddNumberToObject(o, "openblas_gflops", blas);
+            cJSON_AddItemToArray(arr, o);
+            free(x);
+            free(y);
+        }
+        free(w);
+    }
+}
+
+/* Prefills every lane to position pos, then times `steps` decode steps; returns the median. */
+static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps) {
+    eng_col_t *cols = malloc((size_t)lanes * (size_t)pos * sizeof *cols);
+    int32_t *tok = malloc((size_t)lanes * (size_t)pos * sizeof *tok);
+    double *t = malloc((size_t)steps * sizeof *t);
+    int maxc = eng_ctx_max_cols(ctx);
+    for (int l = 0; l < lanes; l++) {
+        eng_ctx_set_sampler(ctx, l, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
+        for (int p = 0; p < pos; p += maxc) {   /* prefill the lane in chunks the context allows */
+            int n = pos - p < maxc ? pos - p : maxc;
+            for (int i = 0; i < n; i++)
+                cols[i] = (eng_col_t){l, p + i, (int32_t)((l * 131 + p + i) % mc->vocab_size),
+                                      p + i == pos - 1, NULL};
+            eng_step(ctx, cols, n, tok);
+        }
+    }
+    int32_t *next = malloc((size_t)lanes * sizeof *next);
+    for (int l = 0; l < lanes; l++) next[l] = (int32_t)((l * 7 + 3) % mc->vocab_size);
+    for (int s = 0; s < steps; s++) {
+        for (int l = 0; l < lanes; l++) cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL};
+        double t0 = now_s();
+        eng_step(ctx, cols, lanes, next);
+        t[s] = now_s() - t0;
+    }
+    double med = median(t, steps);
+    free(cols);
+    free(tok);
+    free(t);
+    free(next);
+    return med;
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
+    const char *lanes_list = "1,2,4,8,16,32,64,128";
+    int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
+    static const struct option opts[] = {
+        {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
+        {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
+        {"no-decode", 0, 0, 'D'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'z': tokp = optarg; break;
+        case 'r': preset = optarg; break;
+        case 'T': threads = atoi(optarg); break;
+        case 'l': lanes_list = optarg; break;
+        case 's': steps = atoi(optarg); break;
+        case 'p': pos = atoi(optarg); break;
+        case 'j': json_path = optarg; break;
+        case 'K': kernels = 0; break;
+        case 'D': decode = 0; break;
+        case 'g':
+            if (strcmp(optarg, "lanes") == 0) gemm = ENG_GEMM_LANES;
+            else if (strcmp(optarg, "openblas") == 0) gemm = ENG_GEMM_OPENBLAS;
+            else { usage(stderr); return 2; }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    int lanes[MAX_POINTS], npoints = 0, max_lanes = 1;
+    for (const char *p = lanes_list; *p && npoints < MAX_POINTS;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1024) { usage(stderr); return 2; }
+        lanes[npoints++] = (int)v;
+        if (v > max_lanes) max_lanes = (int)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (optind != argc || steps < 1 || pos < 1 || threads < 0) { usage(stderr); return 2; }
+    eng_bundle_t b;
+    if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) return 1;
+    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
+    if (pos + steps + 1 > mc->seq_len) pos = mc->seq_len - steps - 1;
+    if (pos < 1) { fprintf(stderr, "lanes-bench: --steps too large for the context\n"); return 2; }
+    int max_cols = max_lanes > 128 ? max_lanes : 128;
+    eng_ctx_t *ctx;
+    if (eng_ctx_create(b.model, &(eng_ctx_cfg_t){max_lanes, max_cols, threads, gemm}, &ctx) < 0)
+        return 1;
+    openblas_set_num_threads(eng_ctx_threads(ctx));
+    double fpt = eng_model_flops_per_token(b.model);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "model", model ? model : preset ? preset : "15m");
+    cJSON_AddNumberToObject(out, "threads", eng_ctx_threads(ctx));
+    cJSON_AddStringToObject(out, "gemm", eng_ctx_kern_name(ctx));
+    cJSON_AddNumberToObject(out, "flops_per_token", fpt);
+    printf("model %s: dim %d hidden %d layers %d heads %d kv_heads %d vocab %d seq %d; %.1f MFLOP/token\n",
+           model ? model : preset ? preset : "15m (synthetic)", mc->dim, mc->hidden_dim,
+           mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, mc->seq_len, fpt * 1e-6);
+    printf("threads %d, kernels %s\n", eng_ctx_threads(ctx), eng_ctx_kern_name(ctx));
+    double ref = blas_2048_gflops();
+    printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s\n", ref);
+    cJSON_AddNumberToObject(out, "openblas_2048_gflops", ref);
+    if (kernels) kernel_table(ctx, mc, out);
+    if (decode) {
+        cJSON *arr = cJSON_AddArrayToObject(out, "decode");
+        printf("\ndecode from position %d, median of %d steps\n", pos, steps);
+        printf("%5s %9s %11s %11s %9s %8s %8s\n", "lanes", "step ms", "agg tok/s", "tok/s/strm",
+               "GFLOP/s", "%2048^3", "speedup");
+        double base = 0;
+        for (int i = 0; i < npoints; i++) {
+            double st = decode_point(ctx, mc, lanes[i], pos, steps);
+            double agg = lanes[i] / st, gf = agg * fpt * 1e-9;
+            if (i == 0) base = agg;
+            printf("%5d %9.3f %11.1f %11.1f %9.1f %7.1f%% %7.2fx\n", lanes[i], st * 1e3, agg,
+                   1.0 / st, gf, 100.0 * gf / ref, agg / base);
+            fflush(stdout);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "lanes", lanes[i]);
+            cJSON_AddNumberToObject(o, "step_ms", st * 1e3);
+            cJSON_AddNumberToObject(o, "tok_s", agg);
+            cJSON_AddNumberToObject(o, "tok_s_per_stream", 1.0 / st);
+            cJSON_AddNumberToObject(o, "gflops", gf);
+            cJSON_AddNumberToObject(o, "pct_of_2048", 100.0 * gf / ref);
+            cJSON_AddNumberToObject(o, "speedup", agg / base);
+            cJSON_AddItemToArray(arr, o);
+        }
+        int plen = mc->seq_len < 128 ? mc->seq_len : 128;
+        if (plen <= max_cols) {
+            eng_col_t *cols = malloc((size_t)plen * sizeof *cols);
+            int32_t *tok = malloc((size_t)plen * sizeof *tok);
+            double t[5];
+            for (int r = 0; r < 5; r++) {
+                for (int p = 0; p < plen; p++)
+                    cols[p] = (eng_col_t){0, p, (int32_t)((p * 31 + 5) % mc->vocab_size),
+                                          p == plen - 1, NULL};
+                double t0 = now_s();
+                eng_step(ctx, cols, plen, tok);
+                t[r] = now_s() - t0;
+            }
+            double med = median(t, 5);
+            printf("\nprefill: %d-token prompt in one step: %.2f ms, %.1f tok/s\n", plen, med * 1e3,
+                   plen / med);
+            cJSON *pf = cJSON_AddObjectToObject(out, "prefill");
+            cJSON_AddNumberToObject(pf, "prompt_tokens", plen);
+            cJSON_AddNumberToObject(pf, "ms", med * 1e3);
+            cJSON_AddNumberToObject(pf, "tok_s", plen / med);
+            free(cols);
+            free(tok);
+        }
+    }
+    if (json_path) {
+        FILE *f = fopen(json_path, "w");
+        char *s = cJSON_Print(out);
+        if (f) {
+            fputs(s, f);
+            fputc('\n', f);
+            fclose(f);
+        } else {
+            fprintf(stderr, "lanes-bench: cannot write %s\n", json_path);
+        }
+        free(s);
+    }
+    cJSON_Delete(out);
+    eng_ctx_destroy(ctx);
+    eng_bundle_close(&b);
+    return 0;
+}

@@ -1,0 +1,183 @@
+/* lanes-run: one-shot generation; several prompts run at once as lanes of the same steps. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+#include "bundle.h"
+#include "engine.h"
+#include "gen.h"
+
+#define MAX_LANES 128
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lanes-run [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] (-p PROMPT | --prompts FILE)\n"
+            "                 [-n MAX_NEW_TOKENS] [--temp T] [--top-p P] [--top-k K] [--seed S]\n"
+            "                 [--threads N] [--gemm lanes|openblas] [--lanes N] [--chunk N] [--json]\n"
+            "Without -m the built-in synthetic model of --preset (default 15m) is used.\n");
+}
+
+typedef struct {
+    char **v;
+    int n, cap;
+} lines_t;
+
+static int read_lines(const char *path, lines_t *out) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "lanes-run: cannot open %s\n", path);
+        return LANES_EIO;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (out->n == out->cap) {
+            out->cap = out->cap ? out->cap * 2 : 16;
+            out->v = realloc(out->v, (size_t)out->cap * sizeof *out->v);
+        }
+        out->v[out->n++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    return LANES_OK;
+}
+
+/* Appends the bytes of ids (following prev) to a growing buffer. */
+static char *decode_all(const eng_tok_t *tok, int32_t prev, const int32_t *ids, int n) {
+    size_t cap = 64, len = 0;
+    char *s = malloc(cap);
+    for (int i = 0; i < n; i++) {
+        size_t pl;
+        const char *piece = eng_tok_decode(tok, prev, ids[i], &pl);
+        if (len + pl + 1 > cap) s = realloc(s, cap = (len + pl + 1) * 2);
+        memcpy(s + len, piece, pl);
+        len += pl;
+        prev = ids[i];
+    }
+    s[len] = 0;
+    return s;
+}
+
+static void print_json(const char *prompt, const int32_t *pt, int np, const eng_gen_req_t *r,
+                       const char *text) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "prompt", prompt);
+    cJSON_AddItemToObject(o, "prompt_tokens", cJSON_CreateIntArray(pt, np));
+    cJSON_AddItemToObject(o, "tokens", cJSON_CreateIntArray(r->out, r->n_out));
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddStringToObject(o, "reason", eng_end_name(r->end));
+    char *s = cJSON_PrintUnformatted(o);
+    puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *tokp = NULL, *preset = NULL, *prompt = NULL, *prompts = NULL;
+    int max_new = 256, threads = 0, lanes = 0, chunk = 0, json = 0, gemm = ENG_GEMM_LANES;
+    eng_sampler_t smp = {0.0f, 0, 1.0f, 0};
+    static const struct option opts[] = {
+        {"temp", 1, 0, 't'}, {"top-p", 1, 0, 'P'}, {"top-k", 1, 0, 'K'}, {"seed", 1, 0, 's'},
+        {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"prompts", 1, 0, 'f'}, {"json", 0, 0, 'j'},
+        {"preset", 1, 0, 'r'}, {"lanes", 1, 0, 'l'}, {"chunk", 1, 0, 'c'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:z:p:n:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'z': tokp = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'n': max_new = atoi(optarg); break;
+        case 't': smp.temperature = strtof(optarg, NULL); break;
+        case 'P': smp.top_p = strtof(optarg, NULL); break;
+        case 'K': smp.top_k = atoi(optarg); break;
+        case 's': smp.seed = strtoull(optarg, NULL, 10); break;
+        case 'T': threads = atoi(optarg); break;
+        case 'f': prompts = optarg; break;
+        case 'j': json = 1; break;
+        case 'r': preset = optarg; break;
+        case 'l': lanes = atoi(optarg); break;
+        case 'c': chunk = atoi(optarg); break;
+        case 'g':
+            if (strcmp(optarg, "lanes") == 0) gemm = ENG_GEMM_LANES;
+            else if (strcmp(optarg, "openblas") == 0) gemm = ENG_GEMM_OPENBLAS;
+            else { usage(stderr); return 2; }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if ((prompt == NULL) == (prompts == NULL) || optind != argc || max_new < 1 || threads < 0 ||
+        lanes < 0 || chunk < 0 || smp.temperature < 0 || smp.top_k < 0) {
+        usage(stderr);
+        return 2;
+    }
+    lines_t in = {0};
+    if (prompts && read_lines(prompts, &in) < 0) return 1;
+    if (prompt) {
+        in.v = malloc(sizeof *in.v);
+        in.v[in.n++] = strdup(prompt);
+    }
+    if (in.n == 0) {
+        fprintf(stderr, "lanes-run: no prompts\n");
+        return 1;
+    }
+    int n = in.n, rc = 1;
+    eng_gen_req_t *reqs = NULL;
+    int32_t *ids = NULL, *out = NULL;
+    eng_ctx_t *ctx = NULL;
+    eng_bundle_t b;
+    if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) goto done;
+    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
+    reqs = calloc((size_t)n, sizeof *reqs);
+    ids = malloc((size_t)n * (size_t)mc->seq_len * sizeof *ids);
+    out = malloc((size_t)n * (size_t)max_new * sizeof *out);
+    if (!reqs || !ids || !out) goto done;
+    for (int i = 0; i < n; i++) {
+        int32_t *pt = ids + (size_t)i * mc->seq_len;
+        int np = eng_tok_encode(b.tok, in.v[i], strlen(in.v[i]), 1, 0, pt, mc->seq_len);
+        if (np < 0) {
+            fprintf(stderr, "lanes-run: prompt %d is longer than the context (%d tokens)\n", i + 1,
+                    mc->seq_len);
+            goto done;
+        }
+        reqs[i] = (eng_gen_req_t){pt, np, max_new, smp, out + (size_t)i * max_new, NULL, 0, 0};
+    }
+    if (lanes == 0) lanes = n < MAX_LANES ? n : MAX_LANES;
+    int step_chunk = chunk ? chunk : mc->seq_len;
+    eng_ctx_cfg_t cc = {lanes, lanes * (step_chunk < 64 ? step_chunk : 64) + lanes, threads, gemm};
+    if (eng_ctx_create(b.model, &cc, &ctx) < 0) goto done;
+    eng_gen_opts_t go = {lanes, chunk, 0};
+    if (eng_gen_run(ctx, reqs, n, &go) < 0) {
+        fprintf(stderr, "lanes-run: generation failed\n");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        eng_gen_req_t *r = &reqs[i];
+        char *text = decode_all(b.tok, r->prompt[r->n_prompt - 1], r->out, r->n_out);
+        if (json) {
+            print_json(in.v[i], r->prompt, r->n_prompt, r, text);
+        } else {
+            char *shown = decode_all(b.tok, r->prompt[0], r->prompt + 1, r->n_prompt - 1);
+            printf("%s%s\n", shown, text);
+            free(shown);
+        }
+        free(text);
+    }
+    rc = 0;
+done:
+    eng_ctx_destroy(ctx);
+    free(reqs);
+    free(ids);
+    free(out);
+    for (int i = 0; i < in.n; i++) free(in.v[i]);
+    free(in.v);
+    eng_bundle_close(&b);
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* libFuzzer target: any bytes as one request line must parse or fail cleanly, and every accepted
+ * generate must have a non-empty prompt and fields inside their documented ranges. */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/lanes_err.h"
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    io_msg_t m;
+    int rc = io_msg_parse((const char *)data, size, &m);
+    if (rc == LANES_OK && m.op == IO_OP_GENERATE) {
+        assert(m.prompt_len > 0);
+        assert(m.max_tokens >= 1 && m.max_tokens <= IO_MAX_TOKENS);
+        assert(m.temperature >= 0 && m.top_p > 0 && m.top_p <= 1 && m.top_k >= 0);
+    }
+    if (rc < 0) assert(m.err_msg != NULL);
+    if (m.id) assert(strlen(m.id) <= IO_MAX_ID);
+    char out[64];
+    long n = io_json_escape(out, sizeof out, 0, (const char *)data, size < 8 ? size : 8);
+    assert(n >= 0 && (size_t)n <= sizeof out);
+    io_msg_fini(&m);
+    return 0;
+}

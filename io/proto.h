@@ -1,0 +1,42 @@
+#ifndef IO_PROTO_H
+#define IO_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The request-line parser: one line (without its '\n') in, one validated message out. Pure and
+ * allocation-light so the fuzzer and unit tests drive it without a server. docs/PROTOCOL.md is
+ * the reference for every field, limit and error code. */
+
+#define IO_MAX_LINE (64 * 1024)     /* bytes per request line, '\n' excluded */
+#define IO_MAX_ID 256               /* bytes of an id as compact JSON */
+#define IO_MAX_TOKENS 65536         /* max_tokens upper bound (the context ends streams earlier) */
+#define IO_DEFAULT_TOKENS 64
+
+enum { IO_OP_GENERATE = 0, IO_OP_CANCEL, IO_OP_STATS, IO_OP_HEALTH };
+
+typedef struct {
+    int op;                 /* IO_OP_* */
+    int plain;              /* 1: plain-text shorthand (prompt is the whole line) */
+    char *id;               /* owned: the client's id as compact JSON ("\"a1\"", "7"), or NULL */
+    const char *prompt;     /* borrows the line (plain) or id-owned storage: valid until io_msg_fini */
+    size_t prompt_len;
+    int max_tokens;
+    float temperature, top_p;
+    int top_k;
+    uint64_t seed;
+    const char *err_msg;    /* on error: a static message naming the problem */
+    void *json_;            /* owned cJSON tree backing prompt */
+} io_msg_t;
+
+/* Parses line[0..len). Returns LANES_OK, or LANES_EPROTO (not JSON / not an object), LANES_EINVAL
+ * (wrong type, missing or out-of-range field, unknown op), LANES_ETOOLONG (id too long). On error
+ * msg->err_msg says why and msg->id holds the id when it could be read. Always io_msg_fini() after. */
+int io_msg_parse(const char *line, size_t len, io_msg_t *msg);
+void io_msg_fini(io_msg_t *msg);
+
+/* Appends s[0..n) JSON-escaped (no quotes) to out; returns the new length or -1 if it won't fit.
+ * Bytes >= 0x80 pass through unchanged, as cJSON prints them. */
+long io_json_escape(char *out, size_t cap, size_t len, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,40 @@
+#ifndef IO_SERVER_H
+#define IO_SERVER_H
+
+#include <stddef.h>
+
+#include "bat_sched.h"
+
+/* The libuv TCP server: the I/O thread. It accepts, frames and parses request lines, submits
+ * requests to the scheduler, and writes the scheduler's event batches back to their connections.
+ * It never computes: tokenizing and decoding happen on the engine thread. */
+typedef struct io_server io_server_t;
+
+typedef struct {
+    const char *host;           /* "127.0.0.1" */
+    int port;                   /* 0 = any free port (see io_server_port) */
+    int max_conns;              /* open connections; one more gets ECONNS and is closed */
+    int max_inflight;           /* live requests per connection; more get ELIMIT */
+    size_t out_soft;            /* bytes queued to a connection before we stop reading it */
+    size_t out_hard;            /* bytes queued before its requests are cancelled and it is closed */
+    int sndbuf;                 /* SO_SNDBUF per connection (bytes); 0 = the kernel's autotuning */
+    double grace_s;             /* shutdown: how long to wait for slow clients to take replies */
+} io_server_cfg_t;
+
+/* Binds and listens (logs "listening on HOST:PORT"). The loop runs later, in io_server_run(). */
+int io_server_create(const io_server_cfg_t *cfg, io_server_t **out);
+int io_server_port(const io_server_t *s);
+
+/* bat_sched_cfg_t.notify for this server (arg: the server). Engine thread; only wakes the loop. */
+void io_server_notify(void *arg);
+
+/* Runs the loop on the calling thread (which becomes the I/O thread) until SIGINT/SIGTERM or
+ * io_server_stop(): then stops accepting, stops sched (every live request gets its terminal
+ * event), flushes, closes every connection and returns LANES_OK. Borrows sched. */
+int io_server_run(io_server_t *s, bat_sched_t *sched);
+
+/* Any thread: begins the graceful shutdown. */
+void io_server_stop(io_server_t *s);
+void io_server_destroy(io_server_t *s);   /* NULL is fine; after io_server_run() returned */
+
+#endif

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The command-line tools end to end: lanes-mkmodel writes a model that lanes-run loads and runs the
+# same as the built-in one; bad files and bad flags give a one-line error and a non-zero exit.
+set -euo pipefail
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$bin/lanes-mkmodel" --preset tiny --seed 1 -o "$tmp/m.bin" -t "$tmp/t.bin"
+from_files=$("$bin/lanes-run" -m "$tmp/m.bin" -z "$tmp/t.bin" -p "hello world" -n 20 --json)
+builtin=$("$bin/lanes-run" --preset tiny -p "hello world" -n 20 --json)
+[ "$from_files" = "$builtin" ] || fail "saved model differs from the built-in one"
+echo "$builtin" | grep -q '"reason":"length"' || fail "no reason in $builtin"
+
+# Several prompts run as lanes of the same steps give what each gives alone.
+printf 'Once upon a time\nThe little dog\n\nOne day\n' > "$tmp/prompts"
+batched=$("$bin/lanes-run" --preset tiny --prompts "$tmp/prompts" -n 30 --json)
+alone=$(while IFS= read -r p; do "$bin/lanes-run" --preset tiny -p "$p" -n 30 --json; done < "$tmp/prompts")
+[ "$batched" = "$alone" ] || fail "batched prompts differ from single runs"
+
+# A truncated model: one error line naming the file, exit 1.
+head -c 1000 "$tmp/m.bin" > "$tmp/trunc.bin"
+if "$bin/lanes-run" -m "$tmp/trunc.bin" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "truncated model accepted"; fi
+grep -q "trunc.bin" "$tmp/err" || fail "error does not name the file: $(cat "$tmp/err")"
+[ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "expected one error line: $(cat "$tmp/err")"
+# A garbage tokenizer.
+head -c 100 /dev/urandom > "$tmp/badtok.bin"
+if "$bin/lanes-run" -m "$tmp/m.bin" -z "$tmp/badtok.bin" -p hi 2> "$tmp/err"; then fail "bad tokenizer accepted"; fi
+grep -q "badtok.bin" "$tmp/err" || fail "tokenizer error does not name the file"
+# Bad flags: usage and exit 2.
+set +e
+"$bin/lanes-run" --preset tiny -p hi --gemm nope 2>/dev/null; [ $? -eq 2 ] || fail "bad --gemm not rejected"
+"$bin/lanes-run" --preset tiny 2>/dev/null; [ $? -eq 2 ] || fail "missing prompt not rejected"
+"$bin/lanes-bench" --lanes 0 2>/dev/null; [ $? -eq 2 ] || fail "bad --lanes not rejected"
+set -e
+# An over-long prompt is refused, not truncated.
+long=$(printf 'word %.0s' $(seq 1 400))
+if "$bin/lanes-run" --preset tiny -p "$long" 2> "$tmp/err"; then fail "over-long prompt accepted"; fi
+grep -q "longer than the context" "$tmp/err" || fail "unclear over-long error: $(cat "$tmp/err")"
+# The portable binary on older CPUs (emulated): without AVX2 it picks SSE, without SSE4.1 the scalar
+# table, which is fused like AVX2 and so gives the same bits.
+# (Sanitizer builds cannot run under qemu-user.)
+if [ -n "${LANES_SANITIZED:-}" ]; then
+  echo "cli: sanitizer build: older-CPU check not run"
+elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+  native=$("$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
+  scalar=$(qemu-x86_64 -cpu core2duo "$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
+  [ "$scalar" = "$native" ] || fail "scalar path on a pre-SSE4.1 CPU differs: $scalar"
+  qemu-x86_64 -cpu Nehalem "$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json \
+    | grep -q '"reason":"length"' || fail "SSE path on a pre-AVX CPU failed"
+  echo "cli: older CPUs ok (qemu)"
+else
+  echo "cli: qemu-x86_64 not installed: older-CPU check not run"
+fi
+echo "cli: ok"

@@ -1,0 +1,632 @@
+/* End to end over real TCP: lanes-server (tiny synthetic model) as a child process on an ephemeral
+ * loopback port. `test_io_server NAME` runs one scenario; ctest registers each. */
+#include "test_net.h"
+
+#include <pthread.h>
+
+#include "bundle.h"
+#include "engine.h"
+#include "gen.h"
+
+#define MAX_GEN 256
+
+/* What the engine alone gives for one prompt (greedy, one lane): ids and text. */
+typedef struct {
+    int32_t ids[MAX_GEN];
+    int n, end;
+    char text[MAX_GEN * 64];
+} ref_t;
+
+static eng_bundle_t bundle;
+static eng_ctx_t *ref_ctx;
+
+static void reference(const char *prompt, int max_new, ref_t *out) {
+    if (ref_ctx == NULL) {
+        ASSERT_EQ(eng_bundle_open(&bundle, NULL, NULL, "tiny", 1), 0);
+        eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES};
+        ASSERT_EQ(eng_ctx_create(bundle.model, &cc, &ref_ctx), 0);
+    }
+    int32_t pt[256];
+    int np = eng_tok_encode(bundle.tok, prompt, strlen(prompt), 1, 0, pt, 256);
+    ASSERT_GT(np, 0);
+    eng_gen_req_t r = {pt, np, max_new, {0, 0, 1, 0}, out->ids, NULL, 0, 0};
+    eng_gen_opts_t go = {1, 0, 0};
+    ASSERT_EQ(eng_gen_run(ref_ctx, &r, 1, &go), 0);
+    out->n = r.n_out;
+    out->end = r.end;
+    size_t len = 0;
+    int32_t prev = pt[np - 1];
+    for (int i = 0; i < r.n_out; i++) {
+        size_t pl;
+        const char *p = eng_tok_decode(bundle.tok, prev, out->ids[i], &pl);
+        memcpy(out->text + len, p, pl);
+        len += pl;
+        prev = out->ids[i];
+    }
+    out->text[len] = 0;
+}
+
+/* One client stream's replies, gathered. */
+typedef struct {
+    int32_t ids[4096];
+    int n, done, first_seen;
+    char text[MAX_GEN * 64 * 4];
+    size_t tlen;
+    char reason[32], code[32];
+    int completion_tokens;
+} got_t;
+
+/* Folds one event line into g; returns 1 when it was terminal. */
+static int fold(got_t *g, const cJSON *j) {
+    const char *ev = test_str(j, "event");
+    if (strcmp(ev, "token") == 0) {
+        ASSERT(!g->done);
+        const cJSON *t, *toks = cJSON_GetObjectItemCaseSensitive(j, "tokens");
+        cJSON_ArrayForEach(t, toks) if (g->n < 4096) g->ids[g->n++] = (int32_t)t->valuedouble;
+        const char *txt = test_str(j, "text");
+        size_t l = strlen(txt);
+        if (g->tlen + l < sizeof g->text) memcpy(g->text + g->tlen, txt, l), g->tlen += l;
+        g->text[g->tlen] = 0;
+        return 0;
+    }
+    ASSERT(!g->done);
+    g->done = 1;
+    if (strcmp(ev, "done") == 0) {
+        snprintf(g->reason, sizeof g->reason, "%s", test_str(j, "reason"));
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+        g->completion_tokens = (int)test_num(u, "completion_tokens");
+        ASSERT_EQ(g->completion_tokens, g->n);
+    } else {
+        ASSERT_STR_EQ(ev, "error");
+        snprintf(g->code, sizeof g->code, "%s", test_str(j, "code"));
+    }
+    return 1;
+}
+
+/* Sends a generate with id and waits for its terminal event on c (other ids are not expected). */
+static void run_one(test_conn_t *c, const char *id, const char *prompt, int max_tokens, got_t *g) {
+    char line[1024];
+    snprintf(line, sizeof line, "{\"id\":\"%s\",\"prompt\":\"%s\",\"max_tokens\":%d}\n", id, prompt,
+             max_tokens);
+    test_send(c, line);
+    memset(g, 0, sizeof *g);
+    for (;;) {
+        cJSON *j = test_json(c, 20000);
+        ASSERT_STR_EQ(test_str(j, "id"), id);
+        int fin = fold(g, j);
+        cJSON_Delete(j);
+        if (fin) break;
+    }
+}
+
+static void check_ref(const got_t *g, const char *prompt, int max_tokens) {
+    ref_t r;
+    reference(prompt, max_tokens, &r);
+    ASSERT_EQ(g->n, r.n);
+    for (int i = 0; i < r.n; i++) ASSERT_EQ(g->ids[i], r.ids[i]);
+    ASSERT_STR_EQ(g->text, r.text);
+    ASSERT_STR_EQ(g->reason, eng_end_name(r.end));
+}
+
+/* Reads every connection until each has one terminal event per request it sent. */
+static void gather(test_conn_t **cs, int n, got_t *got, int per_conn, int timeout_ms) {
+    double end = test_now_ms() + timeout_ms;
+    int left = n * per_conn;
+    int *mine = calloc((size_t)n, sizeof *mine);   /* terminal events still due per connection */
+    for (int i = 0; i < n; i++) mine[i] = per_conn;
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    while (left > 0) {
+        ASSERT_LT(test_now_ms(), end);
+        for (int i = 0; i < n; i++) p[i] = (struct pollfd){cs[i]->eof ? -1 : cs[i]->fd, POLLIN, 0};
+        poll(p, (nfds_t)n, 100);
+        for (int i = 0; i < n; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (test_fill(cs[i]) < 0) {   /* the server may close once it said everything */
+                if (mine[i] == 0) continue;
+                fprintf(stderr, "conn %d closed with %d terminal events missing\n", i, mine[i]);
+                exit(1);
+            }
+            char *l;
+            while ((l = test_take_line(cs[i])) != NULL) {
+                cJSON *j = cJSON_Parse(l);
+                if (j == NULL) fprintf(stderr, "bad JSON line: %s\n", l);
+                ASSERT(j != NULL);
+                const char *id = test_str(j, "id");
+                int k = per_conn == 1 ? 0 : atoi(id + 1);   /* ids "rK" */
+                ASSERT_LT(k, per_conn);
+                int fin = fold(&got[i * per_conn + k], j);
+                left -= fin;
+                mine[i] -= fin;
+                cJSON_Delete(j);
+                free(l);
+            }
+        }
+    }
+    free(p);
+    free(mine);
+}
+
+/* 128 connections, a different prompt each, greedy: each equals the engine run alone. */
+static int t_parity(void) {
+    enum { N = 128, TOK = 24 };
+    test_srv_t s = test_srv_start(NULL);
+    test_conn_t *cs[N];
+    got_t *got = calloc(N, sizeof *got);
+    char prompt[N][96];
+    for (int i = 0; i < N; i++) {
+        snprintf(prompt[i], sizeof prompt[i], "Story %d: once upon a time %s", i * 7919 % 1000,
+                 i % 3 ? "there was a cat" : "a dog");
+        cs[i] = test_connect(s.port);
+    }
+    for (int i = 0; i < N; i++) {
+        char line[256];
+        const char *pr = prompt[i];
+        snprintf(line, sizeof line, "{\"id\":%d,\"prompt\":\"%.200s\",\"max_tokens\":%d}\n", i, pr,
+                 TOK);
+        test_send(cs[i], line);
+    }
+    gather(cs, N, got, 1, 60000);
+    for (int i = 0; i < N; i++) {
+        check_ref(&got[i], prompt[i], TOK);
+        test_close(cs[i]);
+    }
+    /* And, for a few of them, the lanes-run program itself. */
+    for (int i = 0; i < N; i += 41) {
+        char cmd[1024];
+        const char *pr = prompt[i];
+        snprintf(cmd, sizeof cmd, "%.500s/lanes-run --preset tiny --threads 1 -n %d --json -p '%.200s'",
+                 getenv("LANES_BIN"), TOK, pr);
+        FILE *f = popen(cmd, "r");
+        ASSERT(f != NULL);
+        char out[16384];
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = 0;
+        ASSERT_EQ(pclose(f), 0);
+        cJSON *j = cJSON_Parse(out), *t;
+        ASSERT(j != NULL);
+        int k = 0;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(j, "tokens")) {
+            ASSERT_LT(k, got[i].n);
+            ASSERT_EQ((int32_t)t->valuedouble, got[i].ids[k]);
+            k++;
+        }
+        ASSERT_EQ(k, got[i].n);
+        ASSERT_STR_EQ(test_str(j, "text"), got[i].text);
+        cJSON_Delete(j);
+    }
+    free(got);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Each bad input gets its code; the same connection and server then serve a normal request. */
+static int t_badinput(void) {
+    const char *args[] = {"--max-inflight", "3", "--max-conns", "4", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *c = test_connect(s.port);
+    static const struct { const char *line, *code; } bad[] = {
+        {"{\"id\":1,\"prompt\":\"x\"", "EPROTO"},
+        {"{\"id\":1,,}", "EPROTO"},
+        {"{\"id\":1} trailing", "EPROTO"},
+        {"{\"id\":2,\"prompt\":5}", "EINVAL"},
+        {"{\"id\":3}", "EINVAL"},
+        {"{\"id\":4,\"prompt\":\"\"}", "EINVAL"},
+        {"{\"id\":5,\"op\":\"frobnicate\"}", "EINVAL"},
+        {"{\"id\":6,\"op\":7}", "EINVAL"},
+        {"{\"id\":{\"a\":1},\"prompt\":\"x\"}", "EINVAL"},
+        {"{\"id\":8,\"prompt\":\"x\",\"max_tokens\":0}", "EINVAL"},
+        {"{\"id\":9,\"prompt\":\"x\",\"max_tokens\":1.5}", "EINVAL"},
+        {"{\"id\":10,\"prompt\":\"x\",\"max_tokens\":\"5\"}", "EINVAL"},
+        {"{\"id\":11,\"prompt\":\"x\",\"temperature\":-1}", "EINVAL"},
+        {"{\"id\":12,\"prompt\":\"x\",\"top_p\":0}", "EINVAL"},
+        {"{\"id\":13,\"prompt\":\"x\",\"top_k\":-3}", "EINVAL"},
+        {"{\"id\":14,\"prompt\":\"x\",\"seed\":-1}", "EINVAL"},
+        {"{\"op\":\"cancel\"}", "EINVAL"},
+        {"{\"id\":\"nope\",\"op\":\"cancel\"}", "ENOENT"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        test_send(c, bad[i].line);
+        test_send(c, "\n");
+        cJSON *j = test_json(c, 5000);
+        if (strcmp(test_str(j, "code"), bad[i].code) != 0)
+            fprintf(stderr, "input %s\n", bad[i].line);
+        ASSERT_STR_EQ(test_str(j, "event"), "error");
+        ASSERT_STR_EQ(test_str(j, "code"), bad[i].code);
+        ASSERT(strlen(test_str(j, "message")) > 0);
+        cJSON_Delete(j);
+    }
+    /* A prompt longer than the context (256 tokens). */
+    char *big = malloc(20000), *p = big;
+    p += sprintf(p, "{\"id\":\"long\",\"prompt\":\"");
+    for (int i = 0; i < 600; i++) p += sprintf(p, "w%d ", i);
+    sprintf(p, "\"}\n");
+    test_send(c, big);
+    cJSON *j = test_json(c, 5000);
+    ASSERT_STR_EQ(test_str(j, "id"), "long");
+    ASSERT_STR_EQ(test_str(j, "code"), "ETOOLONG");
+    cJSON_Delete(j);
+    /* A line over 64 KiB, sent in pieces: ETOOLONG, then the connection goes on. */
+    char *huge = malloc(100001);
+    memset(huge, 'a', 100000);
+    huge[0] = '{';
+    huge[100000] = 0;
+    test_send(c, huge);
+    test_send(c, "\n");
+    j = test_json(c, 5000);
+    ASSERT_STR_EQ(test_str(j, "code"), "ETOOLONG");
+    cJSON_Delete(j);
+    /* Duplicate in-flight id, then too many in flight (limit 3). */
+    test_send(c, "{\"id\":\"d\",\"prompt\":\"slow one\",\"max_tokens\":200}\n");
+    test_send(c, "{\"id\":\"d\",\"prompt\":\"again\"}\n");
+    test_send(c, "{\"id\":\"e\",\"prompt\":\"slow two\",\"max_tokens\":200}\n");
+    test_send(c, "{\"id\":\"f\",\"prompt\":\"slow three\",\"max_tokens\":200}\n");
+    test_send(c, "{\"id\":\"g\",\"prompt\":\"one too many\"}\n");
+    int seen_exist = 0, seen_limit = 0, ended = 0;
+    test_send(c, "{\"op\":\"cancel\",\"id\":\"d\"}\n{\"op\":\"cancel\",\"id\":\"e\"}\n"
+                 "{\"op\":\"cancel\",\"id\":\"f\"}\n");
+    while (ended < 3) {
+        j = test_json(c, 10000);
+        const char *ev = test_str(j, "event"), *id = test_str(j, "id");
+        if (strcmp(ev, "error") == 0 && strcmp(id, "d") == 0) {
+            ASSERT_STR_EQ(test_str(j, "code"), "EEXIST");
+            seen_exist++;
+        } else if (strcmp(ev, "error") == 0 && strcmp(id, "g") == 0) {
+            ASSERT_STR_EQ(test_str(j, "code"), "ELIMIT");
+            seen_limit++;
+        } else if (strcmp(ev, "done") == 0) {
+            ASSERT_STR_EQ(test_str(j, "reason"), "cancelled");
+            ended++;
+        } else {
+            ASSERT_STR_EQ(ev, "token");
+        }
+        cJSON_Delete(j);
+    }
+    ASSERT_EQ(seen_exist, 1);
+    ASSERT_EQ(seen_limit, 1);
+    /* Too many connections: the 5th gets ECONNS and is closed; the others keep working. */
+    test_conn_t *more[4];
+    for (int i = 0; i < 3; i++) more[i] = test_connect(s.port);
+    more[3] = test_connect(s.port);
+    j = test_json(more[3], 5000);
+    ASSERT_STR_EQ(test_str(j, "code"), "ECONNS");
+    cJSON_Delete(j);
+    ASSERT(test_line(more[3], 5000) == NULL && more[3]->eof);
+    for (int i = 0; i < 4; i++) test_close(more[i]);
+    /* The plain-text shorthand. */
+    test_send(c, "Once upon a time\n");
+    ref_t r;
+    reference("Once upon a time", 64, &r);
+    char want[sizeof r.text + 64];
+    snprintf(want, sizeof want, "%s\n# done %s prompt_tokens=", r.text, eng_end_name(r.end));
+    double end = test_now_ms() + 10000;
+    char *term = NULL, *eol = NULL;
+    while (eol == NULL) {   /* the text, then one "# done ..." line */
+        ASSERT_LT(test_now_ms(), end);
+        term = memmem(c->buf, c->len, "\n# done ", 8);
+        if (term) eol = memchr(term + 1, '\n', c->len - (size_t)(term + 1 - c->buf));
+        if (eol == NULL) {
+            struct pollfd pf = {c->fd, POLLIN, 0};
+            if (poll(&pf, 1, 100) > 0) test_fill(c);
+        }
+    }
+    ASSERT(memcmp(c->buf, want, strlen(want)) == 0);
+    size_t used = (size_t)(eol + 1 - c->buf);
+    memmove(c->buf, eol + 1, c->len - used);
+    c->len -= used;
+    /* After all that, a normal request on the same connection is served correctly. */
+    got_t g;
+    run_one(c, "ok", "Once upon a time", 32, &g);
+    check_ref(&g, "Once upon a time", 32);
+    cJSON *st = test_stats(c);
+    ASSERT_EQ(test_num(st, "lanes_active"), 0);
+    cJSON_Delete(st);
+    test_close(c);
+    free(big);
+    free(huge);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Cancel and disconnect free the lane within a step; another stream is not disturbed. */
+static int t_cancel(void) {
+    /* The 15m shape makes a step (~ms) long next to the time the I/O thread takes to see a close. */
+    const char *args[] = {"--lanes", "4", "--preset", "15m", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *a = test_connect(s.port), *b = test_connect(s.port), *mon = test_connect(s.port);
+    /* Cancel: the done/"cancelled" reply comes after the lane is already free in stats. */
+    test_send(a, "{\"id\":\"c\",\"prompt\":\"cancel me\",\"max_tokens\":250}\n");
+    got_t g = {0};
+    for (int i = 0; i < 3; i++) {
+        cJSON *j = test_json(a, 5000);
+        ASSERT_EQ(fold(&g, j), 0);
+        cJSON_Delete(j);
+    }
+    test_send(a, "{\"op\":\"cancel\",\"id\":\"c\"}\n");
+    for (;;) {
+        cJSON *j = test_json(a, 5000);
+        int fin = fold(&g, j);
+        cJSON_Delete(j);
+        if (fin) break;
+    }
+    ASSERT_STR_EQ(g.reason, "cancelled");
+    cJSON *st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "lanes_active"), 0);
+    cJSON_Delete(st);
+
+    /* Disconnect mid-stream while b runs a normal request. */
+    test_send(b, "{\"id\":\"b\",\"prompt\":\"keep going\",\"max_tokens\":250}\n");
+    test_send(a, "{\"id\":\"x\",\"prompt\":\"walk away\",\"max_tokens\":250}\n");
+    for (int i = 0; i < 3; i++) cJSON_Delete(test_json(a, 5000));
+    st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "lanes_active"), 2);
+    cJSON_Delete(st);
+    test_close(a);
+    /* Steps are counted from the stats reply that first shows the connection gone (the I/O
+     * thread has then queued the cancels). That snapshot is from the end of step N while step
+     * N+1 runs; the cancel is applied at the N+1/N+2 boundary, so step N+2 runs without the lane
+     * and the first snapshot showing it free says N+2. */
+    double t0 = test_now_ms(), steps0 = -1, active = 2, steps = 0, busy_last = -1;
+    while (active > 1) {   /* b may finish too: wait for the disconnected lane only */
+        ASSERT_LT(test_now_ms() - t0, 5000);
+        st = test_stats(mon);
+        active = test_num(st, "lanes_active");
+        steps = test_num(st, "steps");
+        if (steps0 < 0 && (test_num(st, "connections") == 2 || active <= 1)) steps0 = steps;
+        if (steps0 >= 0 && active > 1) busy_last = steps;
+        cJSON_Delete(st);
+    }
+    /* Independent of how often we poll: no snapshot from step N+2 on may show the lane busy. */
+    fprintf(stderr, "disconnect: lane busy at most %.0f steps after the close was seen\n",
+            busy_last < 0 ? 0 : busy_last - steps0);
+    ASSERT_LE(busy_last - steps0, 1);
+    got_t gb = {0};
+    for (;;) {
+        cJSON *j = test_json(b, 10000);
+        int fin = fold(&gb, j);
+        cJSON_Delete(j);
+        if (fin) break;
+    }
+    ASSERT_EQ(gb.n, 250);
+    ASSERT_STR_EQ(gb.reason, "length");
+    st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "lanes_active"), 0);
+    ASSERT_EQ(test_num(st, "requests_active"), 0);
+    cJSON_Delete(st);
+    test_close(b);
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Queue full -> EBUSY at once; the queued requests all complete, in order. */
+static int t_queue(void) {
+    const char *args[] = {"--lanes", "2", "--max-queue", "3", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *c = test_connect(s.port);
+    test_send(c, "{\"id\":\"r0\",\"prompt\":\"long one\",\"max_tokens\":120}\n"
+                 "{\"id\":\"r1\",\"prompt\":\"long two\",\"max_tokens\":120}\n"
+                 "{\"id\":\"r2\",\"prompt\":\"queued a\",\"max_tokens\":8}\n"
+                 "{\"id\":\"r3\",\"prompt\":\"queued b\",\"max_tokens\":8}\n"
+                 "{\"id\":\"r4\",\"prompt\":\"queued c\",\"max_tokens\":8}\n"
+                 "{\"id\":\"r5\",\"prompt\":\"refused\",\"max_tokens\":8}\n");
+    got_t *got = calloc(6, sizeof *got);
+    int left = 6, order = 0, busy_at = -1;
+    while (left > 0) {
+        cJSON *j = test_json(c, 20000);
+        int k = atoi(test_str(j, "id") + 1);
+        if (!got[k].first_seen) got[k].first_seen = ++order;
+        if (k == 5) busy_at = order;
+        left -= fold(&got[k], j);
+        cJSON_Delete(j);
+    }
+    ASSERT_STR_EQ(got[5].code, "EBUSY");
+    ASSERT_EQ(busy_at, 1);   /* refused at once, before any token */
+    for (int k = 0; k < 5; k++) ASSERT_STR_EQ(got[k].reason, "length");
+    ASSERT_LT(got[2].first_seen, got[3].first_seen);
+    ASSERT_LT(got[3].first_seen, got[4].first_seen);
+    check_ref(&got[4], "queued c", 8);
+    cJSON *st = test_stats(c);
+    ASSERT_EQ(test_num(st, "requests_rejected"), 1);
+    ASSERT_EQ(test_num(st, "queue_depth"), 0);
+    cJSON_Delete(st);
+    free(got);
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Time for one request of max_tokens on its own connection, in ms. */
+static double timed_request(test_conn_t *c, const char *id, int max_tokens) {
+    got_t g;
+    double t = test_now_ms();
+    run_one(c, id, "the fast reader", max_tokens, &g);
+    ASSERT_STR_EQ(g.reason, "length");
+    return test_now_ms() - t;
+}
+
+/* Sends n requests of max_tokens on c (ids 0..n-1). */
+static void send_many(test_conn_t *c, int n, int max_tokens, const char *tag) {
+    char line[256];
+    for (int i = 0; i < n; i++) {
+        snprintf(line, sizeof line, "{\"id\":%d,\"prompt\":\"%s %d\",\"max_tokens\":%d}\n", i, tag, i,
+                 max_tokens);
+        test_send(c, line);
+    }
+}
+
+/* Reads a connection until n terminal events came (on its own thread). */
+typedef struct {
+    test_conn_t *c;
+    int n;
+} drain_t;
+
+static void *drain(void *arg) {
+    drain_t *d = arg;
+    for (int left = d->n; left > 0;) {
+        cJSON *j = test_json(d->c, 30000);
+        const char *ev = test_str(j, "event");
+        left -= strcmp(ev, "done") == 0 || strcmp(ev, "error") == 0;
+        cJSON_Delete(j);
+    }
+    return NULL;
+}
+
+/* A client that stops reading is paused, then cut off; the others keep their pace. */
+static int t_slowreader(void) {
+    enum { N = 100, TOK = 150 };
+    const char *args[] = {"--out-soft", "8192", "--out-hard", "32768", "--sndbuf", "16384", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *fast = test_connect(s.port), *mon = test_connect(s.port);
+    /* Baseline: the same load from a client that reads. */
+    test_conn_t *busy = test_connect(s.port);
+    drain_t d = {busy, N};
+    pthread_t th;
+    send_many(busy, N, TOK, "read by a client");
+    pthread_create(&th, NULL, drain, &d);
+    double base = 0;
+    for (int i = 0; i < 3; i++) base += timed_request(fast, "base", 100);
+    pthread_join(th, NULL);
+    test_close(busy);
+    /* Now from a client that never reads, with a small receive buffer. */
+    test_conn_t *slow = calloc(1, sizeof *slow);
+    slow->fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(slow->fd, (struct sockaddr *)&a, sizeof a), 0);
+    send_many(slow, N, TOK, "never read");
+    double with = 0;
+    for (int i = 0; i < 3; i++) with += timed_request(fast, "with", 100);
+    fprintf(stderr, "fast reader: %.1f ms per request next to a reading load, %.1f ms next to a "
+            "stalled one\n", base / 3, with / 3);
+    ASSERT_LT(with, 2 * base + 300);
+    /* The stalled connection passes the hard cap: it is closed and its lanes are freed. */
+    double t0 = test_now_ms(), conns = 0, active = 0;
+    for (;;) {
+        cJSON *st = test_stats(mon);
+        conns = test_num(st, "connections"), active = test_num(st, "lanes_active");
+        cJSON_Delete(st);
+        if (conns == 2 && active == 0) break;
+        if (test_now_ms() - t0 > 20000) {
+            fprintf(stderr, "connections %.0f, lanes_active %.0f\n", conns, active);
+            exit(1);
+        }
+        usleep(20000);
+    }
+    close(slow->fd);
+    free(slow);
+    test_close(fast);
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* 10,000 short requests over short-lived connections: all complete and the stats add up. */
+static int t_churn(void) {
+    enum { CONNS = 32, PER = 10, ROUNDS = 10000 / (CONNS * PER) + 1 };
+    test_srv_t s = test_srv_start(NULL);
+    test_conn_t *mon = test_connect(s.port);
+    cJSON *st = test_stats(mon);
+    double served0 = test_num(st, "requests_served"), tok0 = test_num(st, "tokens_generated");
+    cJSON_Delete(st);
+    long requests = 0, tokens = 0;
+    got_t *got = calloc(CONNS * PER, sizeof *got);
+    for (int round = 0; round < ROUNDS && requests < 10000; round++) {
+        test_conn_t *cs[CONNS];
+        for (int i = 0; i < CONNS; i++) {
+            cs[i] = test_connect(s.port);
+            char buf[PER * 128], *p = buf;
+            for (int k = 0; k < PER; k++)
+                p += sprintf(p, "{\"id\":\"r%d\",\"prompt\":\"req %d %d\",\"max_tokens\":%d}\n", k,
+                             round, i, 1 + (k + i) % 4);
+            test_send(cs[i], buf);
+        }
+        memset(got, 0, CONNS * PER * sizeof *got);
+        gather(cs, CONNS, got, PER, 30000);
+        for (int i = 0; i < CONNS * PER; i++) {
+            ASSERT(got[i].reason[0] != 0);
+            tokens += got[i].n;
+        }
+        requests += CONNS * PER;
+        for (int i = 0; i < CONNS; i++) test_close(cs[i]);
+    }
+    st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "requests_served") - served0, requests);
+    ASSERT_EQ(test_num(st, "tokens_generated") - tok0, tokens);
+    ASSERT_EQ(test_num(st, "lanes_active"), 0);
+    ASSERT_EQ(test_num(st, "requests_active"), 0);
+    fprintf(stderr, "%ld requests, %ld tokens, %.0f steps\n", requests, tokens,
+            test_num(st, "steps"));
+    cJSON_Delete(st);
+    free(got);
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);   /* an ASan build fails here on any leak */
+    return 0;
+}
+
+/* SIGTERM under load: every request gets its terminal event, and the server exits 0. */
+static int t_sigterm(void) {
+    enum { CONNS = 24, PER = 4 };
+    const char *args[] = {"--lanes", "32", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *cs[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        cs[i] = test_connect(s.port);
+        char buf[PER * 128], *p = buf;
+        for (int k = 0; k < PER; k++)
+            p += sprintf(p, "{\"id\":\"r%d\",\"prompt\":\"term %d\",\"max_tokens\":250}\n", k, i);
+        test_send(cs[i], buf);
+    }
+    /* Every request accepted (a line not read yet when the signal comes gets no reply). */
+    test_conn_t *mon = test_connect(s.port);
+    for (double t0 = test_now_ms();;) {
+        cJSON *st = test_stats(mon);
+        double active = test_num(st, "requests_active");
+        cJSON_Delete(st);
+        if (active == CONNS * PER) break;
+        ASSERT_LT(test_now_ms() - t0, 10000);
+    }
+    kill(s.pid, SIGTERM);
+    got_t *got = calloc(CONNS * PER, sizeof *got);
+    gather(cs, CONNS, got, PER, 20000);
+    int closed = 0, done = 0;
+    for (int i = 0; i < CONNS * PER; i++) {
+        if (strcmp(got[i].code, "ECLOSED") == 0) closed++;
+        else if (got[i].reason[0]) done++;
+        else ASSERT(0);
+    }
+    fprintf(stderr, "%d ended ECLOSED, %d done before\n", closed, done);
+    ASSERT_GT(closed, 0);
+    for (int i = 0; i < CONNS; i++) {   /* then the server closes each connection */
+        ASSERT(test_line(cs[i], 5000) == NULL);
+        ASSERT(cs[i]->eof);
+        test_close(cs[i]);
+    }
+    test_close(mon);
+    int st = 0;
+    waitpid(s.pid, &st, 0);
+    ASSERT(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    unlink(s.log);
+    free(got);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct { const char *name; int (*fn)(void); } tests[] = {
+        {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
+        {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
+        {"sigterm", t_sigterm},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+        if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) continue;
+        double t = test_now_ms();
+        rc |= tests[i].fn();
+        fprintf(stderr, "%s: ok (%.0f ms)\n", tests[i].name, test_now_ms() - t);
+    }
+    eng_ctx_destroy(ref_ctx);
+    eng_bundle_close(&bundle);
+    return rc;
+}
