@@ -1,0 +1,157 @@
+/* Command-line flags for lanes-loadgen. */
+#include "loadgen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+
+void lg_cfg_init(lg_cfg_t *cfg) {
+    static const int sweep[] = {1, 2, 4, 8, 16, 32, 64, 128};
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 7070;
+    memcpy(cfg->streams, sweep, sizeof sweep);
+    cfg->n_points = (int)(sizeof sweep / sizeof sweep[0]);
+    cfg->requests = 4;
+    cfg->max_tokens = 128;
+    cfg->mode = LG_MODE_CLOSED;
+    cfg->timeout_s = 60;
+}
+
+void lg_usage(const char *prog) {
+    fprintf(stderr,
+            "usage: %s [--host 127.0.0.1] [--port 7070] [--streams 1,2,4,8,16,32,64,128]\n"
+            "          [--requests N | --duration SECONDS] [--max-tokens 128] [--prompts FILE]\n"
+            "          [--temperature T] [--seed S] [--mode closed|open --rate R]\n"
+            "          [--json FILE] [--csv FILE] [--plot FILE.png|FILE.svg] [--check]\n"
+            "          [--timeout SECONDS] [--no-progress] [--quiet]\n"
+            "  --streams    sweep points: concurrent streams (closed) or connections (open)\n"
+            "  --requests   requests per stream per point (default 4)\n"
+            "  --duration   run each point this long instead, then let in-flight requests end\n"
+            "  --mode open  Poisson arrivals at --rate requests/s spread over the connections\n"
+            "  --check      greedy baseline per prompt first, then every stream must match it\n"
+            "  --timeout    fail when the server sends nothing for this long (default 60)\n",
+            prog);
+}
+
+static int bad(const char *flag, const char *val, const char *why) {
+    LANES_LOG(LANES_LOG_ERROR, "loadgen: bad %s '%s': %s", flag, val ? val : "", why);
+    return LANES_EINVAL;
+}
+
+static int parse_double(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) return bad(flag, s, "not a number in range");
+    *out = v;
+    return LANES_OK;
+}
+
+static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return bad(flag, s, "not an integer in range");
+    *out = (int)v;
+    return LANES_OK;
+}
+
+static int parse_streams(lg_cfg_t *cfg, const char *s) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 1 || v > 4096) return bad("--streams", s, "want counts 1..4096");
+        if (n == LG_MAX_POINTS) return bad("--streams", s, "too many points");
+        cfg->streams[n++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end) return bad("--streams", s, "want a comma-separated list");
+        p = end;
+    }
+    if (n == 0) return bad("--streams", s, "empty list");
+    cfg->n_points = n;
+    return LANES_OK;
+}
+
+int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
+    lg_cfg_init(cfg);
+    int have_requests = 0, have_rate = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) return 1;
+        if (strcmp(f, "--check") == 0) {
+            cfg->check = 1;
+            continue;
+        }
+        if (strcmp(f, "--no-progress") == 0) {
+            cfg->progress = -1;
+            continue;
+        }
+        if (strcmp(f, "--quiet") == 0) {
+            lanes_log_level = LANES_LOG_WARN;
+            continue;
+        }
+        if (i + 1 >= argc) return bad(f, NULL, "unknown flag or missing value");
+        const char *v = argv[++i];
+        int rc = LANES_OK;
+        double d;
+        if (strcmp(f, "--host") == 0) {
+            cfg->host = v;
+        } else if (strcmp(f, "--port") == 0) {
+            rc = parse_int(f, v, 1, 65535, &cfg->port);
+        } else if (strcmp(f, "--streams") == 0) {
+            rc = parse_streams(cfg, v);
+        } else if (strcmp(f, "--requests") == 0) {
+            rc = parse_int(f, v, 1, 100000000, &cfg->requests);
+            have_requests = 1;
+        } else if (strcmp(f, "--duration") == 0) {
+            rc = parse_double(f, v, 0.001, 1e7, &cfg->duration_s);
+        } else if (strcmp(f, "--max-tokens") == 0) {
+            rc = parse_int(f, v, 1, 1000000, &cfg->max_tokens);
+        } else if (strcmp(f, "--prompts") == 0) {
+            cfg->prompts_path = v;
+        } else if (strcmp(f, "--temperature") == 0) {
+            rc = parse_double(f, v, 0, 100, &cfg->temperature);
+            cfg->has_temperature = 1;
+        } else if (strcmp(f, "--seed") == 0) {
+            rc = parse_double(f, v, 0, 9007199254740992.0, &d);
+            cfg->seed = (unsigned long long)d;
+            cfg->has_seed = 1;
+        } else if (strcmp(f, "--mode") == 0) {
+            if (strcmp(v, "closed") == 0) cfg->mode = LG_MODE_CLOSED;
+            else if (strcmp(v, "open") == 0) cfg->mode = LG_MODE_OPEN;
+            else rc = bad(f, v, "want closed or open");
+        } else if (strcmp(f, "--rate") == 0) {
+            rc = parse_double(f, v, 1e-6, 1e7, &cfg->rate);
+            have_rate = 1;
+        } else if (strcmp(f, "--json") == 0) {
+            cfg->json_path = v;
+        } else if (strcmp(f, "--csv") == 0) {
+            cfg->csv_path = v;
+        } else if (strcmp(f, "--plot") == 0) {
+            const char *dot = strrchr(v, '.');
+            if (!dot || (strcmp(dot, ".png") != 0 && strcmp(dot, ".svg") != 0))
+                rc = bad(f, v, "want a .png or .svg file name");
+            cfg->plot_path = v;
+        } else if (strcmp(f, "--timeout") == 0) {
+            rc = parse_double(f, v, 0, 1e7, &cfg->timeout_s);
+        } else {
+            return bad(f, NULL, "unknown flag");
+        }
+        if (rc < 0) return rc;
+    }
+    if (cfg->duration_s > 0 && have_requests) return bad("--duration", NULL, "give --requests or --duration, not both");
+    if (cfg->duration_s > 0) cfg->requests = 0;
+    if (cfg->mode == LG_MODE_OPEN && !have_rate) return bad("--mode open", NULL, "needs --rate R");
+    if (cfg->mode == LG_MODE_CLOSED && have_rate) return bad("--rate", NULL, "needs --mode open");
+    if (cfg->check && cfg->has_temperature && cfg->temperature != 0)
+        return bad("--check", NULL, "compares greedy tokens: drop --temperature or set it to 0");
+    return LANES_OK;
+}
