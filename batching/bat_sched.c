@@ -8,6 +8,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "bundle.h"
 #include "engine.h"
 #include "gen.h"
 
@@ -24,6 +25,7 @@ typedef struct {
 
 struct bat_sched {
     bat_sched_cfg_t cfg;
+    eng_bundle_t owned;     /* the model and tokenizer when bat_sched_open() opened them */
     const eng_tok_t *tok;
     eng_ctx_t *ctx;
     int seq_len, vocab, max_cols;
@@ -512,6 +514,24 @@ void bat_sched_stop(bat_sched_t *s) {
     s->started = 0;
 }
 
+int bat_sched_open(const bat_sched_cfg_t *cfg, const char *model_path, const char *tok_path,
+                   const char *preset, bat_sched_t **out) {
+    eng_bundle_t b;
+    int rc = eng_bundle_open(&b, model_path, tok_path, preset, 1);
+    if (rc < 0) return rc;
+    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
+    LANES_LOG(LANES_LOG_INFO, "model %s: dim %d, layers %d, vocab %d, seq_len %d; %d lanes, queue %d",
+              model_path ? model_path : preset ? preset : "15m (synthetic)", mc->dim, mc->n_layers,
+              mc->vocab_size, mc->seq_len, cfg->max_lanes, cfg->max_queue);
+    if ((rc = bat_sched_create(cfg, b.model, b.tok, out)) < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "cannot create the scheduler: %s", lanes_strerror(rc));
+        eng_bundle_close(&b);
+        return rc;
+    }
+    (*out)->owned = b;
+    return LANES_OK;
+}
+
 void bat_sched_destroy(bat_sched_t *s) {
     if (s == NULL) return;
     bat_sched_stop(s);
@@ -542,6 +562,7 @@ void bat_sched_destroy(bat_sched_t *s) {
     free(s->out_tok);
     free(s->snap);
     free(s->snap_spare);
+    eng_bundle_close(&s->owned);
     uv_sem_destroy(&s->wake);
     free(s);
 }

@@ -79,6 +79,10 @@ const char *bat_end_name(int end);   /* "length", "stop", "context", "cancelled"
 /* Borrows m and tok until bat_sched_destroy(). Creates the engine context (KV cache, buffers). */
 int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng_tok_t *tok,
                      bat_sched_t **out);
+/* Opens the model and tokenizer (files, or the synthetic preset when model_path is NULL; see
+ * eng_bundle_open), logs their shape, and creates a scheduler that owns them. */
+int bat_sched_open(const bat_sched_cfg_t *cfg, const char *model_path, const char *tok_path,
+                   const char *preset, bat_sched_t **out);
 int bat_sched_start(bat_sched_t *s);            /* starts the engine thread */
 /* Ends every queued and active request with an LANES_ECLOSED error event (queued as a last batch,
  * with a notify), then joins the engine thread. Later submits get LANES_ECLOSED. */

@@ -8,7 +8,6 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
-#include "bundle.h"
 #include "bat_sched.h"
 #include "server.h"
 
@@ -133,31 +132,20 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
-    eng_bundle_t b = {0};
     bat_sched_t *sched = NULL;
     io_server_t *srv = NULL;
-    if (eng_bundle_open(&b, o.model, o.tok, o.preset, 1) < 0) goto done;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
                           (size_t)o.out_hard, o.sndbuf, 5.0};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
                           io_server_notify, srv};
-    int err = bat_sched_create(&sc, b.model, b.tok, &sched);
-    if (err < 0) {
-        LANES_LOG(LANES_LOG_ERROR, "cannot create the scheduler: %s", lanes_strerror(err));
-        goto done;
-    }
-    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
-    LANES_LOG(LANES_LOG_INFO, "model %s: dim %d, layers %d, vocab %d, seq_len %d; %d lanes, queue %d",
-              o.model ? o.model : (o.preset ? o.preset : "15m (synthetic)"), mc->dim, mc->n_layers,
-              mc->vocab_size, mc->seq_len, o.lanes, o.max_queue);
+    if (bat_sched_open(&sc, o.model, o.tok, o.preset, &sched) < 0) goto done;
     if (bat_sched_start(sched) < 0) goto done;
     io_server_run(srv, sched);
     rc = 0;
 done:
     io_server_destroy(srv);
     bat_sched_destroy(sched);
-    eng_bundle_close(&b);
     cJSON_Delete(o.config);
     return rc;
 }
