@@ -2,8 +2,8 @@
 # Per-stream latency from the server's USDT probes (provider "lanes").
 #   scripts/perf-latency.sh [-b BUILD_DIR] [-n STREAMS] [-t TOKENS] [-r ROUNDS] [-o OUT_DIR] [-- SERVER ARGS...]
 # Registers the sdt_lanes:* probes with perf, runs lanes-server under `perf record -e 'sdt_lanes:*'`,
-# drives STREAMS concurrent clients, each sending ROUNDS requests one after the other (stream i asks
-# for TOKENS + 2 * (i % 16) tokens, so arrivals overlap decoding streams), stops it with SIGTERM, then turns
+# drives it with lanes-loadgen (STREAMS concurrent streams, ROUNDS requests each, TOKENS max tokens;
+# its own table is printed too), stops it with SIGTERM, then turns
 # `perf script` into a per-stream table: TTFT (engine admission -> first token) and inter-token
 # latency (gaps between token_emit probes). Needs root or perf_event_paranoid <= 1 and tracefs.
 set -euo pipefail
@@ -34,22 +34,10 @@ for _ in $(seq 300); do
 done
 [ -n "$port" ] || { echo "server did not start; see $out/server.log" >&2; exit 1; }
 
-python3 - "$port" "$streams" "$tokens" "$rounds" <<'PY'
-import json, socket, sys, threading
-port, n, tok, rounds = (int(a) for a in sys.argv[1:5])
-def one(i):
-    s = socket.create_connection(("127.0.0.1", port))
-    f = s.makefile("rb")
-    for r in range(rounds):
-        req = {"id": r, "prompt": f"Once upon a time {i} {r}", "max_tokens": tok + 2 * (i % 16)}
-        s.sendall((json.dumps(req) + "\n").encode())
-        for line in f:
-            if json.loads(line)["event"] in ("done", "error"): break
-    s.close()
-ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-for t in ts: t.start()
-for t in ts: t.join()
-PY
+# The load comes from lanes-loadgen, so its client-side TTFT/ITL percentiles (loadgen.json and the
+# table below) and the probes' server-side ones describe the same requests.
+"$build/lanes-loadgen" --port "$port" --streams "$streams" --requests "$rounds" \
+  --max-tokens "$tokens" --json "$out/loadgen.json" --no-progress
 kill -TERM "$(pgrep -P "$perf_pid" -f lanes-server)"
 wait "$perf_pid" || true
 
