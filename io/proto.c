@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_utf8.h"
 
 void io_msg_fini(io_msg_t *msg) {
     free(msg->id);
@@ -122,7 +123,17 @@ long io_json_escape(char *out, size_t cap, size_t len, const char *s, size_t n) 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (len + 6 > cap) return -1;
-        if (c == '"' || c == '\\') {
+        if (c >= 0x80) { /* JSON is UTF-8: a byte that starts no valid sequence becomes U+FFFD */
+            size_t k = lanes_utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                memcpy(out + len, "\xef\xbf\xbd", 3);
+                len += 3;
+            } else {
+                memcpy(out + len, s + i, k);
+                len += k;
+                i += k - 1;
+            }
+        } else if (c == '"' || c == '\\') {
             out[len++] = '\\';
             out[len++] = (char)c;
         } else if (c >= 0x20) {

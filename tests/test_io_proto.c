@@ -70,5 +70,13 @@ int main(void) {
     ASSERT_EQ(n, 16);
     out[n] = 0;
     ASSERT_STR_EQ(out, "a\\\"b\\\\\\n\\u0001\xc3\xa9");
+    /* Invalid UTF-8 (a lone continuation byte, an overlong form, a surrogate, a truncated sequence)
+     * becomes U+FFFD byte by byte; valid 3- and 4-byte sequences pass through. */
+    n = io_json_escape(out, sizeof out, 0,
+                       "\x87|\xc0\xaf|\xed\xa0\x80|\xe2\x82|\xe2\x82\xac\xf0\x9f\x99\x82", 19);
+    ASSERT_GT(n, 0);
+    out[n] = 0;
+    ASSERT_STR_EQ(out, "\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+                       "\xef\xbf\xbd\xef\xbf\xbd|\xe2\x82\xac\xf0\x9f\x99\x82");
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_utf8.h"
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
@@ -64,13 +65,21 @@ static char *decode_all(const eng_tok_t *tok, int32_t prev, const int32_t *ids, 
     return s;
 }
 
+/* JSON strings must be UTF-8: invalid bytes become U+FFFD (the ids beside them stay exact). */
+static void add_utf8_string(cJSON *o, const char *key, const char *s) {
+    char *valid = malloc(3 * strlen(s) + 1);
+    lanes_utf8_sanitize(valid, s, strlen(s));
+    cJSON_AddStringToObject(o, key, valid);
+    free(valid);
+}
+
 static void print_json(const char *prompt, const int32_t *pt, int np, const eng_gen_req_t *r,
                        const char *text) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "prompt", prompt);
+    add_utf8_string(o, "prompt", prompt);
     cJSON_AddItemToObject(o, "prompt_tokens", cJSON_CreateIntArray(pt, np));
     cJSON_AddItemToObject(o, "tokens", cJSON_CreateIntArray(r->out, r->n_out));
-    cJSON_AddStringToObject(o, "text", text);
+    add_utf8_string(o, "text", text);
     cJSON_AddStringToObject(o, "reason", eng_end_name(r->end));
     char *s = cJSON_PrintUnformatted(o);
     puts(s);
