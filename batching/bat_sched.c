@@ -315,7 +315,10 @@ static void drain_inbox(bat_sched_t *s) {
         }
         r->n_prompt = np;
         s->st.prompt_tokens += (uint64_t)np;
-        DTRACE_PROBE2(lanes, request_admit, r->req_id, np);
+        /* The third argument, microseconds since the line was read, lets a trace measure TTFT
+         * from arrival as a client does: requests wait up to a step before this drain. */
+        DTRACE_PROBE3(lanes, request_admit, r->req_id, np,
+                      r->t_arrive_ns ? (lanes_now_ns() - r->t_arrive_ns) / 1000 : 0);
         fifo_push(s, r);
     }
 }

@@ -4,7 +4,8 @@
 # Registers the sdt_lanes:* probes with perf, runs lanes-server under `perf record -e 'sdt_lanes:*'`,
 # drives it with lanes-loadgen (STREAMS concurrent streams, ROUNDS requests each, TOKENS max tokens;
 # its own table is printed too), stops it with SIGTERM, then turns
-# `perf script` into a per-stream table: TTFT (engine admission -> first token) and inter-token
+# `perf script` into a per-stream table: TTFT (the server reads the request line -> first token; request_admit's third argument
+# gives the wait before the engine took it) and inter-token
 # latency (gaps between token_emit probes). Needs root or perf_event_paranoid <= 1 and tracefs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ for line in open(sys.argv[1]):
     if not m: continue
     t, name = float(m.group(1)) * 1e3, m.group(2)
     args = [int(a.split("=")[1], 0) for a in m.group(3).split()]
-    if name == "request_admit": admit[args[0]] = t
+    if name == "request_admit": admit[args[0]] = t - args[2] / 1e3   # back to the line's arrival
     elif name == "first_token": first[args[0]] = t
     elif name == "token_emit": toks.setdefault(args[0], []).append(t)
     elif name == "step_begin": steps.append((t, args[1]))
