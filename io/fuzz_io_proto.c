@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_utf8.h"
 #include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -21,6 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char out[64];
     long n = io_json_escape(out, sizeof out, 0, (const char *)data, size < 8 ? size : 8);
     assert(n >= 0 && (size_t)n <= sizeof out);
+    for (long i = 0, k; i < n; i += k) /* JSON replies are always valid UTF-8 */
+        assert((k = (long)lanes_utf8_seq_len((const unsigned char *)out + i, (size_t)(n - i))) > 0);
     io_msg_fini(&m);
     return 0;
 }

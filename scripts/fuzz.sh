@@ -8,7 +8,7 @@ if ! command -v clang >/dev/null; then echo "fuzz: clang not found, skipping" >&
 out=build-fuzz
 mkdir -p "$out/corpus"
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iengine -Iio \
-  io/fuzz_io_proto.c io/proto.c engine/base/lanes_err.c $(pkg-config --cflags --libs libcjson) -lm \
+  io/fuzz_io_proto.c io/proto.c engine/base/lanes_err.c engine/base/lanes_utf8.c $(pkg-config --cflags --libs libcjson) -lm \
   -o "$out/fuzz_io_proto"
 # Seeds: one line of each kind the protocol knows.
 printf '%s' '{"id":"a1","prompt":"Once upon a time","max_tokens":64,"temperature":0,"top_k":0,"top_p":1,"seed":7}' > "$out/corpus/gen"
