@@ -10,6 +10,7 @@
 #include "base/lanes_log.h"
 #include "kern.h"
 #include "pool.h"
+#include "vexp.h"
 
 /* Rows per classifier tile: a tile of logits (CLS_TILE, columns) stays in L1/L2 while the argmax
  * walks it, so the (vocab, columns) logits matrix is never written to memory. */
@@ -70,33 +71,11 @@ static void rmsnorm(float *o, const float *x, const float *w, int n) {
     for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
 }
 
-/* exp(x) within 2 ulp (Cephes' expf polynomial after a Cody-Waite reduction), clamped to
- * [-87, 88] so the result stays normal and finite. Branch-free plain C: the compiler vectorises the
- * loops that call it with whatever the baseline ISA has, and every lane computes the same IEEE
- * operations as the scalar code, so results do not depend on the kernel table. */
-static inline float vexpf(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round(x / ln 2) */
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * (r * r) + r + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;   /* 2^n */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
-}
-
 static void softmax(float *x, int n) {
     float max = x[0];
     for (int i = 1; i < n; i++)
         if (x[i] > max) max = x[i];
-    for (int i = 0; i < n; i++) x[i] = vexpf(x[i] - max);
+    for (int i = 0; i < n; i++) x[i] = eng_vexpf(x[i] - max);
     float sum = 0.0f;
     for (int i = 0; i < n; i++) sum += x[i];
     for (int i = 0; i < n; i++) x[i] /= sum;
@@ -192,7 +171,7 @@ static void silu_mul_rows(eng_ctx_t *c, int r0, int r1) {
     int h = c->cfg.hidden_dim;
     for (int col = 0; col < c->ncols; col++) {
         float *a = c->hb + (size_t)col * h, *b = c->hb2 + (size_t)col * h;
-        for (int r = r0; r < r1; r++) a[r] = a[r] / (1.0f + vexpf(-a[r])) * b[r];
+        c->kern->swiglu(a + r0, b + r0, r1 - r0);
     }
 }
 

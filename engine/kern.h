@@ -36,6 +36,9 @@ typedef struct {
      * + i] for t = 0..n-1 in order (one multiply-add each, fused or not as the table), i < len. */
     void (*wsum)(float *out, const float *a, const float *v, ptrdiff_t stride, int n, int len);
 
+    /* a[i] = silu(a[i]) * b[i] for i < n, with vexp.h's exp: the same bits on every table. */
+    void (*swiglu)(float *a, const float *b, int n);
+
     /* tile (rows, ncols) channel-major, row r holding vocab id row0 + r. For each column c: if
      * tile[r][c] > best[c] then best[c] = tile[r][c], idx[c] = row0 + r; rows are walked in
      * ascending order, so the lowest id wins a tie and NaN never wins. Callers start best at -inf
@@ -56,5 +59,8 @@ const eng_kern_ops_t *eng__kern_scalar_unfused(void);
 const eng_kern_ops_t *eng__kern_sse(void);
 const eng_kern_ops_t *eng__kern_avx2(void);
 const eng_kern_ops_t *eng__kern_neon(void);
+
+/* The reference SwiGLU, shared by the tables that have no faster one. */
+void eng__swiglu_ref(float *a, const float *b, int n);
 
 #endif

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "vexp.h"
+
 /* The reference kernels: plain loops that define the canonical order (kern.h). Each SIMD table must
  * equal the scalar table of the same fusedness bit for bit. */
 
@@ -48,6 +50,10 @@ DEFINE_GEMM(gemm_unfused, dot_unfused)
 DEFINE_ATTN(dots_fused, wsum_fused, dot_fused, madd_fused)
 DEFINE_ATTN(dots_unfused, wsum_unfused, dot_unfused, madd_unfused)
 
+void eng__swiglu_ref(float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++) a[i] = eng_swiglu1(a[i], b[i]);
+}
+
 static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < ncols; c++) {
@@ -60,9 +66,9 @@ static void argmax(const float *tile, int rows, int ncols, int row0, float *best
 }
 
 static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, dots_fused,
-                                          wsum_fused, argmax};
+                                          wsum_fused, eng__swiglu_ref, argmax};
 static const eng_kern_ops_t scalar_unfused_ops = {"scalar-unfused", 0, gemm_unfused, dot_unfused,
-                                                  dots_unfused, wsum_unfused, argmax};
+                                                  dots_unfused, wsum_unfused, eng__swiglu_ref, argmax};
 
 const eng_kern_ops_t *eng__kern_scalar(void) { return &scalar_ops; }
 const eng_kern_ops_t *eng__kern_scalar_unfused(void) { return &scalar_unfused_ops; }
