@@ -36,6 +36,7 @@ struct bat_sched {
     uv_thread_t thread;
     int started;
     atomic_int stopping, stopped;
+    atomic_int submitting;  /* bat_submit() calls between their stopping check and their push */
     atomic_long live;       /* accepted by bat_submit() and not ended */
     atomic_ulong rejected;
 
@@ -450,6 +451,7 @@ static void engine_main(void *arg) {
     }
     s->fifo_tail = NULL;
     atomic_store(&s->stopped, 1);
+    while (atomic_load(&s->submitting) > 0) uv_sleep(0);
     drain_inbox(s);   /* submits that raced with stop: they fail too */
     while (s->fifo_head) {
         bat_req_t *r = s->fifo_head;
@@ -571,21 +573,31 @@ void bat_sched_destroy(bat_sched_t *s) {
 }
 
 int bat_submit(bat_sched_t *s, bat_req_t *req) {
-    if (atomic_load(&s->stopping)) return LANES_ECLOSED;
+    /* Registered before the stopping check (both seq_cst): the engine's last drain waits for every
+     * submit that saw stopping clear, and any later one sees it set. */
+    atomic_fetch_add(&s->submitting, 1);
+    int rc = LANES_OK;
+    if (atomic_load(&s->stopping)) {
+        rc = LANES_ECLOSED;
+        goto out;
+    }
     if (req->kind == BAT_MSG_GENERATE) {
         long cap = (long)s->cfg.max_lanes + s->cfg.max_queue;
         long cur = atomic_load(&s->live);
         do {
             if (cur >= cap) {
                 atomic_fetch_add(&s->rejected, 1);
-                return LANES_EBUSY;
+                rc = LANES_EBUSY;
+                goto out;
             }
         } while (!atomic_compare_exchange_weak(&s->live, &cur, cur + 1));
         if (req->max_tokens < 1) req->max_tokens = 1;
     }
     lanes_q_push(s->inbox, &req->node);
     uv_sem_post(&s->wake);
-    return LANES_OK;
+out:
+    atomic_fetch_sub(&s->submitting, 1);
+    return rc;
 }
 
 int bat_cancel(bat_sched_t *s, uint64_t req_id) {

@@ -284,21 +284,27 @@ static int cmp_prob_desc(const void *pa, const void *pb, void *probs) {
     return a < b ? -1 : a > b;   /* a total order: the result never depends on qsort's internals */
 }
 
-/* Picks the top_k most probable ids into order[0..k) with a min-heap: O(vocab log k). */
+/* Ranks ids by probability, then by lower id: a total order, so the kept set never depends on
+ * where ties happen to sit in the heap. */
+static int ranks_below(const float *p, int32_t a, int32_t b) {
+    return p[a] < p[b] || (p[a] == p[b] && a > b);
+}
+
+/* Picks the top_k ids (by ranks_below) into order[0..k) with a min-heap: O(vocab log k). */
 static int top_k_ids(const float *p, int vocab, int k, int32_t *order) {
     int n = 0;
     for (int32_t i = 0; i < vocab; i++) {
-        if (n == k && !(p[i] > p[order[0]])) continue;   /* ties keep the lower id */
+        if (n == k && !ranks_below(p, order[0], i)) continue;
         int at;
         if (n < k) {   /* sift up */
-            for (at = n++; at > 0 && p[order[(at - 1) / 2]] > p[i]; at = (at - 1) / 2)
+            for (at = n++; at > 0 && ranks_below(p, i, order[(at - 1) / 2]); at = (at - 1) / 2)
                 order[at] = order[(at - 1) / 2];
         } else {       /* replace the root and sift down */
             for (at = 0;;) {
                 int ch = 2 * at + 1;
                 if (ch >= k) break;
-                if (ch + 1 < k && p[order[ch + 1]] < p[order[ch]]) ch++;
-                if (!(p[order[ch]] < p[i])) break;
+                if (ch + 1 < k && ranks_below(p, order[ch + 1], order[ch])) ch++;
+                if (!ranks_below(p, order[ch], i)) break;
                 order[at] = order[ch];
                 at = ch;
             }
@@ -306,6 +312,14 @@ static int top_k_ids(const float *p, int vocab, int k, int32_t *order) {
         order[at] = i;
     }
     return n;
+}
+
+/* The greedy choice: lowest id of the largest value, NaN never wins. */
+static int32_t argmax_row(const float *v, int n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (v[i] > v[best] || (v[best] != v[best] && v[i] == v[i])) best = i;
+    return best;
 }
 
 static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_sampler_t *s, int pos) {
@@ -318,10 +332,13 @@ static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_samp
     } else {
         /* As run.c: ids below (1 - top_p) / (vocab - 1) can never be needed to reach top_p, so
          * only the rest are sorted. */
-        float cutoff = s->top_p < 1.0f ? (1.0f - s->top_p) / (float)(vocab - 1) : 0.0f;
+        float cutoff = s->top_p < 1.0f && vocab > 1 ? (1.0f - s->top_p) / (float)(vocab - 1) : 0.0f;
         for (int32_t i = 0; i < vocab; i++)
             if (p[i] >= cutoff) c->order[n++] = i;
     }
+    /* Nothing survived (a flat row under a tiny top_p, or probabilities that are not numbers after
+     * an extreme temperature): fall back to the greedy choice. */
+    if (n == 0) return argmax_row(logits, vocab);
     qsort_r(c->order, (size_t)n, sizeof *c->order, cmp_prob_desc, p);
     float mass = 0.0f;
     for (int i = 0; i < n; i++) mass += p[c->order[i]];
@@ -341,6 +358,8 @@ static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_samp
         cdf += p[c->order[i]];
         if (r < cdf) return c->order[i];
     }
+    /* r rounded up to the whole mass: the last kept id that has any probability. */
+    while (n > 1 && !(p[c->order[n - 1]] > 0.0f)) n--;
     return c->order[n - 1];
 }
 

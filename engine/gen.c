@@ -94,9 +94,10 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
                 span[2 * l] = nc;
                 span[2 * l + 1] = eng_stream_cols(&st[l], budget, cols + nc);
                 eng_gen_req_t *r = &reqs[req_of[l]];
-                eng_col_t *last = &cols[nc + span[2 * l + 1] - 1];
-                if (span[2 * l + 1] > 0 && last->sample && r->logits)
-                    last->logits = r->logits + (size_t)r->n_out * mc->vocab_size;
+                if (span[2 * l + 1] > 0 && r->logits) {
+                    eng_col_t *last = &cols[nc + span[2 * l + 1] - 1];
+                    if (last->sample) last->logits = r->logits + (size_t)r->n_out * mc->vocab_size;
+                }
                 nc += span[2 * l + 1];
             }
         if ((rc = eng_step(c, cols, nc, toks)) < 0) goto done;

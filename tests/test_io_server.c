@@ -403,11 +403,14 @@ static int t_cancel(void) {
 
 /* Queue full -> EBUSY at once; the queued requests all complete, in order. */
 static int t_queue(void) {
-    const char *args[] = {"--lanes", "2", "--max-queue", "3", NULL};
+    /* r0 and r1 hold both lanes for 240 steps, so r5 meets a full queue even when the I/O thread
+     * lags the (fast, tiny) engine by a few milliseconds; one compute thread leaves the I/O thread
+     * a core of its own. */
+    const char *args[] = {"--lanes", "2", "--max-queue", "3", "--threads", "1", NULL};
     test_srv_t s = test_srv_start(args);
     test_conn_t *c = test_connect(s.port);
-    test_send(c, "{\"id\":\"r0\",\"prompt\":\"long one\",\"max_tokens\":120}\n"
-                 "{\"id\":\"r1\",\"prompt\":\"long two\",\"max_tokens\":120}\n"
+    test_send(c, "{\"id\":\"r0\",\"prompt\":\"long one\",\"max_tokens\":240}\n"
+                 "{\"id\":\"r1\",\"prompt\":\"long two\",\"max_tokens\":240}\n"
                  "{\"id\":\"r2\",\"prompt\":\"queued a\",\"max_tokens\":8}\n"
                  "{\"id\":\"r3\",\"prompt\":\"queued b\",\"max_tokens\":8}\n"
                  "{\"id\":\"r4\",\"prompt\":\"queued c\",\"max_tokens\":8}\n"
