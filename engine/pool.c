@@ -16,10 +16,11 @@ struct eng_pool {
     pthread_t *threads;         /* owned: n - 1 workers */
     eng_pool_fn fn;             /* read only after claiming a task, while the caller waits */
     void *arg;
-    atomic_int ntasks;
-    /* (phase << 32) | next task: claiming with a CAS on the whole word means a worker that wakes
-     * late can never take a task of a later phase. */
+    /* (phase << 32) | next task, and (phase << 32) | task count. A worker claims with a CAS on the
+     * whole claim word, and only while both words name its phase: one still looping in the
+     * previous phase may see the new count before the new claim word, and must not pair them. */
     _Atomic uint64_t claim;
+    _Atomic uint64_t ntasks;
     atomic_int finished;        /* tasks finished in this phase */
     atomic_uint generation;     /* bumped once per phase; sleeping workers wait for a change */
     atomic_int sleepers;
@@ -42,8 +43,9 @@ static inline void cpu_relax(void) {
 static void run_tasks(eng_pool_t *p, uint32_t gen, int tid) {
     for (;;) {
         uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
-        if ((uint32_t)(v >> 32) != gen) return;
-        if ((int)(uint32_t)v >= atomic_load_explicit(&p->ntasks, memory_order_relaxed)) return;
+        uint64_t count = atomic_load_explicit(&p->ntasks, memory_order_acquire);
+        if ((uint32_t)(v >> 32) != gen || (uint32_t)(count >> 32) != gen) return;
+        if ((uint32_t)v >= (uint32_t)count) return;
         if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1)) continue;
         p->fn(p->arg, (int)(uint32_t)v, tid);
         atomic_fetch_add_explicit(&p->finished, 1, memory_order_release);
@@ -132,9 +134,9 @@ void eng_pool_run(eng_pool_t *p, int ntasks, eng_pool_fn fn, void *arg) {
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
     atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
     uint32_t gen = (uint32_t)atomic_load(&p->generation) + 1;
+    atomic_store_explicit(&p->ntasks, (uint64_t)gen << 32 | (uint32_t)ntasks, memory_order_release);
     atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
     publish(p);
     run_tasks(p, gen, 0);
