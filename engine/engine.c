@@ -22,7 +22,6 @@
 #define CLS_TASK 256
 
 struct eng_ctx {
-    const eng_model_t *model;
     eng_model_cfg_t cfg;
     const eng_weights_t *w;
     const eng_kern_ops_t *kern;
@@ -322,6 +321,11 @@ static int32_t argmax_row(const float *v, int n) {
     return best;
 }
 
+/* Top-k and top-p need the whole row of logits; greedy and plain temperature use the fused argmax. */
+static int wants_full_row(const eng_sampler_t *s) {
+    return s->temperature > 0.0f && (s->top_k > 0 || (s->top_p > 0.0f && s->top_p < 1.0f));
+}
+
 static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_sampler_t *s, int pos) {
     int vocab = c->cfg.vocab_size, n = 0;
     float *p = c->probs;
@@ -428,7 +432,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         out_tok[col] = -1;
         if (!cols[col].sample) continue;
         const eng_sampler_t *s = &c->samplers[cols[col].lane];
-        int full_row = s->temperature > 0.0f && (s->top_k > 0 || (s->top_p > 0 && s->top_p < 1));
+        int full_row = wants_full_row(s);
         rmsnorm(c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->rms_final, d);
         c->samp_col[ns] = col;
         c->samp_full[ns] = full_row || cols[col].logits != NULL;
@@ -454,13 +458,19 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         const eng_sampler_t *smp = &c->samplers[cl->lane];
         const float *row = c->full + (size_t)s * c->cfg.vocab_size;
         if (cl->logits) memcpy(cl->logits, row, (size_t)c->cfg.vocab_size * sizeof *row);
-        int full_row = c->samp_full[s] && smp->temperature > 0.0f && c->samp_invt[s] == 0.0f;
-        out_tok[c->samp_col[s]] = full_row ? sample_full_row(c, row, smp, cl->pos) : c->best_idx[s];
+        out_tok[c->samp_col[s]] =
+            wants_full_row(smp) ? sample_full_row(c, row, smp, cl->pos) : c->best_idx[s];
     }
     return LANES_OK;
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
+
+int eng_gemm_by_name(const char *name) {
+    if (strcmp(name, "lanes") == 0) return ENG_GEMM_LANES;
+    if (strcmp(name, "openblas") == 0) return ENG_GEMM_OPENBLAS;
+    return LANES_EINVAL;
+}
 
 void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s) {
     if (lane >= 0 && lane < c->max_lanes) c->samplers[lane] = *s;
@@ -501,7 +511,6 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
     if (cfg->max_lanes < 1 || cfg->max_cols < 1 || cfg->threads < 0) return LANES_EINVAL;
     eng_ctx_t *c = calloc(1, sizeof *c);
     if (c == NULL) return LANES_ENOMEM;
-    c->model = m;
     c->cfg = *eng_model_cfg(m);
     c->w = eng_model_weights(m);
     c->kern = eng_kern_best();

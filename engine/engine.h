@@ -13,6 +13,9 @@ typedef struct eng_ctx eng_ctx_t;
 
 enum { ENG_GEMM_LANES = 0, ENG_GEMM_OPENBLAS = 1 };
 
+/* "lanes" or "openblas" (the --gemm flag) to ENG_GEMM_*, or LANES_EINVAL. */
+int eng_gemm_by_name(const char *name);
+
 typedef struct {
     int max_lanes;      /* KV cache slots, 1..128 typical */
     int max_cols;       /* columns per step: decode lanes plus prefill tokens */

@@ -25,19 +25,6 @@ typedef struct {
     double margin;
 } ref_t;
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ASSERT(f != NULL);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ASSERT(fread(s, 1, (size_t)n, f) == (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static int int_array(const cJSON *a, int32_t *out) {
     int n = 0;
     const cJSON *it;
@@ -49,7 +36,7 @@ static int int_array(const cJSON *a, int32_t *out) {
 }
 
 static int load_refs(const char *path, ref_t *refs) {
-    char *all = slurp(path), *save = NULL;
+    char *all = test_read_file(path, NULL), *save = NULL;
     int n = 0;
     for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *o = cJSON_Parse(line);

@@ -13,21 +13,6 @@
 
 static char tmpdir[] = "/tmp/test_eng_tok.XXXXXX";
 
-static char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    ASSERT(f != NULL);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ASSERT(buf != NULL);
-    ASSERT_EQ(fread(buf, 1, (size_t)n, f), n);
-    buf[n] = '\0';
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
 static void write_all(const char *path, const void *d, size_t n) {
     FILE *f = fopen(path, "wb");
     ASSERT(f != NULL);
@@ -57,7 +42,7 @@ static int cmp_idx(const void *a, const void *b) {
 
 static ref_tok_t ref_load(const char *path, int n) {
     size_t size;
-    char *d = read_all(path, &size), *p = d + 4;
+    char *d = test_read_file(path, &size), *p = d + 4;
     ref_tok_t r = {n, 0, calloc((size_t)n, sizeof(char *)), calloc((size_t)n, sizeof(float)),
                    calloc((size_t)n, sizeof(struct ref_idx))};
     memcpy(&r.max_len, d, 4);
@@ -236,7 +221,8 @@ static void test_synth(void) {
         ASSERT_EQ(eng_tok_save(b, p2), LANES_OK);
         ASSERT_EQ(eng_tok_save(c, p3), LANES_OK);
         size_t n1, n2, n3;
-        char *d1 = read_all(p1, &n1), *d2 = read_all(p2, &n2), *d3 = read_all(p3, &n3);
+        char *d1 = test_read_file(p1, &n1), *d2 = test_read_file(p2, &n2);
+        char *d3 = test_read_file(p3, &n3);
         ASSERT(n1 == n2 && memcmp(d1, d2, n1) == 0);              /* same seed, same bytes */
         ASSERT(n1 != n3 || memcmp(d1, d3, n1) != 0);              /* the seed matters */
 
@@ -244,7 +230,7 @@ static void test_synth(void) {
         ASSERT_EQ(eng_tok_load(p1, sizes[s], &l), LANES_OK);
         ASSERT_EQ(eng_tok_save(l, p2), LANES_OK);
         free(d2);
-        d2 = read_all(p2, &n2);
+        d2 = test_read_file(p2, &n2);
         ASSERT(n1 == n2 && memcmp(d1, d2, n1) == 0);
         for (int i = 0; i < sizes[s]; i++) {
             size_t la, ll;
@@ -454,7 +440,7 @@ static void test_limits(void) {
 /* Calls fn for each JSON line of path. */
 static int for_each_line(const char *path, void (*fn)(cJSON *, void *), void *arg) {
     size_t size;
-    char *d = read_all(path, &size), *line = d;
+    char *d = test_read_file(path, &size), *line = d;
     int count = 0;
     while (line < d + size) {
         char *nl = strchr(line, '\n');

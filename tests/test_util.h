@@ -42,6 +42,22 @@
         }                                                                                         \
     } while (0)
 
+/* Returns a file's whole contents, NUL-terminated (the caller frees it); *size gets its length. */
+static inline char *test_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    ASSERT(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    ASSERT(buf != NULL);
+    ASSERT(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (size) *size = (size_t)n;
+    return buf;
+}
+
 /* The shared/ folder with real models and references, or NULL (the caller then skips). */
 static inline const char *test_shared_dir(void) {
     const char *d = getenv("LANES_SHARED");

@@ -189,9 +189,10 @@ int main(int argc, char **argv) {
         case 'K': kernels = 0; break;
         case 'D': decode = 0; break;
         case 'g':
-            if (strcmp(optarg, "lanes") == 0) gemm = ENG_GEMM_LANES;
-            else if (strcmp(optarg, "openblas") == 0) gemm = ENG_GEMM_OPENBLAS;
-            else { usage(stderr); return 2; }
+            if ((gemm = eng_gemm_by_name(optarg)) < 0) {
+                usage(stderr);
+                return 2;
+            }
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
