@@ -600,16 +600,20 @@ out:
     return rc;
 }
 
-int bat_cancel(bat_sched_t *s, uint64_t req_id) {
+bat_req_t *bat_cancel_new(uint64_t req_id) {
     bat_req_t *r = calloc(1, sizeof *r);
-    if (r == NULL) return LANES_ENOMEM;
+    if (r == NULL) return NULL;
     r->kind = BAT_MSG_CANCEL;
     r->req_id = req_id;
+    return r;
+}
+
+int bat_cancel(bat_sched_t *s, bat_req_t *msg) {
     if (atomic_load(&s->stopping)) {
-        free(r);
+        bat_req_free(msg);
         return LANES_ECLOSED;
     }
-    lanes_q_push(s->inbox, &r->node);
+    lanes_q_push(s->inbox, &msg->node);
     uv_sem_post(&s->wake);
     return LANES_OK;
 }

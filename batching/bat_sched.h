@@ -92,8 +92,13 @@ void bat_sched_destroy(bat_sched_t *s);         /* NULL is fine; stops first */
 /* Any thread. Takes req on LANES_OK only; LANES_EBUSY when max_lanes + max_queue requests are
  * already live, LANES_ECLOSED after stop. */
 int bat_submit(bat_sched_t *s, bat_req_t *req);
-/* Any thread. Ends req_id with done/"cancelled" within one step if it is still live; else nothing. */
-int bat_cancel(bat_sched_t *s, uint64_t req_id);
+/* A cancel message for req_id, made ahead (when the request is submitted) so that cancelling later
+ * never allocates and so cannot fail; NULL on ENOMEM. bat_req_free() frees an unused one. */
+bat_req_t *bat_cancel_new(uint64_t req_id);
+/* Any thread. Takes msg (from bat_cancel_new()) in every case and ends its request with
+ * done/"cancelled" within one step if it is still live; else nothing. Returns LANES_OK, or
+ * LANES_ECLOSED after stop (which ends every live request anyway). */
+int bat_cancel(bat_sched_t *s, bat_req_t *msg);
 
 /* The consumer of events (one thread). Returns the queued batches oldest first, linked through
  * node.next; give each back with bat_batch_release() when done with it. */

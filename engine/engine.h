@@ -27,6 +27,10 @@ typedef struct {
  * with neither, temperature sampling is argmax(logit / T + Gumbel noise), fused with the classifier.
  * The noise for a stream depends only on seed and position, so a seeded stream reproduces whatever
  * its lane or company. */
+/* Temperatures below this sample greedily: 1/T would overflow the scaled logits to inf, and
+ * well before that the noise could no longer change the argmax (vLLM uses the same cut). */
+#define ENG_TEMP_GREEDY_BELOW 1e-5f
+
 typedef struct {
     float temperature;
     int top_k;

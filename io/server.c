@@ -18,6 +18,7 @@ typedef struct io_req {
     io_conn_t *conn;
     char *id;                   /* owned: the client's id as compact JSON, or NULL */
     int plain;                  /* answered in plain text */
+    bat_req_t *cancel;          /* owned: its cancel message, made at submit; NULL once sent */
     struct io_req *hnext;       /* hash chain */
     struct io_req *cprev, *cnext;   /* the connection's list */
 } io_req_t;
@@ -111,6 +112,7 @@ static void req_remove(io_server_t *s, io_req_t *r) {
     if (r->cnext) r->cnext->cprev = r->cprev;
     c->ninflight--;
     if (r->plain) c->plain_busy = 0;
+    bat_req_free(r->cancel);
     free(r->id);
     free(r);
 }
@@ -316,6 +318,13 @@ void io_server_notify(void *arg) {
 
 /* ---- requests from the client --------------------------------------------------------------- */
 
+/* Sends r's preallocated cancel (once): it cannot fail, so no lane outlives its client. */
+static void cancel_req(io_server_t *s, io_req_t *r) {
+    if (r->cancel == NULL) return;
+    bat_cancel(s->sched, r->cancel);   /* ECLOSED: stop is ending every request anyway */
+    r->cancel = NULL;
+}
+
 static io_req_t *find_by_id(io_conn_t *c, const char *id) {
     for (io_req_t *r = c->reqs; r; r = r->cnext)
         if (!r->plain && r->id && strcmp(r->id, id) == 0) return r;
@@ -360,9 +369,11 @@ static void generate(io_conn_t *c, io_msg_t *m) {
     if (s->nreqs + 1 > s->nbuckets && table_grow(s) < 0) goto oom;
     io_req_t *r = calloc(1, sizeof *r);
     bat_req_t *br = bat_req_new(++s->next_req_id, m->prompt, m->prompt_len);
-    if (r == NULL || br == NULL) {
+    bat_req_t *cancel = bat_cancel_new(s->next_req_id);
+    if (r == NULL || br == NULL || cancel == NULL) {
         free(r);
         bat_req_free(br);
+        bat_req_free(cancel);
         goto oom;
     }
     br->max_tokens = m->max_tokens;
@@ -375,6 +386,7 @@ static void generate(io_conn_t *c, io_msg_t *m) {
     int rc = bat_submit(s->sched, br);
     if (rc < 0) {
         bat_req_free(br);
+        bat_req_free(cancel);
         free(r);
         out_error(c, m->plain, m->id, lanes_err_name(rc),
                   rc == LANES_EBUSY ? "at capacity: every lane and queue slot is taken"
@@ -382,6 +394,7 @@ static void generate(io_conn_t *c, io_msg_t *m) {
         return;
     }
     r->req_id = req_id;
+    r->cancel = cancel;
     r->conn = c;
     r->plain = m->plain;
     r->id = m->id;      /* takes it */
@@ -409,7 +422,7 @@ static void handle_line(io_conn_t *c, const char *line, size_t len) {
         reply_stats(c, m.id);
     } else if (m.op == IO_OP_CANCEL) {
         io_req_t *r = find_by_id(c, m.id);
-        if (r) bat_cancel(c->srv->sched, r->req_id);   /* its done/"cancelled" event answers */
+        if (r) cancel_req(c->srv, r);   /* its done/"cancelled" event answers */
         else out_error(c, 0, m.id, "ENOENT", "no request with this id is in flight", "cancel");
     }
     io_msg_fini(&m);
@@ -489,7 +502,7 @@ static void conn_close(io_conn_t *c, const char *why) {
     c->closing = 1;
     if (why) LANES_LOG(LANES_LOG_DEBUG, "io: conn %llu closed: %s", (unsigned long long)c->id, why);
     while (c->reqs) {
-        if (!c->srv->shutting_down) bat_cancel(c->srv->sched, c->reqs->req_id);
+        if (!c->srv->shutting_down) cancel_req(c->srv, c->reqs);
         req_remove(c->srv, c->reqs);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
