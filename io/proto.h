@@ -9,7 +9,7 @@
  * the reference for every field, limit and error code. */
 
 #define IO_MAX_LINE (64 * 1024)     /* bytes per request line, '\n' excluded */
-#define IO_MAX_ID 256               /* bytes of an id as compact JSON */
+#define IO_MAX_ID 256               /* bytes of an id as sent */
 #define IO_MAX_TOKENS 65536         /* max_tokens upper bound (the context ends streams earlier) */
 #define IO_DEFAULT_TOKENS 64
 
@@ -18,25 +18,27 @@ enum { IO_OP_GENERATE = 0, IO_OP_CANCEL, IO_OP_STATS, IO_OP_HEALTH };
 typedef struct {
     int op;                 /* IO_OP_* */
     int plain;              /* 1: plain-text shorthand (prompt is the whole line) */
-    char *id;               /* owned: the client's id as compact JSON ("\"a1\"", "7"), or NULL */
-    const char *prompt;     /* borrows the line (plain) or id-owned storage: valid until io_msg_fini */
-    size_t prompt_len;
+    char *id;               /* owned: the id's JSON text exactly as sent ("\"a\\u0031\"", "1.10"),
+                             * or NULL; has no NUL byte (the parser refuses raw control bytes) */
+    const char *prompt;     /* borrows the line (plain) or text_: valid until io_msg_fini */
+    size_t prompt_len;      /* the prompt may hold NUL bytes ("\u0000") */
     int max_tokens;
     float temperature, top_p;
     int top_k;
     uint64_t seed;
     const char *err_msg;    /* on error: a static message naming the problem */
-    void *json_;            /* owned cJSON tree backing prompt */
+    char *text_;            /* owned: the decoded prompt of a JSON line */
 } io_msg_t;
 
-/* Parses line[0..len). Returns LANES_OK, or LANES_EPROTO (not JSON / not an object), LANES_EINVAL
- * (wrong type, missing or out-of-range field, unknown op), LANES_ETOOLONG (id too long). On error
- * msg->err_msg says why and msg->id holds the id when it could be read. Always io_msg_fini() after. */
+/* Parses line[0..len). Returns LANES_OK, or LANES_EPROTO (not strict JSON, not UTF-8, a raw control
+ * byte in a string, bytes after the object), LANES_EINVAL (wrong type, missing or out-of-range
+ * field, unknown op), LANES_ETOOLONG (id longer than IO_MAX_ID as sent). On error msg->err_msg
+ * says why and msg->id holds the id when it could be read. Always io_msg_fini() after. */
 int io_msg_parse(const char *line, size_t len, io_msg_t *msg);
 void io_msg_fini(io_msg_t *msg);
 
 /* Appends s[0..n) JSON-escaped (no quotes) to out; returns the new length or -1 if it won't fit.
- * Bytes >= 0x80 pass through unchanged, as cJSON prints them. */
+ * Valid UTF-8 passes through; a byte that starts no valid sequence becomes U+FFFD. */
 long io_json_escape(char *out, size_t cap, size_t len, const char *s, size_t n);
 
 #endif

@@ -1,11 +1,163 @@
 /* The request-line parser: every field, type and range rule of docs/PROTOCOL.md. */
+#include <float.h>
+
 #include "base/lanes_err.h"
 #include "proto.h"
 #include "test_util.h"
 
 static int parse(const char *line, io_msg_t *m) { return io_msg_parse(line, strlen(line), m); }
 
+/* Ids are echoed as the exact bytes sent and compared by them: no number is re-printed (cJSON's
+ * %1.15g turned 9007199254740991 into 9.00719925474099e+15 and made ...993 and ...992 one id). */
+static void test_ids(void) {
+    static const struct { const char *line, *id; } ok[] = {
+        {"{\"id\":9007199254740991,\"op\":\"stats\"}", "9007199254740991"},
+        {"{\"id\":9007199254740993,\"op\":\"stats\"}", "9007199254740993"},
+        {"{\"id\":9007199254740992,\"op\":\"stats\"}", "9007199254740992"},
+        {"{\"id\":1.10,\"op\":\"stats\"}", "1.10"},
+        {"{\"id\":1.0,\"op\":\"stats\"}", "1.0"},
+        {"{\"id\":-0,\"op\":\"stats\"}", "-0"},
+        {"{\"id\":1E+2,\"op\":\"stats\"}", "1E+2"},
+        {"{\"id\":1e400,\"op\":\"stats\"}", "1e400"},   /* never converted, so no overflow */
+        {"{\"id\":\"a\\u0041\\/\",\"op\":\"stats\"}", "\"a\\u0041\\/\""},
+        {"{ \"id\" :\t\"sp\" , \"op\":\"stats\"}", "\"sp\""},   /* spaces around are not the id */
+        {"{\"id\":\"first\",\"id\":\"second\",\"op\":\"stats\"}", "\"first\""},
+        {"{\"\\u0069d\":\"esc\",\"op\":\"stats\"}", "\"esc\""},  /* the key is decoded */
+        {"{\"id\\u0000\":\"nul\",\"op\":\"stats\"}", NULL},        /* "id\0" is another key */
+    };
+    io_msg_t m;
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        ASSERT_EQ(parse(ok[i].line, &m), LANES_OK);
+        if (ok[i].id) ASSERT_STR_EQ(m.id, ok[i].id);
+        else ASSERT(m.id == NULL);
+        io_msg_fini(&m);
+    }
+    /* 256 bytes as sent is the limit: an escaped id counts its escapes. */
+    char line[1024], *p = line;
+    p += sprintf(p, "{\"op\":\"stats\",\"id\":\"");
+    for (int i = 0; i < 254; i++) *p++ = 'i';
+    strcpy(p, "\"}");
+    ASSERT_EQ(parse(line, &m), LANES_OK);
+    ASSERT_EQ(strlen(m.id), IO_MAX_ID);
+    io_msg_fini(&m);
+    p = line + sprintf(line, "{\"op\":\"stats\",\"id\":\"");
+    for (int i = 0; i < 50; i++) p += sprintf(p, "\\u0041");   /* 300 bytes sent, 50 characters */
+    strcpy(p, "\"}");
+    ASSERT_EQ(parse(line, &m), LANES_ETOOLONG);
+    ASSERT(m.id == NULL && m.err_msg != NULL);
+    io_msg_fini(&m);
+}
+
+/* JSON text must be UTF-8 (RFC 8259 8.1) and strictly JSON: what the parser accepts is echoed. */
+static void test_strict_json(void) {
+    static const char *const bad[] = {
+        "{\"id\":\"\xff\xfe\",\"prompt\":\"x\"}",            /* not UTF-8 */
+        "{\"id\":\"a\",\"prompt\":\"\xc0\xaf\"}",            /* overlong '/' */
+        "{\"prompt\":\"\xed\xa0\x80\"}",                      /* a surrogate in UTF-8 */
+        "{\"prompt\":\"\xe2\x82\"}",                           /* truncated sequence */
+        "{\"prompt\":\"x\",\"other\":\"\x80\"}",              /* even in an ignored field */
+        "{\"id\":\"a\x01\",\"prompt\":\"x\"}",                /* raw control characters */
+        "{\"prompt\":\"tab\there\"}",
+        "{\"id\":01,\"prompt\":\"x\"}",                         /* not JSON numbers */
+        "{\"id\":1.,\"prompt\":\"x\"}",
+        "{\"id\":-,\"prompt\":\"x\"}",
+        "{\"prompt\":\"\\ud800\"}",                            /* unpaired surrogate escapes */
+        "{\"prompt\":\"\\udc00x\"}",
+        "{\"prompt\":\"\\x\"}",                                /* unknown escape */
+        "{\"prompt\":\"x\",}", "{\"prompt\":\"x\"", "{\"prompt\":\"x}",
+        "{\"a\":[1,],\"prompt\":\"x\"}",
+        "{\"prompt\":\"x\",\"a\":tru}",
+    };
+    io_msg_t m;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = parse(bad[i], &m);
+        if (rc != LANES_EPROTO) fprintf(stderr, "line %s\n", bad[i]);
+        ASSERT_EQ(rc, LANES_EPROTO);
+        ASSERT(m.err_msg != NULL && m.id == NULL);
+        io_msg_fini(&m);
+    }
+    ASSERT_EQ(parse("{\"id\":\"\xff\",\"prompt\":\"x\"}", &m), LANES_EPROTO);
+    ASSERT(strstr(m.err_msg, "UTF-8") != NULL);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"a\x01\"}", &m), LANES_EPROTO);
+    ASSERT(strstr(m.err_msg, "control") != NULL);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("\xff\xfe plain text \x01", &m), LANES_OK);   /* plain text carries any bytes */
+    ASSERT(m.plain && m.prompt_len == 15);
+    io_msg_fini(&m);
+    /* Nesting: cJSON's 1000 levels stay the limit. */
+    static char deep[2200];
+    for (int levels = 1000; levels <= 1001; levels++) {
+        char *p = deep + sprintf(deep, "{\"prompt\":\"x\",\"a\":");
+        for (int i = 1; i < levels; i++) *p++ = '[';
+        for (int i = 1; i < levels; i++) *p++ = ']';
+        strcpy(p, "}");
+        ASSERT_EQ(parse(deep, &m), levels <= 1000 ? LANES_OK : LANES_EPROTO);
+        io_msg_fini(&m);
+    }
+}
+
+/* The prompt is decoded with its real length: "\u0000" no longer ends it. */
+static void test_prompt_bytes(void) {
+    io_msg_t m;
+    ASSERT_EQ(parse("{\"prompt\":\"a\\u0000b\\u0000\"}", &m), LANES_OK);
+    ASSERT_EQ(m.prompt_len, 4);
+    ASSERT(memcmp(m.prompt, "a\0b\0", 4) == 0);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"\\u0000\"}", &m), LANES_OK);
+    ASSERT(m.prompt_len == 1 && m.prompt[0] == 0);
+    io_msg_fini(&m);
+    static const char want[] = "\"\\/\b\f\n\r\t \xc3\xa9\xe2\x82\xac\xf0\x9f\x99\x82\xc3\xa9 \x7f";
+    ASSERT_EQ(parse("{\"prompt\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t "
+                    "\\u00e9\\u20AC\\ud83d\\ude42\xc3\xa9 \x7f\"}", &m), LANES_OK);
+    ASSERT_EQ(m.prompt_len, sizeof want - 1);
+    ASSERT(memcmp(m.prompt, want, sizeof want - 1) == 0);
+    io_msg_fini(&m);
+}
+
+/* Sampler numbers are checked as the float the engine gets: a positive top_p never becomes 0
+ * ("off"); it keeps only the top token. Tiny temperatures stay in range (the engine samples
+ * greedily below 1e-5). */
+static void test_sampler_numbers(void) {
+    io_msg_t m;
+    static const char *const tiny_p[] = {"5E-57", "1e-40", "1e-300", "4.9e-324", "1e-400"};
+    char line[128];
+    for (size_t i = 0; i < sizeof tiny_p / sizeof *tiny_p; i++) {
+        snprintf(line, sizeof line, "{\"prompt\":\"i\",\"top_p\":%s}", tiny_p[i]);
+        ASSERT_EQ(parse(line, &m), LANES_OK);
+        ASSERT(m.top_p == FLT_MIN);
+        io_msg_fini(&m);
+    }
+    ASSERT_EQ(parse("{\"prompt\":\"i\",\"top_p\":1e-30}", &m), LANES_OK);
+    ASSERT(m.top_p == 1e-30f);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"i\",\"top_p\":0.9999999999}", &m), LANES_OK);
+    ASSERT(m.top_p == 1.0f);
+    io_msg_fini(&m);
+    /* Zero as written is out of range; a nonzero number that underflows a double is not zero. */
+    static const char *const zero[] = {"\"top_p\":0", "\"top_p\":-0", "\"top_p\":0e-400",
+                                       "\"top_p\":-1e-400", "\"seed\":1e-400",
+                                       "\"max_tokens\":1e-400"};
+    for (size_t i = 0; i < sizeof zero / sizeof *zero; i++) {
+        snprintf(line, sizeof line, "{\"prompt\":\"i\",%s}", zero[i]);
+        ASSERT_EQ(parse(line, &m), LANES_EINVAL);
+        io_msg_fini(&m);
+    }
+    ASSERT_EQ(parse("{\"prompt\":\"i\",\"temperature\":1e-50}", &m), LANES_OK);
+    ASSERT(m.temperature == 0.0f);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"i\",\"temperature\":1e-38}", &m), LANES_OK);
+    ASSERT(m.temperature > 0.0f && m.temperature < 1e-5f);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"i\",\"temperature\":1e400}", &m), LANES_EINVAL);
+    io_msg_fini(&m);
+}
+
 int main(void) {
+    test_ids();
+    test_strict_json();
+    test_prompt_bytes();
+    test_sampler_numbers();
     io_msg_t m;
     ASSERT_EQ(parse("{\"id\":\"a1\",\"prompt\":\"Once\",\"max_tokens\":5,\"temperature\":0.5,"
                     "\"top_k\":40,\"top_p\":0.9,\"seed\":7}", &m), LANES_OK);
