@@ -56,7 +56,7 @@ static void check_against_cjson(const char *line, size_t size, const io_msg_t *m
             assert(m->top_k == (int)num_or(o, "top_k", 0));
             float p = (float)num_or(o, "top_p", 1);
             assert(m->top_p == (p < FLT_MIN ? FLT_MIN : p));
-            assert(m->seed == (uint64_t)num_or(o, "seed", 0));
+            assert((double)m->seed == num_or(o, "seed", 0));   /* exact below 2^53, nearest above */
         }
     }
     cJSON_Delete(o);

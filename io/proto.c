@@ -288,6 +288,27 @@ static int get_int(span_t v, double lo, double hi, double *out) {
     return r;
 }
 
+/* The seed, exactly: a plain digit string is read as a 64-bit integer (a double would round
+ * 2^53 + 1 to 2^53, so two seeds would give one stream); other integral forms (7.0, 7e3) go
+ * through the double path and must be below 2^53. */
+static int get_seed(span_t v, uint64_t *out) {
+    if (is_null(v)) return 0;
+    size_t i = 0;
+    while (i < v.n && is_digit(v.p[i])) i++;
+    if (i == v.n) {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(v.p, &end, 10);
+        if (errno == ERANGE) return -1;
+        *out = (uint64_t)u;
+        return 1;
+    }
+    double d;
+    int r = get_int(v, 0, 9007199254740992.0, &d);
+    if (r > 0) *out = (uint64_t)d;
+    return r;
+}
+
 static int parse_json(const char *line, size_t len, io_msg_t *msg) {
     scan_t s = {.end = line + len};
     const char *p = scan_container(&s, line, 1);
@@ -347,9 +368,8 @@ static int parse_json(const char *line, size_t len, io_msg_t *msg) {
      * subnormal: it keeps only the top token, which FLT_MIN does too (the engine keeps ids until
      * their mass reaches top_p of the total). */
     if (r) msg->top_p = (float)d < FLT_MIN ? FLT_MIN : (float)d;
-    if ((r = get_int(s.f[F_SEED], 0, 9007199254740992.0, &d)) < 0)
-        return fail(msg, LANES_EINVAL, "seed must be an integer in 0..2^53");
-    if (r) msg->seed = (uint64_t)d;
+    if ((r = get_seed(s.f[F_SEED], &msg->seed)) < 0)
+        return fail(msg, LANES_EINVAL, "seed must be an integer in 0..2^64-1");
     return LANES_OK;
 }
 

@@ -170,6 +170,16 @@ int main(void) {
     ASSERT(m.temperature == 0.5f && m.top_p == 0.9f);
     io_msg_fini(&m);
 
+    /* Seeds are exact 64-bit integers: 2^53 + 1 is not 2^53 (a double would merge them). */
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"seed\":9007199254740993}", &m), LANES_OK);
+    ASSERT(m.seed == 9007199254740993ull);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"seed\":18446744073709551615}", &m), LANES_OK);
+    ASSERT(m.seed == UINT64_MAX);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"seed\":18446744073709551616}", &m), LANES_EINVAL);
+    io_msg_fini(&m);
+
     ASSERT_EQ(parse("{\"prompt\":\"x\"}", &m), LANES_OK);   /* defaults */
     ASSERT(m.id == NULL && m.max_tokens == IO_DEFAULT_TOKENS && m.temperature == 0 && m.top_p == 1);
     io_msg_fini(&m);
