@@ -8,6 +8,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 #include "kern.h"
 #include "pool.h"
 #include "vexp.h"
@@ -80,17 +81,11 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* A uniform in (0, 1) that depends only on (seed, pos, index): counter-based, so the noise of a
  * stream is the same whatever thread, tile or lane computes it. */
 static float unit_noise(uint64_t seed, int32_t pos, uint32_t index) {
-    uint64_t z = mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
-    z = mix64(z ^ (0xd1b54a32d192ed03ull * ((uint64_t)index + 1)));
+    uint64_t z = lanes_mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
+    z = lanes_mix64(z ^ (0xd1b54a32d192ed03ull * ((uint64_t)index + 1)));
     return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 

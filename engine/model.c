@@ -12,6 +12,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 
 /* Dimension caps: far above any llama2.c model, low enough that every size product below fits
  * in 64 bits without overflow checks at each multiply. */
@@ -153,17 +154,10 @@ fail:
     return rc;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [-a, a), from 24 random bits: exact in fp32, so the same on every machine. */
 static void fill_uniform(float *p, size_t n, float a, uint64_t *rng) {
     for (size_t i = 0; i < n; i++)
-        p[i] = a * ((float)(int32_t)(splitmix64(rng) >> 40) / 8388608.0f - 1.0f);
+        p[i] = a * ((float)(int32_t)(lanes_splitmix64(rng) >> 40) / 8388608.0f - 1.0f);
 }
 
 static void fill_const(float *p, size_t n, float v) {

@@ -8,6 +8,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 
 /* Limits that keep a hostile file from making us allocate or loop without bound. Real files:
  * max_token_length 7..27 (Llama-3 style vocabularies reach a few hundred), vocab 512..128k. */
@@ -268,13 +269,6 @@ int eng_tok_save(const eng_tok_t *t, const char *path) {
 
 /* ---- synthetic tokenizer --------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 #define SYNTH_MAX_PIECE 16
 #define SYNTH_NCHARS 95              /* printable ASCII, " " first */
 
@@ -336,7 +330,7 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
     int first_char = TOK_MIN_VOCAB;   /* the single characters */
     uint64_t s = seed;
     while (id < vocab_size) {
-        uint64_t r = splitmix64(&s);
+        uint64_t r = lanes_splitmix64(&s);
         int a = first_char + (int)(r % (uint64_t)(id - first_char));
         int b = (r >> 32) % 4 != 0
                     ? first_char + (common[(r >> 40) % (sizeof common - 1)] - ' ')
