@@ -152,6 +152,7 @@ static void test_sched_ctx(const eng_bundle_t *b) {
                 } else {
                     ASSERT_EQ(e->req_id, 2);
                     ASSERT_EQ(e->kind, BAT_EV_ERROR);
+                    ASSERT_EQ(e->code, LANES_ETOOLONG);   /* fits the model's 256, not CTX */
                 }
             }
             bat_batch_release(s, bb);
