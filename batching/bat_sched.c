@@ -466,9 +466,11 @@ static void engine_main(void *arg) {
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
+_Static_assert(BAT_MAX_LANES == ENG_MAX_LANES, "the scheduler's lane bound is the engine's");
+
 int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng_tok_t *tok,
                      bat_sched_t **out) {
-    if (cfg->max_lanes < 1 || cfg->max_lanes > 1024 || cfg->max_queue < 0 ||
+    if (cfg->max_lanes < 1 || cfg->max_lanes > BAT_MAX_LANES || cfg->max_queue < 0 ||
         cfg->prefill_chunk < 1 || cfg->threads < 0)
         return LANES_EINVAL;
     int rc = LANES_ENOMEM;
@@ -476,7 +478,6 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
     if (s == NULL) return rc;
     s->cfg = *cfg;
     s->tok = tok;
-    s->seq_len = eng_model_cfg(m)->seq_len;
     s->vocab = eng_model_cfg(m)->vocab_size;
     s->max_cols = cfg->max_lanes + cfg->prefill_chunk;
     s->t_start = s->t_log = lanes_now_ns();
@@ -496,8 +497,9 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
     if ((rc = lanes_q_create(&s->inbox)) < 0 || (rc = lanes_q_create(&s->outbox)) < 0 ||
         (rc = lanes_q_create(&s->spare)) < 0)
         goto fail;
-    eng_ctx_cfg_t cc = {cfg->max_lanes, s->max_cols, cfg->threads, ENG_GEMM_LANES};
+    eng_ctx_cfg_t cc = {cfg->max_lanes, s->max_cols, cfg->threads, ENG_GEMM_LANES, cfg->ctx};
     if ((rc = eng_ctx_create(m, &cc, &s->ctx)) < 0) goto fail;
+    s->seq_len = eng_ctx_seq_len(s->ctx);   /* prompts and the "context" end use the lane's room */
     *out = s;
     return LANES_OK;
 fail:

@@ -15,14 +15,19 @@
  * in through one wait-free queue, so a cancel stays behind the submit it refers to. */
 typedef struct bat_sched bat_sched_t;
 
+/* Streams per scheduler at most: the engine's ENG_MAX_LANES. */
+#define BAT_MAX_LANES 128
+
 typedef struct {
-    int max_lanes;      /* streams in the engine at once (KV slots), 1..1024 */
+    int max_lanes;      /* streams in the engine at once (KV slots), 1..BAT_MAX_LANES */
     int max_queue;      /* requests waiting for a lane; past it bat_submit() says LANES_EBUSY */
     int prefill_chunk;  /* prompt columns per step on top of one decode column per lane, >= 1 */
     int threads;        /* compute threads including the engine thread; 0 = cores */
     int stats_log_s;    /* seconds between INFO stats lines while busy; 0 = never */
     void (*notify)(void *arg);  /* engine thread, after each batch is queued: must only wake */
     void *notify_arg;
+    int ctx;            /* context per lane in tokens (prompt plus output), 1..seq_len; 0 = the
+                         * engine's default, min(seq_len, 4096) */
 } bat_sched_cfg_t;
 
 enum { BAT_MSG_GENERATE = 0, BAT_MSG_CANCEL = 1 };

@@ -4,10 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
+#include "base/lanes_sys.h"
 #include "kern.h"
 #include "pool.h"
 #include "vexp.h"
@@ -28,6 +29,7 @@ struct eng_ctx {
     eng_pool_t *pool;
     int gemm_backend;
     int max_lanes, max_cols;
+    int ctx_len;        /* context per lane: positions 0..ctx_len - 1 */
     int kv_dim, head_size;
 
     float *x;           /* (col, dim) residual stream */
@@ -37,10 +39,10 @@ struct eng_ctx {
     float *v;           /* (col, kv_dim) */
     float *hb, *hb2;    /* (col, hidden) */
     float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
-    float *key_cache;   /* (layer, lane, seq_len, kv_dim) */
-    float *value_cache; /* (layer, lane, seq_len, kv_dim) */
-    float *rope_cos, *rope_sin;     /* (seq_len, head_size / 2) */
-    float *att;         /* (thread, seq_len) attention scores */
+    float *key_cache;   /* (layer, lane, ctx_len, kv_dim) */
+    float *value_cache; /* (layer, lane, ctx_len, kv_dim) */
+    float *rope_cos, *rope_sin;     /* (ctx_len, head_size / 2) */
+    float *att;         /* (thread, ctx_len) attention scores */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
@@ -80,17 +82,11 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* A uniform in (0, 1) that depends only on (seed, pos, index): counter-based, so the noise of a
  * stream is the same whatever thread, tile or lane computes it. */
 static float unit_noise(uint64_t seed, int32_t pos, uint32_t index) {
-    uint64_t z = mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
-    z = mix64(z ^ (0xd1b54a32d192ed03ull * ((uint64_t)index + 1)));
+    uint64_t z = lanes_mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
+    z = lanes_mix64(z ^ (0xd1b54a32d192ed03ull * ((uint64_t)index + 1)));
     return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
 }
 
@@ -190,7 +186,7 @@ static void ffn_up_task(void *opaque, int task, int tid) {
 
 static void attention_column(eng_ctx_t *c, int col, float *att) {
     const eng_col_t *cl = &c->cols[col];
-    int hs = c->head_size, kv_dim = c->kv_dim, seq = c->cfg.seq_len;
+    int hs = c->head_size, kv_dim = c->kv_dim, seq = c->ctx_len;
     int kv_mul = c->cfg.n_heads / c->cfg.n_kv_heads;
     size_t loff = ((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq * kv_dim;
     const float *kc = c->key_cache + loff, *vc = c->value_cache + loff;
@@ -210,12 +206,12 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
 /* One task per column: their cost grows with position, so they are claimed one at a time. */
 static void attention_task(void *opaque, int col, int tid) {
     eng_ctx_t *c = opaque;
-    attention_column(c, col, c->att + (size_t)tid * c->cfg.seq_len);
+    attention_column(c, col, c->att + (size_t)tid * c->ctx_len);
 }
 
 /* Rotates pairs of q and k by position (run.c's RoPE), then files k and v in the lane's cache. */
 static void rope_and_cache(eng_ctx_t *c) {
-    int d = c->cfg.dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->cfg.seq_len;
+    int d = c->cfg.dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->ctx_len;
     for (int col = 0; col < c->ncols; col++) {
         const eng_col_t *cl = &c->cols[col];
         const float *cs = c->rope_cos + (size_t)cl->pos * (hs / 2);
@@ -375,7 +371,7 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
                                                      ? 0 : cols[i].lane] = -1;
     for (int i = 0; i < ncols; i++) {
         const eng_col_t *cl = &cols[i];
-        if (cl->lane < 0 || cl->lane >= c->max_lanes || cl->pos < 0 || cl->pos >= c->cfg.seq_len ||
+        if (cl->lane < 0 || cl->lane >= c->max_lanes || cl->pos < 0 || cl->pos >= c->ctx_len ||
             cl->token < 0 || cl->token >= c->cfg.vocab_size)
             return LANES_EINVAL;
         int32_t *next = &c->lane_next[cl->lane];
@@ -480,85 +476,139 @@ const eng_model_cfg_t *eng_ctx_model_cfg(const eng_ctx_t *c) { return &c->cfg; }
 int eng_ctx_threads(const eng_ctx_t *c) { return eng_pool_threads(c->pool); }
 int eng_ctx_max_lanes(const eng_ctx_t *c) { return c->max_lanes; }
 int eng_ctx_max_cols(const eng_ctx_t *c) { return c->max_cols; }
+int eng_ctx_seq_len(const eng_ctx_t *c) { return c->ctx_len; }
 const char *eng_ctx_kern_name(const eng_ctx_t *c) {
     return c->gemm_backend == ENG_GEMM_OPENBLAS ? "openblas" : c->kern->name;
+}
+
+enum { BUF_SIZE, BUF_ALLOC, BUF_FREE };
+
+/* Every buffer of a context, sized from c's shape fields: one list serves eng_ctx_plan() (op
+ * BUF_SIZE), allocation (zeroed) and freeing. Returns the bytes in all; 0 when an allocation
+ * failed. */
+static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
+    size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
+    size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
+    size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
+    size_t cache = (size_t)c->cfg.n_layers * lanes * seq * kv;
+    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK, rope = seq * (size_t)(c->head_size / 2);
+    uint64_t total = 0;
+    int ok = 1;
+#define BUF(field, count)                                                                         \
+    do {                                                                                          \
+        size_t n_ = (count);                                                                      \
+        if (n_ == 0) n_ = 1;                                                                      \
+        total += (uint64_t)n_ * sizeof *c->field;                                                 \
+        if (op == BUF_ALLOC && (c->field = calloc(n_, sizeof *c->field)) == NULL) ok = 0;         \
+        if (op == BUF_FREE) free(c->field);                                                       \
+    } while (0)
+    BUF(x, mc * d);
+    BUF(xb, mc * d);
+    BUF(q, mc * d);
+    BUF(k, mc * kv);
+    BUF(v, mc * kv);
+    BUF(hb, mc * h);
+    BUF(hb2, mc * h);
+    BUF(xs, mc * d);
+    BUF(key_cache, cache);
+    BUF(value_cache, cache);
+    BUF(rope_cos, rope);
+    BUF(rope_sin, rope);
+    BUF(att, nt * seq);
+    BUF(tile, nt * CLS_TILE * mc);
+    BUF(best, cls_tasks * mc);
+    BUF(best_idx, cls_tasks * mc);
+    BUF(full, mc * vocab);
+    BUF(probs, vocab);
+    BUF(order, vocab);
+    BUF(samplers, lanes);
+    BUF(lane_next, lanes);
+    BUF(samp_col, mc);
+    BUF(samp_invt, mc);
+    BUF(samp_full, mc);
+#undef BUF
+    return ok ? total : 0;
 }
 
 void eng_ctx_destroy(eng_ctx_t *c) {
     if (c == NULL) return;
     eng_pool_destroy(c->pool);
-    float *bufs[] = {c->x, c->xb, c->q, c->k, c->v, c->hb, c->hb2, c->xs, c->key_cache,
-                     c->value_cache, c->rope_cos, c->rope_sin, c->att, c->tile, c->best, c->full,
-                     c->probs, c->samp_invt};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
-    free(c->best_idx);
-    free(c->order);
-    free(c->samplers);
-    free(c->lane_next);
-    free(c->samp_col);
-    free(c->samp_full);
+    ctx_buffers(c, 0, BUF_FREE);
     free(c);
 }
 
-/* n zeroed 4-byte words (float or int32_t); clears *ok on failure so one check covers all. */
-static void *alloc_words(size_t n, int *ok) {
-    void *p = calloc(n ? n : 1, sizeof(float));
-    if (p == NULL) *ok = 0;
-    return p;
+/* The shape fields of a context for model shape mc and cfg, as ctx_buffers() reads them. */
+static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, int ctx) {
+    c->cfg = *mc;
+    c->max_lanes = cfg->max_lanes;
+    c->max_cols = cfg->max_cols;
+    c->ctx_len = ctx;
+    c->head_size = mc->dim / mc->n_heads;
+    c->kv_dim = mc->dim * mc->n_kv_heads / mc->n_heads;
+}
+
+/* "9.0 GiB": bytes for a log line. */
+static const char *fmt_bytes(char *buf, size_t cap, uint64_t n) {
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024.0 && u < 6) v /= 1024.0, u++;
+    snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
+    return buf;
+}
+
+int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t avail,
+                 eng_ctx_plan_t *out) {
+    if (cfg->max_lanes < 1 || cfg->max_lanes > ENG_MAX_LANES || cfg->max_cols < 1 ||
+        cfg->threads < 0 || cfg->ctx < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "engine: bad context config: %d lanes (1..%d), %d columns, "
+                  "%d threads, ctx %d", cfg->max_lanes, ENG_MAX_LANES, cfg->max_cols, cfg->threads,
+                  cfg->ctx);
+        return LANES_EINVAL;
+    }
+    if (cfg->ctx > mc->seq_len) {
+        LANES_LOG(LANES_LOG_ERROR, "engine: --ctx %d is longer than the model's seq_len %d",
+                  cfg->ctx, mc->seq_len);
+        return LANES_EINVAL;
+    }
+    int ctx = cfg->ctx ? cfg->ctx : mc->seq_len < ENG_CTX_DEFAULT ? mc->seq_len : ENG_CTX_DEFAULT;
+    int threads = cfg->threads ? cfg->threads : lanes_sys_cpus();
+    eng_ctx_t shape = {0};
+    set_shape(&shape, mc, cfg, ctx);
+    uint64_t kv_lane = 2 * (uint64_t)mc->n_layers * (uint64_t)ctx * (uint64_t)shape.kv_dim *
+                       sizeof(float);
+    *out = (eng_ctx_plan_t){ctx, threads, kv_lane, kv_lane * (uint64_t)cfg->max_lanes,
+                            ctx_buffers(&shape, threads, BUF_SIZE)};
+    if (out->total > avail) {
+        char need[32], have[32], kv[32];
+        LANES_LOG(LANES_LOG_ERROR, "engine: lanes %d x context %d tokens need %s (KV cache %s) "
+                  "but only %s of memory is available: lower --lanes or --ctx", cfg->max_lanes, ctx,
+                  fmt_bytes(need, sizeof need, out->total), fmt_bytes(kv, sizeof kv, out->kv),
+                  fmt_bytes(have, sizeof have, avail));
+        return LANES_ENOMEM;
+    }
+    return LANES_OK;
 }
 
 int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **out) {
-    if (cfg->max_lanes < 1 || cfg->max_cols < 1 || cfg->threads < 0) return LANES_EINVAL;
+    eng_ctx_plan_t plan;
+    int rc = eng_ctx_plan(eng_model_cfg(m), cfg, lanes_sys_mem_avail(), &plan);
+    if (rc < 0) return rc;
     eng_ctx_t *c = calloc(1, sizeof *c);
     if (c == NULL) return LANES_ENOMEM;
-    c->cfg = *eng_model_cfg(m);
+    set_shape(c, eng_model_cfg(m), cfg, plan.ctx);
     c->w = eng_model_weights(m);
     c->kern = eng_kern_best();
     c->gemm_backend = cfg->gemm;
-    c->max_lanes = cfg->max_lanes;
-    c->max_cols = cfg->max_cols;
-    c->head_size = c->cfg.dim / c->cfg.n_heads;
-    c->kv_dim = c->cfg.dim * c->cfg.n_kv_heads / c->cfg.n_heads;
-    int threads = cfg->threads ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads < 1) threads = 1;
+    int threads = plan.threads;
     if (c->gemm_backend == ENG_GEMM_OPENBLAS) openblas_set_num_threads(threads);
-
-    size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
-    size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->cfg.seq_len;
-    size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads;
-    size_t cache = (size_t)c->cfg.n_layers * (size_t)c->max_lanes * seq * kv;
-    int ok = 1;
-    c->x = alloc_words(mc * d, &ok);
-    c->xb = alloc_words(mc * d, &ok);
-    c->q = alloc_words(mc * d, &ok);
-    c->k = alloc_words(mc * kv, &ok);
-    c->v = alloc_words(mc * kv, &ok);
-    c->hb = alloc_words(mc * h, &ok);
-    c->hb2 = alloc_words(mc * h, &ok);
-    c->xs = alloc_words(mc * d, &ok);
-    c->key_cache = alloc_words(cache, &ok);
-    c->value_cache = alloc_words(cache, &ok);
-    c->rope_cos = alloc_words(seq * (size_t)(c->head_size / 2), &ok);
-    c->rope_sin = alloc_words(seq * (size_t)(c->head_size / 2), &ok);
-    c->att = alloc_words(nt * seq, &ok);
-    c->tile = alloc_words(nt * CLS_TILE * mc, &ok);
-    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK;
-    c->best = alloc_words(cls_tasks * mc, &ok);
-    c->best_idx = alloc_words(cls_tasks * mc, &ok);
-    c->full = alloc_words(mc * vocab, &ok);
-    c->probs = alloc_words(vocab, &ok);
-    c->order = alloc_words(vocab, &ok);
-    c->samp_invt = alloc_words(mc, &ok);
-    c->samp_col = alloc_words(mc, &ok);
-    c->samp_full = calloc(mc, 1);
-    c->samplers = calloc((size_t)c->max_lanes, sizeof *c->samplers);
-    c->lane_next = calloc((size_t)c->max_lanes, sizeof *c->lane_next);
-    int rc = LANES_ENOMEM;
-    if (!ok || !c->samp_full || !c->samplers || !c->lane_next) {
+    rc = LANES_ENOMEM;
+    if (ctx_buffers(c, threads, BUF_ALLOC) == 0) {
         LANES_LOG(LANES_LOG_ERROR, "engine: cannot allocate buffers for %d lanes, %d columns",
                   c->max_lanes, c->max_cols);
         goto fail;
     }
+    size_t seq = (size_t)c->ctx_len;
     /* The same table run.c computes inline: freq = 10000^(-i / head_size) for even i. */
     for (size_t p = 0; p < seq; p++)
         for (int i = 0; i < c->head_size; i += 2) {
@@ -568,6 +618,11 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
             c->rope_sin[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = sinf(val);
         }
     if ((rc = eng_pool_create(threads, &c->pool)) < 0) goto fail;
+    char kv_lane[32], kv[32], total[32];
+    LANES_LOG(LANES_LOG_INFO, "engine: lanes %d, context %d tokens: KV cache %s per lane, %s in "
+              "all; %s with the other buffers; threads %d", c->max_lanes, c->ctx_len,
+              fmt_bytes(kv_lane, sizeof kv_lane, plan.kv_lane), fmt_bytes(kv, sizeof kv, plan.kv),
+              fmt_bytes(total, sizeof total, plan.total), threads);
     *out = c;
     return LANES_OK;
 fail:

@@ -16,12 +16,29 @@ enum { ENG_GEMM_LANES = 0, ENG_GEMM_OPENBLAS = 1 };
 /* "lanes" or "openblas" (the --gemm flag) to ENG_GEMM_*, or LANES_EINVAL. */
 int eng_gemm_by_name(const char *name);
 
+/* The design's bound on streams per context (one lane GEMM column each). */
+#define ENG_MAX_LANES 128
+/* The default context per lane is the model's seq_len up to this many tokens: the KV cache grows
+ * with lanes x context, and a long-context header would otherwise reserve gigabytes per lane. */
+#define ENG_CTX_DEFAULT 4096
+
 typedef struct {
-    int max_lanes;      /* KV cache slots, 1..128 typical */
+    int max_lanes;      /* KV cache slots, 1..ENG_MAX_LANES */
     int max_cols;       /* columns per step: decode lanes plus prefill tokens */
-    int threads;        /* compute threads including the caller; 0 = number of cores */
+    int threads;        /* compute threads including the caller; 0 = the CPUs this process may
+                         * use (affinity mask and cgroup quota, lanes_sys_cpus()) */
     int gemm;           /* ENG_GEMM_LANES (default, batch-invariant) or ENG_GEMM_OPENBLAS */
+    int ctx;            /* context per lane in tokens, 1..seq_len; 0 = min(seq_len,
+                         * ENG_CTX_DEFAULT) */
 } eng_ctx_cfg_t;
+
+/* What a context of a given shape allocates. */
+typedef struct {
+    int ctx, threads;   /* resolved from the config's 0 defaults */
+    uint64_t kv_lane;   /* KV cache bytes per lane (keys and values, every layer) */
+    uint64_t kv;        /* KV cache bytes in all */
+    uint64_t total;     /* KV cache plus every activation and scratch buffer */
+} eng_ctx_plan_t;
 
 /* Sampling for one stream. temperature 0 is greedy. top_k 0 and top_p >= 1 disable those filters;
  * with neither, temperature sampling is argmax(logit / T + Gumbel noise), fused with the classifier.
@@ -45,7 +62,16 @@ typedef struct {
     float *logits;      /* optional, borrows: receives the raw vocab logits of a sampled column */
 } eng_col_t;
 
-/* Borrows m until eng_ctx_destroy(). */
+/* Sizes a context of cfg for model shape mc and checks it against avail bytes (eng_ctx_create()
+ * passes lanes_sys_mem_avail()). Returns LANES_OK with *out filled; LANES_EINVAL for a bad config
+ * (a ctx longer than seq_len is logged naming both); LANES_ENOMEM, logged with the bytes needed and
+ * available and the advice to lower --lanes or --ctx, when it does not fit. */
+int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t avail,
+                 eng_ctx_plan_t *out);
+
+/* Borrows m until eng_ctx_destroy(). Refuses (eng_ctx_plan()) a context that does not fit in the
+ * memory this process can still get, so an oversized server fails at start instead of being killed
+ * under load; logs the KV cache bytes per lane and in all. */
 int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **out);
 void eng_ctx_destroy(eng_ctx_t *c);   /* NULL is fine */
 
@@ -53,7 +79,8 @@ void eng_ctx_destroy(eng_ctx_t *c);   /* NULL is fine */
 void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
 
 /* Runs one forward step. Columns of one lane must have consecutive positions in ascending order,
- * start at most at the lane's filled length, and stay below seq_len; other lanes are untouched.
+ * start at most at the lane's filled length, and stay below the context length
+ * (eng_ctx_seq_len()); other lanes are untouched.
  * For each column with sample set, out_tok[i] receives the next token (others get -1).
  * Returns LANES_OK or LANES_EINVAL for columns that break those rules (nothing is run then). */
 int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
@@ -67,6 +94,7 @@ const eng_model_cfg_t *eng_ctx_model_cfg(const eng_ctx_t *c);
 int eng_ctx_threads(const eng_ctx_t *c);
 int eng_ctx_max_lanes(const eng_ctx_t *c);
 int eng_ctx_max_cols(const eng_ctx_t *c);
+int eng_ctx_seq_len(const eng_ctx_t *c);   /* context per lane: positions are 0..seq_len - 1 */
 const char *eng_ctx_kern_name(const eng_ctx_t *c);
 
 #endif

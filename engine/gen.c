@@ -49,8 +49,8 @@ int eng_stream_advance(eng_stream_t *s, int ncols, int32_t tok, int seq_len) {
 }
 
 int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *opts) {
-    const eng_model_cfg_t *mc = eng_ctx_model_cfg(c);
-    int lanes = opts->lanes, max_cols = eng_ctx_max_cols(c);
+    int lanes = opts->lanes, max_cols = eng_ctx_max_cols(c), seq_len = eng_ctx_seq_len(c);
+    int vocab = eng_ctx_model_cfg(c)->vocab_size;
     if (lanes < 1 || lanes > eng_ctx_max_lanes(c) || lanes > max_cols) return LANES_EINVAL;
     int rc = LANES_ENOMEM;
     eng_stream_t *st = calloc((size_t)lanes, sizeof *st);
@@ -62,7 +62,7 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
     for (int i = 0; i < n; i++) {
         reqs[i].n_out = 0;
         reqs[i].end = ENG_END_NONE;
-        if (reqs[i].n_prompt < 1 || reqs[i].n_prompt > mc->seq_len || reqs[i].max_new < 1) {
+        if (reqs[i].n_prompt < 1 || reqs[i].n_prompt > seq_len || reqs[i].max_new < 1) {
             rc = LANES_EINVAL;
             goto done;
         }
@@ -89,14 +89,14 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
         for (int pass = 0; pass < 2; pass++)
             for (int l = 0; l < lanes; l++) {
                 if (req_of[l] < 0 || (st[l].pos >= st[l].n_prompt) != (pass == 0)) continue;
-                int budget = pass == 0 ? 1 : opts->chunk ? opts->chunk : mc->seq_len;
+                int budget = pass == 0 ? 1 : opts->chunk ? opts->chunk : seq_len;
                 if (budget > max_cols - nc) budget = max_cols - nc;
                 span[2 * l] = nc;
                 span[2 * l + 1] = eng_stream_cols(&st[l], budget, cols + nc);
                 eng_gen_req_t *r = &reqs[req_of[l]];
                 if (span[2 * l + 1] > 0 && r->logits) {
                     eng_col_t *last = &cols[nc + span[2 * l + 1] - 1];
-                    if (last->sample) last->logits = r->logits + (size_t)r->n_out * mc->vocab_size;
+                    if (last->sample) last->logits = r->logits + (size_t)r->n_out * vocab;
                 }
                 nc += span[2 * l + 1];
             }
@@ -106,7 +106,7 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
             eng_gen_req_t *r = &reqs[req_of[l]];
             int k = span[2 * l + 1];
             if (k == 0) continue;
-            if (eng_stream_advance(&st[l], k, toks[span[2 * l] + k - 1], mc->seq_len))
+            if (eng_stream_advance(&st[l], k, toks[span[2 * l] + k - 1], seq_len))
                 r->out[r->n_out++] = st[l].last;
             if (st[l].end) {
                 r->end = st[l].end;

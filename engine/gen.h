@@ -7,7 +7,8 @@
 
 /* How a stream ends. The rules follow llama2.c's run.c: sampling BOS ends it without emitting BOS;
  * emitting max_new tokens ends it; so does a sequence that fills the context (the token sampled at
- * position seq_len - 1 is emitted but never fed back). */
+ * position seq_len - 1 is emitted but never fed back; seq_len is the context's, eng_ctx_seq_len()).
+ */
 enum { ENG_END_NONE = 0, ENG_END_LENGTH, ENG_END_STOP, ENG_END_CONTEXT };
 const char *eng_end_name(int end);   /* "length", "stop", "context" */
 
@@ -20,7 +21,7 @@ typedef struct {
     int n_gen, end;
 } eng_stream_t;
 
-/* n_prompt must be 1..seq_len and max_new >= 1. */
+/* n_prompt must be 1..eng_ctx_seq_len() and max_new >= 1. */
 void eng_stream_init(eng_stream_t *s, int lane, const int32_t *prompt, int n_prompt, int max_new);
 
 /* Appends up to budget columns for the next step (a prefill chunk, or one decode column). */

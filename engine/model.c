@@ -1,17 +1,17 @@
 #include "model.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
+#include "base/lanes_sys.h"
 
 /* Dimension caps: far above any llama2.c model, low enough that every size product below fits
  * in 64 bits without overflow checks at each multiply. */
@@ -101,17 +101,12 @@ int eng_model_load(const char *path, eng_model_t **out) {
     const char *why = NULL;
     eng_model_t *m = calloc(1, sizeof *m);
     if (m == NULL) return LANES_ENOMEM;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        LANES_LOG(LANES_LOG_ERROR, "model %s: cannot open: %s", path, strerror(errno));
-        rc = LANES_EIO;
+    size_t len;
+    if ((rc = lanes_sys_open_file(path, "model", &fd, &len)) < 0) {
+        if (rc != LANES_EIO) rc = LANES_EMODEL;   /* not a checkpoint, as a bad header is */
         goto fail;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        why = "not a regular file";
-        goto fail;
-    }
-    size_t len = (size_t)st.st_size;
+    rc = LANES_EMODEL;
     if (len < HEADER_BYTES) {
         why = "shorter than the 28-byte header";
         goto fail;
@@ -153,17 +148,10 @@ fail:
     return rc;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [-a, a), from 24 random bits: exact in fp32, so the same on every machine. */
 static void fill_uniform(float *p, size_t n, float a, uint64_t *rng) {
     for (size_t i = 0; i < n; i++)
-        p[i] = a * ((float)(int32_t)(splitmix64(rng) >> 40) / 8388608.0f - 1.0f);
+        p[i] = a * ((float)(int32_t)(lanes_splitmix64(rng) >> 40) / 8388608.0f - 1.0f);
 }
 
 static void fill_const(float *p, size_t n, float v) {

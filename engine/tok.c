@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
+#include "base/lanes_sys.h"
 
 /* Limits that keep a hostile file from making us allocate or loop without bound. Real files:
  * max_token_length 7..27 (Llama-3 style vocabularies reach a few hundred), vocab 512..128k. */
@@ -130,36 +132,32 @@ static void wr32(unsigned char *p, uint32_t v) {
 static int read_file(const char *path, unsigned char **out, size_t *size) {
     int rc = LANES_EIO;
     unsigned char *buf = NULL;
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: cannot open: %s", path, strerror(errno));
-        return LANES_EIO;
-    }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: not a regular file", path);
-        goto fail;
-    }
-    if (st.st_size > (off_t)1 << 30) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: %lld bytes is too large for a tokenizer", path,
-                  (long long)st.st_size);
+    int fd;
+    if (lanes_sys_open_file(path, "tok:", &fd, size) < 0) return LANES_EIO;
+    if (*size > (size_t)1 << 30) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: %s: %zu bytes is too large for a tokenizer", path, *size);
         rc = LANES_ETOK;
         goto fail;
     }
-    *size = (size_t)st.st_size;
     rc = LANES_ENOMEM;
     if ((buf = malloc(*size ? *size : 1)) == NULL) goto fail;
-    if (fread(buf, 1, *size, f) != *size) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: read failed", path);
-        rc = LANES_EIO;
-        goto fail;
+    for (size_t got = 0; got < *size;) {
+        ssize_t n = read(fd, buf + got, *size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {   /* an error, or the file shrank under us */
+            LANES_LOG(LANES_LOG_ERROR, "tok: %s: read failed: %s", path,
+                      n < 0 ? strerror(errno) : "file truncated while read");
+            rc = LANES_EIO;
+            goto fail;
+        }
+        got += (size_t)n;
     }
-    fclose(f);
+    close(fd);
     *out = buf;
     return LANES_OK;
 fail:
     free(buf);
-    fclose(f);
+    close(fd);
     return rc;
 }
 
@@ -268,13 +266,6 @@ int eng_tok_save(const eng_tok_t *t, const char *path) {
 
 /* ---- synthetic tokenizer --------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 #define SYNTH_MAX_PIECE 16
 #define SYNTH_NCHARS 95              /* printable ASCII, " " first */
 
@@ -336,7 +327,7 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
     int first_char = TOK_MIN_VOCAB;   /* the single characters */
     uint64_t s = seed;
     while (id < vocab_size) {
-        uint64_t r = splitmix64(&s);
+        uint64_t r = lanes_splitmix64(&s);
         int a = first_char + (int)(r % (uint64_t)(id - first_char));
         int b = (r >> 32) % 4 != 0
                     ? first_char + (common[(r >> 40) % (sizeof common - 1)] - ' ')

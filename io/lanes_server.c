@@ -14,6 +14,7 @@
 typedef struct {
     const char *model, *tok, *preset, *host;
     int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
+    int ctx;            /* context per lane; 0 = the engine's default */
     long long out_soft, out_hard;
     char *config_text;  /* owned: strings above may point into the parsed config */
     cJSON *config;
@@ -25,7 +26,7 @@ static void usage(FILE *f) {
             "                    [--port 7070] [--lanes 128] [--max-queue 1024] [--max-conns 1024]\n"
             "                    [--max-inflight 256] [--threads N] [--prefill-chunk 64]\n"
             "                    [--out-soft BYTES] [--out-hard BYTES] [--sndbuf BYTES]\n"
-            "                    [--stats-every S]\n"
+            "                    [--stats-every S] [--ctx TOKENS]\n"
             "                    [--config FILE.json] [--quiet]\n"
             "Options apply in order: a later one overrides --config. See docs/PROTOCOL.md.\n");
 }
@@ -68,6 +69,7 @@ static int load_config(opts_t *o, const char *path) {
         else if (isstr && strcmp(k, "host") == 0) o->host = it->valuestring;
         else if (isnum && strcmp(k, "port") == 0) o->port = v;
         else if (isnum && strcmp(k, "lanes") == 0) o->lanes = v;
+        else if (isnum && strcmp(k, "ctx") == 0) o->ctx = v;
         else if (isnum && strcmp(k, "max_queue") == 0) o->max_queue = v;
         else if (isnum && strcmp(k, "max_conns") == 0) o->max_conns = v;
         else if (isnum && strcmp(k, "max_inflight") == 0) o->max_inflight = v;
@@ -92,6 +94,7 @@ int main(int argc, char **argv) {
                 .out_soft = 1 << 20, .out_hard = 8 << 20};
     static const struct option lo[] = {
         {"preset", 1, 0, 'P'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"lanes", 1, 0, 'l'},
+        {"ctx", 1, 0, 'x'},
         {"max-queue", 1, 0, 'q'}, {"max-conns", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'},
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
@@ -105,6 +108,7 @@ int main(int argc, char **argv) {
         case 'H': o.host = optarg; break;
         case 'p': o.port = atoi(optarg); break;
         case 'l': o.lanes = atoi(optarg); break;
+        case 'x': o.ctx = atoi(optarg); break;
         case 'q': o.max_queue = atoi(optarg); break;
         case 'c': o.max_conns = atoi(optarg); break;
         case 'i': o.max_inflight = atoi(optarg); break;
@@ -122,7 +126,12 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.lanes > 1024 ||
+    if (o.lanes > BAT_MAX_LANES) {
+        fprintf(stderr, "lanes-server: --lanes %d: at most %d lanes (streams at once)\n", o.lanes,
+                BAT_MAX_LANES);
+        return 2;
+    }
+    if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.ctx < 0 ||
         o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
         o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft) {
         usage(stderr);
@@ -138,7 +147,7 @@ int main(int argc, char **argv) {
                           (size_t)o.out_hard, o.sndbuf, 5.0};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
-                          io_server_notify, srv};
+                          io_server_notify, srv, o.ctx};
     if (bat_sched_open(&sc, o.model, o.tok, o.preset, &sched) < 0) goto done;
     if (bat_sched_start(sched) < 0) goto done;
     io_server_run(srv, sched);

@@ -23,7 +23,7 @@ int main(void) {
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 1), 0);
     uv_sem_init(&woke, 0);
-    bat_sched_cfg_t cfg = {4, NREQ - 4, 3, 1, 0, notify, NULL};   /* room for NREQ exactly */
+    bat_sched_cfg_t cfg = {4, NREQ - 4, 3, 1, 0, notify, NULL, 0};   /* room for NREQ exactly */
     bat_sched_t *s;
     ASSERT_EQ(bat_sched_create(&cfg, b.model, b.tok, &s), 0);
     ASSERT_EQ(bat_sched_start(s), 0);
@@ -74,7 +74,7 @@ int main(void) {
     ASSERT_EQ(st.requests_rejected, 1);
 
     eng_ctx_t *ctx;
-    eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES};
+    eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES, 0};
     ASSERT_EQ(eng_ctx_create(b.model, &cc, &ctx), 0);
     for (int i = 0; i < NREQ; i++) {
         int32_t pt[256], out[MAXTOK];

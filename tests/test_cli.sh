@@ -38,6 +38,68 @@ set -e
 long=$(printf 'word %.0s' $(seq 1 400))
 if "$bin/lanes-run" --preset tiny -p "$long" 2> "$tmp/err"; then fail "over-long prompt accepted"; fi
 grep -q "longer than the context" "$tmp/err" || fail "unclear over-long error: $(cat "$tmp/err")"
+# A FIFO as model or tokenizer: a clear error at once, not a hang in open().
+mkfifo "$tmp/fifo"
+for args in "-m $tmp/fifo -z $tmp/t.bin" "-m $tmp/m.bin -z $tmp/fifo"; do
+  set +e
+  # shellcheck disable=SC2086
+  timeout 20 "$bin/lanes-run" $args -p hi 2> "$tmp/err"
+  rc=$?
+  set -e
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "FIFO ($args): exit $rc (124 is a hang)"
+  grep -q "fifo: not a regular file" "$tmp/err" || fail "FIFO ($args): unclear error: $(cat "$tmp/err")"
+done
+# --ctx: the context per lane ends a stream with reason context at that length, and may not exceed
+# the model's seq_len (256 for tiny); the start-up line says the KV bytes.
+out=$("$bin/lanes-run" --preset tiny --ctx 20 -p "Once upon a time" -n 100 --json 2> "$tmp/err")
+echo "$out" | grep -q '"reason":"context"' || fail "--ctx 20 did not end with context: $out"
+ntok=$(echo "$out" | sed 's/.*"prompt_tokens":\[\([^]]*\)\].*"tokens":\[\([^]]*\)\].*/\1,\2/' | tr ',' '\n' | wc -l)
+[ "$ntok" -eq 21 ] || fail "--ctx 20: prompt + output is $ntok tokens, not 21: $out"
+grep -q "context 20 tokens: KV cache 10.00 KiB per lane, 10.00 KiB in all" "$tmp/err" ||
+  fail "no KV size line: $(cat "$tmp/err")"
+if "$bin/lanes-run" --preset tiny --ctx 257 -p hi 2> "$tmp/err"; then fail "--ctx 257 accepted"; fi
+grep -q "ctx 257 is longer than the model's seq_len 256" "$tmp/err" || fail "unclear --ctx error: $(cat "$tmp/err")"
+echo '{"ctx": 300}' > "$tmp/ctx.json"
+if timeout 20 "$bin/lanes-server" --preset tiny --config "$tmp/ctx.json" --port 0 2> "$tmp/err"; then
+  fail "server accepted ctx 300"
+fi
+grep -q "ctx 300 is longer than the model's seq_len 256" "$tmp/err" || fail "unclear server ctx error: $(cat "$tmp/err")"
+# The CPU affinity mask bounds the compute threads.
+if command -v taskset >/dev/null; then
+  taskset -c 0 "$bin/lanes-run" --preset tiny -p hi -n 1 2>&1 >/dev/null | grep -q "threads 1$" ||
+    fail "taskset -c 0 did not give 1 thread: $(taskset -c 0 "$bin/lanes-run" --preset tiny -p hi -n 1 2>&1 >/dev/null)"
+fi
+# At most 128 lanes, said clearly, in every program and the server's config file.
+echo '{"lanes": 500}' > "$tmp/lanes.json"
+for cmd in "lanes-server --lanes 500 --port 0" "lanes-server --config $tmp/lanes.json --port 0" \
+           "lanes-run --preset tiny -p hi --lanes 500" "lanes-bench --lanes 1,500"; do
+  set +e
+  # shellcheck disable=SC2086
+  timeout 20 "$bin"/$cmd > /dev/null 2> "$tmp/err"
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || fail "$cmd: exit $rc, not 2"
+  grep -q -- "--lanes 500: at most 128 lanes" "$tmp/err" || fail "$cmd: unclear error: $(cat "$tmp/err")"
+done
+# A shape whose KV cache cannot fit anywhere (1024 layers, 128 lanes x 2^20 positions: 64 TiB) is
+# refused at start with what it needs and what is available, by lanes-run and lanes-server alike.
+# The checkpoint is sparse: its weights are never read.
+seq=1048576; layers=1024
+le32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
+# shellcheck disable=SC2059
+printf "$(le32 64)$(le32 64)$(le32 $layers)$(le32 4)$(le32 4)$(le32 512)$(le32 $seq)" > "$tmp/big.bin"
+# floats: emb, 7 layer matrices of 64x64 and 2 norms per layer, the final norm, RoPE (seq x 16)
+truncate -s $((28 + 4 * (512 * 64 + layers * (7 * 64 * 64 + 2 * 64) + 64 + seq * 16))) "$tmp/big.bin"
+for prog in "lanes-run -p hi" "lanes-server --port 0"; do
+  set +e
+  # shellcheck disable=SC2086
+  timeout 60 "$bin"/$prog -m "$tmp/big.bin" -z "$tmp/t.bin" --lanes 128 --ctx $seq > /dev/null 2> "$tmp/err"
+  rc=$?
+  set -e
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$prog: 64 TiB of KV cache: exit $rc"
+  grep -q "lanes 128 x context $seq tokens need .* (KV cache 64.00 TiB) but only .* of memory is available: lower --lanes or --ctx" \
+    "$tmp/err" || fail "$prog: unclear memory error: $(cat "$tmp/err")"
+done
 # The portable binary on older CPUs (emulated): without AVX2 it picks SSE, without SSE4.1 the scalar
 # table, which is fused like AVX2 and so gives the same bits.
 # (Sanitizer builds cannot run under qemu-user.)

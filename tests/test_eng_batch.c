@@ -50,8 +50,8 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
     uint32_t rng = 42;
     int lanes = packed ? LANES : 1;
     eng_ctx_t *ctx;
-    ASSERT_EQ(eng_ctx_create(b->model, &(eng_ctx_cfg_t){lanes, lanes + 256, threads, gemm}, &ctx),
-              LANES_OK);
+    eng_ctx_cfg_t cc = {lanes, lanes + 256, threads, gemm, 0};
+    ASSERT_EQ(eng_ctx_create(b->model, &cc, &ctx), LANES_OK);
     if (!packed) {
         for (int t = 0; t < N_TARGETS; t++) {
             result_t *r = &res[t];

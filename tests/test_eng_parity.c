@@ -91,7 +91,7 @@ static void check_model(const char *shared, const char *model, const char *tokfi
         reqs[i] = (eng_gen_req_t){ids[i], np, max_new, {0, 0, 1.0f, 0}, out[i], NULL, 0, 0};
     }
     eng_ctx_t *ctx;
-    ASSERT_EQ(eng_ctx_create(b.model, &(eng_ctx_cfg_t){n, n * 8, threads, ENG_GEMM_LANES}, &ctx),
+    ASSERT_EQ(eng_ctx_create(b.model, &(eng_ctx_cfg_t){n, n * 8, threads, ENG_GEMM_LANES, 0}, &ctx),
               LANES_OK);
     ASSERT_EQ(eng_gen_run(ctx, reqs, n, &(eng_gen_opts_t){n, 7, 0}), LANES_OK);
     for (int i = 0; i < n; i++) {

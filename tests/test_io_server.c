@@ -24,7 +24,7 @@ static eng_ctx_t *ref_ctx;
 static void reference(const char *prompt, int max_new, ref_t *out) {
     if (ref_ctx == NULL) {
         ASSERT_EQ(eng_bundle_open(&bundle, NULL, NULL, "tiny", 1), 0);
-        eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES};
+        eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES, 0};
         ASSERT_EQ(eng_ctx_create(bundle.model, &cc, &ref_ctx), 0);
     }
     int32_t pt[256];

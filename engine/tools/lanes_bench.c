@@ -17,6 +17,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] [--threads N]\n"
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
+            "                   [--ctx N]\n"
             "                   [--no-kernels] [--no-decode] [--json FILE]\n"
             "Without -m the synthetic 15m model is used. Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill.\n");
@@ -171,10 +172,11 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
     const char *lanes_list = "1,2,4,8,16,32,64,128";
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
+    int ctx_len = 0;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
-        {"no-decode", 0, 0, 'D'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"no-decode", 0, 0, 'D'}, {"help", 0, 0, 'h'}, {"ctx", 1, 0, 'x'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -185,6 +187,7 @@ int main(int argc, char **argv) {
         case 'l': lanes_list = optarg; break;
         case 's': steps = atoi(optarg); break;
         case 'p': pos = atoi(optarg); break;
+        case 'x': ctx_len = atoi(optarg); break;
         case 'j': json_path = optarg; break;
         case 'K': kernels = 0; break;
         case 'D': decode = 0; break;
@@ -202,32 +205,43 @@ int main(int argc, char **argv) {
     for (const char *p = lanes_list; *p && npoints < MAX_POINTS;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 1024) { usage(stderr); return 2; }
+        if (end == p || v < 1) { usage(stderr); return 2; }
+        if (v > ENG_MAX_LANES) {
+            fprintf(stderr, "lanes-bench: --lanes %ld: at most %d lanes\n", v, ENG_MAX_LANES);
+            return 2;
+        }
         lanes[npoints++] = (int)v;
         if (v > max_lanes) max_lanes = (int)v;
         p = *end == ',' ? end + 1 : end;
     }
-    if (optind != argc || steps < 1 || pos < 1 || threads < 0) { usage(stderr); return 2; }
+    if (optind != argc || steps < 1 || pos < 1 || threads < 0 || ctx_len < 0) {
+        usage(stderr);
+        return 2;
+    }
     eng_bundle_t b;
     if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) return 1;
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
-    if (pos + steps + 1 > mc->seq_len) pos = mc->seq_len - steps - 1;
-    if (pos < 1) { fprintf(stderr, "lanes-bench: --steps too large for the context\n"); return 2; }
-    int max_cols = max_lanes > 128 ? max_lanes : 128;
+    int max_cols = 128;   /* the decode points and the 128-token prefill */
     eng_ctx_t *ctx;
-    if (eng_ctx_create(b.model, &(eng_ctx_cfg_t){max_lanes, max_cols, threads, gemm}, &ctx) < 0)
+    if (eng_ctx_create(b.model, &(eng_ctx_cfg_t){max_lanes, max_cols, threads, gemm, ctx_len},
+                       &ctx) < 0)
         return 1;
+    int seq = eng_ctx_seq_len(ctx);
+    if (pos + steps + 1 > seq) pos = seq - steps - 1;
+    if (pos < 1) { fprintf(stderr, "lanes-bench: --steps too large for the context\n"); return 2; }
     openblas_set_num_threads(eng_ctx_threads(ctx));
     double fpt = eng_model_flops_per_token(b.model);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "model", model ? model : preset ? preset : "15m");
     cJSON_AddNumberToObject(out, "threads", eng_ctx_threads(ctx));
+    cJSON_AddNumberToObject(out, "ctx", seq);
     cJSON_AddStringToObject(out, "gemm", eng_ctx_kern_name(ctx));
     cJSON_AddNumberToObject(out, "flops_per_token", fpt);
     printf("model %s: dim %d hidden %d layers %d heads %d kv_heads %d vocab %d seq %d; %.1f MFLOP/token\n",
            model ? model : preset ? preset : "15m (synthetic)", mc->dim, mc->hidden_dim,
            mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, mc->seq_len, fpt * 1e-6);
-    printf("threads %d, kernels %s\n", eng_ctx_threads(ctx), eng_ctx_kern_name(ctx));
+    printf("threads %d, kernels %s, context %d per lane\n", eng_ctx_threads(ctx),
+           eng_ctx_kern_name(ctx), seq);
     double ref = blas_2048_gflops();
     printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s\n", ref);
     cJSON_AddNumberToObject(out, "openblas_2048_gflops", ref);
@@ -255,7 +269,7 @@ int main(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "speedup", agg / base);
             cJSON_AddItemToArray(arr, o);
         }
-        int plen = mc->seq_len < 128 ? mc->seq_len : 128;
+        int plen = seq < 128 ? seq : 128;
         if (plen <= max_cols) {
             eng_col_t *cols = malloc((size_t)plen * sizeof *cols);
             int32_t *tok = malloc((size_t)plen * sizeof *tok);

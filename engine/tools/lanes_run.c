@@ -12,13 +12,12 @@
 #include "engine.h"
 #include "gen.h"
 
-#define MAX_LANES 128
-
 static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-run [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] (-p PROMPT | --prompts FILE)\n"
             "                 [-n MAX_NEW_TOKENS] [--temp T] [--top-p P] [--top-k K] [--seed S]\n"
-            "                 [--threads N] [--gemm lanes|openblas] [--lanes N] [--chunk N] [--json]\n"
+            "                 [--threads N] [--gemm lanes|openblas] [--lanes N] [--chunk N]\n"
+            "                 [--ctx N] [--json]\n"
             "Without -m the built-in synthetic model of --preset (default 15m) is used.\n");
 }
 
@@ -89,13 +88,14 @@ static void print_json(const char *prompt, const int32_t *pt, int np, const eng_
 
 int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *prompt = NULL, *prompts = NULL;
-    int max_new = 256, threads = 0, lanes = 0, chunk = 0, json = 0, gemm = ENG_GEMM_LANES;
+    int max_new = 256, threads = 0, lanes = 0, chunk = 0, ctx_len = 0, json = 0;
+    int gemm = ENG_GEMM_LANES;
     eng_sampler_t smp = {0.0f, 0, 1.0f, 0};
     static const struct option opts[] = {
         {"temp", 1, 0, 't'}, {"top-p", 1, 0, 'P'}, {"top-k", 1, 0, 'K'}, {"seed", 1, 0, 's'},
         {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"prompts", 1, 0, 'f'}, {"json", 0, 0, 'j'},
         {"preset", 1, 0, 'r'}, {"lanes", 1, 0, 'l'}, {"chunk", 1, 0, 'c'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"ctx", 1, 0, 'x'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "m:z:p:n:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -113,6 +113,7 @@ int main(int argc, char **argv) {
         case 'r': preset = optarg; break;
         case 'l': lanes = atoi(optarg); break;
         case 'c': chunk = atoi(optarg); break;
+        case 'x': ctx_len = atoi(optarg); break;
         case 'g':
             if ((gemm = eng_gemm_by_name(optarg)) < 0) {
                 usage(stderr);
@@ -123,8 +124,12 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if (lanes > ENG_MAX_LANES) {
+        fprintf(stderr, "lanes-run: --lanes %d: at most %d lanes\n", lanes, ENG_MAX_LANES);
+        return 2;
+    }
     if ((prompt == NULL) == (prompts == NULL) || optind != argc || max_new < 1 || threads < 0 ||
-        lanes < 0 || chunk < 0 || smp.temperature < 0 || smp.top_k < 0) {
+        lanes < 0 || chunk < 0 || ctx_len < 0 || smp.temperature < 0 || smp.top_k < 0) {
         usage(stderr);
         return 2;
     }
@@ -145,24 +150,26 @@ int main(int argc, char **argv) {
     eng_bundle_t b;
     if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) goto done;
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
+    if (lanes == 0) lanes = n < ENG_MAX_LANES ? n : ENG_MAX_LANES;
+    int step_chunk = chunk ? chunk : mc->seq_len;
+    eng_ctx_cfg_t cc = {lanes, lanes * (step_chunk < 64 ? step_chunk : 64) + lanes, threads, gemm,
+                        ctx_len};
+    if (eng_ctx_create(b.model, &cc, &ctx) < 0) goto done;
+    int seq = eng_ctx_seq_len(ctx);
     reqs = calloc((size_t)n, sizeof *reqs);
-    ids = malloc((size_t)n * (size_t)mc->seq_len * sizeof *ids);
+    ids = malloc((size_t)n * (size_t)seq * sizeof *ids);
     out = malloc((size_t)n * (size_t)max_new * sizeof *out);
     if (!reqs || !ids || !out) goto done;
     for (int i = 0; i < n; i++) {
-        int32_t *pt = ids + (size_t)i * mc->seq_len;
-        int np = eng_tok_encode(b.tok, in.v[i], strlen(in.v[i]), 1, 0, pt, mc->seq_len);
+        int32_t *pt = ids + (size_t)i * seq;
+        int np = eng_tok_encode(b.tok, in.v[i], strlen(in.v[i]), 1, 0, pt, seq);
         if (np < 0) {
             fprintf(stderr, "lanes-run: prompt %d is longer than the context (%d tokens)\n", i + 1,
-                    mc->seq_len);
+                    seq);
             goto done;
         }
         reqs[i] = (eng_gen_req_t){pt, np, max_new, smp, out + (size_t)i * max_new, NULL, 0, 0};
     }
-    if (lanes == 0) lanes = n < MAX_LANES ? n : MAX_LANES;
-    int step_chunk = chunk ? chunk : mc->seq_len;
-    eng_ctx_cfg_t cc = {lanes, lanes * (step_chunk < 64 ? step_chunk : 64) + lanes, threads, gemm};
-    if (eng_ctx_create(b.model, &cc, &ctx) < 0) goto done;
     eng_gen_opts_t go = {lanes, chunk, 0};
     if (eng_gen_run(ctx, reqs, n, &go) < 0) {
         fprintf(stderr, "lanes-run: generation failed\n");
