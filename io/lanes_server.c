@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
                           io_server_notify, srv};
     if (bat_sched_open(&sc, o.model, o.tok, o.preset, &sched) < 0) goto done;
     if (bat_sched_start(sched) < 0) goto done;
-    io_server_run(srv, sched);
+    if (io_server_run(srv, sched) < 0) goto done;
     rc = 0;
 done:
     io_server_destroy(srv);

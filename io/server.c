@@ -29,7 +29,8 @@ struct io_conn {
     uint64_t id;
     io_conn_t *prev, *next;     /* the server's list */
     io_conn_t *dirty_next;
-    int dirty, closing, paused, plain_busy, discard;
+    int dirty, closing, paused, plain_busy, discard, oom;
+    int ending;                 /* not read any more; closes once its replies are written */
     int ninflight;
     io_req_t *reqs;
     char *rbuf;                 /* owned: bytes of an unfinished line */
@@ -47,11 +48,13 @@ struct io_server {
     io_server_cfg_t cfg;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t spare;             /* takes a connection we have no memory for, to close it */
+    int spare_busy, spare_pending;
     uv_async_t wake, stop;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigs[2];        /* SIGINT, SIGTERM */
     uv_timer_t grace;
     bat_sched_t *sched;
-    int port, nconns, shutting_down, oom;
+    int port, nconns, npaused, shutting_down;
     uint64_t next_conn_id, next_req_id;
     io_conn_t *conns;
     io_conn_t *dirty;
@@ -119,26 +122,28 @@ static void req_remove(io_server_t *s, io_req_t *r) {
 
 /* ---- output --------------------------------------------------------------------------------- */
 
-/* Room for n more bytes in c->obuf; 0 or -1 (then the conn is marked and closed after the flush). */
+static void out_mark(io_conn_t *c) {
+    if (c->dirty) return;
+    c->dirty = 1;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+/* Room for n more bytes in c->obuf; 0, or -1 when out of memory: the reply is lost, so the
+ * connection is closed at the flush rather than left with a hole in its stream. */
 static int out_reserve(io_conn_t *c, size_t n) {
     if (c->olen + n <= c->ocap) return 0;
     size_t cap = c->ocap ? c->ocap : 4096;
     while (cap < c->olen + n) cap *= 2;
     char *p = realloc(c->obuf, cap);
     if (p == NULL) {
-        c->srv->oom = 1;
+        c->oom = 1;
+        out_mark(c);
         return -1;
     }
     c->obuf = p;
     c->ocap = cap;
     return 0;
-}
-
-static void out_mark(io_conn_t *c) {
-    if (c->dirty) return;
-    c->dirty = 1;
-    c->dirty_next = c->srv->dirty;
-    c->srv->dirty = c;
 }
 
 static void out_bytes(io_conn_t *c, const char *p, size_t n) {
@@ -188,6 +193,33 @@ static void out_error(io_conn_t *c, int plain, const char *id, const char *code,
 }
 
 static void conn_close(io_conn_t *c, const char *why);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* A libuv call on c failed: log it and close c. */
+static void conn_fail(io_conn_t *c, const char *what, int rc) {
+    LANES_LOG(LANES_LOG_WARN, "io: conn %llu: %s: %s, closing", (unsigned long long)c->id, what,
+              uv_strerror(rc));
+    conn_close(c, NULL);
+}
+
+static void conn_pause(io_conn_t *c) {
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        conn_fail(c, "uv_read_stop", rc);
+        return;
+    }
+    c->paused = 1;
+    c->srv->npaused++;
+}
+
+static void conn_resume(io_conn_t *c) {
+    c->paused = 0;
+    c->srv->npaused--;
+    if (c->srv->shutting_down || c->ending) return;   /* they stopped reading for good */
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) conn_fail(c, "uv_read_start", rc);
+}
 
 static void on_write(uv_write_t *w, int status) {
     io_write_t *wr = (io_write_t *)w;
@@ -199,14 +231,9 @@ static void on_write(uv_write_t *w, int status) {
         conn_close(c, uv_strerror(status));
         return;
     }
-    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2) {
-        c->paused = 0;
-        if (!c->srv->shutting_down) uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
-    }
+    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2)
+        conn_resume(c);
 }
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 /* Hands every dirty connection's buffer to uv_write, then applies the output limits. */
 static void flush_dirty(io_server_t *s) {
@@ -214,7 +241,14 @@ static void flush_dirty(io_server_t *s) {
         io_conn_t *c = s->dirty;
         s->dirty = c->dirty_next;
         c->dirty = 0;
-        if (c->closing || c->olen == 0) continue;
+        if (c->closing) continue;
+        if (c->oom) {
+            LANES_LOG(LANES_LOG_ERROR, "io: conn %llu: out of memory for replies, closing",
+                      (unsigned long long)c->id);
+            conn_close(c, NULL);
+            continue;
+        }
+        if (c->olen == 0) continue;
         io_write_t *wr = malloc(sizeof *wr);
         if (wr == NULL) {
             conn_close(c, "out of memory");
@@ -228,7 +262,7 @@ static void flush_dirty(io_server_t *s) {
         if (rc < 0) {
             free(wr->buf);
             free(wr);
-            conn_close(c, uv_strerror(rc));
+            conn_fail(c, "uv_write", rc);
             continue;
         }
         size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
@@ -236,14 +270,9 @@ static void flush_dirty(io_server_t *s) {
             LANES_LOG(LANES_LOG_WARN, "io: conn %llu: %zu bytes unread by the client, closing",
                       (unsigned long long)c->id, q);
             conn_close(c, NULL);
-        } else if (q > s->cfg.out_soft && !c->paused) {
-            c->paused = 1;
-            uv_read_stop((uv_stream_t *)&c->tcp);
+        } else if (q > s->cfg.out_soft && !c->paused && !c->ending) {
+            conn_pause(c);
         }
-    }
-    if (s->oom) {   /* a reply could not be buffered: drop those connections rather than lie */
-        s->oom = 0;
-        LANES_LOG(LANES_LOG_ERROR, "io: out of memory for replies");
     }
 }
 
@@ -313,7 +342,8 @@ static void on_wake(uv_async_t *a) { take_batches(a->data); }
 
 void io_server_notify(void *arg) {
     io_server_t *s = arg;
-    uv_async_send(&s->wake);
+    int rc = uv_async_send(&s->wake);   /* fails only on a closed handle: after the engine joined */
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: uv_async_send: %s", uv_strerror(rc));
 }
 
 /* ---- requests from the client --------------------------------------------------------------- */
@@ -339,12 +369,13 @@ static void reply_stats(io_conn_t *c, const char *id) {
             "\"event\":\"stats\",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
             "\"requests_served\":%llu,\"requests_active\":%llu,\"requests_rejected\":%llu,"
             "\"tokens_generated\":%llu,\"prompt_tokens\":%llu,\"steps\":%llu,\"uptime_s\":%.3f,"
-            "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"connections\":%d}\n",
+            "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"connections\":%d,"
+            "\"connections_paused\":%d}\n",
             st.lanes_total, st.lanes_active, st.queue_depth,
             (unsigned long long)st.requests_served, (unsigned long long)st.requests_active,
             (unsigned long long)st.requests_rejected, (unsigned long long)st.tokens_generated,
             (unsigned long long)st.prompt_tokens, (unsigned long long)st.steps, st.uptime_s,
-            st.step_ms_avg, st.step_ms_last, c->srv->nconns);
+            st.step_ms_avg, st.step_ms_last, c->srv->nconns, c->srv->npaused);
 }
 
 static void generate(io_conn_t *c, io_msg_t *m) {
@@ -501,11 +532,68 @@ static void conn_close(io_conn_t *c, const char *why) {
     if (c->closing) return;
     c->closing = 1;
     if (why) LANES_LOG(LANES_LOG_DEBUG, "io: conn %llu closed: %s", (unsigned long long)c->id, why);
+    if (c->paused) c->srv->npaused--;
+    c->paused = 0;
     while (c->reqs) {
         if (!c->srv->shutting_down) cancel_req(c->srv, c->reqs);
         req_remove(c->srv, c->reqs);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_conn_shutdown(uv_shutdown_t *req, int status) {
+    (void)status;
+    io_conn_t *c = req->handle->data;
+    free(req);
+    conn_close(c, NULL);
+}
+
+/* Stops reading c and closes it once the replies queued so far are written (uv_shutdown sends
+ * the FIN after them). The grace timer bounds the wait. */
+static void conn_end(io_conn_t *c) {
+    if (c->closing || c->ending) return;
+    c->ending = 1;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        conn_fail(c, "uv_read_stop", rc);
+        return;
+    }
+    uv_shutdown_t *sr = malloc(sizeof *sr);
+    rc = sr ? uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_conn_shutdown) : UV_ENOMEM;
+    if (rc < 0) {
+        free(sr);
+        conn_fail(c, "uv_shutdown", rc);
+    }
+}
+
+static void on_spare_closed(uv_handle_t *h);
+
+/* Takes a pending connection we have no memory for: libuv listens again only once it is accepted,
+ * so it is accepted into the server's spare handle and closed at once. */
+static void conn_refuse(io_server_t *s) {
+    if (s->spare_busy) {   /* the spare is still closing: the next one waits for it */
+        s->spare_pending = 1;
+        return;
+    }
+    int rc = uv_tcp_init(&s->loop, &s->spare);
+    if (rc < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: uv_tcp_init: %s: no longer accepting", uv_strerror(rc));
+        return;
+    }
+    s->spare.data = s;
+    s->spare_busy = 1;
+    rc = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    if (rc < 0) LANES_LOG(LANES_LOG_WARN, "io: uv_accept: %s", uv_strerror(rc));
+    uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+}
+
+static void on_spare_closed(uv_handle_t *h) {
+    io_server_t *s = h->data;
+    s->spare_busy = 0;
+    if (s->spare_pending && !s->shutting_down) {
+        s->spare_pending = 0;
+        conn_refuse(s);
+    }
 }
 
 static void on_connection(uv_stream_t *ls, int status) {
@@ -515,45 +603,52 @@ static void on_connection(uv_stream_t *ls, int status) {
         return;
     }
     io_conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL) return;
+    int rc = c ? uv_tcp_init(&s->loop, &c->tcp) : UV_ENOMEM;
+    if (rc < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: cannot take a connection: %s", uv_strerror(rc));
+        free(c);
+        conn_refuse(s);
+        return;
+    }
     c->srv = s;
     c->id = ++s->next_conn_id;
-    uv_tcp_init(&s->loop, &c->tcp);
     c->tcp.data = c;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c, "accept failed");
+    if ((rc = uv_accept(ls, (uv_stream_t *)&c->tcp)) < 0) {
+        conn_fail(c, "uv_accept", rc);
         return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (s->cfg.sndbuf > 0) {   /* bounds what the kernel holds on top of out_hard */
-        int v = s->cfg.sndbuf;
-        uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
     }
     if (s->nconns > s->cfg.max_conns) {
         static const char msg[] =
             "{\"event\":\"error\",\"code\":\"ECONNS\",\"message\":\"too many connections\"}\n";
         uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);   /* best effort: it closes anyway */
         conn_close(c, "too many connections");
         return;
     }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if ((rc = uv_tcp_nodelay(&c->tcp, 1)) < 0) {
+        conn_fail(c, "uv_tcp_nodelay", rc);
+        return;
+    }
+    if (s->cfg.sndbuf > 0) {   /* bounds what the kernel holds on top of out_hard */
+        int v = s->cfg.sndbuf;
+        if ((rc = uv_send_buffer_size((uv_handle_t *)&c->tcp, &v)) < 0) {
+            conn_fail(c, "uv_send_buffer_size", rc);
+            return;
+        }
+    }
+    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) < 0)
+        conn_fail(c, "uv_read_start", rc);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static void on_handle_closed(uv_handle_t *h) { (void)h; }
+static const int stop_signals[] = {SIGINT, SIGTERM};
 
-static void on_conn_shutdown(uv_shutdown_t *req, int status) {
-    (void)status;
-    io_conn_t *c = req->handle->data;
-    free(req);
-    conn_close(c, NULL);
-}
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 static void on_grace(uv_timer_t *t) {
     io_server_t *s = t->data;
@@ -566,7 +661,10 @@ static void begin_shutdown(io_server_t *s) {
     LANES_LOG(LANES_LOG_INFO, "shutting down: %d connections, %zu requests in flight", s->nconns,
               s->nreqs);
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
-    for (io_conn_t *c = s->conns; c; c = c->next) uv_read_stop((uv_stream_t *)&c->tcp);
+    for (io_conn_t *c = s->conns; c; c = c->next) {
+        int rc = c->closing ? 0 : uv_read_stop((uv_stream_t *)&c->tcp);
+        if (rc < 0) conn_fail(c, "uv_read_stop", rc);
+    }
     bat_sched_stop(s->sched);   /* joins; the last batch holds every remaining terminal event */
     take_batches(s);
     for (size_t i = 0; i < s->nbuckets; i++)   /* nothing should be left; never leave one hanging */
@@ -577,19 +675,17 @@ static void begin_shutdown(io_server_t *s) {
             req_remove(s, r);
         }
     flush_dirty(s);
-    for (io_conn_t *c = s->conns; c; c = c->next) {
-        if (c->closing) continue;
-        uv_shutdown_t *sr = malloc(sizeof *sr);
-        if (sr == NULL || uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_conn_shutdown) != 0) {
-            free(sr);
-            conn_close(c, NULL);
-        }
-    }
+    for (io_conn_t *c = s->conns; c; c = c->next) conn_end(c);
     uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->stop, on_handle_closed);
-    uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
-    uv_timer_start(&s->grace, on_grace, (uint64_t)(s->cfg.grace_s * 1000), 0);
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
+        uv_close((uv_handle_t *)&s->sigs[i], on_handle_closed);   /* a second signal kills */
+    int rc = uv_timer_start(&s->grace, on_grace, (uint64_t)(s->cfg.grace_s * 1000), 0);
+    if (rc < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: uv_timer_start: %s: closing every connection now",
+                  uv_strerror(rc));
+        on_grace(&s->grace);
+    }
     uv_unref((uv_handle_t *)&s->grace);
 }
 
@@ -600,25 +696,40 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static void on_stop(uv_async_t *a) { begin_shutdown(a->data); }
 
-void io_server_stop(io_server_t *s) { uv_async_send(&s->stop); }
+void io_server_stop(io_server_t *s) {
+    int rc = uv_async_send(&s->stop);
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: uv_async_send: %s", uv_strerror(rc));
+}
+
+/* rc of a libuv call at start-up, logged when it failed. */
+static int start_check(int rc, const char *what) {
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: %s: %s", what, uv_strerror(rc));
+    return rc;
+}
 
 int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     io_server_t *s = calloc(1, sizeof *s);
-    if (s == NULL) return LANES_ENOMEM;
-    s->cfg = *cfg;
-    snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
-    if (uv_loop_init(&s->loop) != 0 || table_grow(s) < 0) {
-        free(s->buckets);
+    if (s == NULL || table_grow(s) < 0) {
         free(s);
         return LANES_ENOMEM;
     }
-    uv_tcp_init(&s->loop, &s->listener);
-    uv_async_init(&s->loop, &s->wake, on_wake);
-    uv_async_init(&s->loop, &s->stop, on_stop);
-    uv_signal_init(&s->loop, &s->sigint);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_timer_init(&s->loop, &s->grace);
-    s->listener.data = s->wake.data = s->stop.data = s->sigint.data = s->sigterm.data = s;
+    s->cfg = *cfg;
+    snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
+    if (start_check(uv_loop_init(&s->loop), "uv_loop_init") < 0) {
+        free(s->buckets);
+        free(s);
+        return LANES_EIO;
+    }
+    if (start_check(uv_tcp_init(&s->loop, &s->listener), "uv_tcp_init") < 0 ||
+        start_check(uv_async_init(&s->loop, &s->wake, on_wake), "uv_async_init") < 0 ||
+        start_check(uv_async_init(&s->loop, &s->stop, on_stop), "uv_async_init") < 0 ||
+        start_check(uv_timer_init(&s->loop, &s->grace), "uv_timer_init") < 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++) {
+        if (start_check(uv_signal_init(&s->loop, &s->sigs[i]), "uv_signal_init") < 0) goto fail;
+        s->sigs[i].data = s;
+    }
+    s->listener.data = s->wake.data = s->stop.data = s;
     s->grace.data = s;
 
     struct sockaddr_storage addr;
@@ -629,25 +740,31 @@ int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     if (rc != 0) {
         LANES_LOG(LANES_LOG_ERROR, "io: cannot listen on %s:%d: %s", s->host, cfg->port,
                   uv_strerror(rc));
-        s->shutting_down = 1;
-        io_server_destroy(s);
-        return LANES_EIO;
+        goto fail;
     }
     struct sockaddr_storage bound;
     int blen = sizeof bound;
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+    if (start_check(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen),
+                    "uv_tcp_getsockname") < 0)
+        goto fail;
     s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);   /* same offset for v6 */
     *out = s;
     return LANES_OK;
+fail:
+    s->shutting_down = 1;
+    io_server_destroy(s);
+    return LANES_EIO;
 }
 
 int io_server_port(const io_server_t *s) { return s->port; }
 
 int io_server_run(io_server_t *s, bat_sched_t *sched) {
     s->sched = sched;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
+        if (start_check(uv_signal_start(&s->sigs[i], on_signal, stop_signals[i]),
+                        "uv_signal_start") < 0)
+            return LANES_EIO;
     lanes_rcu_register();
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "listening on %s:%d", s->host, s->port);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     lanes_rcu_unregister();
@@ -665,7 +782,8 @@ void io_server_destroy(io_server_t *s) {
     if (s == NULL) return;
     uv_walk(&s->loop, close_any, s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&s->loop);
+    int rc = uv_loop_close(&s->loop);
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: uv_loop_close: %s", uv_strerror(rc));
     free(s->buckets);
     free(s);
 }

@@ -619,11 +619,126 @@ static int t_sigterm(void) {
     return 0;
 }
 
+/* Polls stats on mon until connections_paused and requests_active are as given (fails after 20 s). */
+static void wait_paused(test_conn_t *mon, int paused, int active) {
+    double t0 = test_now_ms(), p = -1, a = -1;
+    while (p != paused || a != active) {
+        if (test_now_ms() - t0 > 20000) {
+            fprintf(stderr, "connections_paused %.0f (want %d), requests_active %.0f (want %d)\n",
+                    p, paused, a, active);
+            exit(1);
+        }
+        usleep(20000);
+        cJSON *st = test_stats(mon);
+        p = test_num(st, "connections_paused"), a = test_num(st, "requests_active");
+        cJSON_Delete(st);
+    }
+}
+
+/* Polls stats on mon until connections and lanes_active are as given (fails after 20 s). */
+static void wait_conns(test_conn_t *mon, int conns) {
+    double t0 = test_now_ms(), n = -1, a = -1;
+    while (n != conns || a != 0) {
+        if (test_now_ms() - t0 > 20000) {
+            fprintf(stderr, "connections %.0f (want %d), lanes_active %.0f\n", n, conns, a);
+            exit(1);
+        }
+        usleep(20000);
+        cJSON *st = test_stats(mon);
+        n = test_num(st, "connections"), a = test_num(st, "lanes_active");
+        cJSON_Delete(st);
+    }
+}
+
+enum { RESUME_N = 20 };
+
+/* The slow reader: 20 long requests from a client with a 4 KiB receive buffer. */
+static test_conn_t *stalled_client(int port) {
+    test_conn_t *c = test_connect_rcvbuf(port, 4096);
+    char line[128];
+    for (int i = 0; i < RESUME_N; i++) {
+        snprintf(line, sizeof line, "{\"id\":%d,\"prompt\":\"Once upon a time\",\"max_tokens\":400}\n", i);
+        test_send(c, line);
+    }
+    return c;
+}
+
+/* Reads c until each of its RESUME_N requests had its one terminal event. */
+static void drain_stalled(test_conn_t *c) {
+    int seen[RESUME_N] = {0};
+    for (int left = RESUME_N; left > 0;) {
+        cJSON *j = test_json(c, 20000);
+        const char *ev = test_str(j, "event");
+        if (strcmp(ev, "token") != 0) {
+            ASSERT_STR_EQ(ev, "done");
+            int k = (int)test_num(j, "id");
+            ASSERT(k >= 0 && k < RESUME_N && !seen[k]);
+            seen[k] = 1;
+            left--;
+        }
+        cJSON_Delete(j);
+    }
+}
+
+/* A paused reader is read again once it drains: its next request is answered. */
+static int t_resume(void) {
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *mon = test_connect(s.port), *slow = stalled_client(s.port);
+    wait_paused(mon, 1, 0);   /* every request ended on the engine while the client read nothing */
+    usleep(500000);
+    cJSON *st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "connections_paused"), 1);
+    cJSON_Delete(st);
+    drain_stalled(slow);
+    test_send(slow, "{\"op\":\"health\",\"id\":\"h\"}\n");
+    cJSON *j = test_json(slow, 10000);
+    ASSERT_STR_EQ(test_str(j, "event"), "health");
+    ASSERT_STR_EQ(test_str(j, "id"), "h");
+    cJSON_Delete(j);
+    st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "connections_paused"), 0);
+    cJSON_Delete(st);
+    test_close(slow);
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Paused readers that close (after draining, or without) are freed: fds, connections, slots. */
+static int t_pausedclose(void) {
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", "--max-conns", "3", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *mon = test_connect(s.port);
+    cJSON_Delete(test_stats(mon));
+    int fds0 = test_fd_count(s.pid);
+    for (int round = 0; round < 3; round++) {   /* each round takes every free slot */
+        test_conn_t *a = stalled_client(s.port), *b = stalled_client(s.port);
+        wait_paused(mon, 2, 0);
+        drain_stalled(a);   /* the server resumes a, then must see its FIN */
+        test_close(a);
+        test_close(b);      /* closed with replies unread */
+        wait_conns(mon, 1);
+        ASSERT_EQ(test_fd_count(s.pid), fds0);
+    }
+    test_conn_t *c[2] = {test_connect(s.port), test_connect(s.port)};
+    for (int i = 0; i < 2; i++) {
+        test_send(c[i], "{\"op\":\"health\"}\n");
+        cJSON *j = test_json(c[i], 10000);
+        ASSERT_STR_EQ(test_str(j, "event"), "health");
+        cJSON_Delete(j);
+        test_close(c[i]);
+    }
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
-        {"sigterm", t_sigterm},
+        {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
