@@ -178,7 +178,8 @@ static void out_open(io_conn_t *c, const char *id) {
     else OUT_LIT(c, "{");
 }
 
-/* An error reply: JSON, or "# error CODE message" for plain-text requests. */
+/* An error reply: JSON, or "# error CODE message" for plain-text requests. op, when set, says the
+ * reply is about that rejected line, not a terminal event of a request in flight with this id. */
 static void out_error(io_conn_t *c, int plain, const char *id, const char *code, const char *msg,
                       const char *op) {
     if (plain) {
@@ -394,7 +395,7 @@ static void generate(io_conn_t *c, io_msg_t *m) {
         return;
     }
     if (m->id && find_by_id(c, m->id)) {
-        out_error(c, 0, m->id, "EEXIST", "a request with this id is in flight", NULL);
+        out_error(c, 0, m->id, "EEXIST", "a request with this id is in flight", "generate");
         return;
     }
     if (s->nreqs + 1 > s->nbuckets && table_grow(s) < 0) goto oom;

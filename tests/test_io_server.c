@@ -734,11 +734,39 @@ static int t_pausedclose(void) {
     return 0;
 }
 
+/* EEXIST says it is about the rejected line; the first request's own terminal event is unmarked. */
+static int t_eexist(void) {
+    test_srv_t s = test_srv_start(NULL);
+    test_conn_t *c = test_connect(s.port);
+    test_send(c, "{\"id\":\"d\",\"prompt\":\"first one\",\"max_tokens\":100}\n"
+                 "{\"id\":\"d\",\"prompt\":\"second one\",\"max_tokens\":5}\n");
+    got_t g = {0};
+    int eexist = 0;
+    while (!g.done) {
+        cJSON *j = test_json(c, 10000);
+        ASSERT_STR_EQ(test_str(j, "id"), "d");
+        if (strcmp(test_str(j, "code"), "EEXIST") == 0) {
+            ASSERT_STR_EQ(test_str(j, "op"), "generate");
+            eexist++;
+        } else {
+            ASSERT(cJSON_GetObjectItemCaseSensitive(j, "op") == NULL);
+            fold(&g, j);
+        }
+        cJSON_Delete(j);
+    }
+    ASSERT_EQ(eexist, 1);
+    check_ref(&g, "first one", 100);
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
         {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
+        {"eexist", t_eexist},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
