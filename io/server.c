@@ -23,6 +23,11 @@ typedef struct io_req {
     struct io_req *cprev, *cnext;   /* the connection's list */
 } io_req_t;
 
+typedef struct {
+    char *p;                    /* owned */
+    size_t len, cap;
+} io_buf_t;
+
 struct io_conn {
     uv_tcp_t tcp;               /* first: handle->data is the conn too */
     io_server_t *srv;
@@ -31,12 +36,13 @@ struct io_conn {
     io_conn_t *dirty_next;
     int dirty, closing, paused, plain_busy, discard, oom;
     int ending;                 /* not read any more; closes once its replies are written */
+    int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
     int ninflight;
     io_req_t *reqs;
     char *rbuf;                 /* owned: bytes of an unfinished line */
     size_t rlen, rcap;
-    char *obuf;                 /* owned: replies not handed to uv_write yet */
-    size_t olen, ocap;
+    io_buf_t out;               /* replies not handed to uv_write yet */
+    io_buf_t held;              /* whole reply lines waiting for the plain text to end its line */
 };
 
 typedef struct {
@@ -129,29 +135,34 @@ static void out_mark(io_conn_t *c) {
     c->srv->dirty = c;
 }
 
-/* Room for n more bytes in c->obuf; 0, or -1 when out of memory: the reply is lost, so the
- * connection is closed at the flush rather than left with a hole in its stream. */
-static int out_reserve(io_conn_t *c, size_t n) {
-    if (c->olen + n <= c->ocap) return 0;
-    size_t cap = c->ocap ? c->ocap : 4096;
-    while (cap < c->olen + n) cap *= 2;
-    char *p = realloc(c->obuf, cap);
+/* Room for n more bytes in b; 0, or -1 when out of memory: the reply is lost, so the connection
+ * is closed at the flush rather than left with a hole in its stream. */
+static int buf_reserve(io_conn_t *c, io_buf_t *b, size_t n) {
+    if (b->len + n <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n) cap *= 2;
+    char *p = realloc(b->p, cap);
     if (p == NULL) {
         c->oom = 1;
         out_mark(c);
         return -1;
     }
-    c->obuf = p;
-    c->ocap = cap;
+    b->p = p;
+    b->cap = cap;
     return 0;
 }
 
-static void out_bytes(io_conn_t *c, const char *p, size_t n) {
-    if (n == 0 || c->closing || out_reserve(c, n) < 0) return;
-    memcpy(c->obuf + c->olen, p, n);
-    c->olen += n;
-    out_mark(c);
+static void buf_put(io_conn_t *c, io_buf_t *b, const char *p, size_t n) {
+    if (n == 0 || c->closing || buf_reserve(c, b, n) < 0) return;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    if (b == &c->out) out_mark(c);
 }
+
+/* Where reply lines go: held while the plain-text stream is inside a line, so none starts there. */
+static io_buf_t *line_buf(io_conn_t *c) { return c->midline ? &c->held : &c->out; }
+
+static void out_bytes(io_conn_t *c, const char *p, size_t n) { buf_put(c, line_buf(c), p, n); }
 
 #define OUT_LIT(c, lit) out_bytes((c), (lit), sizeof(lit) - 1)
 
@@ -167,9 +178,26 @@ static void out_fmt(io_conn_t *c, const char *fmt, ...) {
 }
 
 static void out_escaped(io_conn_t *c, const char *p, size_t n) {
-    if (n == 0 || c->closing || out_reserve(c, n * 6) < 0) return;
-    c->olen = (size_t)io_json_escape(c->obuf, c->ocap, c->olen, p, n);
-    out_mark(c);
+    io_buf_t *b = line_buf(c);
+    if (n == 0 || c->closing || buf_reserve(c, b, n * 6) < 0) return;
+    b->len = (size_t)io_json_escape(b->p, b->cap, b->len, p, n);
+    if (b == &c->out) out_mark(c);
+}
+
+/* The plain-text stream's raw bytes; the held reply lines follow its first '\n'. */
+static void out_plain(io_conn_t *c, const char *p, size_t n) {
+    const char *nl = c->midline ? memchr(p, '\n', n) : NULL;
+    if (nl) {
+        size_t k = (size_t)(nl - p) + 1;
+        buf_put(c, &c->out, p, k);
+        buf_put(c, &c->out, c->held.p, c->held.len);
+        c->held.len = 0;
+        c->midline = 0;
+        p += k;
+        n -= k;
+    }
+    buf_put(c, &c->out, p, n);
+    if (n > 0) c->midline = p[n - 1] != '\n';
 }
 
 /* `{"id":ID,` or `{` — every JSON reply starts so. */
@@ -191,6 +219,12 @@ static void out_error(io_conn_t *c, int plain, const char *id, const char *code,
     out_escaped(c, msg, strlen(msg));
     if (op) out_fmt(c, "\",\"op\":\"%s\"}\n", op);
     else OUT_LIT(c, "\"}\n");
+}
+
+/* Request r's terminal error; a plain-text one ends the text's line first, as "# done" does. */
+static void out_req_error(io_req_t *r, const char *code, const char *msg) {
+    if (r->plain && r->conn->midline) out_plain(r->conn, "\n", 1);
+    out_error(r->conn, r->plain, r->id, code, msg, NULL);
 }
 
 static void conn_close(io_conn_t *c, const char *why);
@@ -249,16 +283,15 @@ static void flush_dirty(io_server_t *s) {
             conn_close(c, NULL);
             continue;
         }
-        if (c->olen == 0) continue;
+        if (c->out.len == 0) continue;
         io_write_t *wr = malloc(sizeof *wr);
         if (wr == NULL) {
             conn_close(c, "out of memory");
             continue;
         }
-        wr->buf = c->obuf;
-        uv_buf_t b = uv_buf_init(c->obuf, (unsigned)c->olen);
-        c->obuf = NULL;
-        c->olen = c->ocap = 0;
+        wr->buf = c->out.p;
+        uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.len);
+        c->out = (io_buf_t){0};
         int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
         if (rc < 0) {
             free(wr->buf);
@@ -266,7 +299,7 @@ static void flush_dirty(io_server_t *s) {
             conn_fail(c, "uv_write", rc);
             continue;
         }
-        size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->held.len;
         if (q > s->cfg.out_hard) {
             LANES_LOG(LANES_LOG_WARN, "io: conn %llu: %zu bytes unread by the client, closing",
                       (unsigned long long)c->id, q);
@@ -294,7 +327,7 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
     const char *text = b->text + e->text_off;
     if (e->kind == BAT_EV_TOKEN) {
         if (r->plain) {
-            out_bytes(c, text, e->text_len);
+            out_plain(c, text, e->text_len);
             return;
         }
         out_open(c, r->id);
@@ -311,7 +344,8 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
         if (e->ttft_ms >= 0) snprintf(ttft, sizeof ttft, "%.3f", e->ttft_ms);
         else snprintf(ttft, sizeof ttft, "null");
         if (r->plain) {
-            out_fmt(c, "\n# done %s prompt_tokens=%d completion_tokens=%d ttft_ms=%s total_ms=%.3f\n",
+            out_plain(c, "\n", 1);
+            out_fmt(c, "# done %s prompt_tokens=%d completion_tokens=%d ttft_ms=%s total_ms=%.3f\n",
                     bat_end_name(e->code), e->prompt_tokens, e->completion_tokens, ttft, e->total_ms);
         } else {
             out_open(c, r->id);
@@ -323,7 +357,7 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
                     ttft, e->total_ms);
         }
     } else {
-        out_error(c, r->plain, r->id, lanes_err_name(e->code), engine_error_msg(e->code), NULL);
+        out_req_error(r, lanes_err_name(e->code), engine_error_msg(e->code));
     }
     req_remove(s, r);
 }
@@ -524,7 +558,8 @@ static void on_conn_closed(uv_handle_t *h) {
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     free(c->rbuf);
-    free(c->obuf);
+    free(c->out.p);
+    free(c->held.p);
     free(c);
 }
 
@@ -672,7 +707,7 @@ static void begin_shutdown(io_server_t *s) {
         while (s->buckets[i]) {
             io_req_t *r = s->buckets[i];
             LANES_LOG(LANES_LOG_WARN, "io: request %llu had no terminal event", (unsigned long long)r->req_id);
-            out_error(r->conn, r->plain, r->id, "ECLOSED", "server shutting down", NULL);
+            out_req_error(r, "ECLOSED", "server shutting down");
             req_remove(s, r);
         }
     flush_dirty(s);

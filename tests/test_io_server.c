@@ -761,12 +761,62 @@ static int t_eexist(void) {
     return 0;
 }
 
+/* A plain-text request and JSON requests on one connection: no JSON line starts inside the text,
+ * and the plain text is the engine's, byte for byte. */
+static int t_mixed(void) {
+    test_srv_t s = test_srv_start(NULL);
+    ref_t plain;
+    reference("Once upon a time", 64 /* the plain-text default */, &plain);
+    ASSERT(strstr(plain.text, "\n{") == NULL && plain.text[0] != '{');   /* else the check is blind */
+    for (int round = 0; round < 20; round++) {
+        test_conn_t *c = test_connect(s.port);
+        test_send(c, "Once upon a time\n"
+                     "{\"id\":\"j\",\"prompt\":\"Hello\",\"max_tokens\":40}\n"
+                     "{\"id\":\"k\",\"prompt\":\"Bye\",\"max_tokens\":40}\n");
+        got_t g[2];
+        memset(g, 0, sizeof g);
+        char text[sizeof plain.text + 4096];
+        size_t tlen = 0;
+        int plain_done = 0;
+        while (!plain_done || !g[0].done || !g[1].done) {
+            char *l = test_line(c, 10000);
+            ASSERT(l != NULL);
+            if (l[0] == '{') {
+                cJSON *j = cJSON_Parse(l);
+                if (j == NULL) fprintf(stderr, "round %d: a JSON line glued to the text: %s\n", round, l);
+                ASSERT(j != NULL);
+                fold(&g[strcmp(test_str(j, "id"), "k") == 0], j);
+                cJSON_Delete(j);
+            } else if (strncmp(l, "# done ", 7) == 0) {
+                ASSERT(!plain_done);
+                plain_done = 1;
+            } else {
+                ASSERT(!plain_done);
+                size_t n = strlen(l);
+                ASSERT_LT(tlen + n + 1, sizeof text);
+                memcpy(text + tlen, l, n);
+                tlen += n;
+                text[tlen++] = '\n';   /* the line's own '\n' (the last is the one before "# done") */
+            }
+            free(l);
+        }
+        ASSERT_GT(tlen, 0);
+        text[tlen - 1] = 0;
+        ASSERT_STR_EQ(text, plain.text);
+        check_ref(&g[0], "Hello", 40);
+        check_ref(&g[1], "Bye", 40);
+        test_close(c);
+    }
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
         {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
-        {"eexist", t_eexist},
+        {"eexist", t_eexist}, {"mixed", t_mixed},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
