@@ -1,6 +1,7 @@
 /* lanes-server: the libuv line-protocol server over the continuous-batching scheduler. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,7 @@ typedef struct {
     const char *model, *tok, *preset, *host;
     int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
     long long out_soft, out_hard;
-    char *config_text;  /* owned: strings above may point into the parsed config */
-    cJSON *config;
+    cJSON *configs;     /* owned: every --config file parsed; the strings above point into them */
 } opts_t;
 
 static void usage(FILE *f) {
@@ -37,11 +37,10 @@ static int load_config(opts_t *o, const char *path) {
         LANES_LOG(LANES_LOG_ERROR, "config %s: cannot open", path);
         return LANES_EIO;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    char *text = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
     if (text == NULL || fread(text, 1, (size_t)n, f) != (size_t)n) {
+        LANES_LOG(LANES_LOG_ERROR, "config %s: cannot read", path);
         fclose(f);
         free(text);
         return LANES_EIO;
@@ -55,13 +54,18 @@ static int load_config(opts_t *o, const char *path) {
         cJSON_Delete(j);
         return LANES_EINVAL;
     }
-    cJSON_Delete(o->config);
-    o->config = j;
+    if (o->configs == NULL) o->configs = cJSON_CreateArray();
+    if (o->configs == NULL) {
+        cJSON_Delete(j);
+        return LANES_ENOMEM;
+    }
+    cJSON_AddItemToArray(o->configs, j);   /* kept to the end: a later file must not free these */
     const cJSON *it;
     cJSON_ArrayForEach(it, j) {
         const char *k = it->string;
-        int isnum = cJSON_IsNumber(it), isstr = cJSON_IsString(it);
-        int v = isnum ? (int)it->valuedouble : 0;
+        double d = cJSON_IsNumber(it) ? it->valuedouble : 0.5;
+        int isnum = d >= INT_MIN && d <= INT_MAX && d == (int)d;   /* an int: no UB casting it */
+        int isstr = cJSON_IsString(it), v = isnum ? (int)d : 0;
         if (isstr && strcmp(k, "model") == 0) o->model = it->valuestring;
         else if (isstr && strcmp(k, "tokenizer") == 0) o->tok = it->valuestring;
         else if (isstr && strcmp(k, "preset") == 0) o->preset = it->valuestring;
@@ -75,11 +79,12 @@ static int load_config(opts_t *o, const char *path) {
         else if (isnum && strcmp(k, "prefill_chunk") == 0) o->prefill_chunk = v;
         else if (isnum && strcmp(k, "stats_every") == 0) o->stats_s = v;
         else if (isnum && strcmp(k, "sndbuf") == 0) o->sndbuf = v;
-        else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = (long long)it->valuedouble;
-        else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = (long long)it->valuedouble;
+        else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = v;
+        else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = v;
         else if (cJSON_IsBool(it) && strcmp(k, "quiet") == 0) o->quiet = cJSON_IsTrue(it);
         else {
-            LANES_LOG(LANES_LOG_ERROR, "config %s: unknown key or wrong type: %s", path, k);
+            LANES_LOG(LANES_LOG_ERROR, "config %s: unknown key or wrong type (numbers are integers): %s",
+                      path, k);
             return LANES_EINVAL;
         }
     }
@@ -96,7 +101,9 @@ int main(int argc, char **argv) {
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int ch;
+    int ch, rc = 2;   /* bad options until they are all read */
+    bat_sched_t *sched = NULL;
+    io_server_t *srv = NULL;
     while ((ch = getopt_long(argc, argv, "m:z:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': o.model = optarg; break;
@@ -116,24 +123,25 @@ int main(int argc, char **argv) {
         case 'b': o.sndbuf = atoi(optarg); break;
         case 'Q': o.quiet = 1; break;
         case 'C':
-            if (load_config(&o, optarg) < 0) return 2;
+            if (load_config(&o, optarg) < 0) goto done;
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto done;
+        default: usage(stderr); goto done;
         }
     }
     if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.lanes > 1024 ||
         o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
         o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft) {
         usage(stderr);
-        return 2;
+        goto done;
     }
     if (o.quiet) lanes_log_level = LANES_LOG_WARN;
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = 1;
-    bat_sched_t *sched = NULL;
-    io_server_t *srv = NULL;
+    rc = 1;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
                           (size_t)o.out_hard, o.sndbuf, 5.0};
     if (io_server_create(&ic, &srv) < 0) goto done;
@@ -146,6 +154,6 @@ int main(int argc, char **argv) {
 done:
     io_server_destroy(srv);
     bat_sched_destroy(sched);
-    cJSON_Delete(o.config);
+    cJSON_Delete(o.configs);
     return rc;
 }

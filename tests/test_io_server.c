@@ -811,12 +811,50 @@ static int t_mixed(void) {
     return 0;
 }
 
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ASSERT(f != NULL);
+    fputs(text, f);
+    ASSERT_EQ(fclose(f), 0);
+}
+
+/* --config twice: the first file's strings stay valid and in effect. */
+static int t_config(void) {
+    char a[64], b[64];
+    snprintf(a, sizeof a, "/tmp/lanes-cfg-a-%d.json", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lanes-cfg-b-%d.json", (int)getpid());
+    write_file(a, "{\"host\":\"0.0.0.0\",\"preset\":\"15m\",\"lanes\":3}");
+    write_file(b, "{\"max_queue\":5}");
+    const char *args[] = {"--config", a, "--config", b, NULL};
+    test_srv_t s = test_srv_start(args);
+    FILE *f = fopen(s.log, "r");
+    ASSERT(f != NULL);
+    char line[512];
+    int host = 0, model = 0;
+    while (fgets(line, sizeof line, f)) {
+        host |= strstr(line, "listening on 0.0.0.0:") != NULL;
+        model |= strstr(line, "model 15m:") != NULL && strstr(line, "3 lanes, queue 5") != NULL;
+    }
+    fclose(f);
+    ASSERT(host);
+    ASSERT(model);
+    test_conn_t *c = test_connect(s.port);
+    got_t g;
+    run_one(c, "x", "hi", 4, &g);
+    ASSERT_STR_EQ(g.reason, "length");
+    test_close(c);
+    unlink(a);
+    unlink(b);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
         {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
-        {"eexist", t_eexist}, {"mixed", t_mixed},
+        {"eexist", t_eexist}, {"mixed", t_mixed}, {"config", t_config},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
