@@ -57,7 +57,7 @@ struct io_server {
     uv_tcp_t spare;             /* takes a connection we have no memory for, to close it */
     int spare_busy, spare_pending;
     uv_async_t wake, stop;
-    uv_signal_t sigs[2];        /* SIGINT, SIGTERM */
+    uv_signal_t sigs[4];        /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: each drains and exits */
     uv_timer_t grace;
     bat_sched_t *sched;
     int port, nconns, npaused, shutting_down;
@@ -682,7 +682,8 @@ static void on_connection(uv_stream_t *ls, int status) {
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static const int stop_signals[] = {SIGINT, SIGTERM};
+/* Each of these drains like SIGTERM: none of them may end the server without terminal events. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 

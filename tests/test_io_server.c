@@ -849,12 +849,43 @@ static int t_config(void) {
     return 0;
 }
 
+/* SIGHUP and SIGQUIT drain like SIGTERM: the request in flight ends ECLOSED, exit 0. */
+static int t_sighup(void) {
+    static const int sigs[] = {SIGHUP, SIGQUIT};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"--preset", "15m", "--lanes", "1", NULL};
+        test_srv_t s = test_srv_start(args);
+        test_conn_t *c = test_connect(s.port);
+        test_send(c, "{\"id\":\"r0\",\"prompt\":\"Once upon a time\",\"max_tokens\":250}\n"
+                     "{\"id\":\"r1\",\"prompt\":\"queued behind\",\"max_tokens\":250}\n");
+        got_t got[2];
+        memset(got, 0, sizeof got);
+        cJSON *j = test_json(c, 20000);   /* r0 streams; r1 waits for the lane */
+        ASSERT_STR_EQ(test_str(j, "id"), "r0");
+        fold(&got[0], j);
+        cJSON_Delete(j);
+        kill(s.pid, sigs[i]);
+        gather(&c, 1, got, 2, 20000);
+        ASSERT_STR_EQ(got[1].code, "ECLOSED");
+        ASSERT(test_line(c, 5000) == NULL);
+        ASSERT(c->eof);
+        test_close(c);
+        int st = 0;
+        waitpid(s.pid, &st, 0);
+        test_srv_child = 0;
+        ASSERT(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+        unlink(s.log);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
         {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
-        {"eexist", t_eexist}, {"mixed", t_mixed}, {"config", t_config},
+        {"eexist", t_eexist}, {"mixed", t_mixed}, {"config", t_config}, {"sighup", t_sighup},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
