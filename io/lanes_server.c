@@ -16,6 +16,7 @@ typedef struct {
     const char *model, *tok, *preset, *host;
     int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
     long long out_soft, out_hard;
+    double idle_s;
     cJSON *configs;     /* owned: every --config file parsed; the strings above point into them */
 } opts_t;
 
@@ -25,7 +26,7 @@ static void usage(FILE *f) {
             "                    [--port 7070] [--lanes 128] [--max-queue 1024] [--max-conns 1024]\n"
             "                    [--max-inflight 256] [--threads N] [--prefill-chunk 64]\n"
             "                    [--out-soft BYTES] [--out-hard BYTES] [--sndbuf BYTES]\n"
-            "                    [--stats-every S]\n"
+            "                    [--stats-every S] [--idle-timeout SECONDS]\n"
             "                    [--config FILE.json] [--quiet]\n"
             "Options apply in order: a later one overrides --config. See docs/PROTOCOL.md.\n");
 }
@@ -81,6 +82,7 @@ static int load_config(opts_t *o, const char *path) {
         else if (isnum && strcmp(k, "sndbuf") == 0) o->sndbuf = v;
         else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = v;
         else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = v;
+        else if (cJSON_IsNumber(it) && strcmp(k, "idle_timeout") == 0) o->idle_s = d;
         else if (cJSON_IsBool(it) && strcmp(k, "quiet") == 0) o->quiet = cJSON_IsTrue(it);
         else {
             LANES_LOG(LANES_LOG_ERROR, "config %s: unknown key or wrong type (numbers are integers): %s",
@@ -91,15 +93,23 @@ static int load_config(opts_t *o, const char *path) {
     return LANES_OK;
 }
 
+/* A number of seconds, or -1 (rejected by the range check) if s is not one. */
+static double seconds(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    return end != s && *end == 0 ? v : -1;
+}
+
 int main(int argc, char **argv) {
     opts_t o = {.host = "127.0.0.1", .port = 7070, .lanes = 128, .max_queue = 1024,
                 .max_conns = 1024, .max_inflight = 256, .prefill_chunk = 64, .stats_s = 10,
-                .out_soft = 1 << 20, .out_hard = 8 << 20};
+                .out_soft = 1 << 20, .out_hard = 8 << 20, .idle_s = 60};
     static const struct option lo[] = {
         {"preset", 1, 0, 'P'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"lanes", 1, 0, 'l'},
         {"max-queue", 1, 0, 'q'}, {"max-conns", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'},
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
+        {"idle-timeout", 1, 0, 'I'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, rc = 2;   /* bad options until they are all read */
     bat_sched_t *sched = NULL;
@@ -121,6 +131,7 @@ int main(int argc, char **argv) {
         case 'S': o.out_hard = atoll(optarg); break;
         case 'e': o.stats_s = atoi(optarg); break;
         case 'b': o.sndbuf = atoi(optarg); break;
+        case 'I': o.idle_s = seconds(optarg); break;
         case 'Q': o.quiet = 1; break;
         case 'C':
             if (load_config(&o, optarg) < 0) goto done;
@@ -134,7 +145,8 @@ int main(int argc, char **argv) {
     }
     if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.lanes > 1024 ||
         o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
-        o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft) {
+        o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft ||
+        !(o.idle_s >= 0 && o.idle_s <= 1e9)) {
         usage(stderr);
         goto done;
     }
@@ -143,7 +155,7 @@ int main(int argc, char **argv) {
 
     rc = 1;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
-                          (size_t)o.out_hard, o.sndbuf, 5.0};
+                          (size_t)o.out_hard, o.sndbuf, 5.0, o.idle_s};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
                           io_server_notify, srv};

@@ -38,6 +38,7 @@ struct io_conn {
     int ending;                 /* not read any more; closes once its replies are written */
     int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
     int ninflight;
+    uint64_t active_ms;         /* loop time of the last byte read, reply taken or request ended */
     io_req_t *reqs;
     char *rbuf;                 /* owned: bytes of an unfinished line */
     size_t rlen, rcap;
@@ -58,7 +59,7 @@ struct io_server {
     int spare_busy, spare_pending;
     uv_async_t wake, stop;
     uv_signal_t sigs[4];        /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: each drains and exits */
-    uv_timer_t grace;
+    uv_timer_t grace, idle;
     bat_sched_t *sched;
     int port, nconns, npaused, shutting_down;
     uint64_t next_conn_id, next_req_id;
@@ -119,7 +120,7 @@ static void req_remove(io_server_t *s, io_req_t *r) {
     if (r->cprev) r->cprev->cnext = r->cnext;
     else c->reqs = r->cnext;
     if (r->cnext) r->cnext->cprev = r->cprev;
-    c->ninflight--;
+    if (--c->ninflight == 0) c->active_ms = uv_now(&s->loop);   /* idle from now on */
     if (r->plain) c->plain_busy = 0;
     bat_req_free(r->cancel);
     free(r->id);
@@ -266,6 +267,7 @@ static void on_write(uv_write_t *w, int status) {
         conn_close(c, uv_strerror(status));
         return;
     }
+    c->active_ms = uv_now(&c->srv->loop);   /* the client is taking replies */
     if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2)
         conn_resume(c);
 }
@@ -543,6 +545,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     if (nread < 0) {
         conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     } else if (nread > 0) {
+        c->active_ms = uv_now(&c->srv->loop);
         on_bytes(c, buf->base, (size_t)nread);
     }
     flush_dirty(c->srv);
@@ -585,7 +588,7 @@ static void on_conn_shutdown(uv_shutdown_t *req, int status) {
 }
 
 /* Stops reading c and closes it once the replies queued so far are written (uv_shutdown sends
- * the FIN after them). The grace timer bounds the wait. */
+ * the FIN after them). Whoever calls it also bounds the wait: the grace or idle timer. */
 static void conn_end(io_conn_t *c) {
     if (c->closing || c->ending) return;
     c->ending = 1;
@@ -599,6 +602,25 @@ static void conn_end(io_conn_t *c) {
     if (rc < 0) {
         free(sr);
         conn_fail(c, "uv_shutdown", rc);
+    }
+}
+
+/* Every period: a connection with nothing in flight that read nothing and had no reply taken for
+ * --idle-timeout gets ETIMEDOUT and is ended; if it takes no reply for another period, it is cut. */
+static void on_idle(uv_timer_t *t) {
+    io_server_t *s = t->data;
+    uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.idle_s * 1000);
+    for (io_conn_t *c = s->conns; c; c = c->next) {
+        if (c->closing || c->ninflight > 0 || now - c->active_ms < limit) continue;
+        if (c->ending) {
+            conn_close(c, "idle: the timeout reply was not taken");
+            continue;
+        }
+        LANES_LOG(LANES_LOG_DEBUG, "io: conn %llu idle, closing", (unsigned long long)c->id);
+        out_error(c, 0, NULL, "ETIMEDOUT", "idle timeout", NULL);
+        flush_dirty(s);
+        c->active_ms = now;
+        conn_end(c);
     }
 }
 
@@ -648,6 +670,7 @@ static void on_connection(uv_stream_t *ls, int status) {
     }
     c->srv = s;
     c->id = ++s->next_conn_id;
+    c->active_ms = uv_now(&s->loop);
     c->tcp.data = c;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
@@ -717,6 +740,7 @@ static void begin_shutdown(io_server_t *s) {
     uv_close((uv_handle_t *)&s->stop, on_handle_closed);
     for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
         uv_close((uv_handle_t *)&s->sigs[i], on_handle_closed);   /* a second signal kills */
+    uv_close((uv_handle_t *)&s->idle, on_handle_closed);
     int rc = uv_timer_start(&s->grace, on_grace, (uint64_t)(s->cfg.grace_s * 1000), 0);
     if (rc < 0) {
         LANES_LOG(LANES_LOG_ERROR, "io: uv_timer_start: %s: closing every connection now",
@@ -760,14 +784,15 @@ int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     if (start_check(uv_tcp_init(&s->loop, &s->listener), "uv_tcp_init") < 0 ||
         start_check(uv_async_init(&s->loop, &s->wake, on_wake), "uv_async_init") < 0 ||
         start_check(uv_async_init(&s->loop, &s->stop, on_stop), "uv_async_init") < 0 ||
-        start_check(uv_timer_init(&s->loop, &s->grace), "uv_timer_init") < 0)
+        start_check(uv_timer_init(&s->loop, &s->grace), "uv_timer_init") < 0 ||
+        start_check(uv_timer_init(&s->loop, &s->idle), "uv_timer_init") < 0)
         goto fail;
     for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++) {
         if (start_check(uv_signal_init(&s->loop, &s->sigs[i]), "uv_signal_init") < 0) goto fail;
         s->sigs[i].data = s;
     }
     s->listener.data = s->wake.data = s->stop.data = s;
-    s->grace.data = s;
+    s->grace.data = s->idle.data = s;
 
     struct sockaddr_storage addr;
     int rc = uv_ip4_addr(s->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -801,6 +826,12 @@ int io_server_run(io_server_t *s, bat_sched_t *sched) {
         if (start_check(uv_signal_start(&s->sigs[i], on_signal, stop_signals[i]),
                         "uv_signal_start") < 0)
             return LANES_EIO;
+    uint64_t idle_ms = (uint64_t)(s->cfg.idle_s * 1000);
+    if (idle_ms > 0) {   /* checked 8 times a period: a connection goes at most 1/8 late */
+        uint64_t every = idle_ms / 8 ? idle_ms / 8 : 1;
+        if (start_check(uv_timer_start(&s->idle, on_idle, every, every), "uv_timer_start") < 0)
+            return LANES_EIO;
+    }
     lanes_rcu_register();
     lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "listening on %s:%d", s->host, s->port);
     uv_run(&s->loop, UV_RUN_DEFAULT);

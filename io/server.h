@@ -19,6 +19,7 @@ typedef struct {
     size_t out_hard;            /* bytes queued before its requests are cancelled and it is closed */
     int sndbuf;                 /* SO_SNDBUF per connection (bytes); 0 = the kernel's autotuning */
     double grace_s;             /* shutdown: how long to wait for slow clients to take replies */
+    double idle_s;              /* close connections idle this long (nothing in flight); 0 = never */
 } io_server_cfg_t;
 
 /* Binds and listens (logs "listening on HOST:PORT"). The loop runs later, in io_server_run(). */

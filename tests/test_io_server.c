@@ -707,7 +707,8 @@ static int t_resume(void) {
 
 /* Paused readers that close (after draining, or without) are freed: fds, connections, slots. */
 static int t_pausedclose(void) {
-    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", "--max-conns", "3", NULL};
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", "--max-conns", "3",
+                          "--idle-timeout", "0", NULL};
     test_srv_t s = test_srv_start(args);
     test_conn_t *mon = test_connect(s.port);
     cJSON_Delete(test_stats(mon));
@@ -824,7 +825,7 @@ static int t_config(void) {
     snprintf(a, sizeof a, "/tmp/lanes-cfg-a-%d.json", (int)getpid());
     snprintf(b, sizeof b, "/tmp/lanes-cfg-b-%d.json", (int)getpid());
     write_file(a, "{\"host\":\"0.0.0.0\",\"preset\":\"15m\",\"lanes\":3}");
-    write_file(b, "{\"max_queue\":5}");
+    write_file(b, "{\"max_queue\":5,\"idle_timeout\":30}");
     const char *args[] = {"--config", a, "--config", b, NULL};
     test_srv_t s = test_srv_start(args);
     FILE *f = fopen(s.log, "r");
@@ -880,12 +881,119 @@ static int t_sighup(void) {
     return 0;
 }
 
+/* Reads c until its ETIMEDOUT line and EOF; returns when that line came (ms). */
+static double idle_closed(test_conn_t *c, int timeout_ms) {
+    cJSON *j = test_json(c, timeout_ms);
+    double t = test_now_ms();
+    ASSERT_STR_EQ(test_str(j, "event"), "error");
+    ASSERT_STR_EQ(test_str(j, "code"), "ETIMEDOUT");
+    ASSERT_STR_EQ(test_str(j, "message"), "idle timeout");
+    cJSON_Delete(j);
+    ASSERT(test_line(c, 5000) == NULL);
+    ASSERT(c->eof);
+    return t;
+}
+
+/* --idle-timeout: idle connections go after it (1 s here), busy ones never; idle ones no longer
+ * lock everyone out. */
+static int t_idle(void) {
+    enum { MAXC = 1024 };
+    const char *args[] = {"--idle-timeout", "1", "--preset", "15m", "--lanes", "1", NULL};
+    test_srv_t s = test_srv_start(args);
+    /* An idle connection, and one whose request 600 ms later restarts its idle time. */
+    double t0 = test_now_ms();
+    test_conn_t *idle = test_connect(s.port), *late = test_connect(s.port);
+    usleep(600000);
+    test_send(late, "{\"op\":\"health\"}\n");
+    cJSON_Delete(test_json(late, 5000));
+    double t_late = test_now_ms();
+    double t_idle = idle_closed(idle, 5000) - t0;
+    double t_more = idle_closed(late, 5000) - t_late;
+    fprintf(stderr, "idle closed after %.0f ms; %.0f ms after its last request\n", t_idle, t_more);
+    ASSERT(t_idle >= 500 && t_idle < 4000);
+    ASSERT(t_more >= 500 && t_more < 4000);
+    test_close(idle);
+    test_close(late);
+
+    /* Requests in flight for several timeouts: a connection that streams, and one whose request
+     * waits behind them for the one lane, so that nothing moves either way on it. */
+    test_conn_t *busy = test_connect(s.port);
+    got_t g;
+    double t1 = test_now_ms();
+    run_one(busy, "cal", "Once upon a time", 200, &g);
+    double one = test_now_ms() - t1;
+    int n = (int)(3000 / one) + 1;
+    ASSERT_LT(n, 256);   /* --max-inflight */
+    char *burst = malloc((size_t)n * 96), *p = burst;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "{\"id\":\"r%d\",\"prompt\":\"busy %d\",\"max_tokens\":200}\n", i, i);
+    test_conn_t *queued = test_connect(s.port);
+    t1 = test_now_ms();
+    test_send(busy, burst);
+    free(burst);
+    for (double active = 0; active < n;) {
+        cJSON *st = test_stats(queued);
+        active = test_num(st, "requests_active");
+        cJSON_Delete(st);
+    }
+    test_send(queued, "{\"id\":\"q\",\"prompt\":\"queued\",\"max_tokens\":4}\n");
+    double tq = test_now_ms();
+    got_t *got = calloc((size_t)n, sizeof *got);
+    gather(&busy, 1, got, n, 60000);   /* an ETIMEDOUT line among them fails here (no id) */
+    double t_busy = test_now_ms() - t1;
+    for (int i = 0; i < n; i++) ASSERT_STR_EQ(got[i].reason, "length");
+    free(got);
+    cJSON *j = test_json(queued, 60000);
+    double t_queued = test_now_ms() - tq;
+    ASSERT_STR_EQ(test_str(j, "id"), "q");   /* not ETIMEDOUT */
+    cJSON_Delete(j);
+    fprintf(stderr, "%d requests in flight for %.0f ms, one queued for %.0f ms: not closed\n", n,
+            t_busy, t_queued);
+    ASSERT_GT(t_queued, 1500);   /* longer than the timeout, else this proved nothing */
+    ASSERT_GT(idle_closed(busy, 5000) - t1 - t_busy, 500);   /* then idle from its last event */
+    test_close(busy);
+    test_close(queued);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+
+    /* 1024 (--max-conns) idle connections lock out a newcomer only until they time out. A longer
+     * timeout leaves time to open them all. */
+    const char *args3[] = {"--idle-timeout", "3", NULL};
+    s = test_srv_start(args3);
+    test_conn_t **cs = calloc(MAXC, sizeof *cs);
+    double t2 = test_now_ms();
+    for (int i = 0; i < MAXC; i++) {
+        cs[i] = test_connect(s.port);
+        if (i % 128 == 127) {   /* the server took them all: none waits out a SYN retry */
+            test_send(cs[i], "{\"op\":\"health\"}\n");
+            cJSON_Delete(test_json(cs[i], 5000));
+        }
+    }
+    test_conn_t *extra = test_connect(s.port);
+    j = test_json(extra, 5000);
+    fprintf(stderr, "%d idle connections opened in %.0f ms\n", MAXC, test_now_ms() - t2);
+    ASSERT_STR_EQ(test_str(j, "code"), "ECONNS");
+    cJSON_Delete(j);
+    test_close(extra);
+    for (int i = 0; i < MAXC; i++) {
+        idle_closed(cs[i], 10000);
+        test_close(cs[i]);
+    }
+    free(cs);
+    test_conn_t *c = test_connect(s.port);
+    run_one(c, "after", "hi", 4, &g);
+    ASSERT_STR_EQ(g.reason, "length");
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
         {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
         {"eexist", t_eexist}, {"mixed", t_mixed}, {"config", t_config}, {"sighup", t_sighup},
+        {"idle", t_idle},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
