@@ -619,33 +619,17 @@ static int t_sigterm(void) {
     return 0;
 }
 
-/* Polls stats on mon until connections_paused and requests_active are as given (fails after 20 s). */
-static void wait_paused(test_conn_t *mon, int paused, int active) {
-    double t0 = test_now_ms(), p = -1, a = -1;
-    while (p != paused || a != active) {
+/* Polls stats on mon until field a is va and field b is vb (fails after 20 s). */
+static void wait_stats(test_conn_t *mon, const char *a, double va, const char *b, double vb) {
+    double t0 = test_now_ms(), ga = -1, gb = -1;
+    while (ga != va || gb != vb) {
         if (test_now_ms() - t0 > 20000) {
-            fprintf(stderr, "connections_paused %.0f (want %d), requests_active %.0f (want %d)\n",
-                    p, paused, a, active);
+            fprintf(stderr, "%s %.0f (want %.0f), %s %.0f (want %.0f)\n", a, ga, va, b, gb, vb);
             exit(1);
         }
         usleep(20000);
         cJSON *st = test_stats(mon);
-        p = test_num(st, "connections_paused"), a = test_num(st, "requests_active");
-        cJSON_Delete(st);
-    }
-}
-
-/* Polls stats on mon until connections and lanes_active are as given (fails after 20 s). */
-static void wait_conns(test_conn_t *mon, int conns) {
-    double t0 = test_now_ms(), n = -1, a = -1;
-    while (n != conns || a != 0) {
-        if (test_now_ms() - t0 > 20000) {
-            fprintf(stderr, "connections %.0f (want %d), lanes_active %.0f\n", n, conns, a);
-            exit(1);
-        }
-        usleep(20000);
-        cJSON *st = test_stats(mon);
-        n = test_num(st, "connections"), a = test_num(st, "lanes_active");
+        ga = test_num(st, a), gb = test_num(st, b);
         cJSON_Delete(st);
     }
 }
@@ -685,7 +669,8 @@ static int t_resume(void) {
     const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", NULL};
     test_srv_t s = test_srv_start(args);
     test_conn_t *mon = test_connect(s.port), *slow = stalled_client(s.port);
-    wait_paused(mon, 1, 0);   /* every request ended on the engine while the client read nothing */
+    /* Paused, and every request ended on the engine while the client read nothing. */
+    wait_stats(mon, "connections_paused", 1, "requests_active", 0);
     usleep(500000);
     cJSON *st = test_stats(mon);
     ASSERT_EQ(test_num(st, "connections_paused"), 1);
@@ -715,11 +700,11 @@ static int t_pausedclose(void) {
     int fds0 = test_fd_count(s.pid);
     for (int round = 0; round < 3; round++) {   /* each round takes every free slot */
         test_conn_t *a = stalled_client(s.port), *b = stalled_client(s.port);
-        wait_paused(mon, 2, 0);
+        wait_stats(mon, "connections_paused", 2, "requests_active", 0);
         drain_stalled(a);   /* the server resumes a, then must see its FIN */
         test_close(a);
         test_close(b);      /* closed with replies unread */
-        wait_conns(mon, 1);
+        wait_stats(mon, "connections", 1, "lanes_active", 0);
         ASSERT_EQ(test_fd_count(s.pid), fds0);
     }
     test_conn_t *c[2] = {test_connect(s.port), test_connect(s.port)};
