@@ -907,7 +907,7 @@ static int t_idle(void) {
     double t1 = test_now_ms();
     run_one(busy, "cal", "Once upon a time", 200, &g);
     double one = test_now_ms() - t1;
-    int n = (int)(3000 / one) + 1;
+    int n = (int)(4000 / one) + 1;
     ASSERT_LT(n, 256);   /* --max-inflight */
     char *burst = malloc((size_t)n * 96), *p = burst;
     for (int i = 0; i < n; i++)
