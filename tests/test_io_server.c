@@ -813,6 +813,8 @@ static int t_config(void) {
     write_file(b, "{\"max_queue\":5,\"idle_timeout\":30}");
     const char *args[] = {"--config", a, "--config", b, NULL};
     test_srv_t s = test_srv_start(args);
+    unlink(a);   /* read at start only */
+    unlink(b);
     FILE *f = fopen(s.log, "r");
     ASSERT(f != NULL);
     char line[512];
@@ -829,8 +831,6 @@ static int t_config(void) {
     run_one(c, "x", "hi", 4, &g);
     ASSERT_STR_EQ(g.reason, "length");
     test_close(c);
-    unlink(a);
-    unlink(b);
     ASSERT_EQ(test_srv_stop(&s), 0);
     return 0;
 }
