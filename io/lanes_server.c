@@ -1,6 +1,7 @@
 /* lanes-server: the libuv line-protocol server over the continuous-batching scheduler. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,8 @@ typedef struct {
     int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
     int ctx;            /* context per lane; 0 = the engine's default */
     long long out_soft, out_hard;
-    char *config_text;  /* owned: strings above may point into the parsed config */
-    cJSON *config;
+    double idle_s;
+    cJSON *configs;     /* owned: every --config file parsed; the strings above point into them */
 } opts_t;
 
 static void usage(FILE *f) {
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
             "                    [--port 7070] [--lanes 128] [--max-queue 1024] [--max-conns 1024]\n"
             "                    [--max-inflight 256] [--threads N] [--prefill-chunk 64]\n"
             "                    [--out-soft BYTES] [--out-hard BYTES] [--sndbuf BYTES]\n"
-            "                    [--stats-every S] [--ctx TOKENS]\n"
+            "                    [--stats-every S] [--ctx TOKENS] [--idle-timeout SECONDS]\n"
             "                    [--config FILE.json] [--quiet]\n"
             "Options apply in order: a later one overrides --config. See docs/PROTOCOL.md.\n");
 }
@@ -38,11 +39,10 @@ static int load_config(opts_t *o, const char *path) {
         LANES_LOG(LANES_LOG_ERROR, "config %s: cannot open", path);
         return LANES_EIO;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    char *text = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
     if (text == NULL || fread(text, 1, (size_t)n, f) != (size_t)n) {
+        LANES_LOG(LANES_LOG_ERROR, "config %s: cannot read", path);
         fclose(f);
         free(text);
         return LANES_EIO;
@@ -56,13 +56,18 @@ static int load_config(opts_t *o, const char *path) {
         cJSON_Delete(j);
         return LANES_EINVAL;
     }
-    cJSON_Delete(o->config);
-    o->config = j;
+    if (o->configs == NULL) o->configs = cJSON_CreateArray();
+    if (o->configs == NULL) {
+        cJSON_Delete(j);
+        return LANES_ENOMEM;
+    }
+    cJSON_AddItemToArray(o->configs, j);   /* kept to the end: a later file must not free these */
     const cJSON *it;
     cJSON_ArrayForEach(it, j) {
         const char *k = it->string;
-        int isnum = cJSON_IsNumber(it), isstr = cJSON_IsString(it);
-        int v = isnum ? (int)it->valuedouble : 0;
+        double d = cJSON_IsNumber(it) ? it->valuedouble : 0.5;
+        int isnum = d >= INT_MIN && d <= INT_MAX && d == (int)d;   /* an int: no UB casting it */
+        int isstr = cJSON_IsString(it), v = isnum ? (int)d : 0;
         if (isstr && strcmp(k, "model") == 0) o->model = it->valuestring;
         else if (isstr && strcmp(k, "tokenizer") == 0) o->tok = it->valuestring;
         else if (isstr && strcmp(k, "preset") == 0) o->preset = it->valuestring;
@@ -77,29 +82,41 @@ static int load_config(opts_t *o, const char *path) {
         else if (isnum && strcmp(k, "prefill_chunk") == 0) o->prefill_chunk = v;
         else if (isnum && strcmp(k, "stats_every") == 0) o->stats_s = v;
         else if (isnum && strcmp(k, "sndbuf") == 0) o->sndbuf = v;
-        else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = (long long)it->valuedouble;
-        else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = (long long)it->valuedouble;
+        else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = v;
+        else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = v;
+        else if (cJSON_IsNumber(it) && strcmp(k, "idle_timeout") == 0) o->idle_s = d;
         else if (cJSON_IsBool(it) && strcmp(k, "quiet") == 0) o->quiet = cJSON_IsTrue(it);
         else {
-            LANES_LOG(LANES_LOG_ERROR, "config %s: unknown key or wrong type: %s", path, k);
+            LANES_LOG(LANES_LOG_ERROR, "config %s: unknown key or wrong type (numbers are integers): %s",
+                      path, k);
             return LANES_EINVAL;
         }
     }
     return LANES_OK;
 }
 
+/* A number of seconds, or -1 (rejected by the range check) if s is not one. */
+static double seconds(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    return end != s && *end == 0 ? v : -1;
+}
+
 int main(int argc, char **argv) {
     opts_t o = {.host = "127.0.0.1", .port = 7070, .lanes = 128, .max_queue = 1024,
                 .max_conns = 1024, .max_inflight = 256, .prefill_chunk = 64, .stats_s = 10,
-                .out_soft = 1 << 20, .out_hard = 8 << 20};
+                .out_soft = 1 << 20, .out_hard = 8 << 20, .idle_s = 60};
     static const struct option lo[] = {
         {"preset", 1, 0, 'P'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"lanes", 1, 0, 'l'},
         {"ctx", 1, 0, 'x'},
         {"max-queue", 1, 0, 'q'}, {"max-conns", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'},
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
+        {"idle-timeout", 1, 0, 'I'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int ch;
+    int ch, rc = 2;   /* bad options until they are all read */
+    bat_sched_t *sched = NULL;
+    io_server_t *srv = NULL;
     while ((ch = getopt_long(argc, argv, "m:z:h", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': o.model = optarg; break;
@@ -118,43 +135,46 @@ int main(int argc, char **argv) {
         case 'S': o.out_hard = atoll(optarg); break;
         case 'e': o.stats_s = atoi(optarg); break;
         case 'b': o.sndbuf = atoi(optarg); break;
+        case 'I': o.idle_s = seconds(optarg); break;
         case 'Q': o.quiet = 1; break;
         case 'C':
-            if (load_config(&o, optarg) < 0) return 2;
+            if (load_config(&o, optarg) < 0) goto done;
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto done;
+        default: usage(stderr); goto done;
         }
     }
     if (o.lanes > BAT_MAX_LANES) {
         fprintf(stderr, "lanes-server: --lanes %d: at most %d lanes (streams at once)\n", o.lanes,
                 BAT_MAX_LANES);
-        return 2;
+        goto done;
     }
     if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.ctx < 0 ||
         o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
-        o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft) {
+        o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft ||
+        !(o.idle_s >= 0 && o.idle_s <= 1e9)) {
         usage(stderr);
-        return 2;
+        goto done;
     }
     if (o.quiet) lanes_log_level = LANES_LOG_WARN;
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = 1;
-    bat_sched_t *sched = NULL;
-    io_server_t *srv = NULL;
+    rc = 1;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
-                          (size_t)o.out_hard, o.sndbuf, 5.0};
+                          (size_t)o.out_hard, o.sndbuf, 5.0, o.idle_s};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
                           io_server_notify, srv, o.ctx};
     if (bat_sched_open(&sc, o.model, o.tok, o.preset, &sched) < 0) goto done;
     if (bat_sched_start(sched) < 0) goto done;
-    io_server_run(srv, sched);
+    if (io_server_run(srv, sched) < 0) goto done;
     rc = 0;
 done:
     io_server_destroy(srv);
     bat_sched_destroy(sched);
-    cJSON_Delete(o.config);
+    cJSON_Delete(o.configs);
     return rc;
 }

@@ -23,19 +23,27 @@ typedef struct io_req {
     struct io_req *cprev, *cnext;   /* the connection's list */
 } io_req_t;
 
+typedef struct {
+    char *p;                    /* owned */
+    size_t len, cap;
+} io_buf_t;
+
 struct io_conn {
     uv_tcp_t tcp;               /* first: handle->data is the conn too */
     io_server_t *srv;
     uint64_t id;
     io_conn_t *prev, *next;     /* the server's list */
     io_conn_t *dirty_next;
-    int dirty, closing, paused, plain_busy, discard;
+    int dirty, closing, paused, plain_busy, discard, oom;
+    int ending;                 /* not read any more; closes once its replies are written */
+    int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
     int ninflight;
+    uint64_t active_ms;         /* loop time of the last byte read, reply taken or request ended */
     io_req_t *reqs;
     char *rbuf;                 /* owned: bytes of an unfinished line */
     size_t rlen, rcap;
-    char *obuf;                 /* owned: replies not handed to uv_write yet */
-    size_t olen, ocap;
+    io_buf_t out;               /* replies not handed to uv_write yet */
+    io_buf_t held;              /* whole reply lines waiting for the plain text to end its line */
 };
 
 typedef struct {
@@ -47,11 +55,13 @@ struct io_server {
     io_server_cfg_t cfg;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t spare;             /* takes a connection we have no memory for, to close it */
+    int spare_busy, spare_pending;
     uv_async_t wake, stop;
-    uv_signal_t sigint, sigterm;
-    uv_timer_t grace;
+    uv_signal_t sigs[4];        /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: each drains and exits */
+    uv_timer_t grace, idle;
     bat_sched_t *sched;
-    int port, nconns, shutting_down, oom;
+    int port, nconns, npaused, shutting_down;
     uint64_t next_conn_id, next_req_id;
     io_conn_t *conns;
     io_conn_t *dirty;
@@ -110,7 +120,7 @@ static void req_remove(io_server_t *s, io_req_t *r) {
     if (r->cprev) r->cprev->cnext = r->cnext;
     else c->reqs = r->cnext;
     if (r->cnext) r->cnext->cprev = r->cprev;
-    c->ninflight--;
+    if (--c->ninflight == 0) c->active_ms = uv_now(&s->loop);   /* idle from now on */
     if (r->plain) c->plain_busy = 0;
     bat_req_free(r->cancel);
     free(r->id);
@@ -119,21 +129,6 @@ static void req_remove(io_server_t *s, io_req_t *r) {
 
 /* ---- output --------------------------------------------------------------------------------- */
 
-/* Room for n more bytes in c->obuf; 0 or -1 (then the conn is marked and closed after the flush). */
-static int out_reserve(io_conn_t *c, size_t n) {
-    if (c->olen + n <= c->ocap) return 0;
-    size_t cap = c->ocap ? c->ocap : 4096;
-    while (cap < c->olen + n) cap *= 2;
-    char *p = realloc(c->obuf, cap);
-    if (p == NULL) {
-        c->srv->oom = 1;
-        return -1;
-    }
-    c->obuf = p;
-    c->ocap = cap;
-    return 0;
-}
-
 static void out_mark(io_conn_t *c) {
     if (c->dirty) return;
     c->dirty = 1;
@@ -141,12 +136,34 @@ static void out_mark(io_conn_t *c) {
     c->srv->dirty = c;
 }
 
-static void out_bytes(io_conn_t *c, const char *p, size_t n) {
-    if (n == 0 || c->closing || out_reserve(c, n) < 0) return;
-    memcpy(c->obuf + c->olen, p, n);
-    c->olen += n;
-    out_mark(c);
+/* Room for n more bytes in b; 0, or -1 when out of memory: the reply is lost, so the connection
+ * is closed at the flush rather than left with a hole in its stream. */
+static int buf_reserve(io_conn_t *c, io_buf_t *b, size_t n) {
+    if (b->len + n <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+        c->oom = 1;
+        out_mark(c);
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
 }
+
+static void buf_put(io_conn_t *c, io_buf_t *b, const char *p, size_t n) {
+    if (n == 0 || c->closing || buf_reserve(c, b, n) < 0) return;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    if (b == &c->out) out_mark(c);
+}
+
+/* Where reply lines go: held while the plain-text stream is inside a line, so none starts there. */
+static io_buf_t *line_buf(io_conn_t *c) { return c->midline ? &c->held : &c->out; }
+
+static void out_bytes(io_conn_t *c, const char *p, size_t n) { buf_put(c, line_buf(c), p, n); }
 
 #define OUT_LIT(c, lit) out_bytes((c), (lit), sizeof(lit) - 1)
 
@@ -162,9 +179,26 @@ static void out_fmt(io_conn_t *c, const char *fmt, ...) {
 }
 
 static void out_escaped(io_conn_t *c, const char *p, size_t n) {
-    if (n == 0 || c->closing || out_reserve(c, n * 6) < 0) return;
-    c->olen = (size_t)io_json_escape(c->obuf, c->ocap, c->olen, p, n);
-    out_mark(c);
+    io_buf_t *b = line_buf(c);
+    if (n == 0 || c->closing || buf_reserve(c, b, n * 6) < 0) return;
+    b->len = (size_t)io_json_escape(b->p, b->cap, b->len, p, n);
+    if (b == &c->out) out_mark(c);
+}
+
+/* The plain-text stream's raw bytes; the held reply lines follow its first '\n'. */
+static void out_plain(io_conn_t *c, const char *p, size_t n) {
+    const char *nl = c->midline ? memchr(p, '\n', n) : NULL;
+    if (nl) {
+        size_t k = (size_t)(nl - p) + 1;
+        buf_put(c, &c->out, p, k);
+        buf_put(c, &c->out, c->held.p, c->held.len);
+        c->held.len = 0;
+        c->midline = 0;
+        p += k;
+        n -= k;
+    }
+    buf_put(c, &c->out, p, n);
+    if (n > 0) c->midline = p[n - 1] != '\n';
 }
 
 /* `{"id":ID,` or `{` — every JSON reply starts so. */
@@ -173,7 +207,8 @@ static void out_open(io_conn_t *c, const char *id) {
     else OUT_LIT(c, "{");
 }
 
-/* An error reply: JSON, or "# error CODE message" for plain-text requests. */
+/* An error reply: JSON, or "# error CODE message" for plain-text requests. op, when set, says the
+ * reply is about that rejected line, not a terminal event of a request in flight with this id. */
 static void out_error(io_conn_t *c, int plain, const char *id, const char *code, const char *msg,
                       const char *op) {
     if (plain) {
@@ -187,7 +222,40 @@ static void out_error(io_conn_t *c, int plain, const char *id, const char *code,
     else OUT_LIT(c, "\"}\n");
 }
 
+/* Request r's terminal error; a plain-text one ends the text's line first, as "# done" does. */
+static void out_req_error(io_req_t *r, const char *code, const char *msg) {
+    if (r->plain && r->conn->midline) out_plain(r->conn, "\n", 1);
+    out_error(r->conn, r->plain, r->id, code, msg, NULL);
+}
+
 static void conn_close(io_conn_t *c, const char *why);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* A libuv call on c failed: log it and close c. */
+static void conn_fail(io_conn_t *c, const char *what, int rc) {
+    LANES_LOG(LANES_LOG_WARN, "io: conn %llu: %s: %s, closing", (unsigned long long)c->id, what,
+              uv_strerror(rc));
+    conn_close(c, NULL);
+}
+
+static void conn_pause(io_conn_t *c) {
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        conn_fail(c, "uv_read_stop", rc);
+        return;
+    }
+    c->paused = 1;
+    c->srv->npaused++;
+}
+
+static void conn_resume(io_conn_t *c) {
+    c->paused = 0;
+    c->srv->npaused--;
+    if (c->srv->shutting_down || c->ending) return;   /* they stopped reading for good */
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0) conn_fail(c, "uv_read_start", rc);
+}
 
 static void on_write(uv_write_t *w, int status) {
     io_write_t *wr = (io_write_t *)w;
@@ -199,14 +267,10 @@ static void on_write(uv_write_t *w, int status) {
         conn_close(c, uv_strerror(status));
         return;
     }
-    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2) {
-        c->paused = 0;
-        if (!c->srv->shutting_down) uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
-    }
+    c->active_ms = uv_now(&c->srv->loop);   /* the client is taking replies */
+    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2)
+        conn_resume(c);
 }
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 /* Hands every dirty connection's buffer to uv_write, then applies the output limits. */
 static void flush_dirty(io_server_t *s) {
@@ -214,36 +278,37 @@ static void flush_dirty(io_server_t *s) {
         io_conn_t *c = s->dirty;
         s->dirty = c->dirty_next;
         c->dirty = 0;
-        if (c->closing || c->olen == 0) continue;
+        if (c->closing) continue;
+        if (c->oom) {
+            LANES_LOG(LANES_LOG_ERROR, "io: conn %llu: out of memory for replies, closing",
+                      (unsigned long long)c->id);
+            conn_close(c, NULL);
+            continue;
+        }
+        if (c->out.len == 0) continue;
         io_write_t *wr = malloc(sizeof *wr);
         if (wr == NULL) {
             conn_close(c, "out of memory");
             continue;
         }
-        wr->buf = c->obuf;
-        uv_buf_t b = uv_buf_init(c->obuf, (unsigned)c->olen);
-        c->obuf = NULL;
-        c->olen = c->ocap = 0;
+        wr->buf = c->out.p;
+        uv_buf_t b = uv_buf_init(c->out.p, (unsigned)c->out.len);
+        c->out = (io_buf_t){0};
         int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
         if (rc < 0) {
             free(wr->buf);
             free(wr);
-            conn_close(c, uv_strerror(rc));
+            conn_fail(c, "uv_write", rc);
             continue;
         }
-        size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+        size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->held.len;
         if (q > s->cfg.out_hard) {
             LANES_LOG(LANES_LOG_WARN, "io: conn %llu: %zu bytes unread by the client, closing",
                       (unsigned long long)c->id, q);
             conn_close(c, NULL);
-        } else if (q > s->cfg.out_soft && !c->paused) {
-            c->paused = 1;
-            uv_read_stop((uv_stream_t *)&c->tcp);
+        } else if (q > s->cfg.out_soft && !c->paused && !c->ending) {
+            conn_pause(c);
         }
-    }
-    if (s->oom) {   /* a reply could not be buffered: drop those connections rather than lie */
-        s->oom = 0;
-        LANES_LOG(LANES_LOG_ERROR, "io: out of memory for replies");
     }
 }
 
@@ -264,7 +329,7 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
     const char *text = b->text + e->text_off;
     if (e->kind == BAT_EV_TOKEN) {
         if (r->plain) {
-            out_bytes(c, text, e->text_len);
+            out_plain(c, text, e->text_len);
             return;
         }
         out_open(c, r->id);
@@ -281,7 +346,8 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
         if (e->ttft_ms >= 0) snprintf(ttft, sizeof ttft, "%.3f", e->ttft_ms);
         else snprintf(ttft, sizeof ttft, "null");
         if (r->plain) {
-            out_fmt(c, "\n# done %s prompt_tokens=%d completion_tokens=%d ttft_ms=%s total_ms=%.3f\n",
+            out_plain(c, "\n", 1);
+            out_fmt(c, "# done %s prompt_tokens=%d completion_tokens=%d ttft_ms=%s total_ms=%.3f\n",
                     bat_end_name(e->code), e->prompt_tokens, e->completion_tokens, ttft, e->total_ms);
         } else {
             out_open(c, r->id);
@@ -293,7 +359,7 @@ static void on_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e) {
                     ttft, e->total_ms);
         }
     } else {
-        out_error(c, r->plain, r->id, lanes_err_name(e->code), engine_error_msg(e->code), NULL);
+        out_req_error(r, lanes_err_name(e->code), engine_error_msg(e->code));
     }
     req_remove(s, r);
 }
@@ -313,7 +379,8 @@ static void on_wake(uv_async_t *a) { take_batches(a->data); }
 
 void io_server_notify(void *arg) {
     io_server_t *s = arg;
-    uv_async_send(&s->wake);
+    int rc = uv_async_send(&s->wake);   /* fails only on a closed handle: after the engine joined */
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: uv_async_send: %s", uv_strerror(rc));
 }
 
 /* ---- requests from the client --------------------------------------------------------------- */
@@ -339,12 +406,13 @@ static void reply_stats(io_conn_t *c, const char *id) {
             "\"event\":\"stats\",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
             "\"requests_served\":%llu,\"requests_active\":%llu,\"requests_rejected\":%llu,"
             "\"tokens_generated\":%llu,\"prompt_tokens\":%llu,\"steps\":%llu,\"uptime_s\":%.3f,"
-            "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"connections\":%d}\n",
+            "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"connections\":%d,"
+            "\"connections_paused\":%d}\n",
             st.lanes_total, st.lanes_active, st.queue_depth,
             (unsigned long long)st.requests_served, (unsigned long long)st.requests_active,
             (unsigned long long)st.requests_rejected, (unsigned long long)st.tokens_generated,
             (unsigned long long)st.prompt_tokens, (unsigned long long)st.steps, st.uptime_s,
-            st.step_ms_avg, st.step_ms_last, c->srv->nconns);
+            st.step_ms_avg, st.step_ms_last, c->srv->nconns, c->srv->npaused);
 }
 
 static void generate(io_conn_t *c, io_msg_t *m) {
@@ -363,7 +431,7 @@ static void generate(io_conn_t *c, io_msg_t *m) {
         return;
     }
     if (m->id && find_by_id(c, m->id)) {
-        out_error(c, 0, m->id, "EEXIST", "a request with this id is in flight", NULL);
+        out_error(c, 0, m->id, "EEXIST", "a request with this id is in flight", "generate");
         return;
     }
     if (s->nreqs + 1 > s->nbuckets && table_grow(s) < 0) goto oom;
@@ -477,6 +545,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     if (nread < 0) {
         conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     } else if (nread > 0) {
+        c->active_ms = uv_now(&c->srv->loop);
         on_bytes(c, buf->base, (size_t)nread);
     }
     flush_dirty(c->srv);
@@ -492,7 +561,8 @@ static void on_conn_closed(uv_handle_t *h) {
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     free(c->rbuf);
-    free(c->obuf);
+    free(c->out.p);
+    free(c->held.p);
     free(c);
 }
 
@@ -501,11 +571,87 @@ static void conn_close(io_conn_t *c, const char *why) {
     if (c->closing) return;
     c->closing = 1;
     if (why) LANES_LOG(LANES_LOG_DEBUG, "io: conn %llu closed: %s", (unsigned long long)c->id, why);
+    if (c->paused) c->srv->npaused--;
+    c->paused = 0;
     while (c->reqs) {
         if (!c->srv->shutting_down) cancel_req(c->srv, c->reqs);
         req_remove(c->srv, c->reqs);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_conn_shutdown(uv_shutdown_t *req, int status) {
+    (void)status;
+    io_conn_t *c = req->handle->data;
+    free(req);
+    conn_close(c, NULL);
+}
+
+/* Stops reading c and closes it once the replies queued so far are written (uv_shutdown sends
+ * the FIN after them). Whoever calls it also bounds the wait: the grace or idle timer. */
+static void conn_end(io_conn_t *c) {
+    if (c->closing || c->ending) return;
+    c->ending = 1;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        conn_fail(c, "uv_read_stop", rc);
+        return;
+    }
+    uv_shutdown_t *sr = malloc(sizeof *sr);
+    rc = sr ? uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_conn_shutdown) : UV_ENOMEM;
+    if (rc < 0) {
+        free(sr);
+        conn_fail(c, "uv_shutdown", rc);
+    }
+}
+
+/* Every period: a connection with nothing in flight that read nothing and had no reply taken for
+ * --idle-timeout gets ETIMEDOUT and is ended; if it takes no reply for another period, it is cut. */
+static void on_idle(uv_timer_t *t) {
+    io_server_t *s = t->data;
+    uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.idle_s * 1000);
+    for (io_conn_t *c = s->conns; c; c = c->next) {
+        if (c->closing || c->ninflight > 0 || now - c->active_ms < limit) continue;
+        if (c->ending) {
+            conn_close(c, "idle: the timeout reply was not taken");
+            continue;
+        }
+        LANES_LOG(LANES_LOG_DEBUG, "io: conn %llu idle, closing", (unsigned long long)c->id);
+        out_error(c, 0, NULL, "ETIMEDOUT", "idle timeout", NULL);
+        flush_dirty(s);
+        c->active_ms = now;
+        conn_end(c);
+    }
+}
+
+static void on_spare_closed(uv_handle_t *h);
+
+/* Takes a pending connection we have no memory for: libuv listens again only once it is accepted,
+ * so it is accepted into the server's spare handle and closed at once. */
+static void conn_refuse(io_server_t *s) {
+    if (s->spare_busy) {   /* the spare is still closing: the next one waits for it */
+        s->spare_pending = 1;
+        return;
+    }
+    int rc = uv_tcp_init(&s->loop, &s->spare);
+    if (rc < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: uv_tcp_init: %s: no longer accepting", uv_strerror(rc));
+        return;
+    }
+    s->spare.data = s;
+    s->spare_busy = 1;
+    rc = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    if (rc < 0) LANES_LOG(LANES_LOG_WARN, "io: uv_accept: %s", uv_strerror(rc));
+    uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+}
+
+static void on_spare_closed(uv_handle_t *h) {
+    io_server_t *s = h->data;
+    s->spare_busy = 0;
+    if (s->spare_pending && !s->shutting_down) {
+        s->spare_pending = 0;
+        conn_refuse(s);
+    }
 }
 
 static void on_connection(uv_stream_t *ls, int status) {
@@ -515,45 +661,54 @@ static void on_connection(uv_stream_t *ls, int status) {
         return;
     }
     io_conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL) return;
+    int rc = c ? uv_tcp_init(&s->loop, &c->tcp) : UV_ENOMEM;
+    if (rc < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: cannot take a connection: %s", uv_strerror(rc));
+        free(c);
+        conn_refuse(s);
+        return;
+    }
     c->srv = s;
     c->id = ++s->next_conn_id;
-    uv_tcp_init(&s->loop, &c->tcp);
+    c->active_ms = uv_now(&s->loop);
     c->tcp.data = c;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c, "accept failed");
+    if ((rc = uv_accept(ls, (uv_stream_t *)&c->tcp)) < 0) {
+        conn_fail(c, "uv_accept", rc);
         return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (s->cfg.sndbuf > 0) {   /* bounds what the kernel holds on top of out_hard */
-        int v = s->cfg.sndbuf;
-        uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
     }
     if (s->nconns > s->cfg.max_conns) {
         static const char msg[] =
             "{\"event\":\"error\",\"code\":\"ECONNS\",\"message\":\"too many connections\"}\n";
         uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);   /* best effort: it closes anyway */
         conn_close(c, "too many connections");
         return;
     }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if ((rc = uv_tcp_nodelay(&c->tcp, 1)) < 0) {
+        conn_fail(c, "uv_tcp_nodelay", rc);
+        return;
+    }
+    if (s->cfg.sndbuf > 0) {   /* bounds what the kernel holds on top of out_hard */
+        int v = s->cfg.sndbuf;
+        if ((rc = uv_send_buffer_size((uv_handle_t *)&c->tcp, &v)) < 0) {
+            conn_fail(c, "uv_send_buffer_size", rc);
+            return;
+        }
+    }
+    if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) < 0)
+        conn_fail(c, "uv_read_start", rc);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-static void on_handle_closed(uv_handle_t *h) { (void)h; }
+/* Each of these drains like SIGTERM: none of them may end the server without terminal events. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
-static void on_conn_shutdown(uv_shutdown_t *req, int status) {
-    (void)status;
-    io_conn_t *c = req->handle->data;
-    free(req);
-    conn_close(c, NULL);
-}
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
 static void on_grace(uv_timer_t *t) {
     io_server_t *s = t->data;
@@ -566,30 +721,32 @@ static void begin_shutdown(io_server_t *s) {
     LANES_LOG(LANES_LOG_INFO, "shutting down: %d connections, %zu requests in flight", s->nconns,
               s->nreqs);
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
-    for (io_conn_t *c = s->conns; c; c = c->next) uv_read_stop((uv_stream_t *)&c->tcp);
+    for (io_conn_t *c = s->conns; c; c = c->next) {
+        int rc = c->closing ? 0 : uv_read_stop((uv_stream_t *)&c->tcp);
+        if (rc < 0) conn_fail(c, "uv_read_stop", rc);
+    }
     bat_sched_stop(s->sched);   /* joins; the last batch holds every remaining terminal event */
     take_batches(s);
     for (size_t i = 0; i < s->nbuckets; i++)   /* nothing should be left; never leave one hanging */
         while (s->buckets[i]) {
             io_req_t *r = s->buckets[i];
             LANES_LOG(LANES_LOG_WARN, "io: request %llu had no terminal event", (unsigned long long)r->req_id);
-            out_error(r->conn, r->plain, r->id, "ECLOSED", "server shutting down", NULL);
+            out_req_error(r, "ECLOSED", "server shutting down");
             req_remove(s, r);
         }
     flush_dirty(s);
-    for (io_conn_t *c = s->conns; c; c = c->next) {
-        if (c->closing) continue;
-        uv_shutdown_t *sr = malloc(sizeof *sr);
-        if (sr == NULL || uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_conn_shutdown) != 0) {
-            free(sr);
-            conn_close(c, NULL);
-        }
-    }
+    for (io_conn_t *c = s->conns; c; c = c->next) conn_end(c);
     uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->stop, on_handle_closed);
-    uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
-    uv_timer_start(&s->grace, on_grace, (uint64_t)(s->cfg.grace_s * 1000), 0);
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
+        uv_close((uv_handle_t *)&s->sigs[i], on_handle_closed);   /* a second signal kills */
+    uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+    int rc = uv_timer_start(&s->grace, on_grace, (uint64_t)(s->cfg.grace_s * 1000), 0);
+    if (rc < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: uv_timer_start: %s: closing every connection now",
+                  uv_strerror(rc));
+        on_grace(&s->grace);
+    }
     uv_unref((uv_handle_t *)&s->grace);
 }
 
@@ -600,26 +757,42 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static void on_stop(uv_async_t *a) { begin_shutdown(a->data); }
 
-void io_server_stop(io_server_t *s) { uv_async_send(&s->stop); }
+void io_server_stop(io_server_t *s) {
+    int rc = uv_async_send(&s->stop);
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: uv_async_send: %s", uv_strerror(rc));
+}
+
+/* rc of a libuv call at start-up, logged when it failed. */
+static int start_check(int rc, const char *what) {
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: %s: %s", what, uv_strerror(rc));
+    return rc;
+}
 
 int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     io_server_t *s = calloc(1, sizeof *s);
-    if (s == NULL) return LANES_ENOMEM;
-    s->cfg = *cfg;
-    snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
-    if (uv_loop_init(&s->loop) != 0 || table_grow(s) < 0) {
-        free(s->buckets);
+    if (s == NULL || table_grow(s) < 0) {
         free(s);
         return LANES_ENOMEM;
     }
-    uv_tcp_init(&s->loop, &s->listener);
-    uv_async_init(&s->loop, &s->wake, on_wake);
-    uv_async_init(&s->loop, &s->stop, on_stop);
-    uv_signal_init(&s->loop, &s->sigint);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_timer_init(&s->loop, &s->grace);
-    s->listener.data = s->wake.data = s->stop.data = s->sigint.data = s->sigterm.data = s;
-    s->grace.data = s;
+    s->cfg = *cfg;
+    snprintf(s->host, sizeof s->host, "%s", cfg->host ? cfg->host : "127.0.0.1");
+    if (start_check(uv_loop_init(&s->loop), "uv_loop_init") < 0) {
+        free(s->buckets);
+        free(s);
+        return LANES_EIO;
+    }
+    if (start_check(uv_tcp_init(&s->loop, &s->listener), "uv_tcp_init") < 0 ||
+        start_check(uv_async_init(&s->loop, &s->wake, on_wake), "uv_async_init") < 0 ||
+        start_check(uv_async_init(&s->loop, &s->stop, on_stop), "uv_async_init") < 0 ||
+        start_check(uv_timer_init(&s->loop, &s->grace), "uv_timer_init") < 0 ||
+        start_check(uv_timer_init(&s->loop, &s->idle), "uv_timer_init") < 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++) {
+        if (start_check(uv_signal_init(&s->loop, &s->sigs[i]), "uv_signal_init") < 0) goto fail;
+        s->sigs[i].data = s;
+    }
+    s->listener.data = s->wake.data = s->stop.data = s;
+    s->grace.data = s->idle.data = s;
 
     struct sockaddr_storage addr;
     int rc = uv_ip4_addr(s->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -629,25 +802,37 @@ int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     if (rc != 0) {
         LANES_LOG(LANES_LOG_ERROR, "io: cannot listen on %s:%d: %s", s->host, cfg->port,
                   uv_strerror(rc));
-        s->shutting_down = 1;
-        io_server_destroy(s);
-        return LANES_EIO;
+        goto fail;
     }
     struct sockaddr_storage bound;
     int blen = sizeof bound;
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen);
+    if (start_check(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen),
+                    "uv_tcp_getsockname") < 0)
+        goto fail;
     s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);   /* same offset for v6 */
     *out = s;
     return LANES_OK;
+fail:
+    s->shutting_down = 1;
+    io_server_destroy(s);
+    return LANES_EIO;
 }
 
 int io_server_port(const io_server_t *s) { return s->port; }
 
 int io_server_run(io_server_t *s, bat_sched_t *sched) {
     s->sched = sched;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
+        if (start_check(uv_signal_start(&s->sigs[i], on_signal, stop_signals[i]),
+                        "uv_signal_start") < 0)
+            return LANES_EIO;
+    uint64_t idle_ms = (uint64_t)(s->cfg.idle_s * 1000);
+    if (idle_ms > 0) {   /* checked 8 times a period: a connection goes at most 1/8 late */
+        uint64_t every = idle_ms / 8 ? idle_ms / 8 : 1;
+        if (start_check(uv_timer_start(&s->idle, on_idle, every, every), "uv_timer_start") < 0)
+            return LANES_EIO;
+    }
     lanes_rcu_register();
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "listening on %s:%d", s->host, s->port);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     lanes_rcu_unregister();
@@ -665,7 +850,8 @@ void io_server_destroy(io_server_t *s) {
     if (s == NULL) return;
     uv_walk(&s->loop, close_any, s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&s->loop);
+    int rc = uv_loop_close(&s->loop);
+    if (rc < 0) LANES_LOG(LANES_LOG_ERROR, "io: uv_loop_close: %s", uv_strerror(rc));
     free(s->buckets);
     free(s);
 }

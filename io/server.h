@@ -19,6 +19,7 @@ typedef struct {
     size_t out_hard;            /* bytes queued before its requests are cancelled and it is closed */
     int sndbuf;                 /* SO_SNDBUF per connection (bytes); 0 = the kernel's autotuning */
     double grace_s;             /* shutdown: how long to wait for slow clients to take replies */
+    double idle_s;              /* close connections idle this long (nothing in flight); 0 = never */
 } io_server_cfg_t;
 
 /* Binds and listens (logs "listening on HOST:PORT"). The loop runs later, in io_server_run(). */
@@ -28,9 +29,10 @@ int io_server_port(const io_server_t *s);
 /* bat_sched_cfg_t.notify for this server (arg: the server). Engine thread; only wakes the loop. */
 void io_server_notify(void *arg);
 
-/* Runs the loop on the calling thread (which becomes the I/O thread) until SIGINT/SIGTERM or
- * io_server_stop(): then stops accepting, stops sched (every live request gets its terminal
- * event), flushes, closes every connection and returns LANES_OK. Borrows sched. */
+/* Runs the loop on the calling thread (which becomes the I/O thread) until SIGINT, SIGTERM, SIGHUP,
+ * SIGQUIT or io_server_stop(): then stops accepting, stops sched (every live request gets its
+ * terminal event), flushes, closes every connection and returns LANES_OK; LANES_EIO if the loop
+ * could not start (logged). Borrows sched. */
 int io_server_run(io_server_t *s, bat_sched_t *sched);
 
 /* Any thread: begins the graceful shutdown. */

@@ -619,11 +619,366 @@ static int t_sigterm(void) {
     return 0;
 }
 
+/* Polls stats on mon until field a is va and field b is vb (fails after 20 s). */
+static void wait_stats(test_conn_t *mon, const char *a, double va, const char *b, double vb) {
+    double t0 = test_now_ms(), ga = -1, gb = -1;
+    while (ga != va || gb != vb) {
+        if (test_now_ms() - t0 > 20000) {
+            fprintf(stderr, "%s %.0f (want %.0f), %s %.0f (want %.0f)\n", a, ga, va, b, gb, vb);
+            exit(1);
+        }
+        usleep(20000);
+        cJSON *st = test_stats(mon);
+        ga = test_num(st, a), gb = test_num(st, b);
+        cJSON_Delete(st);
+    }
+}
+
+enum { RESUME_N = 20 };
+
+/* The slow reader: 20 long requests from a client with a 4 KiB receive buffer. */
+static test_conn_t *stalled_client(int port) {
+    test_conn_t *c = test_connect_rcvbuf(port, 4096);
+    char line[128];
+    for (int i = 0; i < RESUME_N; i++) {
+        snprintf(line, sizeof line, "{\"id\":%d,\"prompt\":\"Once upon a time\",\"max_tokens\":400}\n", i);
+        test_send(c, line);
+    }
+    return c;
+}
+
+/* Reads c until each of its RESUME_N requests had its one terminal event. */
+static void drain_stalled(test_conn_t *c) {
+    int seen[RESUME_N] = {0};
+    for (int left = RESUME_N; left > 0;) {
+        cJSON *j = test_json(c, 20000);
+        const char *ev = test_str(j, "event");
+        if (strcmp(ev, "token") != 0) {
+            ASSERT_STR_EQ(ev, "done");
+            int k = (int)test_num(j, "id");
+            ASSERT(k >= 0 && k < RESUME_N && !seen[k]);
+            seen[k] = 1;
+            left--;
+        }
+        cJSON_Delete(j);
+    }
+}
+
+/* A paused reader is read again once it drains: its next request is answered. */
+static int t_resume(void) {
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *mon = test_connect(s.port), *slow = stalled_client(s.port);
+    /* Paused, and every request ended on the engine while the client read nothing. */
+    wait_stats(mon, "connections_paused", 1, "requests_active", 0);
+    usleep(500000);
+    cJSON *st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "connections_paused"), 1);
+    cJSON_Delete(st);
+    drain_stalled(slow);
+    test_send(slow, "{\"op\":\"health\",\"id\":\"h\"}\n");
+    cJSON *j = test_json(slow, 10000);
+    ASSERT_STR_EQ(test_str(j, "event"), "health");
+    ASSERT_STR_EQ(test_str(j, "id"), "h");
+    cJSON_Delete(j);
+    st = test_stats(mon);
+    ASSERT_EQ(test_num(st, "connections_paused"), 0);
+    cJSON_Delete(st);
+    test_close(slow);
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Paused readers that close (after draining, or without) are freed: fds, connections, slots. */
+static int t_pausedclose(void) {
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", "--max-conns", "3",
+                          "--idle-timeout", "0", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *mon = test_connect(s.port);
+    cJSON_Delete(test_stats(mon));
+    int fds0 = test_fd_count(s.pid);
+    for (int round = 0; round < 3; round++) {   /* each round takes every free slot */
+        test_conn_t *a = stalled_client(s.port), *b = stalled_client(s.port);
+        wait_stats(mon, "connections_paused", 2, "requests_active", 0);
+        drain_stalled(a);   /* the server resumes a, then must see its FIN */
+        test_close(a);
+        test_close(b);      /* closed with replies unread */
+        wait_stats(mon, "connections", 1, "lanes_active", 0);
+        ASSERT_EQ(test_fd_count(s.pid), fds0);
+    }
+    test_conn_t *c[2] = {test_connect(s.port), test_connect(s.port)};
+    for (int i = 0; i < 2; i++) {
+        test_send(c[i], "{\"op\":\"health\"}\n");
+        cJSON *j = test_json(c[i], 10000);
+        ASSERT_STR_EQ(test_str(j, "event"), "health");
+        cJSON_Delete(j);
+        test_close(c[i]);
+    }
+    test_close(mon);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* EEXIST says it is about the rejected line; the first request's own terminal event is unmarked. */
+static int t_eexist(void) {
+    test_srv_t s = test_srv_start(NULL);
+    test_conn_t *c = test_connect(s.port);
+    test_send(c, "{\"id\":\"d\",\"prompt\":\"first one\",\"max_tokens\":100}\n"
+                 "{\"id\":\"d\",\"prompt\":\"second one\",\"max_tokens\":5}\n");
+    got_t g = {0};
+    int eexist = 0;
+    while (!g.done) {
+        cJSON *j = test_json(c, 10000);
+        ASSERT_STR_EQ(test_str(j, "id"), "d");
+        if (strcmp(test_str(j, "code"), "EEXIST") == 0) {
+            ASSERT_STR_EQ(test_str(j, "op"), "generate");
+            eexist++;
+        } else {
+            ASSERT(cJSON_GetObjectItemCaseSensitive(j, "op") == NULL);
+            fold(&g, j);
+        }
+        cJSON_Delete(j);
+    }
+    ASSERT_EQ(eexist, 1);
+    check_ref(&g, "first one", 100);
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* A plain-text request and JSON requests on one connection: no JSON line starts inside the text,
+ * and the plain text is the engine's, byte for byte. */
+static int t_mixed(void) {
+    test_srv_t s = test_srv_start(NULL);
+    ref_t plain;
+    reference("Once upon a time", 64 /* the plain-text default */, &plain);
+    ASSERT(strstr(plain.text, "\n{") == NULL && plain.text[0] != '{');   /* else the check is blind */
+    for (int round = 0; round < 20; round++) {
+        test_conn_t *c = test_connect(s.port);
+        test_send(c, "Once upon a time\n"
+                     "{\"id\":\"j\",\"prompt\":\"Hello\",\"max_tokens\":40}\n"
+                     "{\"id\":\"k\",\"prompt\":\"Bye\",\"max_tokens\":40}\n");
+        got_t g[2];
+        memset(g, 0, sizeof g);
+        char text[sizeof plain.text + 4096];
+        size_t tlen = 0;
+        int plain_done = 0;
+        while (!plain_done || !g[0].done || !g[1].done) {
+            char *l = test_line(c, 10000);
+            ASSERT(l != NULL);
+            if (l[0] == '{') {
+                cJSON *j = cJSON_Parse(l);
+                if (j == NULL) fprintf(stderr, "round %d: a JSON line glued to the text: %s\n", round, l);
+                ASSERT(j != NULL);
+                fold(&g[strcmp(test_str(j, "id"), "k") == 0], j);
+                cJSON_Delete(j);
+            } else if (strncmp(l, "# done ", 7) == 0) {
+                ASSERT(!plain_done);
+                plain_done = 1;
+            } else {
+                ASSERT(!plain_done);
+                size_t n = strlen(l);
+                ASSERT_LT(tlen + n + 1, sizeof text);
+                memcpy(text + tlen, l, n);
+                tlen += n;
+                text[tlen++] = '\n';   /* the line's own '\n' (the last is the one before "# done") */
+            }
+            free(l);
+        }
+        ASSERT_GT(tlen, 0);
+        text[tlen - 1] = 0;
+        ASSERT_STR_EQ(text, plain.text);
+        check_ref(&g[0], "Hello", 40);
+        check_ref(&g[1], "Bye", 40);
+        test_close(c);
+    }
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ASSERT(f != NULL);
+    fputs(text, f);
+    ASSERT_EQ(fclose(f), 0);
+}
+
+/* --config twice: the first file's strings stay valid and in effect. */
+static int t_config(void) {
+    char a[64], b[64];
+    snprintf(a, sizeof a, "/tmp/lanes-cfg-a-%d.json", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lanes-cfg-b-%d.json", (int)getpid());
+    write_file(a, "{\"host\":\"0.0.0.0\",\"preset\":\"15m\",\"lanes\":3}");
+    write_file(b, "{\"max_queue\":5,\"idle_timeout\":30}");
+    const char *args[] = {"--config", a, "--config", b, NULL};
+    test_srv_t s = test_srv_start(args);
+    unlink(a);   /* read at start only */
+    unlink(b);
+    FILE *f = fopen(s.log, "r");
+    ASSERT(f != NULL);
+    char line[512];
+    int host = 0, model = 0;
+    while (fgets(line, sizeof line, f)) {
+        host |= strstr(line, "listening on 0.0.0.0:") != NULL;
+        model |= strstr(line, "model 15m:") != NULL && strstr(line, "3 lanes, queue 5") != NULL;
+    }
+    fclose(f);
+    ASSERT(host);
+    ASSERT(model);
+    test_conn_t *c = test_connect(s.port);
+    got_t g;
+    run_one(c, "x", "hi", 4, &g);
+    ASSERT_STR_EQ(g.reason, "length");
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* SIGHUP and SIGQUIT drain like SIGTERM: the request in flight ends ECLOSED, exit 0. */
+static int t_sighup(void) {
+    static const int sigs[] = {SIGHUP, SIGQUIT};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"--preset", "15m", "--lanes", "1", NULL};
+        test_srv_t s = test_srv_start(args);
+        test_conn_t *c = test_connect(s.port);
+        test_send(c, "{\"id\":\"r0\",\"prompt\":\"Once upon a time\",\"max_tokens\":250}\n"
+                     "{\"id\":\"r1\",\"prompt\":\"queued behind\",\"max_tokens\":250}\n");
+        got_t got[2];
+        memset(got, 0, sizeof got);
+        cJSON *j = test_json(c, 20000);   /* r0 streams; r1 waits for the lane */
+        ASSERT_STR_EQ(test_str(j, "id"), "r0");
+        fold(&got[0], j);
+        cJSON_Delete(j);
+        kill(s.pid, sigs[i]);
+        gather(&c, 1, got, 2, 20000);
+        ASSERT_STR_EQ(got[1].code, "ECLOSED");
+        ASSERT(test_line(c, 5000) == NULL);
+        ASSERT(c->eof);
+        test_close(c);
+        int st = 0;
+        waitpid(s.pid, &st, 0);
+        test_srv_child = 0;
+        ASSERT(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+        unlink(s.log);
+    }
+    return 0;
+}
+
+/* Reads c until its ETIMEDOUT line and EOF; returns when that line came (ms). */
+static double idle_closed(test_conn_t *c, int timeout_ms) {
+    cJSON *j = test_json(c, timeout_ms);
+    double t = test_now_ms();
+    ASSERT_STR_EQ(test_str(j, "event"), "error");
+    ASSERT_STR_EQ(test_str(j, "code"), "ETIMEDOUT");
+    ASSERT_STR_EQ(test_str(j, "message"), "idle timeout");
+    cJSON_Delete(j);
+    ASSERT(test_line(c, 5000) == NULL);
+    ASSERT(c->eof);
+    return t;
+}
+
+/* --idle-timeout: idle connections go after it (1 s here), busy ones never; idle ones no longer
+ * lock everyone out. */
+static int t_idle(void) {
+    enum { MAXC = 1024 };
+    const char *args[] = {"--idle-timeout", "1", "--preset", "15m", "--lanes", "1", NULL};
+    test_srv_t s = test_srv_start(args);
+    /* An idle connection, and one whose request 600 ms later restarts its idle time. */
+    double t0 = test_now_ms();
+    test_conn_t *idle = test_connect(s.port), *late = test_connect(s.port);
+    usleep(600000);
+    test_send(late, "{\"op\":\"health\"}\n");
+    cJSON_Delete(test_json(late, 5000));
+    double t_late = test_now_ms();
+    double t_idle = idle_closed(idle, 5000) - t0;
+    double t_more = idle_closed(late, 5000) - t_late;
+    fprintf(stderr, "idle closed after %.0f ms; %.0f ms after its last request\n", t_idle, t_more);
+    ASSERT(t_idle >= 500 && t_idle < 4000);
+    ASSERT(t_more >= 500 && t_more < 4000);
+    test_close(idle);
+    test_close(late);
+
+    /* Requests in flight for several timeouts: a connection that streams, and one whose request
+     * waits behind them for the one lane, so that nothing moves either way on it. */
+    test_conn_t *busy = test_connect(s.port);
+    got_t g;
+    double t1 = test_now_ms();
+    run_one(busy, "cal", "Once upon a time", 200, &g);
+    double one = test_now_ms() - t1;
+    int n = (int)(4000 / one) + 1;
+    ASSERT_LT(n, 256);   /* --max-inflight */
+    char *burst = malloc((size_t)n * 96), *p = burst;
+    for (int i = 0; i < n; i++)
+        p += sprintf(p, "{\"id\":\"r%d\",\"prompt\":\"busy %d\",\"max_tokens\":200}\n", i, i);
+    test_conn_t *queued = test_connect(s.port);
+    t1 = test_now_ms();
+    test_send(busy, burst);
+    free(burst);
+    for (double active = 0; active < n;) {
+        cJSON *st = test_stats(queued);
+        active = test_num(st, "requests_active");
+        cJSON_Delete(st);
+    }
+    test_send(queued, "{\"id\":\"q\",\"prompt\":\"queued\",\"max_tokens\":4}\n");
+    double tq = test_now_ms();
+    got_t *got = calloc((size_t)n, sizeof *got);
+    gather(&busy, 1, got, n, 60000);   /* an ETIMEDOUT line among them fails here (no id) */
+    double t_busy = test_now_ms() - t1;
+    for (int i = 0; i < n; i++) ASSERT_STR_EQ(got[i].reason, "length");
+    free(got);
+    cJSON *j = test_json(queued, 60000);
+    double t_queued = test_now_ms() - tq;
+    ASSERT_STR_EQ(test_str(j, "id"), "q");   /* not ETIMEDOUT */
+    cJSON_Delete(j);
+    fprintf(stderr, "%d requests in flight for %.0f ms, one queued for %.0f ms: not closed\n", n,
+            t_busy, t_queued);
+    ASSERT_GT(t_queued, 1500);   /* longer than the timeout, else this proved nothing */
+    ASSERT_GT(idle_closed(busy, 5000) - t1 - t_busy, 500);   /* then idle from its last event */
+    test_close(busy);
+    test_close(queued);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+
+    /* 1024 (--max-conns) idle connections lock out a newcomer only until they time out. A longer
+     * timeout leaves time to open them all. */
+    const char *args3[] = {"--idle-timeout", "3", NULL};
+    s = test_srv_start(args3);
+    test_conn_t **cs = calloc(MAXC, sizeof *cs);
+    double t2 = test_now_ms();
+    for (int i = 0; i < MAXC; i++) {
+        cs[i] = test_connect(s.port);
+        if (i % 128 == 127) {   /* the server took them all: none waits out a SYN retry */
+            test_send(cs[i], "{\"op\":\"health\"}\n");
+            cJSON_Delete(test_json(cs[i], 5000));
+        }
+    }
+    test_conn_t *extra = test_connect(s.port);
+    j = test_json(extra, 5000);
+    fprintf(stderr, "%d idle connections opened in %.0f ms\n", MAXC, test_now_ms() - t2);
+    ASSERT_STR_EQ(test_str(j, "code"), "ECONNS");
+    cJSON_Delete(j);
+    test_close(extra);
+    for (int i = 0; i < MAXC; i++) {
+        idle_closed(cs[i], 10000);
+        test_close(cs[i]);
+    }
+    free(cs);
+    test_conn_t *c = test_connect(s.port);
+    run_one(c, "after", "hi", 4, &g);
+    ASSERT_STR_EQ(g.reason, "length");
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
-        {"sigterm", t_sigterm},
+        {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
+        {"eexist", t_eexist}, {"mixed", t_mixed}, {"config", t_config}, {"sighup", t_sighup},
+        {"idle", t_idle},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {

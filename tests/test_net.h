@@ -4,6 +4,7 @@
 /* Test helpers for the server: start lanes-server as a child on an ephemeral loopback port, and
  * blocking line-oriented TCP clients. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -103,10 +104,12 @@ typedef struct {
     int eof;
 } test_conn_t;
 
-static inline test_conn_t *test_connect(int port) {
+/* rcvbuf > 0: SO_RCVBUF set before connecting (a client that holds few bytes when it stops reading). */
+static inline test_conn_t *test_connect_rcvbuf(int port, int rcvbuf) {
     test_conn_t *c = calloc(1, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     ASSERT(c->fd >= 0);
+    if (rcvbuf > 0) ASSERT_EQ(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int one = 1;
@@ -115,6 +118,20 @@ static inline test_conn_t *test_connect(int port) {
     c->cap = 1 << 16;
     c->buf = malloc(c->cap);
     return c;
+}
+
+static inline test_conn_t *test_connect(int port) { return test_connect_rcvbuf(port, 0); }
+
+/* Open file descriptors of process pid (from /proc). */
+static inline int test_fd_count(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    ASSERT(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }
 
 static inline void test_close(test_conn_t *c) {
