@@ -348,12 +348,15 @@ static void step(bat_sched_t *s) {
         }
     }
     if (nprefill > 1) qsort_r(s->order, (size_t)nprefill, sizeof *s->order, by_admit_seq, s->lanes);
-    for (int k = 0; k < nprefill && ncols < s->max_cols; k++) {
+    /* prefill_chunk prompt columns in all, however many lanes decode: that bounds the step. */
+    for (int k = 0, budget = s->cfg.prefill_chunk; k < nprefill && budget > 0; k++) {
         lane_t *l = &s->lanes[s->order[k]];
         l->col0 = ncols;
-        l->ncols = eng_stream_cols(&l->st, s->max_cols - ncols, s->cols + ncols);
+        l->ncols = eng_stream_cols(&l->st, budget, s->cols + ncols);
         ncols += l->ncols;
+        budget -= l->ncols;
     }
+    if (ncols > s->st.step_cols_max) s->st.step_cols_max = ncols;
     DTRACE_PROBE2(lanes, step_begin, s->st.steps, ncols);
     uint64_t t0 = lanes_now_ns();
     int rc = eng_step(s->ctx, s->cols, ncols, s->out_tok);

@@ -23,7 +23,8 @@ typedef struct bat_sched bat_sched_t;
 typedef struct {
     int max_lanes;      /* streams in the engine at once (KV slots), 1..BAT_MAX_LANES */
     int max_queue;      /* requests waiting for a lane; past it bat_submit() says LANES_EBUSY */
-    int prefill_chunk;  /* prompt columns per step on top of one decode column per lane, >= 1 */
+    int prefill_chunk;  /* prompt columns per step in all (oldest prefill first), on top of one
+                         * decode column per decoding lane; >= 1 */
     int threads;        /* compute threads including the engine thread; 0 = cores */
     int stats_log_s;    /* seconds between INFO stats lines while busy; 0 = never */
     void (*notify)(void *arg);  /* engine thread, after each batch is queued: must only wake */
@@ -126,6 +127,7 @@ typedef struct {
     uint64_t tokens_generated;  /* ids put in token events */
     uint64_t prompt_tokens;     /* ids of prompts accepted */
     uint64_t steps;
+    int step_cols_max;          /* most columns in one step so far */
     double uptime_s, step_ms_avg, step_ms_last;
 } bat_stats_t;
 

@@ -2,6 +2,8 @@
  * - parity: small prefill chunks, few lanes, more requests than lanes: every stream equals the
  *   engine run alone (batch invariance through chunked prefill and lane reuse), every request
  *   ends exactly once, and the stats add up.
+ * - budget: --prefill-chunk bounds the whole step: a prompt of P tokens takes ceil(P / chunk)
+ *   steps, and beside a decoding lane no step has more than 1 + chunk columns.
  * - cancel: a cancel ends a request waiting for the tokenizer (without waiting for the prompts
  *   queued before it), one waiting for a lane, and one in a lane, each with exactly one event.
  * - toolong: a prompt of seq_len ids runs, one of seq_len + 1 ids (or 62 KB) ends ETOOLONG.
@@ -177,6 +179,32 @@ static void t_parity(const eng_bundle_t *b) {
     bat_sched_destroy(s);
 }
 
+static void t_budget(const eng_bundle_t *b) {
+    enum { LANES = 4, CHUNK = 3, P = 40 };
+    bat_sched_t *s = sched_new(b, LANES, 4, CHUNK, 1);
+    char p40[1024];
+    text_of(b, P, p40, sizeof p40);
+    bat_stats_t st;
+    /* Alone: every step but the last takes exactly CHUNK prompt columns. */
+    submit(s, 1, p40, 1);
+    WAIT_UNTIL(s, rec[1].ended);
+    bat_stats_get(s, &st);
+    ASSERT_EQ(st.steps, (P + CHUNK - 1) / CHUNK);
+    ASSERT_EQ(st.step_cols_max, CHUNK);
+    /* Beside a decoding lane: the prompt still gets CHUNK columns a step, not the free lanes'. */
+    submit(s, 2, "a", 200);
+    WAIT_UNTIL(s, rec[2].ntok > 0);
+    submit(s, 3, p40, 5);
+    WAIT_UNTIL(s, rec[2].ended && rec[3].ended);
+    ASSERT_LT(rec[3].order, rec[2].order);   /* request 3 was prefilled while 2 decoded */
+    bat_stats_get(s, &st);
+    ASSERT_EQ(st.step_cols_max, 1 + CHUNK);
+    check_alone(b, p40, 1, &rec[1]);
+    check_alone(b, "a", 200, &rec[2]);
+    check_alone(b, p40, 5, &rec[3]);
+    bat_sched_destroy(s);
+}
+
 static void t_cancel(const eng_bundle_t *b) {
     enum { NBIG = 8, T = 50, Q = 60 };
     bat_sched_t *s = sched_new(b, 2, 16, 8, 1);
@@ -342,7 +370,7 @@ int main(int argc, char **argv) {
     /* Streams that must outlast a few hops between threads decode on the slower 15m model. */
     ASSERT_EQ(eng_bundle_open(&m15, NULL, NULL, "15m", 1), 0);
     static const struct { const char *name; void (*fn)(const eng_bundle_t *); int big; } tests[] = {
-        {"parity", t_parity, 0}, {"cancel", t_cancel, 1},
+        {"parity", t_parity, 0}, {"budget", t_budget, 1}, {"cancel", t_cancel, 1},
         {"toolong", t_toolong, 0}, {"stop", t_stop, 1},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
