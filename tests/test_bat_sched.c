@@ -6,7 +6,8 @@
  *   steps, and beside a decoding lane no step has more than 1 + chunk columns.
  * - cancel: a cancel ends a request waiting for the tokenizer (without waiting for the prompts
  *   queued before it), one waiting for a lane, and one in a lane, each with exactly one event.
- * - toolong: a prompt of seq_len ids runs, one of seq_len + 1 ids (or 62 KB) ends ETOOLONG.
+ * - toolong: a prompt of seq_len ids runs, and so does the densest one that fits (longest pieces
+ *   back to back); one of seq_len + 1 ids, or 62 KB, ends ETOOLONG.
  * - stop: requests being tokenized, queued or in a lane, and submits racing with the stop, all
  *   end exactly once, those still live with ECLOSED. */
 #include <stdatomic.h>
@@ -20,7 +21,7 @@
 #include "gen.h"
 #include "test_util.h"
 
-enum { MAXREQ = 1024, MAXTOK = 256, BIG = 62 * 1024 };
+enum { MAXREQ = 1024, MAXTOK = 256 };
 
 static uv_sem_t woke;
 static void notify(void *arg) {
@@ -114,8 +115,8 @@ static void check_alone(const eng_bundle_t *b, const char *text, int max_tokens,
 }
 
 static int ntok(const eng_bundle_t *b, const char *text) {
-    static int32_t ids[2 * BIG];
-    return eng_tok_encode(b->tok, text, strlen(text), 1, 0, ids, 2 * BIG);
+    static int32_t ids[1 << 17];
+    return eng_tok_encode(b->tok, text, strlen(text), 1, 0, ids, 1 << 17);
 }
 
 /* Writes into buf a text of exactly n ids (BOS included): printable characters added one by one
@@ -135,17 +136,39 @@ static void text_of(const eng_bundle_t *b, int n, char *buf, size_t cap) {
     ASSERT(!"no text of the wanted length");
 }
 
-/* A BIG-byte prompt of random words: far more ids than any context. */
-static char *big_text(uint64_t seed) {
-    char *t = malloc(BIG + 1);
+/* A prompt of len bytes of random words: about one id per byte, far more than the context. */
+static char *big_text(uint64_t seed, size_t len) {
+    char *t = malloc(len + 1);
     ASSERT(t != NULL);
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (int i = 0; i < BIG; i++) {
+    for (size_t i = 0; i < len; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         t[i] = (char)(x % 5 == 0 ? ' ' : 'a' + (int)((x >> 8) % 26));
     }
-    t[BIG] = 0;
+    t[len] = 0;
     return t;
+}
+
+/* The bytes of the vocabulary's longest piece; *len gets their count. */
+static const char *longest_piece(const eng_bundle_t *b, size_t *len) {
+    const char *best = "";
+    *len = 0;
+    for (int i = 0; i < eng_tok_vocab_size(b->tok); i++) {
+        size_t n;
+        const char *p = eng_tok_decode(b->tok, ENG_TOK_EOS, i, &n);
+        if (n > *len) *len = n, best = p;
+    }
+    return best;
+}
+
+/* The longest prompt that could still fit the context, as far as its length tells: the
+ * tokenizer must encode it to know (each id but BOS stands for at most the longest piece's bytes,
+ * and the dummy-prefix space takes one). Random words that long cost the most to refuse. */
+static size_t dense_len(const eng_bundle_t *b) {
+    size_t most;
+    longest_piece(b, &most);
+    ASSERT_GE(most, 6);   /* else a <0xXX> piece's own six bytes would set the bound */
+    return (size_t)(eng_model_cfg(b->model)->seq_len - 1) * most - 1;
 }
 
 static void t_parity(const eng_bundle_t *b) {
@@ -206,8 +229,8 @@ static void t_budget(const eng_bundle_t *b) {
 }
 
 static void t_cancel(const eng_bundle_t *b) {
-    enum { NBIG = 8, T = 50, Q = 60 };
-    bat_sched_t *s = sched_new(b, 2, 16, 8, 1);
+    enum { NBIG = 64, T = 50, Q = 60 };
+    bat_sched_t *s = sched_new(b, 2, NBIG + 8, 8, 1);
     /* In a lane: 1 and 2 fill both lanes. */
     submit(s, 1, "one", 240);
     submit(s, 2, "two", 240);
@@ -228,27 +251,28 @@ static void t_cancel(const eng_bundle_t *b) {
     ASSERT_EQ(rec[Q].kind, BAT_EV_DONE);
     ASSERT_EQ(rec[Q].code, BAT_END_CANCELLED);
     ASSERT_EQ(rec[Q].ntok, 0);
-    /* Waiting for the tokenizer, behind NBIG big prompts: its cancel does not wait for them. */
+    /* Waiting for the tokenizer, behind NBIG prompts it must encode: its cancel does not wait for
+     * them. */
     bat_req_t *big[NBIG];
     char *bigtext[NBIG];
     for (int i = 0; i < NBIG; i++) {
-        bigtext[i] = big_text((uint64_t)i + 7);
-        big[i] = req(10 + (uint64_t)i, bigtext[i], 5);
+        bigtext[i] = big_text((uint64_t)i + 7, dense_len(b));
+        big[i] = req(100 + (uint64_t)i, bigtext[i], 5);
     }
     bat_req_t *t = req(T, "tokenizing", 5), *tc = bat_cancel_new(T);
     for (int i = 0; i < NBIG; i++) ASSERT_EQ(bat_submit(s, big[i]), 0);
     ASSERT_EQ(bat_submit(s, t), 0);
     ASSERT_EQ(bat_cancel(s, tc), 0);
-    WAIT_UNTIL(s, rec[T].ended && rec[10 + NBIG - 1].ended);
+    WAIT_UNTIL(s, rec[T].ended && rec[100 + NBIG - 1].ended);
     ASSERT_EQ(rec[T].kind, BAT_EV_DONE);
     ASSERT_EQ(rec[T].code, BAT_END_CANCELLED);
     ASSERT_EQ(rec[T].ntok, 0);
     for (int i = 0; i < NBIG; i++) {
-        ASSERT_EQ(rec[10 + i].kind, BAT_EV_ERROR);
-        ASSERT_EQ(rec[10 + i].code, LANES_ETOOLONG);
+        ASSERT_EQ(rec[100 + i].kind, BAT_EV_ERROR);
+        ASSERT_EQ(rec[100 + i].code, LANES_ETOOLONG);
         free(bigtext[i]);
     }
-    ASSERT_LT(rec[T].order, rec[10 + NBIG - 1].order);
+    ASSERT_LT(rec[T].order, rec[100 + NBIG - 1].order);
     /* In a lane, mid-stream. */
     ASSERT(!rec[1].ended);
     cancel(s, 1);
@@ -276,19 +300,32 @@ static void t_toolong(const eng_bundle_t *b) {
     char fits[8192], over[8192];
     text_of(b, seq_len, fits, sizeof fits);
     text_of(b, seq_len + 1, over, sizeof over);
-    char *big = big_text(3);
+    char *big = big_text(3, 62 * 1024), *dense = big_text(4, dense_len(b));
+    /* Longest pieces back to back, as long as a prompt that may still fit can be: the verdict must
+     * be the encoder's, not a guess from the length. */
+    size_t dl = dense_len(b), most, n = 0;
+    const char *longest = longest_piece(b, &most);
+    char *packed = malloc(dl + 1);
+    for (; n + most <= dl; n += most) memcpy(packed + n, longest, most);
+    packed[n] = 0;
+    ASSERT_LE(ntok(b, packed), seq_len);   /* it does fit: the densest prompt that runs */
     submit(s, 1, fits, 4);
     submit(s, 2, over, 4);
     submit(s, 3, big, 4);
-    WAIT_UNTIL(s, nended == 3);
+    submit(s, 4, dense, 4);
+    submit(s, 5, packed, 4);
+    WAIT_UNTIL(s, nended == 5);
     ASSERT_EQ(rec[1].kind, BAT_EV_DONE);
     ASSERT_EQ(rec[1].code, BAT_END_CONTEXT);   /* the token at seq_len - 1 ends the context */
     ASSERT_EQ(rec[1].ntok, 1);
-    for (int i = 2; i <= 3; i++) {
+    for (int i = 2; i <= 4; i++) {
         ASSERT_EQ(rec[i].kind, BAT_EV_ERROR);
         ASSERT_EQ(rec[i].code, LANES_ETOOLONG);
     }
+    ASSERT_EQ(rec[5].kind, BAT_EV_DONE);
     free(big);
+    free(dense);
+    free(packed);
     bat_sched_destroy(s);
 }
 
@@ -323,8 +360,8 @@ static void racer_main(void *arg) {
 }
 
 static void t_stop(const eng_bundle_t *b) {
-    enum { NBIG = 6, NQ = 4 };
-    bat_sched_t *s = sched_new(b, 2, 40, 8, 1);
+    enum { NBIG = 64, NQ = 4 };
+    bat_sched_t *s = sched_new(b, 2, NBIG + 100, 8, 1);
     submit(s, 1, "one", 240);
     submit(s, 2, "two", 240);
     for (int i = 0; i < NQ; i++) submit(s, 10 + (uint64_t)i, "queued", 20);
@@ -335,11 +372,11 @@ static void t_stop(const eng_bundle_t *b) {
     ASSERT_EQ(uv_thread_create(&th, racer_main, &r), 0);
     atomic_store(&r.go, 1);
     for (int i = 0; i < NBIG; i++) {
-        char *t = big_text((uint64_t)i + 11);
+        char *t = big_text((uint64_t)i + 11, dense_len(b));
         submit(s, 20 + (uint64_t)i, t, 5);
         free(t);
     }
-    uv_sleep(5);
+    uv_sleep(1);
     bat_sched_stop(s);
     uv_thread_join(&th);
     take_events(s);
@@ -365,6 +402,7 @@ int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     uv_sem_init(&woke, 0);
     lanes_rcu_register();
+    lanes_log_level = LANES_LOG_WARN;   /* no line per engine context */
     eng_bundle_t tiny, m15;
     ASSERT_EQ(eng_bundle_open(&tiny, NULL, NULL, "tiny", 1), 0);
     /* Streams that must outlast a few hops between threads decode on the slower 15m model. */
