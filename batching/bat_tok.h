@@ -15,7 +15,7 @@
 typedef struct bat__tok bat__tok_t;
 
 /* Borrows tok, out and out_wake until bat__tok_destroy(). Prompts longer than max_ids ids (BOS
- * included) are marked LANES_ETOOLONG. */
+ * included) are marked LANES_ETOOLONG, unread when their length alone shows it. */
 int bat__tok_create(const eng_tok_t *tok, int max_ids, lanes_q_t *out, uv_sem_t *out_wake,
                     bat__tok_t **res);
 int bat__tok_start(bat__tok_t *w);
