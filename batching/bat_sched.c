@@ -152,12 +152,15 @@ oom:
     return NULL;
 }
 
+/* Requests waiting for a lane: being tokenized or queued. */
+static int waiting(bat_sched_t *s) { return (int)(atomic_load(&s->live) - s->nactive); }
+
 /* Publishes the stats, queues the batch (if any) and wakes the consumer. */
 static void batch_flush(bat_sched_t *s) {
     bat_stats_t *sp = s->snap_spare;
     *sp = s->st;
     sp->lanes_active = s->nactive;
-    sp->queue_depth = s->fifo.len;
+    sp->queue_depth = waiting(s);
     sp->requests_active = (uint64_t)atomic_load(&s->live);
     sp->uptime_s = (double)(lanes_now_ns() - s->t_start) / 1e9;
     sp->step_ms_avg = s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0;
@@ -399,7 +402,7 @@ static void log_stats(bat_sched_t *s) {
     s->t_log = now;
     LANES_LOG(LANES_LOG_INFO,
               "bat: lanes %d/%d, queue %d, served %llu, tokens %llu, steps %llu, step %.2f ms avg",
-              s->nactive, s->cfg.max_lanes, s->fifo.len, (unsigned long long)s->st.requests_served,
+              s->nactive, s->cfg.max_lanes, waiting(s), (unsigned long long)s->st.requests_served,
               (unsigned long long)s->st.tokens_generated, (unsigned long long)s->st.steps,
               s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0);
 }

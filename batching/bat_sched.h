@@ -120,7 +120,8 @@ bat_batch_t *bat_take_batches(bat_sched_t *s);
 void bat_batch_release(bat_sched_t *s, bat_batch_t *b);
 
 typedef struct {
-    int lanes_total, lanes_active, queue_depth;
+    int lanes_total, lanes_active;
+    int queue_depth;            /* waiting for a lane: being tokenized or queued */
     uint64_t requests_served;   /* requests that ended on the engine (done or error) */
     uint64_t requests_active;   /* accepted by bat_submit() and not yet ended */
     uint64_t requests_rejected; /* refused by bat_submit() with LANES_EBUSY */
