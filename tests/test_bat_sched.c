@@ -255,8 +255,8 @@ static void t_cancel(const eng_bundle_t *b) {
      * them. */
     bat_req_t *big[NBIG];
     char *bigtext[NBIG];
-    for (int i = 0; i < NBIG; i++) {
-        bigtext[i] = big_text((uint64_t)i + 7, dense_len(b));
+    for (int i = 0, dl = (int)dense_len(b); i < NBIG; i++) {
+        bigtext[i] = big_text((uint64_t)i + 7, (size_t)dl);
         big[i] = req(100 + (uint64_t)i, bigtext[i], 5);
     }
     bat_req_t *t = req(T, "tokenizing", 5), *tc = bat_cancel_new(T);
@@ -378,16 +378,18 @@ static void t_stop(const eng_bundle_t *b) {
     submit(s, 2, "two", 240);
     for (int i = 0; i < NQ; i++) submit(s, 10 + (uint64_t)i, "queued", 20);
     WAIT_UNTIL(s, rec[1].ntok > 0 && rec[2].ntok > 0);
+    bat_req_t *big[NBIG];   /* made first, so that they go in back to back */
+    for (int i = 0, dl = (int)dense_len(b); i < NBIG; i++) {
+        char *t = big_text((uint64_t)i + 11, (size_t)dl);
+        big[i] = req(20 + (uint64_t)i, t, 5);
+        free(t);
+    }
     static racer_t r;
     r.s = s;
     uv_thread_t th;
     ASSERT_EQ(uv_thread_create(&th, racer_main, &r), 0);
     atomic_store(&r.go, 1);
-    for (int i = 0; i < NBIG; i++) {
-        char *t = big_text((uint64_t)i + 11, dense_len(b));
-        submit(s, 20 + (uint64_t)i, t, 5);
-        free(t);
-    }
+    for (int i = 0; i < NBIG; i++) ASSERT_EQ(bat_submit(s, big[i]), 0);
     uv_sleep(1);
     bat_sched_stop(s);
     uv_thread_join(&th);
