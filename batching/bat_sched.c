@@ -8,6 +8,8 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "bat_fifo.h"
+#include "bat_tok.h"
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
@@ -29,22 +31,22 @@ struct bat_sched {
     const eng_tok_t *tok;
     eng_ctx_t *ctx;
     int seq_len, vocab, max_cols;
-    lanes_q_t *inbox;       /* bat_req_t: generate and cancel, any thread -> engine */
+    bat__tok_t *tokw;       /* bat_submit() and bat_cancel() -> tokenizer worker -> inbox */
+    lanes_q_t *inbox;       /* bat_req_t: generate (encoded) and cancel, tokenizer -> engine */
     lanes_q_t *outbox;      /* bat_batch_t: engine -> consumer */
     lanes_q_t *spare;       /* bat_batch_t: consumer -> engine, for reuse */
     uv_sem_t wake;
     uv_thread_t thread;
     int started;
-    atomic_int stopping, stopped;
-    atomic_int submitting;  /* bat_submit() calls between their stopping check and their push */
+    atomic_int stopping, closing, stopped;
+    atomic_int submitting;  /* submits and cancels between their stopping check and their push */
     atomic_long live;       /* accepted by bat_submit() and not ended */
     atomic_ulong rejected;
 
     /* engine thread only */
     lane_t *lanes;
     int nactive;
-    bat_req_t *fifo_head, *fifo_tail;
-    int fifo_len;
+    bat__fifo_t fifo;       /* encoded, waiting for a lane */
     uint64_t admit_seq;
     eng_col_t *cols;
     int32_t *out_tok;
@@ -73,8 +75,7 @@ bat_req_t *bat_req_new(uint64_t req_id, const char *prompt, size_t len) {
     bat_req_t *r = calloc(1, sizeof *r);
     if (r == NULL) return NULL;
     r->prompt = malloc(len + 1);
-    r->ids = malloc((len + 3) * sizeof *r->ids);
-    if (r->prompt == NULL || r->ids == NULL) {
+    if (r->prompt == NULL) {
         bat_req_free(r);
         return NULL;
     }
@@ -151,12 +152,15 @@ oom:
     return NULL;
 }
 
+/* Requests waiting for a lane: being tokenized or queued. */
+static int waiting(bat_sched_t *s) { return (int)(atomic_load(&s->live) - s->nactive); }
+
 /* Publishes the stats, queues the batch (if any) and wakes the consumer. */
 static void batch_flush(bat_sched_t *s) {
     bat_stats_t *sp = s->snap_spare;
     *sp = s->st;
     sp->lanes_active = s->nactive;
-    sp->queue_depth = s->fifo_len;
+    sp->queue_depth = waiting(s);
     sp->requests_active = (uint64_t)atomic_load(&s->live);
     sp->uptime_s = (double)(lanes_now_ns() - s->t_start) / 1e9;
     sp->step_ms_avg = s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0;
@@ -268,14 +272,6 @@ static void end_lane(bat_sched_t *s, lane_t *l, int kind, int code, int flushed)
     s->nactive--;
 }
 
-static void fifo_push(bat_sched_t *s, bat_req_t *r) {
-    r->fifo_next = NULL;
-    if (s->fifo_tail) s->fifo_tail->fifo_next = r;
-    else s->fifo_head = r;
-    s->fifo_tail = r;
-    s->fifo_len++;
-}
-
 static void cancel(bat_sched_t *s, uint64_t req_id) {
     for (int i = 0; i < s->cfg.max_lanes; i++) {
         lane_t *l = &s->lanes[i];
@@ -284,18 +280,12 @@ static void cancel(bat_sched_t *s, uint64_t req_id) {
             return;
         }
     }
-    for (bat_req_t **pp = &s->fifo_head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->fifo_next) {
-        bat_req_t *r = *pp;
-        if (r->req_id != req_id) continue;
-        *pp = r->fifo_next;
-        if (s->fifo_tail == r) s->fifo_tail = prev;
-        s->fifo_len--;
-        end_queued(s, r, BAT_EV_DONE, BAT_END_CANCELLED);
-        return;
-    }
+    bat_req_t *r = bat__fifo_remove(&s->fifo, req_id);
+    if (r) end_queued(s, r, BAT_EV_DONE, BAT_END_CANCELLED);
 }
 
-/* Takes everything the inbox holds: tokenizes new prompts into the FIFO, applies cancels. */
+/* Takes everything the inbox holds: encoded prompts join the FIFO, the tokenizer's verdicts
+ * (too long, cancelled, closed) end their requests, cancels apply. */
 static void drain_inbox(bat_sched_t *s) {
     lanes_q_node_t *n = lanes_q_take_all(s->inbox);
     while (n) {
@@ -304,35 +294,28 @@ static void drain_inbox(bat_sched_t *s) {
         if (r->kind == BAT_MSG_CANCEL) {
             cancel(s, r->req_id);
             bat_req_free(r);
-            continue;
+        } else if (r->err) {
+            end_queued(s, r, BAT_EV_ERROR, r->err);
+        } else if (r->cancelled) {
+            end_queued(s, r, BAT_EV_DONE, BAT_END_CANCELLED);
+        } else {
+            s->st.prompt_tokens += (uint64_t)r->n_prompt;
+            /* The third argument, microseconds since the line was read, lets a trace measure TTFT
+             * from arrival as a client does: requests wait for the tokenizer and up to a step
+             * before this drain. */
+            DTRACE_PROBE3(lanes, request_admit, r->req_id, r->n_prompt,
+                          r->t_arrive_ns ? (lanes_now_ns() - r->t_arrive_ns) / 1000 : 0);
+            bat__fifo_push(&s->fifo, r);
         }
-        size_t room = r->prompt_len + 3;
-        int max_ids = room < (size_t)s->seq_len ? (int)room : s->seq_len;
-        int np = eng_tok_encode(s->tok, r->prompt, r->prompt_len, 1, 0, r->ids, max_ids);
-        if (np < 1) {
-            r->n_prompt = 0;
-            end_queued(s, r, BAT_EV_ERROR, np < 0 ? np : LANES_EINVAL);
-            continue;
-        }
-        r->n_prompt = np;
-        s->st.prompt_tokens += (uint64_t)np;
-        /* The third argument, microseconds since the line was read, lets a trace measure TTFT
-         * from arrival as a client does: requests wait up to a step before this drain. */
-        DTRACE_PROBE3(lanes, request_admit, r->req_id, np,
-                      r->t_arrive_ns ? (lanes_now_ns() - r->t_arrive_ns) / 1000 : 0);
-        fifo_push(s, r);
     }
 }
 
 /* Moves queued requests into free lanes. */
 static void admit(bat_sched_t *s) {
-    for (int i = 0; i < s->cfg.max_lanes && s->fifo_head; i++) {
+    for (int i = 0; i < s->cfg.max_lanes && s->fifo.head; i++) {
         lane_t *l = &s->lanes[i];
         if (l->req) continue;
-        bat_req_t *r = s->fifo_head;
-        s->fifo_head = r->fifo_next;
-        if (s->fifo_head == NULL) s->fifo_tail = NULL;
-        s->fifo_len--;
+        bat_req_t *r = bat__fifo_pop(&s->fifo);
         l->req = r;
         l->admit_seq = s->admit_seq++;
         l->t_admit = lanes_now_ns();
@@ -368,12 +351,15 @@ static void step(bat_sched_t *s) {
         }
     }
     if (nprefill > 1) qsort_r(s->order, (size_t)nprefill, sizeof *s->order, by_admit_seq, s->lanes);
-    for (int k = 0; k < nprefill && ncols < s->max_cols; k++) {
+    /* prefill_chunk prompt columns in all, however many lanes decode: that bounds the step. */
+    for (int k = 0, budget = s->cfg.prefill_chunk; k < nprefill && budget > 0; k++) {
         lane_t *l = &s->lanes[s->order[k]];
         l->col0 = ncols;
-        l->ncols = eng_stream_cols(&l->st, s->max_cols - ncols, s->cols + ncols);
+        l->ncols = eng_stream_cols(&l->st, budget, s->cols + ncols);
         ncols += l->ncols;
+        budget -= l->ncols;
     }
+    if (ncols > s->st.step_cols_max) s->st.step_cols_max = ncols;
     DTRACE_PROBE2(lanes, step_begin, s->st.steps, ncols);
     uint64_t t0 = lanes_now_ns();
     int rc = eng_step(s->ctx, s->cols, ncols, s->out_tok);
@@ -416,7 +402,7 @@ static void log_stats(bat_sched_t *s) {
     s->t_log = now;
     LANES_LOG(LANES_LOG_INFO,
               "bat: lanes %d/%d, queue %d, served %llu, tokens %llu, steps %llu, step %.2f ms avg",
-              s->nactive, s->cfg.max_lanes, s->fifo_len, (unsigned long long)s->st.requests_served,
+              s->nactive, s->cfg.max_lanes, waiting(s), (unsigned long long)s->st.requests_served,
               (unsigned long long)s->st.tokens_generated, (unsigned long long)s->st.steps,
               s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0);
 }
@@ -425,15 +411,16 @@ static void engine_main(void *arg) {
     bat_sched_t *s = arg;
     lanes_rcu_register();
     for (;;) {
+        int closing = atomic_load(&s->closing);   /* before the drain: it then holds every push */
         drain_inbox(s);
-        if (atomic_load(&s->stopping)) break;
+        if (closing) break;
         admit(s);
         if (s->nactive == 0) {
             batch_flush(s);
-            /* Each submit posted once; while busy those posts piled up. Forget them, then sleep
+            /* Each push posted once; while busy those posts piled up. Forget them, then sleep
              * only if the inbox is still empty (a push after this check posts again). */
             while (uv_sem_trywait(&s->wake) == 0) {}
-            if (lanes_q_empty(s->inbox) && !atomic_load(&s->stopping)) uv_sem_wait(&s->wake);
+            if (lanes_q_empty(s->inbox) && !atomic_load(&s->closing)) uv_sem_wait(&s->wake);
             continue;
         }
         step(s);
@@ -443,23 +430,9 @@ static void engine_main(void *arg) {
     /* Shutdown: whatever is still live ends with ECLOSED, in one last batch. */
     for (int i = 0; i < s->cfg.max_lanes; i++)
         if (s->lanes[i].req) end_lane(s, &s->lanes[i], BAT_EV_ERROR, LANES_ECLOSED, 0);
-    while (s->fifo_head) {
-        bat_req_t *r = s->fifo_head;
-        s->fifo_head = r->fifo_next;
-        s->fifo_len--;
+    for (bat_req_t *r; (r = bat__fifo_pop(&s->fifo)) != NULL;)
         end_queued(s, r, BAT_EV_ERROR, LANES_ECLOSED);
-    }
-    s->fifo_tail = NULL;
     atomic_store(&s->stopped, 1);
-    while (atomic_load(&s->submitting) > 0) uv_sleep(0);
-    drain_inbox(s);   /* submits that raced with stop: they fail too */
-    while (s->fifo_head) {
-        bat_req_t *r = s->fifo_head;
-        s->fifo_head = r->fifo_next;
-        end_queued(s, r, BAT_EV_ERROR, LANES_ECLOSED);
-    }
-    s->fifo_tail = NULL;
-    s->fifo_len = 0;
     batch_flush(s);
     lanes_rcu_unregister();
 }
@@ -500,6 +473,7 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
     eng_ctx_cfg_t cc = {cfg->max_lanes, s->max_cols, cfg->threads, ENG_GEMM_LANES, cfg->ctx};
     if ((rc = eng_ctx_create(m, &cc, &s->ctx)) < 0) goto fail;
     s->seq_len = eng_ctx_seq_len(s->ctx);   /* prompts and the "context" end use the lane's room */
+    if ((rc = bat__tok_create(tok, s->seq_len, s->inbox, &s->wake, &s->tokw)) < 0) goto fail;
     *out = s;
     return LANES_OK;
 fail:
@@ -508,14 +482,24 @@ fail:
 }
 
 int bat_sched_start(bat_sched_t *s) {
-    if (uv_thread_create(&s->thread, engine_main, s) != 0) return LANES_ENOMEM;
+    int rc = bat__tok_start(s->tokw);
+    if (rc < 0) return rc;
+    if (uv_thread_create(&s->thread, engine_main, s) != 0) {
+        bat__tok_stop(s->tokw);
+        return LANES_ENOMEM;
+    }
     s->started = 1;
     return LANES_OK;
 }
 
+/* In pipeline order, so that each stage has had everything its producers will ever send. */
 void bat_sched_stop(bat_sched_t *s) {
     if (s == NULL || !s->started) return;
     atomic_store(&s->stopping, 1);
+    /* Pushes registered before the stopping check (both seq_cst) finish; later ones see it set. */
+    while (atomic_load(&s->submitting) > 0) uv_sleep(0);
+    bat__tok_stop(s->tokw);   /* joins: what it held is in the inbox, unencoded ones marked ECLOSED */
+    atomic_store(&s->closing, 1);
     uv_sem_post(&s->wake);
     uv_thread_join(&s->thread);
     s->started = 0;
@@ -542,6 +526,7 @@ int bat_sched_open(const bat_sched_cfg_t *cfg, const char *model_path, const cha
 void bat_sched_destroy(bat_sched_t *s) {
     if (s == NULL) return;
     bat_sched_stop(s);
+    bat__tok_destroy(s->tokw);   /* before the inbox it pushes to */
     eng_ctx_destroy(s->ctx);
     for (lanes_q_node_t *q[3] = {s->inbox ? lanes_q_take_all(s->inbox) : NULL,
                                  s->outbox ? lanes_q_take_all(s->outbox) : NULL,
@@ -555,11 +540,7 @@ void bat_sched_destroy(bat_sched_t *s) {
         }
     batch_free(s->batch);
     for (int i = 0; s->lanes && i < s->cfg.max_lanes; i++) bat_req_free(s->lanes[i].req);
-    while (s->fifo_head) {
-        bat_req_t *r = s->fifo_head;
-        s->fifo_head = r->fifo_next;
-        bat_req_free(r);
-    }
+    while (s->fifo.head) bat_req_free(bat__fifo_pop(&s->fifo));
     lanes_q_destroy(s->inbox);
     lanes_q_destroy(s->outbox);
     lanes_q_destroy(s->spare);
@@ -574,16 +555,16 @@ void bat_sched_destroy(bat_sched_t *s) {
     free(s);
 }
 
-int bat_submit(bat_sched_t *s, bat_req_t *req) {
-    /* Registered before the stopping check (both seq_cst): the engine's last drain waits for every
-     * submit that saw stopping clear, and any later one sees it set. */
+/* Generates and cancels alike: registered in submitting so that bat_sched_stop() waits for the
+ * push; only a generate counts against the live bound. */
+int bat_submit(bat_sched_t *s, bat_req_t *msg) {
     atomic_fetch_add(&s->submitting, 1);
     int rc = LANES_OK;
     if (atomic_load(&s->stopping)) {
         rc = LANES_ECLOSED;
         goto out;
     }
-    if (req->kind == BAT_MSG_GENERATE) {
+    if (msg->kind == BAT_MSG_GENERATE) {
         long cap = (long)s->cfg.max_lanes + s->cfg.max_queue;
         long cur = atomic_load(&s->live);
         do {
@@ -593,10 +574,9 @@ int bat_submit(bat_sched_t *s, bat_req_t *req) {
                 goto out;
             }
         } while (!atomic_compare_exchange_weak(&s->live, &cur, cur + 1));
-        if (req->max_tokens < 1) req->max_tokens = 1;
+        if (msg->max_tokens < 1) msg->max_tokens = 1;
     }
-    lanes_q_push(s->inbox, &req->node);
-    uv_sem_post(&s->wake);
+    bat__tok_push(s->tokw, msg);
 out:
     atomic_fetch_sub(&s->submitting, 1);
     return rc;
@@ -611,13 +591,9 @@ bat_req_t *bat_cancel_new(uint64_t req_id) {
 }
 
 int bat_cancel(bat_sched_t *s, bat_req_t *msg) {
-    if (atomic_load(&s->stopping)) {
-        bat_req_free(msg);
-        return LANES_ECLOSED;
-    }
-    lanes_q_push(s->inbox, &msg->node);
-    uv_sem_post(&s->wake);
-    return LANES_OK;
+    int rc = bat_submit(s, msg);   /* a cancel is never refused as EBUSY */
+    if (rc < 0) bat_req_free(msg);
+    return rc;
 }
 
 void bat_stats_get(bat_sched_t *s, bat_stats_t *out) {

@@ -7,7 +7,8 @@
 
 /* The libuv TCP server: the I/O thread. It accepts, frames and parses request lines, submits
  * requests to the scheduler, and writes the scheduler's event batches back to their connections.
- * It never computes: tokenizing and decoding happen on the engine thread. */
+ * It never computes: prompts are tokenized on the scheduler's tokenizer worker, tokens decoded on
+ * the engine thread. */
 typedef struct io_server io_server_t;
 
 typedef struct {

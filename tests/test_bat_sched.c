@@ -1,17 +1,27 @@
-/* The scheduler without the network: small prefill chunks, few lanes, more requests than lanes.
- * Every stream must equal the engine run alone (batch invariance through chunked prefill and
- * lane reuse), every request must end exactly once, and the stats must add up. */
+/* The scheduler without the network.
+ * - parity: small prefill chunks, few lanes, more requests than lanes: every stream equals the
+ *   engine run alone (batch invariance through chunked prefill and lane reuse), every request
+ *   ends exactly once, and the stats add up.
+ * - budget: --prefill-chunk bounds the whole step: a prompt of P tokens takes ceil(P / chunk)
+ *   steps, and beside a decoding lane no step has more than 1 + chunk columns.
+ * - cancel: a cancel ends a request waiting for the tokenizer (without waiting for the prompts
+ *   queued before it), one waiting for a lane, and one in a lane, each with exactly one event.
+ * - toolong: a prompt of seq_len ids runs, and so does the densest one that fits (longest pieces
+ *   back to back); one of seq_len + 1 ids, or 62 KB, ends ETOOLONG.
+ * - stop: requests being tokenized, queued or in a lane, and submits racing with the stop, all
+ *   end exactly once, those still live with ECLOSED. */
 #include <stdatomic.h>
 #include <uv.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_log.h"
 #include "bat_sched.h"
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
 #include "test_util.h"
 
-enum { NREQ = 12, MAXTOK = 40 };
+enum { MAXREQ = 1024, MAXTOK = 256 };
 
 static uv_sem_t woke;
 static void notify(void *arg) {
@@ -19,51 +29,167 @@ static void notify(void *arg) {
     uv_sem_post(&woke);
 }
 
-int main(void) {
-    eng_bundle_t b;
-    ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 1), 0);
-    uv_sem_init(&woke, 0);
-    bat_sched_cfg_t cfg = {4, NREQ - 4, 3, 1, 0, notify, NULL, 0};   /* room for NREQ exactly */
-    bat_sched_t *s;
-    ASSERT_EQ(bat_sched_create(&cfg, b.model, b.tok, &s), 0);
-    ASSERT_EQ(bat_sched_start(s), 0);
-    lanes_rcu_register();
+/* What each request (by req_id) got; order is the rank of its terminal event among all. */
+typedef struct {
+    int ntok, ended, kind, code, order, completion;
+    int32_t toks[MAXTOK];
+} rec_t;
+static rec_t rec[MAXREQ];
+static int nended;
 
+static void take_events(bat_sched_t *s) {
+    for (bat_batch_t *bb = bat_take_batches(s), *next; bb; bb = next) {
+        next = (bat_batch_t *)bb->node.next;
+        for (int k = 0; k < bb->n; k++) {
+            const bat_evt_t *e = &bb->ev[k];
+            ASSERT(e->req_id < MAXREQ);
+            rec_t *r = &rec[e->req_id];
+            ASSERT(!r->ended);   /* nothing after a terminal event */
+            if (e->kind == BAT_EV_TOKEN) {
+                for (int t = 0; t < e->n_tok; t++) {
+                    ASSERT_LT(r->ntok, MAXTOK);
+                    r->toks[r->ntok++] = bb->toks[e->tok_off + t];
+                }
+                continue;
+            }
+            r->ended = 1;
+            r->kind = e->kind;
+            r->code = e->code;
+            r->order = nended++;
+            r->completion = e->completion_tokens;
+            if (e->kind == BAT_EV_DONE) ASSERT_EQ(e->completion_tokens, r->ntok);
+        }
+        bat_batch_release(s, bb);
+    }
+}
+
+#define WAIT_UNTIL(s, cond)                                                                       \
+    do {                                                                                          \
+        take_events(s);                                                                           \
+        while (!(cond)) {                                                                         \
+            uv_sem_wait(&woke);                                                                   \
+            take_events(s);                                                                       \
+        }                                                                                         \
+    } while (0)
+
+/* Started unless the test submits first (requests then wait for the start). */
+static bat_sched_t *sched_new(const eng_bundle_t *b, int lanes, int queue, int chunk, int start) {
+    memset(rec, 0, sizeof rec);
+    nended = 0;
+    bat_sched_cfg_t cfg = {lanes, queue, chunk, 1, 0, notify, NULL, 0};
+    bat_sched_t *s;
+    ASSERT_EQ(bat_sched_create(&cfg, b->model, b->tok, &s), 0);
+    if (start) ASSERT_EQ(bat_sched_start(s), 0);
+    return s;
+}
+
+static bat_req_t *req(uint64_t id, const char *text, int max_tokens) {
+    bat_req_t *r = bat_req_new(id, text, strlen(text));
+    ASSERT(r != NULL);
+    r->max_tokens = max_tokens;
+    return r;
+}
+
+static void submit(bat_sched_t *s, uint64_t id, const char *text, int max_tokens) {
+    ASSERT_EQ(bat_submit(s, req(id, text, max_tokens)), 0);
+}
+
+static void cancel(bat_sched_t *s, uint64_t id) {
+    ASSERT_EQ(bat_cancel(s, bat_cancel_new(id)), 0);
+}
+
+/* The request's tokens equal greedy generation by the engine alone. */
+static void check_alone(const eng_bundle_t *b, const char *text, int max_tokens, const rec_t *r) {
+    eng_ctx_t *ctx;
+    eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES, 0};
+    ASSERT_EQ(eng_ctx_create(b->model, &cc, &ctx), 0);
+    int32_t pt[MAXTOK + 1], out[MAXTOK];
+    int np = eng_tok_encode(b->tok, text, strlen(text), 1, 0, pt, MAXTOK);
+    ASSERT_GT(np, 0);
+    eng_gen_req_t g = {pt, np, max_tokens, {0, 0, 1, 0}, out, NULL, 0, 0};
+    eng_gen_opts_t go = {1, 0, 0};
+    ASSERT_EQ(eng_gen_run(ctx, &g, 1, &go), 0);
+    ASSERT_EQ(r->ntok, g.n_out);
+    for (int t = 0; t < g.n_out; t++) ASSERT_EQ(r->toks[t], out[t]);
+    eng_ctx_destroy(ctx);
+}
+
+static int ntok(const eng_bundle_t *b, const char *text) {
+    static int32_t ids[1 << 17];
+    return eng_tok_encode(b->tok, text, strlen(text), 1, 0, ids, 1 << 17);
+}
+
+/* Writes into buf a text of exactly n ids (BOS included): printable characters added one by one
+ * until the count is n (a merge can skip a count; then another sequence is tried). */
+static void text_of(const eng_bundle_t *b, int n, char *buf, size_t cap) {
+    for (uint64_t seed = 1; seed < 100; seed++) {
+        uint64_t x = seed * 0x9E3779B97F4A7C15ull;
+        for (size_t len = 0; len + 1 < cap;) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[len++] = (char)(x % 4 == 0 ? ' ' : 'a' + (int)((x >> 8) % 26));
+            buf[len] = 0;
+            int k = ntok(b, buf);
+            if (k == n) return;
+            if (k > n) break;
+        }
+    }
+    ASSERT(!"no text of the wanted length");
+}
+
+/* A prompt of len bytes of random words: about one id per byte, far more than the context. */
+static char *big_text(uint64_t seed, size_t len) {
+    char *t = malloc(len + 1);
+    ASSERT(t != NULL);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        t[i] = (char)(x % 5 == 0 ? ' ' : 'a' + (int)((x >> 8) % 26));
+    }
+    t[len] = 0;
+    return t;
+}
+
+/* The bytes of the vocabulary's longest piece; *len gets their count. */
+static const char *longest_piece(const eng_bundle_t *b, size_t *len) {
+    const char *best = "";
+    *len = 0;
+    for (int i = 0; i < eng_tok_vocab_size(b->tok); i++) {
+        size_t n;
+        const char *p = eng_tok_decode(b->tok, ENG_TOK_EOS, i, &n);
+        if (n > *len) *len = n, best = p;
+    }
+    return best;
+}
+
+/* The longest prompt that could still fit the context, as far as its length tells: the
+ * tokenizer must encode it to know (each id but BOS stands for at most the longest piece's bytes,
+ * and the dummy-prefix space takes one). Random words that long cost the most to refuse. */
+static size_t dense_len(const eng_bundle_t *b) {
+    size_t most;
+    longest_piece(b, &most);
+    ASSERT_GE(most, 6);   /* else a <0xXX> piece's own six bytes would set the bound */
+    return (size_t)(eng_model_cfg(b->model)->seq_len - 1) * most - 1;
+}
+
+static void t_parity(const eng_bundle_t *b) {
+    enum { NREQ = 12, NTOK = 40 };
+    bat_sched_t *s = sched_new(b, 4, NREQ - 4, 3, 0);   /* room for NREQ exactly */
     char prompt[NREQ][256];
     for (int i = 0; i < NREQ; i++) {
         int n = snprintf(prompt[i], sizeof prompt[i], "request %d:", i);
         for (int w = 0; w < 3 + 4 * i; w++) n += snprintf(prompt[i] + n, sizeof prompt[i] - n, " w%d", w * i);
-        bat_req_t *r = bat_req_new((uint64_t)i + 1, prompt[i], strlen(prompt[i]));
-        r->max_tokens = MAXTOK;
-        ASSERT_EQ(bat_submit(s, r), 0);
+        ASSERT_GT(ntok(b, prompt[i]), 3);   /* longer than one chunk: prefill really is split */
+        submit(s, (uint64_t)i + 1, prompt[i], NTOK);
     }
-    bat_req_t *extra = bat_req_new(99, "x", 1);   /* lanes + queue are full */
+    bat_req_t *extra = req(99, "x", 1);   /* lanes + queue are full */
     ASSERT_EQ(bat_submit(s, extra), LANES_EBUSY);
     bat_req_free(extra);
-
-    int32_t got[NREQ][MAXTOK];
-    int ngot[NREQ] = {0}, ended[NREQ] = {0}, left = NREQ;
+    ASSERT_EQ(bat_sched_start(s), 0);
+    WAIT_UNTIL(s, nended == NREQ);
     long tokens = 0;
-    while (left > 0) {
-        uv_sem_wait(&woke);
-        for (bat_batch_t *bb = bat_take_batches(s), *next; bb; bb = next) {
-            next = (bat_batch_t *)bb->node.next;
-            for (int k = 0; k < bb->n; k++) {
-                const bat_evt_t *e = &bb->ev[k];
-                int i = (int)e->req_id - 1;
-                ASSERT(i >= 0 && i < NREQ && !ended[i]);
-                if (e->kind == BAT_EV_TOKEN) {
-                    for (int t = 0; t < e->n_tok; t++) got[i][ngot[i]++] = bb->toks[e->tok_off + t];
-                    tokens += e->n_tok;
-                } else {
-                    ASSERT_EQ(e->kind, BAT_EV_DONE);
-                    ASSERT_EQ(e->completion_tokens, ngot[i]);
-                    ended[i] = 1;
-                    left--;
-                }
-            }
-            bat_batch_release(s, bb);
-        }
+    for (int i = 0; i < NREQ; i++) {
+        ASSERT_EQ(rec[i + 1].kind, BAT_EV_DONE);
+        tokens += rec[i + 1].ntok;
     }
     bat_stats_t st;
     bat_stats_get(s, &st);
@@ -72,24 +198,242 @@ int main(void) {
     ASSERT_EQ(st.lanes_active, 0);
     ASSERT_EQ(st.requests_active, 0);
     ASSERT_EQ(st.requests_rejected, 1);
-
-    eng_ctx_t *ctx;
-    eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES, 0};
-    ASSERT_EQ(eng_ctx_create(b.model, &cc, &ctx), 0);
-    for (int i = 0; i < NREQ; i++) {
-        int32_t pt[256], out[MAXTOK];
-        int np = eng_tok_encode(b.tok, prompt[i], strlen(prompt[i]), 1, 0, pt, 256);
-        ASSERT_GT(np, 3);   /* longer than one chunk: prefill really is split */
-        eng_gen_req_t r = {pt, np, MAXTOK, {0, 0, 1, 0}, out, NULL, 0, 0};
-        eng_gen_opts_t go = {1, 0, 0};
-        ASSERT_EQ(eng_gen_run(ctx, &r, 1, &go), 0);
-        ASSERT_EQ(ngot[i], r.n_out);
-        for (int t = 0; t < r.n_out; t++) ASSERT_EQ(got[i][t], out[t]);
-    }
-    eng_ctx_destroy(ctx);
-    lanes_rcu_unregister();
+    for (int i = 0; i < NREQ; i++) check_alone(b, prompt[i], NTOK, &rec[i + 1]);
     bat_sched_destroy(s);
-    eng_bundle_close(&b);
+}
+
+static void t_budget(const eng_bundle_t *b) {
+    enum { LANES = 4, CHUNK = 3, P = 40 };
+    bat_sched_t *s = sched_new(b, LANES, 4, CHUNK, 1);
+    char p40[1024];
+    text_of(b, P, p40, sizeof p40);
+    bat_stats_t st;
+    /* Alone: every step but the last takes exactly CHUNK prompt columns. */
+    submit(s, 1, p40, 1);
+    WAIT_UNTIL(s, rec[1].ended);
+    bat_stats_get(s, &st);
+    ASSERT_EQ(st.steps, (P + CHUNK - 1) / CHUNK);
+    ASSERT_EQ(st.step_cols_max, CHUNK);
+    /* Beside a decoding lane: the prompt still gets CHUNK columns a step, not the free lanes'. */
+    submit(s, 2, "a", 200);
+    WAIT_UNTIL(s, rec[2].ntok > 0);
+    submit(s, 3, p40, 5);
+    WAIT_UNTIL(s, rec[2].ended && rec[3].ended);
+    ASSERT_LT(rec[3].order, rec[2].order);   /* request 3 was prefilled while 2 decoded */
+    bat_stats_get(s, &st);
+    ASSERT_EQ(st.step_cols_max, 1 + CHUNK);
+    check_alone(b, p40, 1, &rec[1]);
+    check_alone(b, "a", 200, &rec[2]);
+    check_alone(b, p40, 5, &rec[3]);
+    bat_sched_destroy(s);
+}
+
+static void t_cancel(const eng_bundle_t *b) {
+    enum { NBIG = 64, T = 50, Q = 60 };
+    bat_sched_t *s = sched_new(b, 2, NBIG + 8, 8, 1);
+    /* In a lane: 1 and 2 fill both lanes. */
+    submit(s, 1, "one", 240);
+    submit(s, 2, "two", 240);
+    WAIT_UNTIL(s, rec[1].ntok > 0 && rec[2].ntok > 0);
+    /* Waiting for a lane: Q is in the FIFO once its ids are counted. */
+    bat_stats_t st;
+    bat_stats_get(s, &st);
+    uint64_t before = st.prompt_tokens;
+    submit(s, Q, "queued", 5);
+    for (uint64_t want = before + (uint64_t)ntok(b, "queued"); st.prompt_tokens < want;) {
+        uv_sem_wait(&woke);   /* lanes 1 and 2 make a batch, and a fresh snapshot, every step */
+        take_events(s);
+        bat_stats_get(s, &st);
+    }
+    ASSERT(!rec[1].ended && !rec[2].ended && !rec[Q].ended);
+    cancel(s, Q);
+    WAIT_UNTIL(s, rec[Q].ended);
+    ASSERT_EQ(rec[Q].kind, BAT_EV_DONE);
+    ASSERT_EQ(rec[Q].code, BAT_END_CANCELLED);
+    ASSERT_EQ(rec[Q].ntok, 0);
+    /* Waiting for the tokenizer, behind NBIG prompts it must encode: its cancel does not wait for
+     * them. */
+    bat_req_t *big[NBIG];
+    char *bigtext[NBIG];
+    for (int i = 0, dl = (int)dense_len(b); i < NBIG; i++) {
+        bigtext[i] = big_text((uint64_t)i + 7, (size_t)dl);
+        big[i] = req(100 + (uint64_t)i, bigtext[i], 5);
+    }
+    bat_req_t *t = req(T, "tokenizing", 5), *tc = bat_cancel_new(T);
+    for (int i = 0; i < NBIG; i++) ASSERT_EQ(bat_submit(s, big[i]), 0);
+    ASSERT_EQ(bat_submit(s, t), 0);
+    ASSERT_EQ(bat_cancel(s, tc), 0);
+    /* Those the worker holds count as waiting for a lane, in a snapshot published after the
+     * submits (a later step's); the events taken after it end no fewer of them. */
+    bat_stats_get(s, &st);
+    for (uint64_t steps = st.steps; st.steps <= steps;) {
+        uv_sem_wait(&woke);
+        bat_stats_get(s, &st);
+    }
+    take_events(s);
+    int unended = 0;
+    for (int i = 0; i < NBIG; i++) unended += !rec[100 + i].ended;
+    ASSERT_GE(st.queue_depth, unended);
+    ASSERT_GT(unended, 0);
+    WAIT_UNTIL(s, rec[T].ended && rec[100 + NBIG - 1].ended);
+    ASSERT_EQ(rec[T].kind, BAT_EV_DONE);
+    ASSERT_EQ(rec[T].code, BAT_END_CANCELLED);
+    ASSERT_EQ(rec[T].ntok, 0);
+    for (int i = 0; i < NBIG; i++) {
+        ASSERT_EQ(rec[100 + i].kind, BAT_EV_ERROR);
+        ASSERT_EQ(rec[100 + i].code, LANES_ETOOLONG);
+        free(bigtext[i]);
+    }
+    ASSERT_LT(rec[T].order, rec[100 + NBIG - 1].order);
+    /* In a lane, mid-stream. */
+    ASSERT(!rec[1].ended);
+    cancel(s, 1);
+    WAIT_UNTIL(s, rec[1].ended && rec[2].ended);
+    ASSERT_EQ(rec[1].kind, BAT_EV_DONE);
+    ASSERT_EQ(rec[1].code, BAT_END_CANCELLED);
+    ASSERT_LT(rec[1].ntok, 240);
+    ASSERT_EQ(rec[2].code, BAT_END_LENGTH);
+    check_alone(b, "two", 240, &rec[2]);
+    /* A cancel of a request that has ended, or never was, is nothing. */
+    cancel(s, 2);
+    cancel(s, 999);
+    submit(s, 3, "after", 3);
+    WAIT_UNTIL(s, rec[3].ended);
+    ASSERT_EQ(rec[3].code, BAT_END_LENGTH);
+    ASSERT_EQ(nended, 3 + NBIG + 2);
+    bat_stats_get(s, &st);
+    ASSERT_EQ(st.requests_active, 0);
+    bat_sched_destroy(s);
+}
+
+static void t_toolong(const eng_bundle_t *b) {
+    int seq_len = eng_model_cfg(b->model)->seq_len;
+    bat_sched_t *s = sched_new(b, 2, 4, 64, 1);
+    char fits[8192], over[8192];
+    text_of(b, seq_len, fits, sizeof fits);
+    text_of(b, seq_len + 1, over, sizeof over);
+    char *big = big_text(3, 62 * 1024), *dense = big_text(4, dense_len(b));
+    /* Longest pieces back to back, as long as a prompt that may still fit can be: the verdict must
+     * be the encoder's, not a guess from the length. */
+    size_t dl = dense_len(b), most, n = 0;
+    const char *longest = longest_piece(b, &most);
+    char *packed = malloc(dl + 1);
+    for (; n + most <= dl; n += most) memcpy(packed + n, longest, most);
+    packed[n] = 0;
+    ASSERT_LE(ntok(b, packed), seq_len);   /* it does fit: the densest prompt that runs */
+    submit(s, 1, fits, 4);
+    submit(s, 2, over, 4);
+    submit(s, 3, big, 4);
+    submit(s, 4, dense, 4);
+    submit(s, 5, packed, 4);
+    WAIT_UNTIL(s, nended == 5);
+    ASSERT_EQ(rec[1].kind, BAT_EV_DONE);
+    ASSERT_EQ(rec[1].code, BAT_END_CONTEXT);   /* the token at seq_len - 1 ends the context */
+    ASSERT_EQ(rec[1].ntok, 1);
+    for (int i = 2; i <= 4; i++) {
+        ASSERT_EQ(rec[i].kind, BAT_EV_ERROR);
+        ASSERT_EQ(rec[i].code, LANES_ETOOLONG);
+    }
+    ASSERT_EQ(rec[5].kind, BAT_EV_DONE);
+    free(big);
+    free(dense);
+    free(packed);
+    bat_sched_destroy(s);
+}
+
+typedef struct {
+    bat_sched_t *s;
+    atomic_int go;
+    int accepted[MAXREQ];
+    int n;
+} racer_t;
+
+/* Submits until the scheduler says ECLOSED, as an I/O thread would while the server stops. */
+static void racer_main(void *arg) {
+    racer_t *r = arg;
+    while (!atomic_load(&r->go)) uv_sleep(0);
+    for (uint64_t id = 500; id < MAXREQ; id++) {
+        bat_req_t *q = req(id, "race", 50);
+        int rc = bat_submit(r->s, q);
+        if (rc == LANES_ECLOSED) {
+            bat_req_free(q);
+            return;
+        }
+        if (rc == LANES_EBUSY) {
+            bat_req_free(q);
+            uv_sleep(1);
+            continue;
+        }
+        ASSERT_EQ(rc, 0);
+        r->accepted[r->n++] = (int)id;
+        uv_sleep(1);
+    }
+    ASSERT(!"the stop never came");
+}
+
+static void t_stop(const eng_bundle_t *b) {
+    enum { NBIG = 64, NQ = 4 };
+    bat_sched_t *s = sched_new(b, 2, NBIG + 100, 8, 1);
+    submit(s, 1, "one", 240);
+    submit(s, 2, "two", 240);
+    for (int i = 0; i < NQ; i++) submit(s, 10 + (uint64_t)i, "queued", 20);
+    WAIT_UNTIL(s, rec[1].ntok > 0 && rec[2].ntok > 0);
+    bat_req_t *big[NBIG];   /* made first, so that they go in back to back */
+    for (int i = 0, dl = (int)dense_len(b); i < NBIG; i++) {
+        char *t = big_text((uint64_t)i + 11, (size_t)dl);
+        big[i] = req(20 + (uint64_t)i, t, 5);
+        free(t);
+    }
+    static racer_t r;
+    r.s = s;
+    uv_thread_t th;
+    ASSERT_EQ(uv_thread_create(&th, racer_main, &r), 0);
+    atomic_store(&r.go, 1);
+    for (int i = 0; i < NBIG; i++) ASSERT_EQ(bat_submit(s, big[i]), 0);
+    uv_sleep(1);
+    bat_sched_stop(s);
+    uv_thread_join(&th);
+    take_events(s);
+    int closed = 0;
+    for (int i = 1; i <= 2; i++) ASSERT(rec[i].ended && rec[i].code == LANES_ECLOSED);
+    for (int i = 0; i < NQ; i++) ASSERT(rec[10 + i].ended && rec[10 + i].code == LANES_ECLOSED);
+    for (int i = 0; i < NBIG; i++) {
+        ASSERT(rec[20 + i].ended && rec[20 + i].kind == BAT_EV_ERROR);
+        ASSERT(rec[20 + i].code == LANES_ETOOLONG || rec[20 + i].code == LANES_ECLOSED);
+        closed += rec[20 + i].code == LANES_ECLOSED;
+    }
+    ASSERT_GT(closed, 0);   /* some were still waiting for the tokenizer */
+    for (int i = 0; i < r.n; i++) ASSERT(rec[r.accepted[i]].ended);
+    ASSERT_EQ(nended, 2 + NQ + NBIG + r.n);
+    bat_req_t *late = req(900, "late", 1);
+    ASSERT_EQ(bat_submit(s, late), LANES_ECLOSED);
+    bat_req_free(late);
+    ASSERT_EQ(bat_cancel(s, bat_cancel_new(1)), LANES_ECLOSED);
+    bat_sched_destroy(s);
+}
+
+int main(int argc, char **argv) {
+    const char *only = argc > 1 ? argv[1] : NULL;
+    uv_sem_init(&woke, 0);
+    lanes_rcu_register();
+    lanes_log_level = LANES_LOG_WARN;   /* no line per engine context */
+    eng_bundle_t tiny, m15;
+    ASSERT_EQ(eng_bundle_open(&tiny, NULL, NULL, "tiny", 1), 0);
+    /* Streams that must outlast a few hops between threads decode on the slower 15m model. */
+    ASSERT_EQ(eng_bundle_open(&m15, NULL, NULL, "15m", 1), 0);
+    static const struct { const char *name; void (*fn)(const eng_bundle_t *); int big; } tests[] = {
+        {"parity", t_parity, 0}, {"budget", t_budget, 1}, {"cancel", t_cancel, 1},
+        {"toolong", t_toolong, 0}, {"stop", t_stop, 1},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+        if (only && strcmp(only, tests[i].name) != 0) continue;
+        double t0 = (double)lanes_now_ns();
+        tests[i].fn(tests[i].big ? &m15 : &tiny);
+        fprintf(stderr, "%s: ok (%.0f ms)\n", tests[i].name, ((double)lanes_now_ns() - t0) / 1e6);
+    }
+    eng_bundle_close(&tiny);
+    eng_bundle_close(&m15);
+    lanes_rcu_unregister();
     uv_sem_destroy(&woke);
     return 0;
 }
