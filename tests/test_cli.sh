@@ -43,7 +43,9 @@ grep -q "longer than the context" "$tmp/err" || fail "unclear over-long error: $
 # (Sanitizer builds cannot run under qemu-user.)
 if [ -n "${LANES_SANITIZED:-}" ]; then
   echo "cli: sanitizer build: older-CPU check not run"
-elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+elif [ "$(uname -m)" != x86_64 ]; then
+  echo "cli: not an x86-64 machine: older-CPU check not run"
+elif command -v qemu-x86_64 >/dev/null; then
   native=$("$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
   scalar=$(qemu-x86_64 -cpu core2duo "$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
   [ "$scalar" = "$native" ] || fail "scalar path on a pre-SSE4.1 CPU differs: $scalar"
@@ -51,6 +53,6 @@ elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
     | grep -q '"reason":"length"' || fail "SSE path on a pre-AVX CPU failed"
   echo "cli: older CPUs ok (qemu)"
 else
-  echo "cli: qemu-x86_64 not installed: older-CPU check not run"
+  fail "qemu-x86_64 not installed (bash scripts/deps.sh --test installs qemu-user): older-CPU check not run"
 fi
 echo "cli: ok"
