@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_file.h"
 #include "base/lanes_log.h"
 
 /* Limits that keep a hostile file from making us allocate or loop without bound. Real files:
@@ -15,6 +15,7 @@
 #define TOK_MAX_VOCAB (1 << 22)
 #define TOK_MIN_VOCAB 259            /* <unk>, <s>, </s> and the 256 byte-fallback ids */
 #define TOK_MAX_TEXT (1u << 28)      /* encode input; keeps symbol counts inside int32 */
+#define TOK_MAX_FILE ((size_t)1 << 30)
 #define TOK_NO_MERGE (-1e10f)        /* run.c starts its best score here: lower never merges */
 
 struct eng_tok {
@@ -127,42 +128,6 @@ static void wr32(unsigned char *p, uint32_t v) {
     p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
 }
 
-static int read_file(const char *path, unsigned char **out, size_t *size) {
-    int rc = LANES_EIO;
-    unsigned char *buf = NULL;
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: cannot open: %s", path, strerror(errno));
-        return LANES_EIO;
-    }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: not a regular file", path);
-        goto fail;
-    }
-    if (st.st_size > (off_t)1 << 30) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: %lld bytes is too large for a tokenizer", path,
-                  (long long)st.st_size);
-        rc = LANES_ETOK;
-        goto fail;
-    }
-    *size = (size_t)st.st_size;
-    rc = LANES_ENOMEM;
-    if ((buf = malloc(*size ? *size : 1)) == NULL) goto fail;
-    if (fread(buf, 1, *size, f) != *size) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: read failed", path);
-        rc = LANES_EIO;
-        goto fail;
-    }
-    fclose(f);
-    *out = buf;
-    return LANES_OK;
-fail:
-    free(buf);
-    fclose(f);
-    return rc;
-}
-
 /* Checks the whole layout before anything is copied: returns the total piece bytes or an error. */
 static int check_layout(const char *path, const unsigned char *d, size_t size, int vocab_size,
                         size_t *nbytes) {
@@ -208,11 +173,12 @@ static int check_layout(const char *path, const unsigned char *d, size_t size, i
 }
 
 int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
-    unsigned char *d = NULL;
+    char *text = NULL;
     eng_tok_t *t = NULL;
     size_t size = 0, nbytes = 0;
-    int rc = read_file(path, &d, &size);
-    if (rc < 0) return rc;
+    int rc = lanes_read_file("tokenizer", path, TOK_MAX_FILE, &text, &size);
+    if (rc < 0) return rc == LANES_ETOOLONG ? LANES_ETOK : rc;
+    const unsigned char *d = (const unsigned char *)text;
     if ((rc = check_layout(path, d, size, vocab_size, &nbytes)) < 0) goto fail;
     rc = LANES_ENOMEM;
     if ((t = tok_alloc(vocab_size, nbytes)) == NULL) goto fail;
@@ -234,11 +200,11 @@ int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
         rc = LANES_ETOK;
         goto fail;
     }
-    free(d);
+    free(text);
     *out = t;
     return LANES_OK;
 fail:
-    free(d);
+    free(text);
     eng_tok_destroy(t);
     return rc;
 }

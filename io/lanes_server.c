@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_file.h"
 #include "base/lanes_log.h"
 #include "bat_sched.h"
 #include "server.h"
@@ -32,22 +33,9 @@ static void usage(FILE *f) {
 
 /* Config file keys are the long option names with '_' for '-': {"lanes": 64, "port": 0}. */
 static int load_config(opts_t *o, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        LANES_LOG(LANES_LOG_ERROR, "config %s: cannot open", path);
-        return LANES_EIO;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    if (text == NULL || fread(text, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(text);
-        return LANES_EIO;
-    }
-    fclose(f);
-    text[n] = 0;
+    char *text = NULL;
+    int rc = lanes_read_file("config", path, (size_t)1 << 20, &text, NULL);
+    if (rc < 0) return rc;
     cJSON *j = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(j)) {

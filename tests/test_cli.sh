@@ -28,6 +28,20 @@ grep -q "trunc.bin" "$tmp/err" || fail "error does not name the file: $(cat "$tm
 head -c 100 /dev/urandom > "$tmp/badtok.bin"
 if "$bin/lanes-run" -m "$tmp/m.bin" -z "$tmp/badtok.bin" -p hi 2> "$tmp/err"; then fail "bad tokenizer accepted"; fi
 grep -q "badtok.bin" "$tmp/err" || fail "tokenizer error does not name the file"
+# A FIFO or a directory as tokenizer or config: refused at once (not hung on in open), the path named.
+mkfifo "$tmp/fifo"
+for f in "$tmp/fifo" "$tmp"; do
+  set +e
+  timeout 20 "$bin/lanes-run" -m "$tmp/m.bin" -z "$f" -p hi 2> "$tmp/err"; rc=$?
+  set -e
+  [ $rc -eq 1 ] || fail "lanes-run -z $f: exit $rc, want 1: $(cat "$tmp/err")"
+  grep -q "$f: not a regular file" "$tmp/err" || fail "unclear -z $f error: $(cat "$tmp/err")"
+  set +e
+  timeout 20 "$bin/lanes-server" --preset tiny --port 0 --config "$f" 2> "$tmp/err"; rc=$?
+  set -e
+  [ $rc -eq 2 ] || fail "lanes-server --config $f: exit $rc, want 2: $(cat "$tmp/err")"
+  grep -q "config $f: not a regular file" "$tmp/err" || fail "unclear --config $f error: $(cat "$tmp/err")"
+done
 # Bad flags: usage and exit 2.
 set +e
 "$bin/lanes-run" --preset tiny -p hi --gemm nope 2>/dev/null; [ $? -eq 2 ] || fail "bad --gemm not rejected"

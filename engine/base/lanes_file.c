@@ -1,0 +1,67 @@
+#include "lanes_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lanes_err.h"
+#include "lanes_log.h"
+
+int lanes_read_file(const char *what, const char *path, size_t max, char **out, size_t *size) {
+    int rc = LANES_EIO;
+    char *buf = NULL;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: cannot open: %s", what, path, strerror(errno));
+        return LANES_EIO;
+    }
+    if (fstat(fd, &st) != 0) {
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: cannot stat: %s", what, path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: not a regular file", what, path);
+        goto fail;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: %lld bytes, more than the %zu allowed", what, path,
+                  (long long)st.st_size, max);
+        rc = LANES_ETOOLONG;
+        goto fail;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    if ((buf = malloc(n + 1)) == NULL) {
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: no memory for %zu bytes", what, path, n);
+        rc = LANES_ENOMEM;
+        goto fail;
+    }
+    /* One byte more than fstat said, to notice a file that grew since. */
+    while (got <= n) {
+        ssize_t r = read(fd, buf + got, n + 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            LANES_LOG(LANES_LOG_ERROR, "%s %s: read failed: %s", what, path, strerror(errno));
+            goto fail;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    if (got != n) {
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: changed size while read (%zu bytes, then %s)", what, path,
+                  n, got < n ? "fewer" : "more");
+        goto fail;
+    }
+    close(fd);
+    buf[n] = '\0';
+    *out = buf;
+    if (size) *size = n;
+    return LANES_OK;
+fail:
+    free(buf);
+    close(fd);
+    return rc;
+}
