@@ -11,13 +11,6 @@
 
 static char dir[] = "/tmp/lanes-file-XXXXXX";
 
-static void write_bytes(const char *path, const char *s, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ASSERT(f != NULL);
-    ASSERT_EQ(fwrite(s, 1, n, f), n);
-    ASSERT_EQ(fclose(f), 0);
-}
-
 static int read_rc(const char *path, size_t max) {
     char *buf = (char *)"untouched";
     size_t size = 12345;
@@ -40,7 +33,7 @@ int main(void) {
     snprintf(missing, sizeof missing, "%s/missing", dir);
 
     static const char data[] = "ab\0cd\n";   /* an embedded NUL: the length, not strlen, counts */
-    write_bytes(path, data, sizeof data - 1);
+    test_write_file(path, data, sizeof data - 1);
     char *buf = NULL;
     size_t size = 0;
     ASSERT_EQ(lanes_read_file("test", path, 100, &buf, &size), LANES_OK);
@@ -50,7 +43,7 @@ int main(void) {
     ASSERT_EQ(read_rc(path, sizeof data - 1), LANES_OK);              /* exactly max */
     ASSERT_EQ(read_rc(path, sizeof data - 2), LANES_ETOOLONG);        /* one byte over */
 
-    write_bytes(path, "", 0);
+    test_write_file(path, "", 0);
     ASSERT_EQ(lanes_read_file("test", path, 0, &buf, NULL), LANES_OK);   /* size may be NULL */
     ASSERT(buf[0] == '\0');
     free(buf);

@@ -59,6 +59,14 @@ static inline char *test_read_file(const char *path, size_t *size) {
     return buf;
 }
 
+/* Writes n bytes to path (created or truncated). */
+static inline void test_write_file(const char *path, const void *d, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ASSERT(f != NULL);
+    ASSERT(fwrite(d, 1, n, f) == n);
+    ASSERT(fclose(f) == 0);
+}
+
 /* The shared/ folder with real models and references, or NULL (the caller then skips). */
 static inline const char *test_shared_dir(void) {
     const char *d = getenv("LANES_SHARED");
