@@ -392,7 +392,8 @@ static void test_swiglu(void) {
         for (int i = 0; i < n; i++) {
             if (it % 4 == 0) { /* specials in a, b or both */
                 a0[i] = from_bits(special_bits[rng_int(0, NSPECIAL - 1)]);
-                b[i] = rng_int(0, 2) ? rng_val() : from_bits(special_bits[rng_int(0, NSPECIAL - 1)]);
+                b[i] = rng_int(0, 2) ? rng_val()
+                                     : from_bits(special_bits[rng_int(0, NSPECIAL - 1)]);
             } else if (it % 4 == 1) { /* a dense walk over [-100, 100], where silu bends */
                 a0[i] = -100.0f + 200.0f * (float)(it * 200 + i) / (400.0f * 200.0f);
                 b[i] = rng_val();

@@ -51,8 +51,8 @@ int lanes_read_file(const char *what, const char *path, size_t max, char **out, 
         got += (size_t)r;
     }
     if (got != n) {
-        LANES_LOG(LANES_LOG_ERROR, "%s %s: changed size while read (%zu bytes, then %s)", what, path,
-                  n, got < n ? "fewer" : "more");
+        LANES_LOG(LANES_LOG_ERROR, "%s %s: changed size while read (%zu bytes, then %s)", what,
+                  path, n, got < n ? "fewer" : "more");
         goto fail;
     }
     close(fd);
