@@ -45,9 +45,20 @@ done
 # Bad flags: usage and exit 2.
 set +e
 "$bin/lanes-run" --preset tiny -p hi --gemm nope 2>/dev/null; [ $? -eq 2 ] || fail "bad --gemm not rejected"
-"$bin/lanes-run" --preset tiny 2>/dev/null; [ $? -eq 2 ] || fail "missing prompt not rejected"
+"$bin/lanes-run" --preset tiny 2> "$tmp/err"; [ $? -eq 2 ] || fail "missing prompt not rejected"
 "$bin/lanes-bench" --lanes 0 2>/dev/null; [ $? -eq 2 ] || fail "bad --lanes not rejected"
 set -e
+grep -q "^lanes-run: no prompt: give -p TEXT or --prompts FILE$" "$tmp/err" \
+  || fail "missing prompt not named: $(cat "$tmp/err")"
+# The speed on stderr, as run.c prints it.
+"$bin/lanes-run" --preset tiny -p hi -n 16 2> "$tmp/err" > /dev/null
+grep -Eq '^achieved tok/s: [0-9]*[1-9][0-9]*\.[0-9]+$' "$tmp/err" || fail "no tok/s: $(cat "$tmp/err")"
+# --temperature (loadgen's and the documented spelling) and --temp are the same flag, and it samples.
+t1=$("$bin/lanes-run" --preset tiny -p hi -n 24 --temperature 1.5 --seed 5 --json)
+t2=$("$bin/lanes-run" --preset tiny -p hi -n 24 --temp 1.5 --seed 5 --json)
+greedy=$("$bin/lanes-run" --preset tiny -p hi -n 24 --json)
+[ "$t1" = "$t2" ] || fail "--temperature and --temp differ"
+[ "$t1" != "$greedy" ] || fail "--temperature 1.5 gave the greedy tokens"
 # An over-long prompt is refused, not truncated.
 long=$(printf 'word %.0s' $(seq 1 400))
 if "$bin/lanes-run" --preset tiny -p "$long" 2> "$tmp/err"; then fail "over-long prompt accepted"; fi
