@@ -5,6 +5,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #include <math.h>
+#include "vexp.h"
 
 typedef __m256 v8_t;
 static inline v8_t v8_zero(void) { return _mm256_setzero_ps(); }
@@ -109,25 +110,33 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
 
 #include "kern_tmpl.h"
 
+/* y where x is not NaN, else vexp.h's one NaN. */
+static inline __m256 nan_if_nan(__m256 y, __m256 x) {
+    return _mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32((int)ENG_NAN_BITS)), y,
+                            _mm256_cmp_ps(x, x, _CMP_ORD_Q));
+}
+
 /* vexp.h's exp, 8 wide, one IEEE operation for each of the scalar code's: no fused multiply-adds
- * (the scalar code is compiled with -ffp-contract=off), clamps that let NaN through as its
- * ternaries do, and the same truncating conversion. */
+ * (the scalar code is compiled with -ffp-contract=off), clamps that send NaN where its ternaries
+ * do (max_ps returns its second operand when either is NaN, min_ps(a, b) is a < b ? a : b), the
+ * same conversion and the same NaN at the end. */
 static inline __m256 vexp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
+    __m256 c = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));   /* NaN: -87 */
+    c = _mm256_min_ps(c, _mm256_set1_ps(88.0f));
     __m256 magic = _mm256_set1_ps(12582912.0f);
     __m256 n = _mm256_sub_ps(
-        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), magic), magic);
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+        _mm256_add_ps(_mm256_mul_ps(c, _mm256_set1_ps(1.44269504088896341f)), magic), magic);
+    __m256 r = _mm256_sub_ps(c, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
     r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-    static const float c[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+    static const float k[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
                               1.6666665459e-1f, 5.0000001201e-1f};
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    for (int i = 0; i < 5; i++) p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c[i]));
+    for (int i = 0; i < 5; i++) p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(k[i]));
     __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r),
                              _mm256_set1_ps(1.0f));
     __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127));
     e = _mm256_slli_epi32(e, 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    return nan_if_nan(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), x);
 }
 
 static void swiglu(float *a, const float *b, int n) {
@@ -135,8 +144,10 @@ static void swiglu(float *a, const float *b, int n) {
     for (; i + 8 <= n; i += 8) {
         __m256 x = _mm256_loadu_ps(a + i);
         __m256 e = vexp8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)));   /* -x exactly */
-        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-        _mm256_storeu_ps(a + i, _mm256_mul_ps(s, _mm256_loadu_ps(b + i)));
+        __m256 num = _mm256_max_ps(x, _mm256_set1_ps(-88.0f));        /* x > -88 ? x : -88 */
+        __m256 s = _mm256_div_ps(num, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        __m256 y = _mm256_mul_ps(s, _mm256_loadu_ps(b + i));
+        _mm256_storeu_ps(a + i, nan_if_nan(y, y));
     }
     eng__swiglu_ref(a + i, b + i, n - i);
 }

@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_file.h"
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
-#include "base/lanes_sys.h"
 
 /* Dimension caps: far above any llama2.c model, low enough that every size product below fits
  * in 64 bits without overflow checks at each multiply. */
@@ -102,7 +102,7 @@ int eng_model_load(const char *path, eng_model_t **out) {
     eng_model_t *m = calloc(1, sizeof *m);
     if (m == NULL) return LANES_ENOMEM;
     size_t len;
-    if ((rc = lanes_sys_open_file(path, "model", &fd, &len)) < 0) {
+    if ((rc = lanes_open_file("model", path, &fd, &len)) < 0) {
         if (rc != LANES_EIO) rc = LANES_EMODEL;   /* not a checkpoint, as a bad header is */
         goto fail;
     }

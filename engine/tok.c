@@ -4,12 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_file.h"
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
-#include "base/lanes_sys.h"
 
 /* Limits that keep a hostile file from making us allocate or loop without bound. Real files:
  * max_token_length 7..27 (Llama-3 style vocabularies reach a few hundred), vocab 512..128k. */
@@ -17,6 +16,7 @@
 #define TOK_MAX_VOCAB (1 << 22)
 #define TOK_MIN_VOCAB 259            /* <unk>, <s>, </s> and the 256 byte-fallback ids */
 #define TOK_MAX_TEXT (1u << 28)      /* encode input; keeps symbol counts inside int32 */
+#define TOK_MAX_FILE ((size_t)1 << 30)
 #define TOK_NO_MERGE (-1e10f)        /* run.c starts its best score here: lower never merges */
 
 struct eng_tok {
@@ -129,38 +129,6 @@ static void wr32(unsigned char *p, uint32_t v) {
     p[2] = (unsigned char)(v >> 16), p[3] = (unsigned char)(v >> 24);
 }
 
-static int read_file(const char *path, unsigned char **out, size_t *size) {
-    int rc = LANES_EIO;
-    unsigned char *buf = NULL;
-    int fd;
-    if (lanes_sys_open_file(path, "tok:", &fd, size) < 0) return LANES_EIO;
-    if (*size > (size_t)1 << 30) {
-        LANES_LOG(LANES_LOG_ERROR, "tok: %s: %zu bytes is too large for a tokenizer", path, *size);
-        rc = LANES_ETOK;
-        goto fail;
-    }
-    rc = LANES_ENOMEM;
-    if ((buf = malloc(*size ? *size : 1)) == NULL) goto fail;
-    for (size_t got = 0; got < *size;) {
-        ssize_t n = read(fd, buf + got, *size - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {   /* an error, or the file shrank under us */
-            LANES_LOG(LANES_LOG_ERROR, "tok: %s: read failed: %s", path,
-                      n < 0 ? strerror(errno) : "file truncated while read");
-            rc = LANES_EIO;
-            goto fail;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    *out = buf;
-    return LANES_OK;
-fail:
-    free(buf);
-    close(fd);
-    return rc;
-}
-
 /* Checks the whole layout before anything is copied: returns the total piece bytes or an error. */
 static int check_layout(const char *path, const unsigned char *d, size_t size, int vocab_size,
                         size_t *nbytes) {
@@ -206,11 +174,12 @@ static int check_layout(const char *path, const unsigned char *d, size_t size, i
 }
 
 int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
-    unsigned char *d = NULL;
+    char *text = NULL;
     eng_tok_t *t = NULL;
     size_t size = 0, nbytes = 0;
-    int rc = read_file(path, &d, &size);
-    if (rc < 0) return rc;
+    int rc = lanes_read_file("tokenizer", path, TOK_MAX_FILE, &text, &size);
+    if (rc < 0) return rc == LANES_ETOOLONG ? LANES_ETOK : rc;
+    const unsigned char *d = (const unsigned char *)text;
     if ((rc = check_layout(path, d, size, vocab_size, &nbytes)) < 0) goto fail;
     rc = LANES_ENOMEM;
     if ((t = tok_alloc(vocab_size, nbytes)) == NULL) goto fail;
@@ -232,11 +201,11 @@ int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
         rc = LANES_ETOK;
         goto fail;
     }
-    free(d);
+    free(text);
     *out = t;
     return LANES_OK;
 fail:
-    free(d);
+    free(text);
     eng_tok_destroy(t);
     return rc;
 }

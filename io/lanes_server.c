@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/lanes_err.h"
+#include "base/lanes_file.h"
 #include "base/lanes_log.h"
 #include "bat_sched.h"
 #include "server.h"
@@ -34,21 +35,9 @@ static void usage(FILE *f) {
 
 /* Config file keys are the long option names with '_' for '-': {"lanes": 64, "port": 0}. */
 static int load_config(opts_t *o, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        LANES_LOG(LANES_LOG_ERROR, "config %s: cannot open", path);
-        return LANES_EIO;
-    }
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    char *text = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
-    if (text == NULL || fread(text, 1, (size_t)n, f) != (size_t)n) {
-        LANES_LOG(LANES_LOG_ERROR, "config %s: cannot read", path);
-        fclose(f);
-        free(text);
-        return LANES_EIO;
-    }
-    fclose(f);
-    text[n] = 0;
+    char *text = NULL;
+    int rc = lanes_read_file("config", path, (size_t)1 << 20, &text, NULL);
+    if (rc < 0) return rc;
     cJSON *j = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(j)) {

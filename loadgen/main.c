@@ -10,7 +10,18 @@
 #include "loadgen.h"
 #include "report.h"
 
-static void on_point(const lg_point_t *pt, void *arg) { lg_report_row(stdout, pt); (void)arg; }
+/* The table header goes out with the first row, so a server that cannot be reached gets an error
+ * line and no empty table. */
+typedef struct {
+    const lg_cfg_t *cfg;
+    int rows;
+} table_t;
+
+static void on_point(const lg_point_t *pt, void *arg) {
+    table_t *t = arg;
+    if (t->rows++ == 0) lg_report_header(stdout, t->cfg);
+    lg_report_row(stdout, pt);
+}
 
 int main(int argc, char **argv) {
     lg_cfg_t cfg;
@@ -24,8 +35,8 @@ int main(int argc, char **argv) {
 
     static lg_point_t points[LG_MAX_POINTS];
     int n = 0;
-    lg_report_header(stdout, &cfg);
-    rc = lg_run(&cfg, points, &n, on_point, NULL);
+    table_t table = {&cfg, 0};
+    rc = lg_run(&cfg, points, &n, on_point, &table);
 
     int fail = rc < 0;
     long long mismatches = 0, check_errors = 0, complete = 0;

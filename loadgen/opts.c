@@ -117,7 +117,7 @@ int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
             rc = parse_int(f, v, 1, 1000000, &cfg->max_tokens);
         } else if (strcmp(f, "--prompts") == 0) {
             cfg->prompts_path = v;
-        } else if (strcmp(f, "--temperature") == 0) {
+        } else if (strcmp(f, "--temperature") == 0 || strcmp(f, "--temp") == 0) {   /* lanes-run */
             rc = parse_double(f, v, 0, 100, &cfg->temperature);
             cfg->has_temperature = 1;
         } else if (strcmp(f, "--seed") == 0) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-compiles the kernel test for aarch64 and runs it under qemu, so the NEON table is checked
-# against the scalar reference on an x86 machine. Exits 77 (skipped) without the cross tools.
+# against the scalar reference on an x86 machine. A missing cross compiler, C library or qemu is a
+# failure, not a skip: the NEON table would go untested. `bash scripts/deps.sh --test` installs them.
 # Usage: scripts/test-neon.sh [build-dir]
 set -euo pipefail
 
@@ -9,10 +10,14 @@ cc=${AARCH64_CC:-aarch64-linux-gnu-gcc}
 qemu=${QEMU_AARCH64:-qemu-aarch64}
 for tool in "$cc" "$qemu"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "SKIP: $tool not found"
-        exit 77
+        echo "FAIL: $tool not found (bash scripts/deps.sh --test installs it)"
+        exit 1
     fi
 done
+if ! echo '#include <stdio.h>' | "$cc" -E -x c - >/dev/null 2>&1; then
+    echo "FAIL: $cc has no C library headers (install libc6-dev-arm64-cross: bash scripts/deps.sh --test)"
+    exit 1
+fi
 
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"

@@ -26,18 +26,7 @@ static inline void lg_test_sleep_ms(int ms) {
 }
 
 /* Returns the whole file as a string (caller frees), or NULL. */
-static char *lg_test_slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
+static char *lg_test_slurp(const char *path) { return test_try_read_file(path, NULL); }
 
 /* Waits up to timeout_ms for pid; kills it (SIGKILL) past that. Returns the exit code, 128+signal,
  * or -1 on timeout. */

@@ -28,27 +28,46 @@ grep -q "trunc.bin" "$tmp/err" || fail "error does not name the file: $(cat "$tm
 head -c 100 /dev/urandom > "$tmp/badtok.bin"
 if "$bin/lanes-run" -m "$tmp/m.bin" -z "$tmp/badtok.bin" -p hi 2> "$tmp/err"; then fail "bad tokenizer accepted"; fi
 grep -q "badtok.bin" "$tmp/err" || fail "tokenizer error does not name the file"
+# A FIFO or a directory as model, tokenizer or config: refused at once (not hung on in open), the path named.
+mkfifo "$tmp/fifo"
+for f in "$tmp/fifo" "$tmp"; do
+  set +e
+  timeout 20 "$bin/lanes-run" -m "$tmp/m.bin" -z "$f" -p hi 2> "$tmp/err"; rc=$?
+  set -e
+  [ $rc -eq 1 ] || fail "lanes-run -z $f: exit $rc, want 1: $(cat "$tmp/err")"
+  grep -q "$f: not a regular file" "$tmp/err" || fail "unclear -z $f error: $(cat "$tmp/err")"
+  set +e
+  timeout 20 "$bin/lanes-run" -m "$f" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; rc=$?
+  set -e
+  [ $rc -eq 1 ] || fail "lanes-run -m $f: exit $rc, want 1: $(cat "$tmp/err")"
+  grep -q "$f: not a regular file" "$tmp/err" || fail "unclear -m $f error: $(cat "$tmp/err")"
+  set +e
+  timeout 20 "$bin/lanes-server" --preset tiny --port 0 --config "$f" 2> "$tmp/err"; rc=$?
+  set -e
+  [ $rc -eq 2 ] || fail "lanes-server --config $f: exit $rc, want 2: $(cat "$tmp/err")"
+  grep -q "config $f: not a regular file" "$tmp/err" || fail "unclear --config $f error: $(cat "$tmp/err")"
+done
 # Bad flags: usage and exit 2.
 set +e
 "$bin/lanes-run" --preset tiny -p hi --gemm nope 2>/dev/null; [ $? -eq 2 ] || fail "bad --gemm not rejected"
-"$bin/lanes-run" --preset tiny 2>/dev/null; [ $? -eq 2 ] || fail "missing prompt not rejected"
+"$bin/lanes-run" --preset tiny 2> "$tmp/err"; [ $? -eq 2 ] || fail "missing prompt not rejected"
 "$bin/lanes-bench" --lanes 0 2>/dev/null; [ $? -eq 2 ] || fail "bad --lanes not rejected"
 set -e
+grep -q "^lanes-run: no prompt: give -p TEXT or --prompts FILE$" "$tmp/err" \
+  || fail "missing prompt not named: $(cat "$tmp/err")"
+# The speed on stderr, as run.c prints it.
+"$bin/lanes-run" --preset tiny -p hi -n 16 2> "$tmp/err" > /dev/null
+grep -Eq '^achieved tok/s: [0-9]*[1-9][0-9]*\.[0-9]+$' "$tmp/err" || fail "no tok/s: $(cat "$tmp/err")"
+# --temperature (loadgen's and the documented spelling) and --temp are the same flag, and it samples.
+t1=$("$bin/lanes-run" --preset tiny -p hi -n 24 --temperature 1.5 --seed 5 --json)
+t2=$("$bin/lanes-run" --preset tiny -p hi -n 24 --temp 1.5 --seed 5 --json)
+greedy=$("$bin/lanes-run" --preset tiny -p hi -n 24 --json)
+[ "$t1" = "$t2" ] || fail "--temperature and --temp differ"
+[ "$t1" != "$greedy" ] || fail "--temperature 1.5 gave the greedy tokens"
 # An over-long prompt is refused, not truncated.
 long=$(printf 'word %.0s' $(seq 1 400))
 if "$bin/lanes-run" --preset tiny -p "$long" 2> "$tmp/err"; then fail "over-long prompt accepted"; fi
 grep -q "longer than the context" "$tmp/err" || fail "unclear over-long error: $(cat "$tmp/err")"
-# A FIFO as model or tokenizer: a clear error at once, not a hang in open().
-mkfifo "$tmp/fifo"
-for args in "-m $tmp/fifo -z $tmp/t.bin" "-m $tmp/m.bin -z $tmp/fifo"; do
-  set +e
-  # shellcheck disable=SC2086
-  timeout 20 "$bin/lanes-run" $args -p hi 2> "$tmp/err"
-  rc=$?
-  set -e
-  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "FIFO ($args): exit $rc (124 is a hang)"
-  grep -q "fifo: not a regular file" "$tmp/err" || fail "FIFO ($args): unclear error: $(cat "$tmp/err")"
-done
 # --ctx: the context per lane ends a stream with reason context at that length, and may not exceed
 # the model's seq_len (256 for tiny); the start-up line says the KV bytes.
 out=$("$bin/lanes-run" --preset tiny --ctx 20 -p "Once upon a time" -n 100 --json 2> "$tmp/err")
@@ -105,7 +124,9 @@ done
 # (Sanitizer builds cannot run under qemu-user.)
 if [ -n "${LANES_SANITIZED:-}" ]; then
   echo "cli: sanitizer build: older-CPU check not run"
-elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+elif [ "$(uname -m)" != x86_64 ]; then
+  echo "cli: not an x86-64 machine: older-CPU check not run"
+elif command -v qemu-x86_64 >/dev/null; then
   native=$("$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
   scalar=$(qemu-x86_64 -cpu core2duo "$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
   [ "$scalar" = "$native" ] || fail "scalar path on a pre-SSE4.1 CPU differs: $scalar"
@@ -113,6 +134,6 @@ elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
     | grep -q '"reason":"length"' || fail "SSE path on a pre-AVX CPU failed"
   echo "cli: older CPUs ok (qemu)"
 else
-  echo "cli: qemu-x86_64 not installed: older-CPU check not run"
+  fail "qemu-x86_64 not installed (bash scripts/deps.sh --test installs qemu-user): older-CPU check not run"
 fi
 echo "cli: ok"

@@ -1,10 +1,13 @@
 /* Every kernel table this CPU runs against the scalar reference of the same fusedness, bit for bit:
  * gemm over random shapes, both output layouts, accumulate on and off, unaligned operands; dot
- * against a gemm element; argmax with ties, -inf and NaN. The fused reference is also checked
+ * against a gemm element; argmax with ties, -inf and NaN; SwiGLU equal across tables and within
+ * vexp.h's error bound of a double-precision silu(a) * b, and vexp's accuracy against exp. The
+ * fused reference is also checked
  * against OpenBLAS within fp32 tolerance (build with -DLANES_NO_OPENBLAS to skip, e.g. when
  * cross-compiling). */
 #include "kern.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #endif
 
 #include "test_util.h"
+#include "vexp.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -271,32 +275,147 @@ static void test_attention(void) {
     printf("attention ops: %d cases ok\n", cases);
 }
 
-/* SwiGLU: every table equals the reference bit for bit, over ordinary, huge, tiny and special
- * values (the exp is clamped, NaN passes through). */
+static float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Inputs where exp, silu and their clamps have edges; NaNs of both signs, quiet and signalling,
+ * with payloads (every table must still give the one NaN). */
+static const uint32_t special_bits[] = {
+    0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007fffff, 0x807fffff, /* 0, denormals */
+    0x00800000, 0x3f800000, 0xbf800000, 0x42ae0000, 0xc2ae0000,             /* 1, +-87 */
+    0x42b00000, 0xc2b00000, 0x42b00001, 0xc2b00001, 0x42b10000, 0xc2b10000, /* +-88, +-88.5 */
+    0xc2af0000, 0x42af0000, 0x7149f2ca, 0xf149f2ca, 0x7f7fffff, 0xff7fffff, /* 87.5, 1e30, max */
+    0x7f800000, 0xff800000,                                                 /* inf */
+    0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fc12345, 0xffa00000, /* NaN */
+};
+enum { NSPECIAL = sizeof special_bits / sizeof *special_bits };
+
+/* x's error against exp in ulps of the float result: the double exp is exact enough to judge. */
+static double exp_ulps(float x) {
+    double want = exp((double)x);
+    int e;
+    frexp(want, &e);
+    return fabs((double)eng_vexpf(x) - want) / ldexp(1.0, e - 24);
+}
+
+/* vexp.h's claims: within 1 ulp of exp over [-87, 88] (every 509th float, and every float near
+ * the points where round(x / ln 2) steps, where the reduced argument is largest), the clamp
+ * outside it, and the one NaN. */
+static void test_vexp(void) {
+    double worst = 0;
+    float worst_x = 0;
+    long n = 0;
+    for (int sign = 0; sign < 2; sign++) {
+        uint32_t last = sign ? 0x42ae0000u : 0x42b00000u; /* 87, 88 */
+        for (uint32_t u = 0;; u += 509) {
+            if (u > last) u = last; /* the end point too */
+            float x = from_bits(u | (uint32_t)sign << 31);
+            double err = exp_ulps(x);
+            if (err > worst) worst = err, worst_x = x;
+            n++;
+            if (u == last) break;
+        }
+    }
+    for (int k = -126; k <= 127; k++) {
+        float mid = (float)((k + 0.5) * 0.69314718055994531);
+        uint32_t m = bits(mid);
+        for (uint32_t u = m - 200; u <= m + 200; u++) {
+            float x = from_bits(u);
+            if (!(x >= -87.0f && x <= 88.0f)) continue;
+            double err = exp_ulps(x);
+            if (err > worst) worst = err, worst_x = x;
+            n++;
+        }
+    }
+    printf("vexp: %ld points in [-87, 88], worst %.3f ulp at %a\n", n, worst, worst_x);
+    if (!(worst <= 1.0)) {
+        fprintf(stderr, "vexp: %.3f ulp at %a (%.9g): more than the 1 ulp vexp.h claims\n", worst,
+                worst_x, worst_x);
+        exit(1);
+    }
+    uint32_t lo = bits(eng_vexpf(-87.0f)), hi = bits(eng_vexpf(88.0f));
+    ASSERT(fabs(exp(-87.0) / eng_vexpf(-87.0f) - 1) < 1e-6 && isnormal(eng_vexpf(-87.0f)));
+    for (int i = 0; i < NSPECIAL; i++) {
+        float x = from_bits(special_bits[i]);
+        uint32_t got = bits(eng_vexpf(x));
+        uint32_t want = isnan(x) ? ENG_NAN_BITS : x < -87.0f ? lo : x > 88.0f ? hi : got;
+        if (got != want) {
+            fprintf(stderr, "vexp(%a) = %a, want %a\n", x, from_bits(got), from_bits(want));
+            exit(1);
+        }
+    }
+}
+
+/* One SwiGLU result against silu(a) * b in double. The bound: vexp's 1 ulp (2^-23 relative)
+ * carries through 1 + e at most unchanged, then three roundings of 2^-24 each (the sum, the
+ * quotient, the product): 2.5 * 2^-23 relative; a result in the denormals adds half a denormal
+ * per rounding, scaled by |b| at most. Below a = -88 vexp.h promises only |result| <= 6e-37 |b|. */
+static void check_swiglu_value(const char *name, float a, float b, float got) {
+    int ok;
+    double want = NAN;
+    if (isnan(a) || isnan(b) || (a == INFINITY && b == 0.0f)) {
+        ok = bits(got) == ENG_NAN_BITS;
+    } else if (a < -88.0f) {
+        want = 0; /* the limit of silu(a) as a goes to -inf */
+        ok = !isnan(got) && fabs((double)got) <= 6e-37 * fabs((double)b);
+    } else {
+        double ad = a, silu = ad / (1.0 + exp(-ad)); /* a = +inf: inf */
+        want = silu * b;
+        double tol = 2.5 * 0x1p-23 * (1 + 1e-6) * fabs(want) + 0x1p-149 * (1 + fabs((double)b));
+        if (isnan(want)) /* 0 * inf */
+            ok = bits(got) == ENG_NAN_BITS;
+        else if (isinf(b) && fabs(silu) < 0x1p-149) /* silu(a) may round to 0: 0 * inf */
+            ok = bits(got) == ENG_NAN_BITS || (isinf(got) && (got > 0) == (want > 0));
+        else if (isinf(got))
+            ok = fabs(want) >= FLT_MAX * (1 - 2.5 * 0x1p-23) && (got > 0) == (want > 0);
+        else
+            ok = fabs((double)got - want) <= tol;
+    }
+    if (!ok) {
+        fprintf(stderr, "%s swiglu(%a, %a) = %a (%.9g), silu(a) * b = %.17g\n", name, a, b, got,
+                got, want);
+        exit(1);
+    }
+}
+
+/* SwiGLU: every table within vexp's bound of silu(a) * b computed in double, and all tables equal
+ * bit for bit, over ordinary, huge, tiny and special values. */
 static void test_swiglu(void) {
-    static const float special[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 87.0f, -87.0f, 88.5f, -88.5f,
-                                    1e30f, -1e30f, INFINITY, -INFINITY, NAN};
     int cases = 0;
-    for (int it = 0; it < 300; it++) {
+    for (int it = 0; it < 400; it++) {
         int n = rng_int(1, 200);
         float *a0 = alloc_floats((size_t)n), *b = alloc_floats((size_t)n);
         float *want = alloc_floats((size_t)n), *got = alloc_floats((size_t)n);
         for (int i = 0; i < n; i++) {
-            a0[i] = it % 3 == 0 ? special[rng_int(0, 12)] : ldexpf(rng_unit(), rng_int(-6, 7));
-            b[i] = rng_val();
+            if (it % 4 == 0) { /* specials in a, b or both */
+                a0[i] = from_bits(special_bits[rng_int(0, NSPECIAL - 1)]);
+                b[i] = rng_int(0, 2) ? rng_val()
+                                     : from_bits(special_bits[rng_int(0, NSPECIAL - 1)]);
+            } else if (it % 4 == 1) { /* a dense walk over [-100, 100], where silu bends */
+                a0[i] = -100.0f + 200.0f * (float)(it * 200 + i) / (400.0f * 200.0f);
+                b[i] = rng_val();
+            } else {
+                a0[i] = ldexpf(rng_unit(), rng_int(-6, 7));
+                b[i] = rng_val();
+            }
         }
         memcpy(want, a0, (size_t)n * sizeof(float));
-        eng__swiglu_ref(want, b, n);
+        tables[0]->swiglu(want, b, n);
         for (int t = 0; t < NTABLES; t++) {
             if (!tables[t]) continue;
             memcpy(got, a0, (size_t)n * sizeof(float));
             tables[t]->swiglu(got, b, n);
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
+                check_swiglu_value(tables[t]->name, a0[i], b[i], got[i]);
                 if (bits(got[i]) != bits(want[i])) {
-                    fprintf(stderr, "%s swiglu: a %a b %a: %a vs %a\n", tables[t]->name, a0[i], b[i],
-                            got[i], want[i]);
+                    fprintf(stderr, "%s swiglu: a %a b %a: %a, scalar table %a\n",
+                            tables[t]->name, a0[i], b[i], got[i], want[i]);
                     exit(1);
                 }
+            }
             cases++;
         }
         free(a0), free(b), free(want), free(got);
@@ -321,6 +440,7 @@ int main(void) {
     test_gemm();
     test_argmax();
     test_attention();
+    test_vexp();
     test_swiglu();
     for (int t = 0; t < NTABLES; t++)
         if (tables[t]) printf("%s: ok\n", table_names[t]);

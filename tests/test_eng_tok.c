@@ -13,13 +13,6 @@
 
 static char tmpdir[] = "/tmp/test_eng_tok.XXXXXX";
 
-static void write_all(const char *path, const void *d, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ASSERT(f != NULL);
-    ASSERT_EQ(fwrite(d, 1, n, f), n);
-    ASSERT_EQ(fclose(f), 0);
-}
-
 static uint64_t rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -304,7 +297,7 @@ static void test_merge_rules(void) {
         };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         float sc[] = {-5, -5, -5, cases[i].ab, cases[i].bc, cases[i].bos_sp};
-        write_all(path, d, good_file(d, 7, extra, sc, 6));
+        test_write_file(path, d, good_file(d, 7, extra, sc, 6));
         eng_tok_t *t;
         ASSERT_EQ(eng_tok_load(path, 266, &t), LANES_OK);
         expect_ids(t, cases[i].text, 3, cases[i].bos, 0, cases[i].want, cases[i].n, "merge rule");
@@ -324,7 +317,7 @@ static void test_bad_files(void) {
     snprintf(path, sizeof path, "%s/bad.bin", tmpdir);
     eng_tok_t *t = NULL;
     size_t n = good_file(d, 6, NULL, NULL, 0);
-    write_all(path, d, n);
+    test_write_file(path, d, n);
     ASSERT_EQ(eng_tok_load(path, 260, &t), LANES_OK);             /* the base case is fine */
     eng_tok_destroy(t);
 
@@ -366,7 +359,7 @@ static void test_bad_files(void) {
         if (cases[i].len > len) memset(d + len, 0xAB, cases[i].len - len);
         if (cases[i].size == BYTE) d[cases[i].at] = (unsigned char)cases[i].val;
         if (cases[i].size == I32) memcpy(d + cases[i].at, &cases[i].val, 4);
-        write_all(path, d, cases[i].len);
+        test_write_file(path, d, cases[i].len);
         t = NULL;
         int rc = eng_tok_load(path, cases[i].vocab, &t);
         if (rc != LANES_ETOK) {
@@ -379,7 +372,7 @@ static void test_bad_files(void) {
     /* NaN and infinite scores load (run.c takes anything); a NaN piece never merges. */
     n = good_file(d, 6, NULL, NULL, 0);
     memcpy(d + 4, &nan, 4);
-    write_all(path, d, n);
+    test_write_file(path, d, n);
     ASSERT_EQ(eng_tok_load(path, 260, &t), LANES_OK);
     eng_tok_destroy(t);
 

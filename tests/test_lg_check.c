@@ -1,6 +1,7 @@
 /* lanes-loadgen end to end against tests/lg_fake_server: --check catches one corrupted token, a clean
  * run passes with exact token accounting, and refused connections, a vanishing server and bad flags
- * each give a clear message and a non-zero exit; open loop, --duration, CSV and plot work. */
+ * each give a clear message (and no table header) and a non-zero exit; open loop, --duration, CSV
+ * and plot work; --temp is --temperature. */
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -62,6 +63,7 @@ int main(void) {
     const char *refused[] = {"--port", port_s, "--streams", "1", NULL};
     ASSERT_EQ(lg_test_loadgen(bin, out, refused), 1);
     ASSERT(lg_test_contains(out, "connection refused"));
+    ASSERT(!lg_test_contains(out, "ttft_p50"));  /* no table header before the error */
 
     /* A clean --check run: exit 0, every point complete, tokens equal the server's count. */
     snprintf(port_s, sizeof port_s, "%d", start_fake(NULL, NULL));
@@ -69,6 +71,7 @@ int main(void) {
                            "--prompts", prompts, "--check", "--json", json, NULL};
     ASSERT_EQ(lg_test_loadgen(bin, out, clean), 0);
     ASSERT(lg_test_contains(out, "check passed"));
+    ASSERT(lg_test_contains(out, "ttft_p50"));
     cJSON *j = lg_test_json(json, 2);
     const cJSON *p;
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "points")) {
@@ -111,9 +114,11 @@ int main(void) {
         ASSERT(lg_test_contains(out, "gnuplot is not installed"));
     }
     const char *duration[] = {"--port", port_s, "--streams", "3", "--duration", "0.3", "--max-tokens", "4",
-                              "--json", json, NULL};
+                              "--temp", "0.25", "--json", json, NULL};  /* lanes-run's spelling too */
     ASSERT_EQ(lg_test_loadgen(bin, out, duration), 0);
     j = lg_test_json(json, 1);
+    ASSERT(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"),
+                                            "temperature")->valuedouble == 0.25);
     p = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "points"), 0);
     ASSERT(lg_test_num(p, "requests_ok") >= 3);
     ASSERT(lg_test_num(p, "elapsed_s") >= 0.3);

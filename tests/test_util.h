@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lanes_err.h"
+#include "base/lanes_file.h"
+
 #define TEST_SKIP 77
 
 #define ASSERT(cond)                                                                              \
@@ -42,20 +45,26 @@
         }                                                                                         \
     } while (0)
 
-/* Returns a file's whole contents, NUL-terminated (the caller frees it); *size gets its length. */
+/* Returns a file's whole contents, NUL-terminated (the caller frees it), or NULL (the reason is
+ * logged); *size gets its length. */
+static inline char *test_try_read_file(const char *path, size_t *size) {
+    char *buf = NULL;
+    return lanes_read_file("test file", path, (size_t)1 << 30, &buf, size) == LANES_OK ? buf : NULL;
+}
+
+/* The same for a file the test cannot go on without. */
 static inline char *test_read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    ASSERT(f != NULL);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
+    char *buf = test_try_read_file(path, size);
     ASSERT(buf != NULL);
-    ASSERT(fread(buf, 1, (size_t)n, f) == (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (size) *size = (size_t)n;
     return buf;
+}
+
+/* Writes n bytes to path (created or truncated). */
+static inline void test_write_file(const char *path, const void *d, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ASSERT(f != NULL);
+    ASSERT(fwrite(d, 1, n, f) == n);
+    ASSERT(fclose(f) == 0);
 }
 
 /* The shared/ folder with real models and references, or NULL (the caller then skips). */

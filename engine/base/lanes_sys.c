@@ -200,27 +200,3 @@ uint64_t lanes_sys_mem_avail(void) {
     uint64_t cg = own_cgroups("memory", mem_level);
     return cg < avail ? cg : avail;
 }
-
-/* ---- files ---------------------------------------------------------------------------------- */
-
-int lanes_sys_open_file(const char *path, const char *what, int *fd_out, size_t *size) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        LANES_LOG(LANES_LOG_ERROR, "%s %s: cannot open: %s", what, path, strerror(errno));
-        return LANES_EIO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        LANES_LOG(LANES_LOG_ERROR, "%s %s: cannot stat: %s", what, path, strerror(errno));
-        close(fd);
-        return LANES_EIO;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        LANES_LOG(LANES_LOG_ERROR, "%s %s: not a regular file", what, path);
-        close(fd);
-        return LANES_EINVAL;
-    }
-    *fd_out = fd;
-    *size = (size_t)st.st_size;
-    return LANES_OK;
-}

@@ -30,10 +30,4 @@ uint64_t lanes_sys_cgroup_mem(const char *mount, const char *path);
 /* MemAvailable of a meminfo file in bytes, or UINT64_MAX when it has none. */
 uint64_t lanes_sys_meminfo_avail(const char *meminfo_path);
 
-/* Opens path for reading, requiring a regular file: O_NONBLOCK, so a FIFO or a device is refused
- * instead of blocking in open(). On failure logs one line "WHAT PATH: reason" and returns
- * LANES_EIO (cannot open or stat) or LANES_EINVAL (not a regular file); on success *fd (the caller
- * closes it) and *size are set. */
-int lanes_sys_open_file(const char *path, const char *what, int *fd, size_t *size);
-
 #endif

@@ -15,7 +15,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-run [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] (-p PROMPT | --prompts FILE)\n"
-            "                 [-n MAX_NEW_TOKENS] [--temp T] [--top-p P] [--top-k K] [--seed S]\n"
+            "                 [-n MAX_NEW_TOKENS] [--temperature T] [--top-p P] [--top-k K] [--seed S]\n"
             "                 [--threads N] [--gemm lanes|openblas] [--lanes N] [--chunk N]\n"
             "                 [--ctx N] [--json]\n"
             "Without -m the built-in synthetic model of --preset (default 15m) is used.\n");
@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
     int gemm = ENG_GEMM_LANES;
     eng_sampler_t smp = {0.0f, 0, 1.0f, 0};
     static const struct option opts[] = {
-        {"temp", 1, 0, 't'}, {"top-p", 1, 0, 'P'}, {"top-k", 1, 0, 'K'}, {"seed", 1, 0, 's'},
+        {"temperature", 1, 0, 't'}, {"temp", 1, 0, 't'},   /* loadgen's spelling and the old one */
+        {"top-p", 1, 0, 'P'}, {"top-k", 1, 0, 'K'}, {"seed", 1, 0, 's'},
         {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"prompts", 1, 0, 'f'}, {"json", 0, 0, 'j'},
         {"preset", 1, 0, 'r'}, {"lanes", 1, 0, 'l'}, {"chunk", 1, 0, 'c'}, {"help", 0, 0, 'h'},
         {"ctx", 1, 0, 'x'}, {0, 0, 0, 0}};
@@ -124,12 +125,18 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if ((prompt == NULL) == (prompts == NULL)) {
+        fprintf(stderr, prompt ? "lanes-run: -p and --prompts: give one of them\n"
+                               : "lanes-run: no prompt: give -p TEXT or --prompts FILE\n");
+        usage(stderr);
+        return 2;
+    }
     if (lanes > ENG_MAX_LANES) {
         fprintf(stderr, "lanes-run: --lanes %d: at most %d lanes\n", lanes, ENG_MAX_LANES);
         return 2;
     }
-    if ((prompt == NULL) == (prompts == NULL) || optind != argc || max_new < 1 || threads < 0 ||
-        lanes < 0 || chunk < 0 || ctx_len < 0 || smp.temperature < 0 || smp.top_k < 0) {
+    if (optind != argc || max_new < 1 || threads < 0 || lanes < 0 || chunk < 0 || ctx_len < 0 ||
+        smp.temperature < 0 || smp.top_k < 0) {
         usage(stderr);
         return 2;
     }
@@ -171,10 +178,15 @@ int main(int argc, char **argv) {
         reqs[i] = (eng_gen_req_t){pt, np, max_new, smp, out + (size_t)i * max_new, NULL, 0, 0};
     }
     eng_gen_opts_t go = {lanes, chunk, 0};
+    unsigned long long t0 = lanes_now_ns();
     if (eng_gen_run(ctx, reqs, n, &go) < 0) {
         fprintf(stderr, "lanes-run: generation failed\n");
         goto done;
     }
+    /* As llama2.c's run.c prints it, on stderr: all lanes' new tokens over the whole run. */
+    double secs = (double)(lanes_now_ns() - t0) * 1e-9, generated = 0;
+    for (int i = 0; i < n; i++) generated += reqs[i].n_out;
+    fprintf(stderr, "achieved tok/s: %f\n", secs > 0 ? generated / secs : 0.0);
     for (int i = 0; i < n; i++) {
         eng_gen_req_t *r = &reqs[i];
         char *text = decode_all(b.tok, r->prompt[r->n_prompt - 1], r->out, r->n_out);
