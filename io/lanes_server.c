@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lanes_arg.h"
 #include "base/lanes_err.h"
 #include "base/lanes_file.h"
 #include "base/lanes_log.h"
@@ -84,13 +85,6 @@ static int load_config(opts_t *o, const char *path) {
     return LANES_OK;
 }
 
-/* A number of seconds, or -1 (rejected by the range check) if s is not one. */
-static double seconds(const char *s) {
-    char *end;
-    double v = strtod(s, &end);
-    return end != s && *end == 0 ? v : -1;
-}
-
 int main(int argc, char **argv) {
     opts_t o = {.host = "127.0.0.1", .port = 7070, .lanes = 128, .max_queue = 1024,
                 .max_conns = 1024, .max_inflight = 256, .prefill_chunk = 64, .stats_s = 10,
@@ -103,7 +97,7 @@ int main(int argc, char **argv) {
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
         {"idle-timeout", 1, 0, 'I'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int ch, rc = 2;   /* bad options until they are all read */
+    int ch, bad = 0, rc = 2;   /* bad options until they are all read */
     bat_sched_t *sched = NULL;
     io_server_t *srv = NULL;
     while ((ch = getopt_long(argc, argv, "m:z:h", lo, NULL)) != -1) {
@@ -112,19 +106,19 @@ int main(int argc, char **argv) {
         case 'z': o.tok = optarg; break;
         case 'P': o.preset = optarg; break;
         case 'H': o.host = optarg; break;
-        case 'p': o.port = atoi(optarg); break;
-        case 'l': o.lanes = atoi(optarg); break;
-        case 'x': o.ctx = atoi(optarg); break;
-        case 'q': o.max_queue = atoi(optarg); break;
-        case 'c': o.max_conns = atoi(optarg); break;
-        case 'i': o.max_inflight = atoi(optarg); break;
-        case 't': o.threads = atoi(optarg); break;
-        case 'k': o.prefill_chunk = atoi(optarg); break;
-        case 's': o.out_soft = atoll(optarg); break;
-        case 'S': o.out_hard = atoll(optarg); break;
-        case 'e': o.stats_s = atoi(optarg); break;
-        case 'b': o.sndbuf = atoi(optarg); break;
-        case 'I': o.idle_s = seconds(optarg); break;
+        case 'p': bad |= lanes_arg_int("--port", optarg, 0, 65535, &o.port) < 0; break;
+        case 'l': bad |= lanes_arg_int("--lanes", optarg, 1, INT_MAX, &o.lanes) < 0; break;
+        case 'x': bad |= lanes_arg_int("--ctx", optarg, 0, INT_MAX, &o.ctx) < 0; break;
+        case 'q': bad |= lanes_arg_int("--max-queue", optarg, 0, INT_MAX, &o.max_queue) < 0; break;
+        case 'c': bad |= lanes_arg_int("--max-conns", optarg, 1, INT_MAX, &o.max_conns) < 0; break;
+        case 'i': bad |= lanes_arg_int("--max-inflight", optarg, 1, INT_MAX, &o.max_inflight) < 0; break;
+        case 't': bad |= lanes_arg_int("--threads", optarg, 0, INT_MAX, &o.threads) < 0; break;
+        case 'k': bad |= lanes_arg_int("--prefill-chunk", optarg, 1, INT_MAX, &o.prefill_chunk) < 0; break;
+        case 's': bad |= lanes_arg_i64("--out-soft", optarg, 1, LLONG_MAX, &o.out_soft) < 0; break;
+        case 'S': bad |= lanes_arg_i64("--out-hard", optarg, 1, LLONG_MAX, &o.out_hard) < 0; break;
+        case 'e': bad |= lanes_arg_int("--stats-every", optarg, 0, INT_MAX, &o.stats_s) < 0; break;
+        case 'b': bad |= lanes_arg_int("--sndbuf", optarg, 0, INT_MAX, &o.sndbuf) < 0; break;
+        case 'I': bad |= lanes_arg_num("--idle-timeout", optarg, 0, 1e9, &o.idle_s) < 0; break;
         case 'Q': o.quiet = 1; break;
         case 'C':
             if (load_config(&o, optarg) < 0) goto done;
@@ -135,6 +129,10 @@ int main(int argc, char **argv) {
             goto done;
         default: usage(stderr); goto done;
         }
+    }
+    if (bad) {
+        usage(stderr);
+        goto done;
     }
     if (o.lanes > BAT_MAX_LANES) {
         fprintf(stderr, "lanes-server: --lanes %d: at most %d lanes (streams at once)\n", o.lanes,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lanes_arg.h"
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 
@@ -41,24 +42,6 @@ void lg_usage(const char *prog) {
 static int bad(const char *flag, const char *val, const char *why) {
     LANES_LOG(LANES_LOG_ERROR, "loadgen: bad %s '%s': %s", flag, val ? val : "", why);
     return LANES_EINVAL;
-}
-
-static int parse_double(const char *flag, const char *s, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) return bad(flag, s, "not a number in range");
-    *out = v;
-    return LANES_OK;
-}
-
-static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return bad(flag, s, "not an integer in range");
-    *out = (int)v;
-    return LANES_OK;
 }
 
 static int parse_streams(lg_cfg_t *cfg, const char *s) {
@@ -101,35 +84,34 @@ int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
         if (i + 1 >= argc) return bad(f, NULL, "unknown flag or missing value");
         const char *v = argv[++i];
         int rc = LANES_OK;
-        double d;
         if (strcmp(f, "--host") == 0) {
             cfg->host = v;
         } else if (strcmp(f, "--port") == 0) {
-            rc = parse_int(f, v, 1, 65535, &cfg->port);
+            rc = lanes_arg_int(f, v, 1, 65535, &cfg->port);
         } else if (strcmp(f, "--streams") == 0) {
             rc = parse_streams(cfg, v);
         } else if (strcmp(f, "--requests") == 0) {
-            rc = parse_int(f, v, 1, 100000000, &cfg->requests);
+            rc = lanes_arg_int(f, v, 1, 100000000, &cfg->requests);
             have_requests = 1;
         } else if (strcmp(f, "--duration") == 0) {
-            rc = parse_double(f, v, 0.001, 1e7, &cfg->duration_s);
+            rc = lanes_arg_num(f, v, 0.001, 1e7, &cfg->duration_s);
         } else if (strcmp(f, "--max-tokens") == 0) {
-            rc = parse_int(f, v, 1, 1000000, &cfg->max_tokens);
+            rc = lanes_arg_int(f, v, 1, 1000000, &cfg->max_tokens);
         } else if (strcmp(f, "--prompts") == 0) {
             cfg->prompts_path = v;
         } else if (strcmp(f, "--temperature") == 0 || strcmp(f, "--temp") == 0) {   /* lanes-run */
-            rc = parse_double(f, v, 0, 100, &cfg->temperature);
+            rc = lanes_arg_num(f, v, 0, 100, &cfg->temperature);
             cfg->has_temperature = 1;
         } else if (strcmp(f, "--seed") == 0) {
-            rc = parse_double(f, v, 0, 9007199254740992.0, &d);
-            cfg->seed = (unsigned long long)d;
+            uint64_t seed;
+            if ((rc = lanes_arg_u64(f, v, &seed)) == LANES_OK) cfg->seed = seed;
             cfg->has_seed = 1;
         } else if (strcmp(f, "--mode") == 0) {
             if (strcmp(v, "closed") == 0) cfg->mode = LG_MODE_CLOSED;
             else if (strcmp(v, "open") == 0) cfg->mode = LG_MODE_OPEN;
             else rc = bad(f, v, "want closed or open");
         } else if (strcmp(f, "--rate") == 0) {
-            rc = parse_double(f, v, 1e-6, 1e7, &cfg->rate);
+            rc = lanes_arg_num(f, v, 1e-6, 1e7, &cfg->rate);
             have_rate = 1;
         } else if (strcmp(f, "--json") == 0) {
             cfg->json_path = v;
@@ -141,7 +123,7 @@ int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
                 rc = bad(f, v, "want a .png or .svg file name");
             cfg->plot_path = v;
         } else if (strcmp(f, "--timeout") == 0) {
-            rc = parse_double(f, v, 0, 1e7, &cfg->timeout_s);
+            rc = lanes_arg_num(f, v, 0, 1e7, &cfg->timeout_s);
         } else {
             return bad(f, NULL, "unknown flag");
         }

@@ -55,6 +55,23 @@ set +e
 set -e
 grep -q "^lanes-run: no prompt: give -p TEXT or --prompts FILE$" "$tmp/err" \
   || fail "missing prompt not named: $(cat "$tmp/err")"
+# Numbers are read strictly (atoi read "abc" as 0 and "12x" as 12): the flag and value are named.
+for bad in "lanes-run --preset tiny -p hi -n 12x" "lanes-run --preset tiny -p hi --seed -1" \
+           "lanes-run --preset tiny -p hi --temperature 1e999" \
+           "lanes-server --preset tiny --port 0 --lanes abc" \
+           "lanes-server --preset tiny --port 0 --idle-timeout 5s"; do
+  set +e
+  # shellcheck disable=SC2086
+  timeout 20 $bin/$bad 2> "$tmp/err" > /dev/null; rc=$?
+  set -e
+  [ $rc -eq 2 ] || fail "$bad: exit $rc, want 2"
+  flag=$(echo "$bad" | awk '{print $(NF-1)}')
+  grep -q -- "bad $flag '" "$tmp/err" || fail "$bad: flag not named: $(cat "$tmp/err")"
+done
+# A top_p too small for a float keeps only the top token (it does not become 0, "off").
+tiny_p=$("$bin/lanes-run" --preset tiny -p hi -n 24 --temperature 1 --top-p 1e-50 --seed 3 --json)
+[ "$tiny_p" = "$("$bin/lanes-run" --preset tiny -p hi -n 24 --json)" ] \
+  || fail "--top-p 1e-50 did not keep only the top token"
 # The speed on stderr, as run.c prints it.
 "$bin/lanes-run" --preset tiny -p hi -n 16 2> "$tmp/err" > /dev/null
 grep -Eq '^achieved tok/s: [0-9]*[1-9][0-9]*\.[0-9]+$' "$tmp/err" || fail "no tok/s: $(cat "$tmp/err")"

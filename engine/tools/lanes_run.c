@@ -1,10 +1,13 @@
 /* lanes-run: one-shot generation; several prompts run at once as lanes of the same steps. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lanes_arg.h"
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "base/lanes_utf8.h"
@@ -86,6 +89,15 @@ static void print_json(const char *prompt, const int32_t *pt, int np, const eng_
     cJSON_Delete(o);
 }
 
+/* A float flag; a positive value too small for a float keeps its meaning (the smallest normal
+ * float: for --top-p, keep only the top token, as the protocol does) instead of becoming 0 (off). */
+static int arg_float(const char *flag, const char *s, double lo, double hi, float *out) {
+    double v;
+    int rc = lanes_arg_num(flag, s, lo, hi, &v);
+    if (rc == LANES_OK) *out = v > 0 && v < FLT_MIN ? FLT_MIN : (float)v;
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *prompt = NULL, *prompts = NULL;
     int max_new = 256, threads = 0, lanes = 0, chunk = 0, ctx_len = 0, json = 0;
@@ -97,24 +109,24 @@ int main(int argc, char **argv) {
         {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"prompts", 1, 0, 'f'}, {"json", 0, 0, 'j'},
         {"preset", 1, 0, 'r'}, {"lanes", 1, 0, 'l'}, {"chunk", 1, 0, 'c'}, {"help", 0, 0, 'h'},
         {"ctx", 1, 0, 'x'}, {0, 0, 0, 0}};
-    int ch;
+    int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:p:n:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'z': tokp = optarg; break;
         case 'p': prompt = optarg; break;
-        case 'n': max_new = atoi(optarg); break;
-        case 't': smp.temperature = strtof(optarg, NULL); break;
-        case 'P': smp.top_p = strtof(optarg, NULL); break;
-        case 'K': smp.top_k = atoi(optarg); break;
-        case 's': smp.seed = strtoull(optarg, NULL, 10); break;
-        case 'T': threads = atoi(optarg); break;
+        case 'n': bad |= lanes_arg_int("-n", optarg, 1, INT_MAX, &max_new) < 0; break;
+        case 't': bad |= arg_float("--temperature", optarg, 0, 100, &smp.temperature) < 0; break;
+        case 'P': bad |= arg_float("--top-p", optarg, 0, 1, &smp.top_p) < 0; break;
+        case 'K': bad |= lanes_arg_int("--top-k", optarg, 0, INT_MAX, &smp.top_k) < 0; break;
+        case 's': bad |= lanes_arg_u64("--seed", optarg, &smp.seed) < 0; break;
+        case 'T': bad |= lanes_arg_int("--threads", optarg, 0, INT_MAX, &threads) < 0; break;
         case 'f': prompts = optarg; break;
         case 'j': json = 1; break;
         case 'r': preset = optarg; break;
-        case 'l': lanes = atoi(optarg); break;
-        case 'c': chunk = atoi(optarg); break;
-        case 'x': ctx_len = atoi(optarg); break;
+        case 'l': bad |= lanes_arg_int("--lanes", optarg, 0, INT_MAX, &lanes) < 0; break;
+        case 'c': bad |= lanes_arg_int("--chunk", optarg, 0, INT_MAX, &chunk) < 0; break;
+        case 'x': bad |= lanes_arg_int("--ctx", optarg, 0, INT_MAX, &ctx_len) < 0; break;
         case 'g':
             if ((gemm = eng_gemm_by_name(optarg)) < 0) {
                 usage(stderr);
@@ -124,6 +136,10 @@ int main(int argc, char **argv) {
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (bad) {
+        usage(stderr);
+        return 2;
     }
     if ((prompt == NULL) == (prompts == NULL)) {
         fprintf(stderr, prompt ? "lanes-run: -p and --prompts: give one of them\n"
