@@ -31,8 +31,9 @@ struct bat_sched {
     const eng_tok_t *tok;
     eng_ctx_t *ctx;
     int seq_len, vocab, max_cols;
-    bat__tok_t *tokw;       /* bat_submit() and bat_cancel() -> tokenizer worker -> inbox */
-    lanes_q_t *inbox;       /* bat_req_t: generate (encoded) and cancel, tokenizer -> engine */
+    bat__tok_t *tokw;       /* bat_submit() -> tokenizer worker -> inbox */
+    lanes_q_t *inbox;       /* bat_req_t: generates (encoded) from the worker; cancels, straight
+                             * from bat_cancel() or back from the worker */
     lanes_q_t *outbox;      /* bat_batch_t: engine -> consumer */
     lanes_q_t *spare;       /* bat_batch_t: consumer -> engine, for reuse */
     uv_sem_t wake;
@@ -272,16 +273,18 @@ static void end_lane(bat_sched_t *s, lane_t *l, int kind, int code, int flushed)
     s->nactive--;
 }
 
-static void cancel(bat_sched_t *s, uint64_t req_id) {
+/* Ends req_id if it is in a lane or the FIFO; returns 0 if it is neither. */
+static int cancel(bat_sched_t *s, uint64_t req_id) {
     for (int i = 0; i < s->cfg.max_lanes; i++) {
         lane_t *l = &s->lanes[i];
         if (l->req && l->req->req_id == req_id) {
             end_lane(s, l, BAT_EV_DONE, BAT_END_CANCELLED, 0);
-            return;
+            return 1;
         }
     }
     bat_req_t *r = bat__fifo_remove(&s->fifo, req_id);
     if (r) end_queued(s, r, BAT_EV_DONE, BAT_END_CANCELLED);
+    return r != NULL;
 }
 
 /* Takes everything the inbox holds: encoded prompts join the FIFO, the tokenizer's verdicts
@@ -292,8 +295,15 @@ static void drain_inbox(bat_sched_t *s) {
         bat_req_t *r = (bat_req_t *)n;
         n = n->next;
         if (r->kind == BAT_MSG_CANCEL) {
-            cancel(s, r->req_id);
-            bat_req_free(r);
+            /* Cancels come here first, so a lane never waits for the tokenizer to be freed. Not
+             * found: the request may still be in the worker, which ends it there or sends the
+             * cancel back behind it (marked), and then it is here or already over. */
+            if (!cancel(s, r->req_id) && !r->cancelled) {
+                r->cancelled = 1;
+                bat__tok_push(s->tokw, r);
+            } else {
+                bat_req_free(r);
+            }
         } else if (r->err) {
             end_queued(s, r, BAT_EV_ERROR, r->err);
         } else if (r->cancelled) {
@@ -576,7 +586,12 @@ int bat_submit(bat_sched_t *s, bat_req_t *msg) {
         } while (!atomic_compare_exchange_weak(&s->live, &cur, cur + 1));
         if (msg->max_tokens < 1) msg->max_tokens = 1;
     }
-    bat__tok_push(s->tokw, msg);
+    if (msg->kind == BAT_MSG_CANCEL) {
+        lanes_q_push(s->inbox, &msg->node);
+        uv_sem_post(&s->wake);
+    } else {
+        bat__tok_push(s->tokw, msg);
+    }
 out:
     atomic_fetch_sub(&s->submitting, 1);
     return rc;

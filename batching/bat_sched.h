@@ -54,7 +54,8 @@ typedef struct bat_req {
     int32_t *ids;           /* owned: the n_prompt encoded ids, at most the lane's context */
     int n_prompt;
     int err;                /* tokenizer -> engine: end with this LANES_E* code (ETOOLONG, ...) */
-    int cancelled;          /* tokenizer -> engine: cancelled before it was encoded */
+    int cancelled;          /* tokenizer -> engine: cancelled before it was encoded; on a cancel:
+                             * the tokenizer has seen it (its request is past the worker) */
 } bat_req_t;
 
 /* Returns a generate request with defaults (max_tokens 64, greedy); NULL on ENOMEM. Copies prompt. */
@@ -109,8 +110,9 @@ int bat_submit(bat_sched_t *s, bat_req_t *req);
  * never allocates and so cannot fail; NULL on ENOMEM. bat_req_free() frees an unused one. */
 bat_req_t *bat_cancel_new(uint64_t req_id);
 /* Any thread. Takes msg (from bat_cancel_new()) in every case and ends its request with
- * done/"cancelled" if it is still live: within one step, or, while the request waits for the
- * tokenizer, once the one prompt being encoded is done; else nothing. Returns LANES_OK, or
+ * done/"cancelled" if it is still live: within one step (the cancel goes to the engine thread
+ * directly), or, while the request waits for the tokenizer, once the one prompt being encoded is
+ * done; else nothing. Returns LANES_OK, or
  * LANES_ECLOSED after stop (which ends every live request anyway). */
 int bat_cancel(bat_sched_t *s, bat_req_t *msg);
 

@@ -21,7 +21,7 @@ struct bat__tok {
     int max_ids;
     size_t piece_max;           /* bytes of text one id stands for at most */
     int32_t *ids;               /* scratch, max_ids: a prompt is encoded here, then copied to size */
-    lanes_q_t *inbox;           /* bat_req_t: generate and cancel, any thread -> worker */
+    lanes_q_t *inbox;           /* bat_req_t: generates (any thread), cancels (the engine) */
     uv_sem_t wake;
     lanes_q_t *out;             /* the engine's inbox */
     uv_sem_t *out_wake;
@@ -36,8 +36,9 @@ static void forward(bat__tok_t *w, bat_req_t *r) {
     uv_sem_post(w->out_wake);
 }
 
-/* Moves the inbox into the pending list. A cancel of a pending request sends that request on at
- * once, marked cancelled; any other cancel follows the requests already sent. */
+/* Moves the inbox into the pending list. A cancel (the engine found no such request) of a pending
+ * request sends that request on at once, marked cancelled; any other goes back to the engine
+ * behind the requests already sent. */
 static void take_inbox(bat__tok_t *w) {
     lanes_q_node_t *n = lanes_q_take_all(w->inbox);
     while (n) {
