@@ -18,8 +18,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] [--threads N]\n"
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
-            "                   [--no-kernels] [--no-decode] [--no-sampling] [--sample-lanes 1,32,128]\n"
-            "                   [--rounds N] [--json FILE]\n"
+            "                   [--no-kernels] [--no-decode] [--no-sampling]\n"
+            "                   [--sample-lanes 1,32,128] [--rounds N] [--json FILE]\n"
             "Without -m the synthetic 15m model is used. Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill. The sampling table times\n"
             "greedy, T=1, top-k 40 and top-p 0.9 decode steps in --rounds interleaved rounds\n"
@@ -185,7 +185,8 @@ static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
     return med;
 }
 
-static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps) {
+static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos,
+                           int steps) {
     prefill_lanes(ctx, mc, lanes, pos);
     return decode_steps(ctx, mc, lanes, pos, steps, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
 }
