@@ -77,13 +77,17 @@ static float sum_ids(const float *p, const int32_t *ids, int n) {
     return m;
 }
 
-/* Eight interleaved partial sums (they vectorise). */
-static float sum_all(const float *p, int n) {
+/* p = exp(x - max) (0 for -inf) for all n ids; returns their mass, in eight interleaved partial
+ * sums (the loop vectorises). */
+static float exp_all(const float *x, float max, float *p, int n) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += p[i + j];
-    for (; i < n; i++) acc[0] += p[i];
+        for (int j = 0; j < 8; j++) {
+            float v = x[i + j];
+            acc[j] += p[i + j] = v > -INFINITY ? eng_vexpf(v - max) : 0.0f;
+        }
+    for (; i < n; i++) acc[0] += p[i] = x[i] > -INFINITY ? eng_vexpf(x[i] - max) : 0.0f;
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
@@ -215,7 +219,12 @@ static cut_t select_prefix(const float *x, const float *p, const int32_t *ids, i
             if (taken + (int)count[b] >= k || acc + mass[b] >= want) break;
         }
         int m = 0;
-        for (int j = 0; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == bnd;
+        if (count[bnd] < (uint32_t)n / 16)   /* a rare bucket: a predictable branch is cheaper */
+            for (int j = 0; j < n; j++) {
+                if (bk[j] == bnd) cand[m++] = src ? src[j] : j;
+            }
+        else
+            for (int j = 0; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == bnd;
         n = m;
     }
     /* The candidates share one value, in id order: take them until a target is met. */
@@ -267,8 +276,7 @@ int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, 
         }
         kept_mass = sum_ids(p, list, n);
     } else {
-        for (int i = 0; i < vocab; i++) p[i] = x[i] > -INFINITY ? eng_vexpf(x[i] - max) : 0.0f;
-        kept_mass = sum_all(p, vocab);
+        kept_mass = exp_all(x, max, p, vocab);
     }
     if (s->top_p > 0.0f && s->top_p < 1.0f) {
         cut_t cut = select_prefix(x, p, ids, n, k, s->top_p * kept_mass, max, cand, bk,
