@@ -11,6 +11,7 @@
 #include "base/lanes_sys.h"
 #include "kern.h"
 #include "pool.h"
+#include "sample.h"
 #include "vexp.h"
 
 /* Rows per classifier tile: a tile of logits (CLS_TILE, columns) stays in L1/L2 while the argmax
@@ -47,8 +48,7 @@ struct eng_ctx {
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
     float *full;        /* (max_cols, vocab) raw logits of columns that need a whole row */
-    float *probs;       /* (vocab,) top-k / top-p scratch */
-    int32_t *order;     /* (vocab,) */
+    float *samp_scratch;    /* (thread, eng__sample_scratch_words(vocab)) whole-row sampling */
     eng_sampler_t *samplers;    /* (lane,) */
     int32_t *lane_next; /* (lane,) validation scratch: next position expected in this step */
 
@@ -58,6 +58,7 @@ struct eng_ctx {
     int32_t *samp_col;  /* (max_cols,) step column of each sampled column */
     float *samp_invt;   /* (max_cols,) 1/T for Gumbel lanes, 0 for greedy and full-row lanes */
     uint8_t *samp_full; /* (max_cols,) 1: copy the raw row out (logits wanted or top-k/top-p) */
+    float gumbel_ub[1 << ENG_NOISE_BOUND_BITS];   /* eng__gumbel_bounds() */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -82,12 +83,18 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-/* A uniform in (0, 1) that depends only on (seed, pos, index): counter-based, so the noise of a
- * stream is the same whatever thread, tile or lane computes it. */
-static float unit_noise(uint64_t seed, int32_t pos, uint32_t index) {
-    uint64_t z = lanes_mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
-    z = lanes_mix64(z ^ (0xd1b54a32d192ed03ull * ((uint64_t)index + 1)));
-    return ((float)(z >> 40) + 0.5f) * (1.0f / 16777216.0f);
+/* Noise bits that depend only on (seed, pos, index): counter-based, so the noise of a stream is
+ * the same whatever thread, tile or lane computes it. noise_key(seed, pos) is the per-position
+ * part; each index then costs one 64x64->128 multiply (wyrand's mix of a Weyl sequence), as the
+ * classifier draws one per vocab entry per temperature lane. */
+static uint64_t noise_key(uint64_t seed, int32_t pos) {
+    return lanes_mix64(seed + 0x9e3779b97f4a7c15ull * ((uint64_t)(uint32_t)pos + 1));
+}
+
+static uint32_t noise_bits(uint64_t key, uint32_t index) {
+    uint64_t z = key + 0xa0761d6478bd642full * ((uint64_t)index + 1);
+    unsigned __int128 t = (unsigned __int128)z * (z ^ 0xe7037ed1a0b428dbull);
+    return (uint32_t)(((uint64_t)(t >> 64) ^ (uint64_t)t) >> (64 - ENG_NOISE_BITS));
 }
 
 /* ---- GEMM backends -------------------------------------------------------------------------- */
@@ -237,7 +244,11 @@ static void rope_and_cache(eng_ctx_t *c) {
 
 /* Classifier task: rows [task * CLS_TASK, ...) in tiles. Logits (rows, sampled columns) land in a
  * cache-resident tile of this thread, raw rows are copied out where wanted, Gumbel noise is added
- * for temperature lanes, and the task's own running argmax is updated. */
+ * for temperature lanes, and the task's own running argmax is updated.
+ * The noise costs two logarithms, so it is computed only where it can matter: a row whose scaled
+ * logit plus its noise's upper bound cannot beat the best value before it (of this task, lower ids)
+ * could never win the strict > argmax, and gets -inf instead. The argmax, all that is read of a
+ * noised tile, is the same as with every row noised. */
 static void classify_task(void *opaque, int task, int tid) {
     eng_ctx_t *c = opaque;
     int ns = c->nsamp, d = c->cfg.dim, vocab = c->cfg.vocab_size;
@@ -259,10 +270,20 @@ static void classify_task(void *opaque, int task, int tid) {
                 for (int r = 0; r < rows; r++) c->full[(size_t)s * vocab + t0 + r] = tile[r * ns + s];
             if (c->samp_invt[s] > 0.0f) {
                 const eng_col_t *cl = &c->cols[c->samp_col[s]];
-                uint64_t seed = c->samplers[cl->lane].seed;
+                uint64_t key = noise_key(c->samplers[cl->lane].seed, cl->pos);
+                float run = best[s], top = c->gumbel_ub[(1 << ENG_NOISE_BOUND_BITS) - 1];
                 for (int r = 0; r < rows; r++) {
-                    float u = unit_noise(seed, cl->pos, (uint32_t)(t0 + r));
-                    tile[r * ns + s] = tile[r * ns + s] * c->samp_invt[s] - logf(-logf(u));
+                    float v = tile[r * ns + s] * c->samp_invt[s];
+                    uint32_t b;
+                    if (v + top > run && /* no draw could lift it, so skip the hash too */
+                        v + c->gumbel_ub[(b = noise_bits(key, (uint32_t)(t0 + r))) >>
+                                         (ENG_NOISE_BITS - ENG_NOISE_BOUND_BITS)] > run) {
+                        v += eng__gumbel_from_bits(b);
+                        run = v > run ? v : run;
+                    } else {
+                        v = -INFINITY;
+                    }
+                    tile[r * ns + s] = v;
                 }
             }
         }
@@ -270,97 +291,29 @@ static void classify_task(void *opaque, int task, int tid) {
     }
 }
 
-/* ---- sampling from a whole row (top-k / top-p) ---------------------------------------------- */
+/* ---- sampling ------------------------------------------------------------------------------ */
 
-static int cmp_prob_desc(const void *pa, const void *pb, void *probs) {
-    const float *p = probs;
-    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    if (p[a] != p[b]) return p[a] > p[b] ? -1 : 1;
-    return a < b ? -1 : a > b;   /* a total order: the result never depends on qsort's internals */
-}
-
-/* Ranks ids by probability, then by lower id: a total order, so the kept set never depends on
- * where ties happen to sit in the heap. */
-static int ranks_below(const float *p, int32_t a, int32_t b) {
-    return p[a] < p[b] || (p[a] == p[b] && a > b);
-}
-
-/* Picks the top_k ids (by ranks_below) into order[0..k) with a min-heap: O(vocab log k). */
-static int top_k_ids(const float *p, int vocab, int k, int32_t *order) {
-    int n = 0;
-    for (int32_t i = 0; i < vocab; i++) {
-        if (n == k && !ranks_below(p, order[0], i)) continue;
-        int at;
-        if (n < k) {   /* sift up */
-            for (at = n++; at > 0 && ranks_below(p, i, order[(at - 1) / 2]); at = (at - 1) / 2)
-                order[at] = order[(at - 1) / 2];
-        } else {       /* replace the root and sift down */
-            for (at = 0;;) {
-                int ch = 2 * at + 1;
-                if (ch >= k) break;
-                if (ch + 1 < k && ranks_below(p, order[ch + 1], order[ch])) ch++;
-                if (!ranks_below(p, order[ch], i)) break;
-                order[at] = order[ch];
-                at = ch;
-            }
-        }
-        order[at] = i;
-    }
-    return n;
-}
-
-/* The greedy choice: lowest id of the largest value, NaN never wins. */
-static int32_t argmax_row(const float *v, int n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (v[i] > v[best] || (v[best] != v[best] && v[i] == v[i])) best = i;
-    return best;
+/* Below ENG_TEMP_GREEDY_BELOW (or a NaN temperature) a stream takes the fused argmax unscaled. */
+static int samples_greedily(const eng_sampler_t *s) {
+    return !(s->temperature >= ENG_TEMP_GREEDY_BELOW);
 }
 
 /* Top-k and top-p need the whole row of logits; greedy and plain temperature use the fused argmax. */
 static int wants_full_row(const eng_sampler_t *s) {
-    return s->temperature > 0.0f && (s->top_k > 0 || (s->top_p > 0.0f && s->top_p < 1.0f));
+    return !samples_greedily(s) && (s->top_k > 0 || (s->top_p > 0.0f && s->top_p < 1.0f));
 }
 
-static int32_t sample_full_row(eng_ctx_t *c, const float *logits, const eng_sampler_t *s, int pos) {
-    int vocab = c->cfg.vocab_size, n = 0;
-    float *p = c->probs;
-    for (int i = 0; i < vocab; i++) p[i] = logits[i] / s->temperature;
-    softmax(p, vocab);
-    if (s->top_k > 0 && s->top_k < vocab) {
-        n = top_k_ids(p, vocab, s->top_k, c->order);
-    } else {
-        /* As run.c: ids below (1 - top_p) / (vocab - 1) can never be needed to reach top_p, so
-         * only the rest are sorted. */
-        float cutoff = s->top_p < 1.0f && vocab > 1 ? (1.0f - s->top_p) / (float)(vocab - 1) : 0.0f;
-        for (int32_t i = 0; i < vocab; i++)
-            if (p[i] >= cutoff) c->order[n++] = i;
-    }
-    /* Nothing survived (a flat row under a tiny top_p, or probabilities that are not numbers after
-     * an extreme temperature): fall back to the greedy choice. */
-    if (n == 0) return argmax_row(logits, vocab);
-    qsort_r(c->order, (size_t)n, sizeof *c->order, cmp_prob_desc, p);
-    float mass = 0.0f;
-    for (int i = 0; i < n; i++) mass += p[c->order[i]];
-    if (s->top_p > 0.0f && s->top_p < 1.0f) {
-        float cum = 0.0f, want = s->top_p * mass;
-        for (int i = 0; i < n; i++) {
-            cum += p[c->order[i]];
-            if (cum >= want) {
-                n = i + 1;
-                mass = cum;
-                break;
-            }
-        }
-    }
-    float r = unit_noise(s->seed, pos, UINT32_MAX) * mass, cdf = 0.0f;
-    for (int i = 0; i < n; i++) {
-        cdf += p[c->order[i]];
-        if (r < cdf) return c->order[i];
-    }
-    /* r rounded up to the whole mass: the last kept id that has any probability. */
-    while (n > 1 && !(p[c->order[n - 1]] > 0.0f)) n--;
-    return c->order[n - 1];
+/* One task per sampled column; a column that needs its whole row is sampled entirely by one task,
+ * in a fixed order, with this thread's scratch: its token never depends on the split or company. */
+static void sample_task(void *opaque, int s, int tid) {
+    eng_ctx_t *c = opaque;
+    const eng_col_t *cl = &c->cols[c->samp_col[s]];
+    const eng_sampler_t *smp = &c->samplers[cl->lane];
+    if (!wants_full_row(smp)) return;
+    int vocab = c->cfg.vocab_size;
+    float u = eng__unit_from_bits(noise_bits(noise_key(smp->seed, cl->pos), UINT32_MAX));
+    float *scratch = c->samp_scratch + (size_t)tid * eng__sample_scratch_words(vocab);
+    c->best_idx[s] = eng__sample_row(c->full + (size_t)s * vocab, vocab, smp, u, scratch);
 }
 
 /* ---- the step ------------------------------------------------------------------------------- */
@@ -423,7 +376,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
-    int ns = 0;
+    int ns = 0, nfull = 0;
     for (int col = 0; col < ncols; col++) {
         out_tok[col] = -1;
         if (!cols[col].sample) continue;
@@ -432,7 +385,8 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         rmsnorm(c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->rms_final, d);
         c->samp_col[ns] = col;
         c->samp_full[ns] = full_row || cols[col].logits != NULL;
-        c->samp_invt[ns] = s->temperature > 0.0f && !full_row ? 1.0f / s->temperature : 0.0f;
+        c->samp_invt[ns] = !samples_greedily(s) && !full_row ? 1.0f / s->temperature : 0.0f;
+        nfull += full_row;
         ns++;
     }
     c->nsamp = ns;
@@ -449,13 +403,13 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
                 c->best[s] = c->best[(size_t)t * c->max_cols + s];
                 c->best_idx[s] = c->best_idx[(size_t)t * c->max_cols + s];
             }
+    if (nfull > 0) eng_pool_run(c->pool, ns, sample_task, c);
     for (int s = 0; s < ns; s++) {
         const eng_col_t *cl = &cols[c->samp_col[s]];
-        const eng_sampler_t *smp = &c->samplers[cl->lane];
-        const float *row = c->full + (size_t)s * c->cfg.vocab_size;
-        if (cl->logits) memcpy(cl->logits, row, (size_t)c->cfg.vocab_size * sizeof *row);
-        out_tok[c->samp_col[s]] =
-            wants_full_row(smp) ? sample_full_row(c, row, smp, cl->pos) : c->best_idx[s];
+        if (cl->logits)
+            memcpy(cl->logits, c->full + (size_t)s * c->cfg.vocab_size,
+                   (size_t)c->cfg.vocab_size * sizeof *cl->logits);
+        out_tok[c->samp_col[s]] = c->best_idx[s];
     }
     return LANES_OK;
 }
@@ -519,8 +473,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(best, cls_tasks * mc);
     BUF(best_idx, cls_tasks * mc);
     BUF(full, mc * vocab);
-    BUF(probs, vocab);
-    BUF(order, vocab);
+    BUF(samp_scratch, nt * eng__sample_scratch_words((int)vocab));
     BUF(samplers, lanes);
     BUF(lane_next, lanes);
     BUF(samp_col, mc);
@@ -617,6 +570,7 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
             c->rope_cos[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = cosf(val);
             c->rope_sin[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = sinf(val);
         }
+    eng__gumbel_bounds(c->gumbel_ub);
     if ((rc = eng_pool_create(threads, &c->pool)) < 0) goto fail;
     char kv_lane[32], kv[32], total[32];
     LANES_LOG(LANES_LOG_INFO, "engine: lanes %d, context %d tokens: KV cache %s per lane, %s in "

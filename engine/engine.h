@@ -40,10 +40,14 @@ typedef struct {
     uint64_t total;     /* KV cache plus every activation and scratch buffer */
 } eng_ctx_plan_t;
 
-/* Sampling for one stream. temperature 0 is greedy. top_k 0 and top_p >= 1 disable those filters;
- * with neither, temperature sampling is argmax(logit / T + Gumbel noise), fused with the classifier.
- * The noise for a stream depends only on seed and position, so a seeded stream reproduces whatever
- * its lane or company. */
+/* Sampling for one stream. A temperature below ENG_TEMP_GREEDY_BELOW (0 included) is greedy: the
+ * lowest id of the largest logit, whatever the filters. top_k 0 and top_p <= 0 or >= 1 disable those
+ * filters; with neither, temperature sampling is argmax(logit / T + Gumbel noise), fused with the
+ * classifier. With a filter, ids rank by logit / T, then by lower id; the top_k first are kept, then
+ * the shortest prefix of those holding top_p of their probability, and one is drawn in proportion
+ * to its probability; NaN and -inf logits are never drawn. The noise of a stream depends only on
+ * seed and position, and each row is sampled whole by one thread, so a seeded stream reproduces
+ * whatever its lane, company or thread count. */
 /* Temperatures below this sample greedily: 1/T would overflow the scaled logits to inf, and
  * well before that the noise could no longer change the argmax (vLLM uses the same cut). */
 #define ENG_TEMP_GREEDY_BELOW 1e-5f

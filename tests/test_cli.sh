@@ -102,7 +102,8 @@ fi
 grep -q "ctx 300 is longer than the model's seq_len 256" "$tmp/err" || fail "unclear server ctx error: $(cat "$tmp/err")"
 # The CPU affinity mask bounds the compute threads.
 if command -v taskset >/dev/null; then
-  taskset -c 0 "$bin/lanes-run" --preset tiny -p hi -n 1 2>&1 >/dev/null | grep -q "threads 1$" ||
+  # grep reads it all (no -q): an early exit would SIGPIPE lanes-run and, under pipefail, fail here.
+  taskset -c 0 "$bin/lanes-run" --preset tiny -p hi -n 1 2>&1 >/dev/null | grep "threads 1$" >/dev/null ||
     fail "taskset -c 0 did not give 1 thread: $(taskset -c 0 "$bin/lanes-run" --preset tiny -p hi -n 1 2>&1 >/dev/null)"
 fi
 # At most 128 lanes, said clearly, in every program and the server's config file.

@@ -16,6 +16,7 @@
 #define LANES 128
 #define MAX_NEW 48
 #define N_TARGETS 5
+#define N_KINDS 5   /* samplers: greedy, temperature, top-k + top-p, top-k, top-p */
 
 static const char *prompts[N_TARGETS] = {"", "Once upon a time", "The little dog",
                                          "Lily and Ben went to the park", "One day, a big red ball"};
@@ -36,6 +37,8 @@ static eng_sampler_t sampler_for(int kind) {
     switch (kind) {
     case 1: return (eng_sampler_t){0.9f, 0, 1.0f, 1234};
     case 2: return (eng_sampler_t){1.1f, 40, 0.9f, 77};
+    case 3: return (eng_sampler_t){0.8f, 5, 1.0f, 9};     /* top-k alone */
+    case 4: return (eng_sampler_t){1.0f, 0, 0.7f, 31};    /* top-p alone */
     default: return (eng_sampler_t){0.0f, 0, 1.0f, 0};
     }
 }
@@ -75,7 +78,8 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
         filler_ids[i][0] = 1;
         for (int j = 1; j < np; j++) filler_ids[i][j] = 3 + (int32_t)(rng_next(&rng) % (vocab - 3));
         reqs[i] = (eng_gen_req_t){filler_ids[i], np, 1 + (int)(rng_next(&rng) % MAX_NEW),
-                                  sampler_for((int)(rng_next(&rng) % 3)), filler_out[i], NULL, 0, 0};
+                                  sampler_for((int)(rng_next(&rng) % N_KINDS)), filler_out[i],
+                                  NULL, 0, 0};
         reqs[i].sampler.seed = rng_next(&rng);
     }
     ASSERT_EQ(eng_gen_run(ctx, reqs, N_REQS, &(eng_gen_opts_t){LANES, chunk, 13 * chunk + 5}),
@@ -98,14 +102,15 @@ static void check_model(const char *name, const eng_bundle_t *b) {
         got[t].logits = calloc((size_t)MAX_NEW * vocab, sizeof(float));
     }
     const int chunks[] = {0, 1, 7};
-    for (int kind = 0; kind < 3; kind++) {
+    for (int kind = 0; kind < N_KINDS; kind++) {
         run(b, 0, 0, 1, ENG_GEMM_LANES, kind, base);
-        /* Greedy gets every combination; the samplers share its code path after the logits, so
-         * one packed configuration each shows their noise is the stream's own. */
+        /* Greedy gets every combination; the samplers share its code path up to the logits, so
+         * one packed configuration each, and 2 threads alone, show their noise and whole-row
+         * sampling are the stream's own. */
         for (int packed = 0; packed <= 1; packed++)
             for (int c = 0; c < 3; c++)
                 for (int threads = 1; threads <= 2; threads++) {
-                    if (kind > 0 && (packed ? chunks[c] != 7 || threads != 2 : c != 1 || threads != 1))
+                    if (kind > 0 && (packed ? chunks[c] != 7 || threads != 2 : c != 1))
                         continue;
                     run(b, packed, chunks[c], threads, ENG_GEMM_LANES, kind, got);
                     for (int t = 0; t < N_TARGETS; t++) {
@@ -122,7 +127,8 @@ static void check_model(const char *name, const eng_bundle_t *b) {
                     }
                 }
         printf("%s: sampler %d: %d target streams bitwise identical alone and among %d%s\n", name,
-               kind, N_TARGETS, N_REQS - 1, kind ? "" : ", chunks whole/1/7, 1-2 threads");
+               kind, N_TARGETS, N_REQS - 1,
+               kind ? ", 1-2 threads alone" : ", chunks whole/1/7, 1-2 threads");
     }
     /* A seeded sampler actually samples: its tokens differ from greedy somewhere. */
     run(b, 0, 0, 1, ENG_GEMM_LANES, 0, base);

@@ -1,12 +1,15 @@
 /* lanes-bench: engine-only throughput. A kernel table (our lane GEMM vs OpenBLAS on the model's
- * shapes), then decode throughput for 1..128 lanes and prefill throughput. */
+ * shapes), then decode throughput for 1..128 lanes, prefill throughput, and the decode step time
+ * of each sampler against greedy. */
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lanes_arg.h"
 #include "base/lanes_log.h"
 #include "bundle.h"
 #include "engine.h"
@@ -17,10 +20,12 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] [--threads N]\n"
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
-            "                   [--ctx N]\n"
-            "                   [--no-kernels] [--no-decode] [--json FILE]\n"
+            "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
+            "                   [--sample-lanes 1,32,128] [--rounds N] [--json FILE]\n"
             "Without -m the synthetic 15m model is used. Decode runs --steps steps per point,\n"
-            "starting at position --pos (default 32) after a prefill.\n");
+            "starting at position --pos (default 32) after a prefill. The sampling table times\n"
+            "greedy, T=1, top-k 40 and top-p 0.9 decode steps in --rounds interleaved rounds\n"
+            "(default 3) and keeps each one's best median.\n");
 }
 
 static double now_s(void) { return (double)lanes_now_ns() * 1e-9; }
@@ -136,15 +141,14 @@ static void kernel_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, cJSON *out) 
     }
 }
 
-/* Prefills every lane to position pos, then times `steps` decode steps; returns the median. */
-static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps) {
-    eng_col_t *cols = malloc((size_t)lanes * (size_t)pos * sizeof *cols);
-    int32_t *tok = malloc((size_t)lanes * (size_t)pos * sizeof *tok);
-    double *t = malloc((size_t)steps * sizeof *t);
+/* Fills positions 0..pos-1 of lanes 0..lanes-1 in chunks the context allows. */
+static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos) {
     int maxc = eng_ctx_max_cols(ctx);
+    eng_col_t *cols = malloc((size_t)maxc * sizeof *cols);
+    int32_t *tok = malloc((size_t)maxc * sizeof *tok);
     for (int l = 0; l < lanes; l++) {
         eng_ctx_set_sampler(ctx, l, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
-        for (int p = 0; p < pos; p += maxc) {   /* prefill the lane in chunks the context allows */
+        for (int p = 0; p < pos; p += maxc) {
             int n = pos - p < maxc ? pos - p : maxc;
             for (int i = 0; i < n; i++)
                 cols[i] = (eng_col_t){l, p + i, (int32_t)((l * 131 + p + i) % mc->vocab_size),
@@ -152,8 +156,24 @@ static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
             eng_step(ctx, cols, n, tok);
         }
     }
+    free(cols);
+    free(tok);
+}
+
+/* Times `steps` decode steps of every lane from position pos with sampler smp (lane l seeded
+ * with l), over a prefill of at least pos positions; returns the median. Rerunning from the same
+ * pos only overwrites the cache rows these steps wrote before. */
+static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps,
+                           const eng_sampler_t *smp) {
+    eng_col_t *cols = malloc((size_t)lanes * sizeof *cols);
     int32_t *next = malloc((size_t)lanes * sizeof *next);
-    for (int l = 0; l < lanes; l++) next[l] = (int32_t)((l * 7 + 3) % mc->vocab_size);
+    double *t = malloc((size_t)steps * sizeof *t);
+    for (int l = 0; l < lanes; l++) {
+        eng_sampler_t s = *smp;
+        s.seed = (uint64_t)l;
+        eng_ctx_set_sampler(ctx, l, &s);
+        next[l] = (int32_t)((l * 7 + 3) % mc->vocab_size);
+    }
     for (int s = 0; s < steps; s++) {
         for (int l = 0; l < lanes; l++) cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL};
         double t0 = now_s();
@@ -162,35 +182,106 @@ static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
     }
     double med = median(t, steps);
     free(cols);
-    free(tok);
-    free(t);
     free(next);
+    free(t);
     return med;
+}
+
+static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos,
+                           int steps) {
+    prefill_lanes(ctx, mc, lanes, pos);
+    return decode_steps(ctx, mc, lanes, pos, steps, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
+}
+
+/* Greedy, plain temperature (the fused Gumbel path) and the two whole-row filters. */
+static const struct {
+    const char *name;
+    eng_sampler_t s;
+} samplers[] = {{"greedy", {0.0f, 0, 1.0f, 0}},
+                {"T=1", {1.0f, 0, 1.0f, 0}},
+                {"top-k 40", {1.0f, 40, 1.0f, 0}},
+                {"top-p 0.9", {1.0f, 0, 0.9f, 0}}};
+#define N_SAMPLERS (int)(sizeof samplers / sizeof *samplers)
+
+/* Per lanes point: the samplers' decode steps in `rounds` interleaved rounds (a shared host's
+ * load hits them alike), each sampler's best median, and its ratio to greedy's. */
+static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int *lanes, int npoints,
+                           int pos, int steps, int rounds, cJSON *out) {
+    cJSON *arr = cJSON_AddArrayToObject(out, "sampling");
+    printf("\nsampling: decode step ms from position %d, best of %d rounds of %d-step medians\n",
+           pos, rounds, steps);
+    printf("%5s", "lanes");
+    for (int k = 0; k < N_SAMPLERS; k++) printf(" %10s %6s", samplers[k].name, "x");
+    printf("\n");
+    for (int i = 0; i < npoints; i++) {
+        double best[N_SAMPLERS];
+        prefill_lanes(ctx, mc, lanes[i], pos);
+        for (int k = 0; k < N_SAMPLERS; k++) best[k] = 1e30;
+        for (int r = 0; r < rounds; r++)
+            for (int k = 0; k < N_SAMPLERS; k++) {
+                double st = decode_steps(ctx, mc, lanes[i], pos, steps, &samplers[k].s);
+                if (st < best[k]) best[k] = st;
+            }
+        printf("%5d", lanes[i]);
+        for (int k = 0; k < N_SAMPLERS; k++) {
+            printf(" %10.3f %5.2fx", best[k] * 1e3, best[k] / best[0]);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "lanes", lanes[i]);
+            cJSON_AddStringToObject(o, "sampler", samplers[k].name);
+            cJSON_AddNumberToObject(o, "step_ms", best[k] * 1e3);
+            cJSON_AddNumberToObject(o, "vs_greedy", best[k] / best[0]);
+            cJSON_AddItemToArray(arr, o);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+}
+
+/* "1,2,4" into v (at most MAX_POINTS); raises *max. Returns the count, or -1 if malformed. */
+static int parse_lanes(const char *list, int *v, int *max) {
+    int n = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 1 || n == MAX_POINTS || (*end && *end != ',')) return -1;
+        if (x > ENG_MAX_LANES) {
+            fprintf(stderr, "lanes-bench: --lanes %ld: at most %d lanes\n", x, ENG_MAX_LANES);
+            return -1;
+        }
+        v[n++] = (int)x;
+        if (x > *max) *max = (int)x;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
-    const char *lanes_list = "1,2,4,8,16,32,64,128";
+    const char *lanes_list = "1,2,4,8,16,32,64,128", *sample_list = "1,32,128";
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
-    int ctx_len = 0;
+    int sampling = 1, rounds = 3, ctx_len = 0;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
-        {"no-decode", 0, 0, 'D'}, {"help", 0, 0, 'h'}, {"ctx", 1, 0, 'x'}, {0, 0, 0, 0}};
-    int ch;
+        {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
+        {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'z': tokp = optarg; break;
         case 'r': preset = optarg; break;
-        case 'T': threads = atoi(optarg); break;
+        case 'T': bad |= lanes_arg_int("--threads", optarg, 0, INT_MAX, &threads) < 0; break;
         case 'l': lanes_list = optarg; break;
-        case 's': steps = atoi(optarg); break;
-        case 'p': pos = atoi(optarg); break;
-        case 'x': ctx_len = atoi(optarg); break;
+        case 's': bad |= lanes_arg_int("--steps", optarg, 1, INT_MAX, &steps) < 0; break;
+        case 'p': bad |= lanes_arg_int("--pos", optarg, 1, INT_MAX, &pos) < 0; break;
+        case 'x': bad |= lanes_arg_int("--ctx", optarg, 0, INT_MAX, &ctx_len) < 0; break;
         case 'j': json_path = optarg; break;
         case 'K': kernels = 0; break;
         case 'D': decode = 0; break;
+        case 'S': sampling = 0; break;
+        case 'L': sample_list = optarg; break;
+        case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
         case 'g':
             if ((gemm = eng_gemm_by_name(optarg)) < 0) {
                 usage(stderr);
@@ -201,20 +292,11 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    int lanes[MAX_POINTS], npoints = 0, max_lanes = 1;
-    for (const char *p = lanes_list; *p && npoints < MAX_POINTS;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1) { usage(stderr); return 2; }
-        if (v > ENG_MAX_LANES) {
-            fprintf(stderr, "lanes-bench: --lanes %ld: at most %d lanes\n", v, ENG_MAX_LANES);
-            return 2;
-        }
-        lanes[npoints++] = (int)v;
-        if (v > max_lanes) max_lanes = (int)v;
-        p = *end == ',' ? end + 1 : end;
-    }
-    if (optind != argc || steps < 1 || pos < 1 || threads < 0 || ctx_len < 0) {
+    int lanes[MAX_POINTS], slanes[MAX_POINTS], max_lanes = 1;
+    int npoints = parse_lanes(lanes_list, lanes, &max_lanes);
+    int nspoints = parse_lanes(sample_list, slanes, &max_lanes);
+    if (bad || npoints < 0 || nspoints < 0 || optind != argc || steps < 1 || pos < 1 || threads < 0 ||
+        rounds < 1 || ctx_len < 0) {
         usage(stderr);
         return 2;
     }
@@ -293,6 +375,7 @@ int main(int argc, char **argv) {
             free(tok);
         }
     }
+    if (sampling) sampling_table(ctx, mc, slanes, nspoints, pos, steps, rounds, out);
     if (json_path) {
         FILE *f = fopen(json_path, "w");
         char *s = cJSON_Print(out);

@@ -1,0 +1,300 @@
+#include "sample.h"
+
+#include <math.h>
+
+#include "vexp.h"
+
+/* Radix selection over the bits of a float's orderable key: bits 31..21, then 20..10, then 9..0.
+ * A long level fills WAYS histograms (candidate j into way j % WAYS), so runs of one bucket do not
+ * wait on each other's increments; a short one fills one, as clearing them would cost more. */
+#define RADIX 2048
+#define WAYS 4   /* a power of two */
+static const struct {
+    int shift;
+    uint32_t mask;
+} levels[] = {{21, 0x7ff}, {10, 0x7ff}, {0, 0x3ff}};
+
+/* The optional first level of a mass selection: buckets of 1/LINEAR of a logit / T below the row's
+ * maximum (the last bucket takes the rest), so a flat row spreads over many buckets where its bits
+ * would share a few. */
+#define LINEAR 64.0f
+
+/* The top-k prefilter's block: the k-th largest block maximum bounds the k-th largest value. */
+#define BLOCK 64
+
+void eng__gumbel_bounds(float bound[1 << ENG_NOISE_BOUND_BITS]) {
+    int sh = ENG_NOISE_BITS - ENG_NOISE_BOUND_BITS;
+    for (uint32_t h = 0; h < 1u << ENG_NOISE_BOUND_BITS; h++)
+        bound[h] = eng__gumbel_from_bits(((h + 1) << sh) - 1);   /* the group's largest draw */
+}
+
+static int blocks(int vocab) { return (vocab + BLOCK - 1) / BLOCK; }
+
+size_t eng__sample_scratch_words(int vocab) {
+    return 4 * (size_t)vocab + ((size_t)vocab + 1) / 2 + (size_t)blocks(vocab) + 2 * WAYS * RADIX;
+}
+
+/* Larger float, larger key (x is never NaN or -0 here). */
+static uint32_t key_of(float x) {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b & 0x80000000u ? ~b : b | 0x80000000u;
+}
+
+/* The greedy choice: lowest id of the largest value, NaN never wins. */
+static int32_t argmax_row(const float *v, int n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (v[i] > v[best] || (v[best] != v[best] && v[i] == v[i])) best = i;
+    return best;
+}
+
+/* A prefix of the ranking (scaled logit descending, then id ascending): the ids whose key exceeds
+ * key, and those equal to it up to id last. */
+typedef struct {
+    uint32_t key;
+    int32_t last;
+} cut_t;
+
+static int in_cut(const float *x, int32_t i, cut_t cut) {
+    uint32_t k = key_of(x[i]);
+    return (k > cut.key) | ((k == cut.key) & (i <= cut.last));   /* no branches to mispredict */
+}
+
+/* ids (NULL: 0..n-1) narrowed to those in cut, in order, into out (which may be ids). */
+static int filter_cut(const float *x, const int32_t *ids, int n, cut_t cut, int32_t *out) {
+    int m = 0;
+    for (int j = 0; j < n; j++) {
+        int32_t i = ids ? ids[j] : j;
+        out[m] = i, m += in_cut(x, i, cut);   /* branch-free compaction */
+    }
+    return m;
+}
+
+static float sum_ids(const float *p, const int32_t *ids, int n) {
+    float m = 0.0f;
+    for (int j = 0; j < n; j++) m += p[ids[j]];
+    return m;
+}
+
+/* p = exp(x - max) (0 for -inf) for all n ids; returns their mass, in eight interleaved partial
+ * sums (the loop vectorises). */
+static float exp_all(const float *x, float max, float *p, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float v = x[i + j];
+            acc[j] += p[i + j] = v > -INFINITY ? eng_vexpf(v - max) : 0.0f;
+        }
+    for (; i < n; i++) acc[0] += p[i] = x[i] > -INFINITY ? eng_vexpf(x[i] - max) : 0.0f;
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* Samples an id of cut among all vocab ids, in proportion to p, at u: per-block sums of the kept
+ * mass (they vectorise) into bsum, then the block where u * mass falls, then the id inside it. */
+static int32_t sample_cut(const float *x, const float *p, int vocab, cut_t cut, float u,
+                          float *bsum) {
+    float xc = x[cut.last];   /* the cut's value */
+    int nb = blocks(vocab);
+    float mass = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        int i0 = b * BLOCK, i1 = vocab - i0 < BLOCK ? vocab : i0 + BLOCK;
+        if (i0 <= cut.last && cut.last < i1 - 1) {   /* the block where ties stop being kept */
+            bsum[b] = 0.0f;
+            for (int i = i0; i < i1; i++)
+                if (in_cut(x, i, cut)) bsum[b] += p[i];
+        } else {   /* ties at xc are all kept (ids up to last) or none: one compare */
+            float t = i1 - 1 <= cut.last ? nextafterf(xc, -INFINITY) : xc;
+            float acc[8] = {0};
+            int i = i0;
+            for (; i + 8 <= i1; i += 8)
+                for (int j = 0; j < 8; j++) {
+                    float v = p[i + j];   /* read unconditionally, so the select vectorises */
+                    acc[j] += x[i + j] > t ? v : 0.0f;
+                }
+            for (; i < i1; i++) acc[0] += x[i] > t ? p[i] : 0.0f;
+            bsum[b] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) +
+                      ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        }
+        mass += bsum[b];
+    }
+    float r = u * mass, cum = 0.0f;
+    int b = 0, end = -1;   /* end: the last block with any kept mass */
+    for (; b < nb && !(r < cum + bsum[b]); b++) {
+        if (bsum[b] > 0.0f) end = b;
+        cum += bsum[b];
+    }
+    if (b == nb) b = end;   /* r rounded up to the whole mass: the last kept id */
+    int i0 = b * BLOCK, i1 = vocab - i0 < BLOCK ? vocab : i0 + BLOCK;
+    int32_t last = -1;
+    for (int i = i0; i < i1; i++) {
+        if (!in_cut(x, i, cut) || !(p[i] > 0.0f)) continue;
+        last = i;
+        if (r < (cum += p[i])) return i;
+    }
+    return last;   /* r rounded past the block's own running sum */
+}
+
+/* x = l * invt with NaN as -inf and -0 as +0, so keys order as values; returns the maximum (in
+ * eight running maxima, so no chain runs through one register). */
+static float scale_max(const float *l, float invt, float *x, int n) {
+    float mx[8];
+    for (int j = 0; j < 8; j++) mx[j] = -INFINITY;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float v = l[i + j] * invt;
+            x[i + j] = v = v == v ? v + 0.0f : -INFINITY;
+            mx[j] = v > mx[j] ? v : mx[j];
+        }
+    for (; i < n; i++) {
+        float v = l[i] * invt;
+        x[i] = v = v == v ? v + 0.0f : -INFINITY;
+        mx[0] = v > mx[0] ? v : mx[0];
+    }
+    for (int j = 1; j < 8; j++) mx[0] = mx[j] > mx[0] ? mx[j] : mx[0];
+    return mx[0];
+}
+
+/* Level lv's bucket of x (lv -1: the linear one below top); larger x, larger or equal bucket. */
+static uint32_t bucket_of(float x, int lv, float top) {
+    if (lv >= 0) return key_of(x) >> levels[lv].shift & levels[lv].mask;
+    float d = (top - x) * LINEAR;   /* x = -inf gives inf, clamped */
+    return RADIX - 1 - (uint32_t)(d < (float)(RADIX - 1) ? d : (float)(RADIX - 1));
+}
+
+/* The shortest prefix of the ranking of ids (NULL: 0..n-1; in id order) that holds k of them or,
+ * with masses p, reaches mass want, whichever comes first (all of them if neither does). Each
+ * level histograms the remaining candidates' buckets, keeps the buckets above the one where a
+ * target is met, and narrows to that bucket (into cand, which may be ids): O(n), nothing sorted.
+ * A finite top (the maximum of x) adds the linear level first. Masses are summed per bucket in a
+ * fixed order, so the cut depends only on the arguments. */
+static cut_t select_prefix(const float *x, const float *p, const int32_t *ids, int n, int k,
+                           float want, float top, int32_t *cand, uint16_t *bk, uint32_t *count,
+                           float *mass) {
+    int taken = 0, first = isfinite(top) ? -1 : 0;
+    float acc = 0.0f;
+    for (int lv = first; lv < 3; lv++) {
+        const int32_t *src = lv > first ? cand : ids;
+        int ways = n >= 8 * RADIX ? WAYS : 1;
+        /* Buckets first, in loops without branches (the contiguous ones vectorise), then the
+         * histogram from them; only the range of buckets in use is cleared and walked. */
+        if (src)
+            for (int j = 0; j < n; j++) bk[j] = (uint16_t)bucket_of(x[src[j]], lv, top);
+        else if (lv < 0)
+            for (int j = 0; j < n; j++) bk[j] = (uint16_t)bucket_of(x[j], -1, top);
+        else
+            for (int j = 0; j < n; j++) bk[j] = (uint16_t)bucket_of(x[j], lv, top);
+        uint16_t lo = UINT16_MAX, hi = 0;
+        for (int j = 0; j < n; j++) {
+            lo = bk[j] < lo ? bk[j] : lo;
+            hi = bk[j] > hi ? bk[j] : hi;
+        }
+        for (int w = 0; w < ways; w++) {
+            memset(count + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *count);
+            memset(mass + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *mass);
+        }
+        if (p == NULL)
+            for (int j = 0; j < n; j++) count[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX]++;
+        else
+            for (int j = 0; j < n; j++) {
+                uint32_t b = bk[j] + (uint32_t)(j & (ways - 1)) * RADIX;
+                count[b]++;
+                mass[b] += p[src ? src[j] : j];
+            }
+        for (int b = lo; b <= hi; b++)   /* way 0 gets the totals */
+            for (int w = 1; w < ways; w++) {
+                count[b] += count[w * RADIX + b];
+                mass[b] += mass[w * RADIX + b];
+            }
+        int bnd = -1;   /* the previous non-empty bucket lies wholly inside the prefix */
+        for (int b = hi; b >= lo; b--) {
+            if (count[b] == 0) continue;
+            if (bnd >= 0) {
+                taken += (int)count[bnd];
+                acc += mass[bnd];
+            }
+            bnd = b;
+            if (taken + (int)count[b] >= k || acc + mass[b] >= want) break;
+        }
+        int m = 0;
+        if (count[bnd] < (uint32_t)n / 16)   /* a rare bucket: a predictable branch is cheaper */
+            for (int j = 0; j < n; j++) {
+                if (bk[j] == bnd) cand[m++] = src ? src[j] : j;
+            }
+        else
+            for (int j = 0; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == bnd;
+        n = m;
+    }
+    /* The candidates share one value, in id order: take them until a target is met. */
+    int j = 0;
+    do {
+        taken++;
+        if (p) acc += p[cand[j]];
+        j++;
+    } while (j < n && taken < k && acc < want);
+    return (cut_t){key_of(x[cand[0]]), cand[j - 1]};
+}
+
+int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, float u,
+                        void *scratch) {
+    int nb = blocks(vocab);
+    float *x = scratch;                               /* (vocab,) scaled logits */
+    float *p = x + vocab;                             /* (vocab,) exp(x - max), where needed */
+    int32_t *cand = (int32_t *)(p + vocab);           /* (vocab,) selection scratch */
+    int32_t *list = cand + vocab;                     /* (vocab,) the ids still kept */
+    float *bmax = (float *)(list + vocab);            /* (blocks,) */
+    uint32_t *count = (uint32_t *)(bmax + nb);        /* (WAYS, RADIX) */
+    float *mass = (float *)(count + WAYS * RADIX);    /* (WAYS, RADIX) */
+    uint16_t *bk = (uint16_t *)(mass + WAYS * RADIX); /* (vocab,) selection buckets */
+    float invt = 1.0f / s->temperature, max = -INFINITY;
+    for (int b = 0; b < nb; b++) {
+        int i0 = b * BLOCK, len = vocab - i0 < BLOCK ? vocab - i0 : BLOCK;
+        bmax[b] = scale_max(logits + i0, invt, x + i0, len);
+        max = bmax[b] > max ? bmax[b] : max;
+    }
+    /* No finite maximum (a +inf, or nothing but NaN and -inf): no distribution to sample. */
+    if (!(max > -INFINITY && max < INFINITY)) return argmax_row(logits, vocab);
+
+    int k = s->top_k > 0 && s->top_k < vocab ? s->top_k : vocab, n = vocab;
+    const int32_t *ids = NULL;   /* NULL: every id */
+    float kept_mass;
+    if (k < vocab) {
+        /* Only ids at or above the k-th largest block maximum can be among the k largest. */
+        float t = -INFINITY;
+        if (k <= nb) t = bmax[select_prefix(bmax, NULL, NULL, nb, k, INFINITY, NAN, cand,
+                                            bk, count, mass).last];
+        n = 0;
+        for (int32_t i = 0; i < vocab; i++) list[n] = i, n += x[i] >= t;
+        cut_t cut = select_prefix(x, NULL, list, n, k, INFINITY, NAN, cand, bk, count, mass);
+        n = filter_cut(x, list, n, cut, list);
+        ids = list;
+        for (int j = 0; j < n; j++) {
+            float v = x[list[j]];
+            p[list[j]] = v > -INFINITY ? eng_vexpf(v - max) : 0.0f;
+        }
+        kept_mass = sum_ids(p, list, n);
+    } else {
+        kept_mass = exp_all(x, max, p, vocab);
+    }
+    if (s->top_p > 0.0f && s->top_p < 1.0f) {
+        cut_t cut = select_prefix(x, p, ids, n, k, s->top_p * kept_mass, max, cand, bk,
+                                   count, mass);
+        if (ids == NULL) return sample_cut(x, p, vocab, cut, u, bmax);
+        n = filter_cut(x, ids, n, cut, list);
+        kept_mass = sum_ids(p, list, n);
+    }
+
+    /* Any fixed order samples the kept ids in proportion to p: walk them by id. */
+    float r = u * kept_mass, cdf = 0.0f;
+    for (int j = 0; j < n; j++) {
+        int32_t i = ids ? ids[j] : j;
+        if (r < (cdf += p[i])) return i;
+    }
+    /* r rounded up to the whole mass: the last kept id with any probability (the top id has 1). */
+    for (int j = n - 1;; j--) {
+        int32_t i = ids ? ids[j] : j;
+        if (p[i] > 0.0f) return i;
+    }
+}
