@@ -406,13 +406,13 @@ static void reply_stats(io_conn_t *c, const char *id) {
             "\"event\":\"stats\",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
             "\"requests_served\":%llu,\"requests_active\":%llu,\"requests_rejected\":%llu,"
             "\"tokens_generated\":%llu,\"prompt_tokens\":%llu,\"steps\":%llu,\"uptime_s\":%.3f,"
-            "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"connections\":%d,"
+            "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"step_cols_max\":%d,\"connections\":%d,"
             "\"connections_paused\":%d}\n",
             st.lanes_total, st.lanes_active, st.queue_depth,
             (unsigned long long)st.requests_served, (unsigned long long)st.requests_active,
             (unsigned long long)st.requests_rejected, (unsigned long long)st.tokens_generated,
             (unsigned long long)st.prompt_tokens, (unsigned long long)st.steps, st.uptime_s,
-            st.step_ms_avg, st.step_ms_last, c->srv->nconns, c->srv->npaused);
+            st.step_ms_avg, st.step_ms_last, st.step_cols_max, c->srv->nconns, c->srv->npaused);
 }
 
 static void generate(io_conn_t *c, io_msg_t *m) {

@@ -170,6 +170,12 @@ static int t_parity(void) {
         test_send(cs[i], line);
     }
     gather(cs, N, got, 1, 60000);
+    /* 128 prompts arrived at once: no step took more than a column per lane plus the default
+     * --prefill-chunk of 64 prompt columns. */
+    cJSON *st = test_stats(cs[0]);
+    ASSERT_LE(test_num(st, "step_cols_max"), 128 + 64);
+    ASSERT_GE(test_num(st, "step_cols_max"), 1);
+    cJSON_Delete(st);
     for (int i = 0; i < N; i++) {
         check_ref(&got[i], prompt[i], TOK);
         test_close(cs[i]);
