@@ -1,5 +1,6 @@
 #include "sample.h"
 
+#include <assert.h>
 #include <math.h>
 
 #include "vexp.h"
@@ -161,7 +162,24 @@ static float scale_max(const float *l, float invt, float *x, int n) {
 static uint32_t bucket_of(float x, int lv, float top) {
     if (lv >= 0) return key_of(x) >> levels[lv].shift & levels[lv].mask;
     float d = (top - x) * LINEAR;   /* x = -inf gives inf, clamped */
-    return RADIX - 1 - (uint32_t)(d < (float)(RADIX - 1) ? d : (float)(RADIX - 1));
+    return RADIX - 1 - (uint32_t)(int32_t)(d < (float)(RADIX - 1) ? d : (float)(RADIX - 1));
+}
+
+/* The candidates (src, NULL: 0..n-1) whose bucket is b, in order, into cand (which may be src).
+ * Four buckets are tested at once, as a word (a boundary bucket is usually rare), and only words
+ * holding b are compacted, without branches. */
+static int narrow(const uint16_t *bk, const int32_t *src, int n, uint16_t b, int32_t *cand) {
+    const uint64_t ones = 0x0001000100010001u, pat = b * ones;
+    int m = 0, j = 0;
+    for (; j + 4 <= n; j += 4) {
+        uint64_t w;
+        memcpy(&w, bk + j, sizeof w);
+        w ^= pat;   /* a zero lane where the bucket is b */
+        if (((w - ones) & ~w & 0x8000800080008000u) == 0) continue;
+        for (int t = j; t < j + 4; t++) cand[m] = src ? src[t] : t, m += bk[t] == b;
+    }
+    for (; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == b;
+    return m;
 }
 
 /* The shortest prefix of the ranking of ids (NULL: 0..n-1; in id order) that holds k of them or,
@@ -191,41 +209,43 @@ static cut_t select_prefix(const float *x, const float *p, const int32_t *ids, i
             lo = bk[j] < lo ? bk[j] : lo;
             hi = bk[j] > hi ? bk[j] : hi;
         }
+        int counted = p == NULL || k < taken + n;
         for (int w = 0; w < ways; w++) {
-            memset(count + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *count);
+            if (counted) memset(count + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *count);
             memset(mass + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *mass);
         }
+        /* With masses and k above the candidates only the mass target can be met, so the
+         * counts are not kept: a bucket without mass (empty, or only -inf ids, never drawn) is
+         * skipped as an empty one. Once met, this stays so at the finer levels. */
         if (p == NULL)
             for (int j = 0; j < n; j++) count[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX]++;
-        else
+        else if (counted)
             for (int j = 0; j < n; j++) {
                 uint32_t b = bk[j] + (uint32_t)(j & (ways - 1)) * RADIX;
                 count[b]++;
                 mass[b] += p[src ? src[j] : j];
             }
+        else if (src)
+            for (int j = 0; j < n; j++) mass[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX] += p[src[j]];
+        else
+            for (int j = 0; j < n; j++) mass[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX] += p[j];
         for (int b = lo; b <= hi; b++)   /* way 0 gets the totals */
             for (int w = 1; w < ways; w++) {
-                count[b] += count[w * RADIX + b];
+                if (counted) count[b] += count[w * RADIX + b];
                 mass[b] += mass[w * RADIX + b];
             }
         int bnd = -1;   /* the previous non-empty bucket lies wholly inside the prefix */
         for (int b = hi; b >= lo; b--) {
-            if (count[b] == 0) continue;
+            if (counted ? count[b] == 0 : !(mass[b] > 0.0f)) continue;
             if (bnd >= 0) {
-                taken += (int)count[bnd];
+                taken += counted ? (int)count[bnd] : 0;
                 acc += mass[bnd];
             }
             bnd = b;
-            if (taken + (int)count[b] >= k || acc + mass[b] >= want) break;
+            if ((counted && taken + (int)count[b] >= k) || acc + mass[b] >= want) break;
         }
-        int m = 0;
-        if (count[bnd] < (uint32_t)n / 16)   /* a rare bucket: a predictable branch is cheaper */
-            for (int j = 0; j < n; j++) {
-                if (bk[j] == bnd) cand[m++] = src ? src[j] : j;
-            }
-        else
-            for (int j = 0; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == bnd;
-        n = m;
+        assert(bnd >= 0);   /* the candidates hold the top id, or mass */
+        n = narrow(bk, src, n, (uint16_t)bnd, cand);
     }
     /* The candidates share one value, in id order: take them until a target is met. */
     int j = 0;
