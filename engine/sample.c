@@ -78,20 +78,6 @@ static float sum_ids(const float *p, const int32_t *ids, int n) {
     return m;
 }
 
-/* p = exp(x - max) (0 for -inf) for all n ids; returns their mass, in eight interleaved partial
- * sums (the loop vectorises). */
-static float exp_all(const float *x, float max, float *p, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            float v = x[i + j];
-            acc[j] += p[i + j] = v > -INFINITY ? eng_vexpf(v - max) : 0.0f;
-        }
-    for (; i < n; i++) acc[0] += p[i] = x[i] > -INFINITY ? eng_vexpf(x[i] - max) : 0.0f;
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
 /* Samples an id of cut among all vocab ids, in proportion to p, at u: per-block sums of the kept
  * mass (they vectorise) into bsum, then the block where u * mass falls, then the id inside it. */
 static int32_t sample_cut(const float *x, const float *p, int vocab, cut_t cut, float u,
@@ -257,8 +243,8 @@ static cut_t select_prefix(const float *x, const float *p, const int32_t *ids, i
     return (cut_t){key_of(x[cand[0]]), cand[j - 1]};
 }
 
-int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, float u,
-                        void *scratch) {
+int32_t eng__sample_row(const eng_kern_ops_t *kern, const float *logits, int vocab,
+                        const eng_sampler_t *s, float u, void *scratch) {
     int nb = blocks(vocab);
     float *x = scratch;                               /* (vocab,) scaled logits */
     float *p = x + vocab;                             /* (vocab,) exp(x - max), where needed */
@@ -296,7 +282,7 @@ int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, 
         }
         kept_mass = sum_ids(p, list, n);
     } else {
-        kept_mass = exp_all(x, max, p, vocab);
+        kept_mass = kern->exp_sum(p, x, max, vocab);
     }
     if (s->top_p > 0.0f && s->top_p < 1.0f) {
         cut_t cut = select_prefix(x, p, ids, n, k, s->top_p * kept_mass, max, cand, bk,
