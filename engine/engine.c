@@ -313,7 +313,8 @@ static void sample_task(void *opaque, int s, int tid) {
     int vocab = c->cfg.vocab_size;
     float u = eng__unit_from_bits(noise_bits(noise_key(smp->seed, cl->pos), UINT32_MAX));
     float *scratch = c->samp_scratch + (size_t)tid * eng__sample_scratch_words(vocab);
-    c->best_idx[s] = eng__sample_row(c->full + (size_t)s * vocab, vocab, smp, u, scratch);
+    c->best_idx[s] = eng__sample_row(c->kern, c->full + (size_t)s * vocab, vocab, smp, u,
+                                     scratch);
 }
 
 /* ---- the step ------------------------------------------------------------------------------- */

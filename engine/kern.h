@@ -44,6 +44,12 @@ typedef struct {
      * ascending order, so the lowest id wins a tie and NaN never wins. Callers start best at -inf
      * and idx at 0. */
     void (*argmax)(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx);
+
+    /* p[i] = exp(x[i] - max) with vexp.h's exp (0 where x[i] is -inf or NaN) for i < n; returns
+     * their sum: eight partial sums s[j] += p[i + j] for i = 0, 8, ... while i + 8 <= n, the rest
+     * added to s0 in order, then ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)). The same bits
+     * on every table (sample.c's probabilities). */
+    float (*exp_sum)(float *p, const float *x, float max, int n);
 } eng_kern_ops_t;
 
 /* The best table this CPU runs, or the one LANES_SIMD=scalar|sse|avx2|neon forces (an unsupported
@@ -62,5 +68,8 @@ const eng_kern_ops_t *eng__kern_neon(void);
 
 /* The reference SwiGLU, shared by the tables that have no faster one. */
 void eng__swiglu_ref(float *a, const float *b, int n);
+
+/* The reference exp_sum, likewise. */
+float eng__exp_sum_ref(float *p, const float *x, float max, int n);
 
 #endif

@@ -152,7 +152,24 @@ static void swiglu(float *a, const float *b, int n) {
     eng__swiglu_ref(a + i, b + i, n - i);
 }
 
-static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, wsum, swiglu, argmax};
+static float exp_sum(float *p, const float *x, float max, int n) {
+    __m256 acc = _mm256_setzero_ps(), m = _mm256_set1_ps(max);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 keep = _mm256_cmp_ps(v, _mm256_set1_ps(-INFINITY), _CMP_GT_OQ);   /* not NaN */
+        __m256 e = _mm256_and_ps(keep, vexp8(_mm256_sub_ps(v, m)));
+        _mm256_storeu_ps(p + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s[8];
+    _mm256_storeu_ps(s, acc);
+    eng__exp_sum_ref(p + i, x + i, max, n - i);   /* the tail's p, then its sum as the reference */
+    for (; i < n; i++) s[0] += p[i];
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, wsum, swiglu, argmax, exp_sum};
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
 #else
 const eng_kern_ops_t *eng__kern_avx2(void) { return NULL; }

@@ -52,7 +52,8 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) { return vbslq_s32(m, b, a);
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t neon_ops = {"neon", 1, gemm, dot, dots, wsum, eng__swiglu_ref, argmax};
+static const eng_kern_ops_t neon_ops = {"neon", 1, gemm, dot, dots, wsum, eng__swiglu_ref, argmax,
+                                        eng__exp_sum_ref};
 const eng_kern_ops_t *eng__kern_neon(void) { return &neon_ops; }
 #else
 const eng_kern_ops_t *eng__kern_neon(void) { return NULL; }

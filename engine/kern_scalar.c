@@ -54,6 +54,18 @@ void eng__swiglu_ref(float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) a[i] = eng_swiglu1(a[i], b[i]);
 }
 
+float eng__exp_sum_ref(float *p, const float *x, float max, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float v = x[i + j];
+            acc[j] += p[i + j] = v > -INFINITY ? eng_vexpf(v - max) : 0.0f;
+        }
+    for (; i < n; i++) acc[0] += p[i] = x[i] > -INFINITY ? eng_vexpf(x[i] - max) : 0.0f;
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
 static void argmax(const float *tile, int rows, int ncols, int row0, float *best, int32_t *idx) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < ncols; c++) {
@@ -66,9 +78,11 @@ static void argmax(const float *tile, int rows, int ncols, int row0, float *best
 }
 
 static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, dots_fused,
-                                          wsum_fused, eng__swiglu_ref, argmax};
+                                          wsum_fused, eng__swiglu_ref, argmax,
+                                          eng__exp_sum_ref};
 static const eng_kern_ops_t scalar_unfused_ops = {"scalar-unfused", 0, gemm_unfused, dot_unfused,
-                                                  dots_unfused, wsum_unfused, eng__swiglu_ref, argmax};
+                                                  dots_unfused, wsum_unfused, eng__swiglu_ref, argmax,
+                                                  eng__exp_sum_ref};
 
 const eng_kern_ops_t *eng__kern_scalar(void) { return &scalar_ops; }
 const eng_kern_ops_t *eng__kern_scalar_unfused(void) { return &scalar_unfused_ops; }

@@ -54,7 +54,8 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t sse_ops = {"sse", 0, gemm, dot, dots, wsum, eng__swiglu_ref, argmax};
+static const eng_kern_ops_t sse_ops = {"sse", 0, gemm, dot, dots, wsum, eng__swiglu_ref, argmax,
+                                       eng__exp_sum_ref};
 const eng_kern_ops_t *eng__kern_sse(void) { return &sse_ops; }
 #else
 const eng_kern_ops_t *eng__kern_sse(void) { return NULL; }

@@ -1,5 +1,6 @@
 #include "sample.h"
 
+#include <assert.h>
 #include <math.h>
 
 #include "vexp.h"
@@ -77,20 +78,6 @@ static float sum_ids(const float *p, const int32_t *ids, int n) {
     return m;
 }
 
-/* p = exp(x - max) (0 for -inf) for all n ids; returns their mass, in eight interleaved partial
- * sums (the loop vectorises). */
-static float exp_all(const float *x, float max, float *p, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            float v = x[i + j];
-            acc[j] += p[i + j] = v > -INFINITY ? eng_vexpf(v - max) : 0.0f;
-        }
-    for (; i < n; i++) acc[0] += p[i] = x[i] > -INFINITY ? eng_vexpf(x[i] - max) : 0.0f;
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-}
-
 /* Samples an id of cut among all vocab ids, in proportion to p, at u: per-block sums of the kept
  * mass (they vectorise) into bsum, then the block where u * mass falls, then the id inside it. */
 static int32_t sample_cut(const float *x, const float *p, int vocab, cut_t cut, float u,
@@ -161,7 +148,24 @@ static float scale_max(const float *l, float invt, float *x, int n) {
 static uint32_t bucket_of(float x, int lv, float top) {
     if (lv >= 0) return key_of(x) >> levels[lv].shift & levels[lv].mask;
     float d = (top - x) * LINEAR;   /* x = -inf gives inf, clamped */
-    return RADIX - 1 - (uint32_t)(d < (float)(RADIX - 1) ? d : (float)(RADIX - 1));
+    return RADIX - 1 - (uint32_t)(int32_t)(d < (float)(RADIX - 1) ? d : (float)(RADIX - 1));
+}
+
+/* The candidates (src, NULL: 0..n-1) whose bucket is b, in order, into cand (which may be src).
+ * Four buckets are tested at once, as a word (a boundary bucket is usually rare), and only words
+ * holding b are compacted, without branches. */
+static int narrow(const uint16_t *bk, const int32_t *src, int n, uint16_t b, int32_t *cand) {
+    const uint64_t ones = 0x0001000100010001u, pat = b * ones;
+    int m = 0, j = 0;
+    for (; j + 4 <= n; j += 4) {
+        uint64_t w;
+        memcpy(&w, bk + j, sizeof w);
+        w ^= pat;   /* a zero lane where the bucket is b */
+        if (((w - ones) & ~w & 0x8000800080008000u) == 0) continue;
+        for (int t = j; t < j + 4; t++) cand[m] = src ? src[t] : t, m += bk[t] == b;
+    }
+    for (; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == b;
+    return m;
 }
 
 /* The shortest prefix of the ranking of ids (NULL: 0..n-1; in id order) that holds k of them or,
@@ -191,41 +195,43 @@ static cut_t select_prefix(const float *x, const float *p, const int32_t *ids, i
             lo = bk[j] < lo ? bk[j] : lo;
             hi = bk[j] > hi ? bk[j] : hi;
         }
+        int counted = p == NULL || k < taken + n;
         for (int w = 0; w < ways; w++) {
-            memset(count + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *count);
+            if (counted) memset(count + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *count);
             memset(mass + w * RADIX + lo, 0, (size_t)(hi - lo + 1) * sizeof *mass);
         }
+        /* With masses and k above the candidates only the mass target can be met, so the
+         * counts are not kept: a bucket without mass (empty, or only -inf ids, never drawn) is
+         * skipped as an empty one. Once met, this stays so at the finer levels. */
         if (p == NULL)
             for (int j = 0; j < n; j++) count[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX]++;
-        else
+        else if (counted)
             for (int j = 0; j < n; j++) {
                 uint32_t b = bk[j] + (uint32_t)(j & (ways - 1)) * RADIX;
                 count[b]++;
                 mass[b] += p[src ? src[j] : j];
             }
+        else if (src)
+            for (int j = 0; j < n; j++) mass[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX] += p[src[j]];
+        else
+            for (int j = 0; j < n; j++) mass[bk[j] + (uint32_t)(j & (ways - 1)) * RADIX] += p[j];
         for (int b = lo; b <= hi; b++)   /* way 0 gets the totals */
             for (int w = 1; w < ways; w++) {
-                count[b] += count[w * RADIX + b];
+                if (counted) count[b] += count[w * RADIX + b];
                 mass[b] += mass[w * RADIX + b];
             }
         int bnd = -1;   /* the previous non-empty bucket lies wholly inside the prefix */
         for (int b = hi; b >= lo; b--) {
-            if (count[b] == 0) continue;
+            if (counted ? count[b] == 0 : !(mass[b] > 0.0f)) continue;
             if (bnd >= 0) {
-                taken += (int)count[bnd];
+                taken += counted ? (int)count[bnd] : 0;
                 acc += mass[bnd];
             }
             bnd = b;
-            if (taken + (int)count[b] >= k || acc + mass[b] >= want) break;
+            if ((counted && taken + (int)count[b] >= k) || acc + mass[b] >= want) break;
         }
-        int m = 0;
-        if (count[bnd] < (uint32_t)n / 16)   /* a rare bucket: a predictable branch is cheaper */
-            for (int j = 0; j < n; j++) {
-                if (bk[j] == bnd) cand[m++] = src ? src[j] : j;
-            }
-        else
-            for (int j = 0; j < n; j++) cand[m] = src ? src[j] : j, m += bk[j] == bnd;
-        n = m;
+        assert(bnd >= 0);   /* the candidates hold the top id, or mass */
+        n = narrow(bk, src, n, (uint16_t)bnd, cand);
     }
     /* The candidates share one value, in id order: take them until a target is met. */
     int j = 0;
@@ -237,8 +243,8 @@ static cut_t select_prefix(const float *x, const float *p, const int32_t *ids, i
     return (cut_t){key_of(x[cand[0]]), cand[j - 1]};
 }
 
-int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, float u,
-                        void *scratch) {
+int32_t eng__sample_row(const eng_kern_ops_t *kern, const float *logits, int vocab,
+                        const eng_sampler_t *s, float u, void *scratch) {
     int nb = blocks(vocab);
     float *x = scratch;                               /* (vocab,) scaled logits */
     float *p = x + vocab;                             /* (vocab,) exp(x - max), where needed */
@@ -276,7 +282,7 @@ int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, 
         }
         kept_mass = sum_ids(p, list, n);
     } else {
-        kept_mass = exp_all(x, max, p, vocab);
+        kept_mass = kern->exp_sum(p, x, max, vocab);
     }
     if (s->top_p > 0.0f && s->top_p < 1.0f) {
         cut_t cut = select_prefix(x, p, ids, n, k, s->top_p * kept_mass, max, cand, bk,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "kern.h"
 
 /* Random bits per noise draw. With 23 bits every draw maps to an odd multiple of 2^-24, which a
  * float holds exactly, so the uniform never rounds onto 0 or 1. */
@@ -71,8 +72,9 @@ size_t eng__sample_scratch_words(int vocab);
  * then the shortest prefix of those holding top_p of their mass, and one of them is drawn in
  * proportion to its probability. NaN and -inf logits are never drawn; a row with a +inf or no
  * number at all gives the greedy id. Borrows scratch (eng__sample_scratch_words(vocab) words);
- * never allocates; the result depends only on the arguments. */
-int32_t eng__sample_row(const float *logits, int vocab, const eng_sampler_t *s, float u,
-                        void *scratch);
+ * never allocates; the result depends only on the arguments (kern's table gives the same bits as
+ * any other: it only makes the exponentials faster). */
+int32_t eng__sample_row(const eng_kern_ops_t *kern, const float *logits, int vocab,
+                        const eng_sampler_t *s, float u, void *scratch);
 
 #endif

@@ -423,6 +423,46 @@ static void test_swiglu(void) {
     printf("swiglu: %d cases ok\n", cases);
 }
 
+/* exp_sum: every table gives the reference's probabilities and sum bitwise (a -inf or NaN gives
+ * 0), for lengths around the 8-wide blocks and maxima that send some exponents past the clamp. */
+static void test_exp_sum(void) {
+    int cases = 0;
+    for (int it = 0; it < 400; it++) {
+        int n = rng_int(0, 70);
+        float *x = alloc_floats((size_t)n), *want = alloc_floats((size_t)n);
+        float *got = alloc_floats((size_t)n);
+        float max = it % 3 ? 0.0f : (float)rng_int(-100, 100);
+        for (int i = 0; i < n; i++) {
+            int r = rng_int(0, 9);
+            x[i] = r == 0   ? -INFINITY
+                   : r == 1 ? NAN
+                   : r == 2 ? ldexpf(rng_val(), rng_int(3, 7))   /* past the clamp, some */
+                            : max + 4.0f * rng_unit();          /* sums that round */
+        }
+        float sum = eng__exp_sum_ref(want, x, max, n);
+        for (int t = 0; t < NTABLES; t++) {
+            if (!tables[t]) continue;
+            float s = tables[t]->exp_sum(got, x, max, n);
+            for (int i = 0; i < n; i++)
+                if (bits(got[i]) != bits(want[i])) {
+                    fprintf(stderr, "%s exp_sum: x %a max %a: %a, reference %a\n",
+                            tables[t]->name, x[i], max, got[i], want[i]);
+                    exit(1);
+                }
+            if (bits(s) != bits(sum)) {
+                fprintf(stderr, "%s exp_sum of %d: %a, reference %a\n", tables[t]->name, n, s,
+                        sum);
+                exit(1);
+            }
+            cases++;
+        }
+        for (int i = 0; i < n; i++)
+            if (!(x[i] > -INFINITY)) ASSERT(bits(want[i]) == 0);
+        free(x), free(want), free(got);
+    }
+    printf("exp_sum: %d cases ok\n", cases);
+}
+
 int main(void) {
     const char *seed = getenv("LANES_TEST_SEED");
     if (seed) rng_state = strtoull(seed, NULL, 0);
@@ -442,6 +482,7 @@ int main(void) {
     test_attention();
     test_vexp();
     test_swiglu();
+    test_exp_sum();
     for (int t = 0; t < NTABLES; t++)
         if (tables[t]) printf("%s: ok\n", table_names[t]);
     return 0;

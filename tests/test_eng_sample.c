@@ -162,13 +162,25 @@ static uint32_t rng_next(uint64_t *st) {
     return (uint32_t)(*st >> 33);
 }
 
+/* The engine's table, and every table this CPU runs: each must draw the same ids. */
+static const eng_kern_ops_t *kern, *tables[5];
+static int ntables;
+
+static void find_tables(void) {
+    static const char *names[] = {"scalar", "scalar-unfused", "sse", "avx2", "neon"};
+    kern = eng_kern_best();
+    for (int t = 0; t < 5; t++)
+        if ((tables[ntables] = eng_kern_by_name(names[t])) != NULL) ntables++;
+}
+
 static void *scratch_for(int n) {
     void *s = malloc(eng__sample_scratch_words(n) * 4);
     ASSERT(s != NULL);
     return s;
 }
 
-/* Random rows of many shapes: every returned id lies inside the reference's kept prefix. Rows of
+/* Random rows of many shapes: every returned id lies inside the reference's kept prefix, and every
+ * kernel table returns the same one (for every eighth draw, to keep the test short). Rows of
  * n ids (not a multiple of the sampler's 64-id blocks; the long ones take its interleaved
  * histograms), and k both below and above n / 64 (with and without its block prefilter). */
 static void check_support(int n, int nrows) {
@@ -206,8 +218,11 @@ static void check_support(int n, int nrows) {
                 uint32_t bits = d == draws       ? 0
                                 : d == draws + 1 ? (1u << ENG_NOISE_BITS) - 1
                                                  : rng_next(&st) >> (32 - ENG_NOISE_BITS);
-                int32_t id = eng__sample_row(logits, N, s, eng__unit_from_bits(bits), scratch);
+                int32_t id = eng__sample_row(kern, logits, N, s, eng__unit_from_bits(bits), scratch);
                 ASSERT(id >= 0 && id < N);
+                for (int t = 0; t < ntables && d % 8 == 0; t++)
+                    ASSERT_EQ(eng__sample_row(tables[t], logits, N, s, eng__unit_from_bits(bits),
+                                              scratch), id);
                 if (rank[id] >= len || !(p[id] > 0.0f)) {
                     fprintf(stderr, "row %d (kind %d), top_k %d top_p %g: id %d (logit %g) is "
                             "outside the kept %d\n", row, kind, s->top_k, s->top_p, id,
@@ -251,7 +266,7 @@ static void check_proportions(void) {
         ASSERT_EQ(len, kept_len(p, ord, N, s, 0.0));
         for (int d = 0; d < DRAWS; d++) {
             uint32_t bits = (uint32_t)(((uint64_t)d << ENG_NOISE_BITS) / DRAWS);
-            count[eng__sample_row(logits, N, s, eng__unit_from_bits(bits), scratch)]++;
+            count[eng__sample_row(kern, logits, N, s, eng__unit_from_bits(bits), scratch)]++;
         }
         int seen = 0;
         for (int j = 0; j < len; j++) {
@@ -279,17 +294,17 @@ static void check_special_rows(void) {
         for (uint32_t bits = 0; bits < 1u << ENG_NOISE_BITS; bits += 0x1357) {
             float u = eng__unit_from_bits(bits);
             for (int i = 0; i < N; i++) row[i] = NAN;
-            ASSERT_EQ(eng__sample_row(row, N, &s[si], u, scratch), 0);   /* the greedy id */
+            ASSERT_EQ(eng__sample_row(kern, row, N, &s[si], u, scratch), 0);   /* the greedy id */
             for (int i = 0; i < N; i++) row[i] = -INFINITY;
-            ASSERT_EQ(eng__sample_row(row, N, &s[si], u, scratch), 0);
+            ASSERT_EQ(eng__sample_row(kern, row, N, &s[si], u, scratch), 0);
             row[11] = NAN;
             row[12] = 3.0f;
-            ASSERT_EQ(eng__sample_row(row, N, &s[si], u, scratch), 12);  /* the only number */
+            ASSERT_EQ(eng__sample_row(kern, row, N, &s[si], u, scratch), 12);  /* the only number */
             for (int i = 0; i < N; i++) row[i] = (float)i;
             row[5] = row[9] = INFINITY;
-            ASSERT_EQ(eng__sample_row(row, N, &s[si], u, scratch), 5);   /* lowest +inf */
+            ASSERT_EQ(eng__sample_row(kern, row, N, &s[si], u, scratch), 5);   /* lowest +inf */
             for (int i = 0; i < N; i++) row[i] = i % 2 ? NAN : (float)(i % 3);
-            int32_t id = eng__sample_row(row, N, &s[si], u, scratch);
+            int32_t id = eng__sample_row(kern, row, N, &s[si], u, scratch);
             ASSERT(id % 2 == 0 && id < N);                               /* never a NaN */
         }
     free(scratch);
@@ -297,6 +312,7 @@ static void check_special_rows(void) {
 }
 
 int main(void) {
+    find_tables();
     check_noise_exhaustive();
     check_tiny_temperatures();
     check_support(1000, 36);
