@@ -119,6 +119,9 @@ static void write_tiny(buf_t *b, uint32_t version) {
 /* ---- running the reader with its log captured ---- */
 
 static char logbuf[8192];
+static char log_path[64];   /* stderr while the reader runs: a sanitizer's report stays there */
+
+static void remove_log(void) { unlink(log_path); }    /* atexit: not run after a sanitizer report */
 
 /* Opens a malloc'd copy of exactly n bytes (so ASan sees any read past them); logbuf gets what
  * was logged. */
@@ -126,8 +129,14 @@ static int open_copy(const void *d, size_t n, eng_gguf_t **g, uint8_t **copy_out
     uint8_t *copy = malloc(n ? n : 1);
     ASSERT(copy != NULL);
     memcpy(copy, d, n);
+    if (!log_path[0]) {
+        snprintf(log_path, sizeof log_path, "/tmp/test_eng_gguf.%d.log", (int)getpid());
+        printf("while the reader runs, stderr goes to %s\n", log_path);
+        atexit(remove_log);
+        fflush(stdout);
+    }
     fflush(stderr);
-    FILE *tmp = tmpfile();
+    FILE *tmp = fopen(log_path, "w+");
     ASSERT(tmp != NULL);
     int saved = dup(2);
     ASSERT(saved >= 0 && dup2(fileno(tmp), 2) == 2);
