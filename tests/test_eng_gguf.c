@@ -342,6 +342,10 @@ static void test_tiny_bad(void) {
     memcpy(copy + 32, "\n\r\x1b", 3);
     patch(copy, at.kv_type, 99, 4);
     expect_bad(copy, b.n, "(key ???eral.architecture)", "control bytes in key");
+    memcpy(copy, b.p, b.n);     /* and so is a tensor's, either one of an overlapping pair */
+    copy[at.t0_ndims - 1] = '\n';
+    patch(copy, at.t1_offset, 0, 8);
+    expect_bad(copy, b.n, "overlaps tensor", "control byte in tensor name");
 }
 
 /* ---- the real files ---- */

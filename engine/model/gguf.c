@@ -68,21 +68,25 @@ static void set_ctx(rd_t *r, const char *what, const char *s, size_t len) {
     r->ctx_len = len;
 }
 
+/* A name from the file for the log: at most 64 bytes, printable ASCII only (so the error stays
+ * one line), "..." when cut. dst holds 68 bytes. */
+static const char *printable(char *dst, const char *s, size_t len) {
+    size_t n = len < 64 ? len : 64;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    strcpy(dst + n, n < len ? "..." : "");
+    return dst;
+}
+
 __attribute__((format(printf, 2, 3))) static int bad(const rd_t *r, const char *fmt, ...) {
-    char problem[256], ctx[96] = "";
+    char problem[256], ctx[96] = "", name[68];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(problem, sizeof problem, fmt, ap);
     va_end(ap);
-    if (r->what) {  /* names come from the file: printable ASCII only, so the line stays one line */
-        size_t n = r->ctx_len < 64 ? r->ctx_len : 64, k = 0;
-        k += (size_t)snprintf(ctx, sizeof ctx, " (%s ", r->what);
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)r->ctx[i];
-            ctx[k++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-        }
-        snprintf(ctx + k, sizeof ctx - k, "%s)", n < r->ctx_len ? "..." : "");
-    }
+    if (r->what) snprintf(ctx, sizeof ctx, " (%s %s)", r->what, printable(name, r->ctx, r->ctx_len));
     LANES_LOG(LANES_LOG_ERROR, "gguf %s: %s%s", r->name, problem, ctx);
     return LANES_EMODEL;
 }
@@ -312,9 +316,10 @@ static int place_tensors(rd_t *r, eng_gguf_t *g, size_t data_start, uint32_t ali
     qsort(by, g->n_tensors, sizeof *by, cmp_tensor_offset);
     for (size_t i = 1; i < g->n_tensors; i++)
         if (by[i - 1]->offset + by[i - 1]->bytes > by[i]->offset) {
+            char prev[68];
             set_ctx(r, "tensor", by[i]->name, by[i]->name_len);
-            return bad(r, "data overlaps tensor %.*s", (int)(by[i - 1]->name_len < 64 ?
-                       by[i - 1]->name_len : 64), by[i - 1]->name);
+            return bad(r, "data overlaps tensor %s",
+                       printable(prev, by[i - 1]->name, by[i - 1]->name_len));
         }
     qsort(by, g->n_tensors, sizeof *by, cmp_tensor_name);
     for (size_t i = 1; i < g->n_tensors; i++)
