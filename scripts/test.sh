@@ -11,7 +11,7 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
-# The request-line parser under libFuzzer for a few seconds.
+# The request-line parser and the GGUF reader under libFuzzer for a few seconds.
 bash scripts/fuzz.sh "${LANES_FUZZ_SECONDS:-20}"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLANES_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"

@@ -1,0 +1,87 @@
+#ifndef ENG_GGUF_H
+#define ENG_GGUF_H
+
+/* A read-only view of a GGUF file (versions 2 and 3): typed metadata and tensor infos, validated
+ * in full when the file is opened, so nothing read through this header can point past the file.
+ * Strings are pointer + length into the file, not NUL-terminated. Multi-byte numbers inside array
+ * and tensor data are little-endian, as the file stores them. */
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct eng_gguf eng_gguf_t;
+
+/* Metadata value types, numbered as in the file. */
+enum {
+    ENG_GGUF_U8, ENG_GGUF_I8, ENG_GGUF_U16, ENG_GGUF_I16, ENG_GGUF_U32, ENG_GGUF_I32,
+    ENG_GGUF_F32, ENG_GGUF_BOOL, ENG_GGUF_STRING, ENG_GGUF_ARRAY, ENG_GGUF_U64, ENG_GGUF_I64,
+    ENG_GGUF_F64
+};
+
+/* Tensor (ggml) types this reader knows the size of, numbered as in the file. */
+enum {
+    ENG_GGML_F32 = 0, ENG_GGML_F16 = 1, ENG_GGML_Q4_0 = 2, ENG_GGML_Q4_1 = 3, ENG_GGML_Q5_0 = 6,
+    ENG_GGML_Q5_1 = 7, ENG_GGML_Q8_0 = 8, ENG_GGML_Q8_1 = 9, ENG_GGML_Q2_K = 10, ENG_GGML_Q3_K = 11,
+    ENG_GGML_Q4_K = 12, ENG_GGML_Q5_K = 13, ENG_GGML_Q6_K = 14, ENG_GGML_Q8_K = 15,
+    ENG_GGML_I8 = 24, ENG_GGML_I16 = 25, ENG_GGML_I32 = 26, ENG_GGML_I64 = 27, ENG_GGML_F64 = 28,
+    ENG_GGML_BF16 = 30
+};
+
+/* One metadata value. Scalars: integers and bools in u (unsigned types, bool 0/1) or i (signed
+ * types, sign-extended), floats in f. Strings: str, len. Arrays: elem_type and count; for numeric
+ * elements data points at them in the file, for strings use eng_gguf_arr_str. */
+typedef struct {
+    uint32_t type;
+    union { uint64_t u; int64_t i; double f; } num;
+    const char *str;
+    size_t len;
+    uint32_t elem_type;
+    uint64_t count;
+    const void *data;
+} eng_gguf_value_t;
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    eng_gguf_value_t val;
+} eng_gguf_kv_t;
+
+/* dims in ggml order: dims[0] is the row length (contiguous). data (in the file) holds bytes. */
+typedef struct {
+    const char *name;
+    size_t name_len;
+    uint32_t n_dims;
+    uint64_t dims[4];
+    uint32_t type;
+    uint64_t offset;    /* from the start of the data section */
+    const void *data;
+    size_t bytes;
+} eng_gguf_tensor_t;
+
+/* Maps path read-only and validates it. A bad file logs one line "gguf PATH: problem (key K /
+ * tensor T)" and returns LANES_EMODEL; LANES_EIO when it cannot be opened or mapped. */
+int eng_gguf_open(const char *path, eng_gguf_t **out);
+
+/* The same over bytes in memory, which it borrows until eng_gguf_close; name is for the log. */
+int eng_gguf_open_mem(const void *data, size_t size, const char *name, eng_gguf_t **out);
+
+void eng_gguf_close(eng_gguf_t *g);   /* NULL is fine; unmaps what eng_gguf_open mapped */
+
+uint32_t eng_gguf_version(const eng_gguf_t *g);
+size_t eng_gguf_kv_count(const eng_gguf_t *g);
+const eng_gguf_kv_t *eng_gguf_kv_at(const eng_gguf_t *g, size_t i);      /* in file order */
+const eng_gguf_kv_t *eng_gguf_kv_find(const eng_gguf_t *g, const char *key);   /* or NULL */
+
+/* Element i (< count) of a string array: returns its bytes, *len their number. */
+const char *eng_gguf_arr_str(const eng_gguf_value_t *v, uint64_t i, size_t *len);
+
+size_t eng_gguf_tensor_count(const eng_gguf_t *g);
+const eng_gguf_tensor_t *eng_gguf_tensor_at(const eng_gguf_t *g, size_t i);   /* file order */
+const eng_gguf_tensor_t *eng_gguf_tensor_find(const eng_gguf_t *g, const char *name);
+
+/* Bytes of the data section the tensors span (from its start to the end of the last tensor). */
+size_t eng_gguf_data_bytes(const eng_gguf_t *g);
+
+/* "Q8_0" for a ggml type number, NULL for one this reader does not know. */
+const char *eng_gguf_type_name(uint32_t type);
+
+#endif
