@@ -32,6 +32,9 @@
 #ifndef KT_X_TILE_BYTES
 #define KT_X_TILE_BYTES (192 * 1024) /* X columns kept in L2 while W passes over them */
 #endif
+#ifndef KT_W16_BUF_BYTES
+#define KT_W16_BUF_BYTES (64 * 1024) /* a 16-bit row block converted once for many columns */
+#endif
 #ifndef KT_PF_BLOCK_MAX
 #define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch the next rows only if they fit L1 beside these */
 #endif
@@ -59,6 +62,15 @@ KT_INLINE float w_one(const int WT, const void *w, size_t i) {
     if (WT == KT_F16) return eng_f16_to_f32(((const uint16_t *)w)[i]);
     if (WT == KT_BF16) return eng_bf16_to_f32(((const uint16_t *)w)[i]);
     return ((const float *)w)[i];
+}
+
+/* R rows of k weights (row stride ws elements) to fp32 at out (row stride k). */
+KT_INLINE void w_expand(const int WT, float *out, const void *w, size_t ws, int R, int k) {
+    for (int r = 0; r < R; r++) {
+        int i = 0;
+        for (; i + 8 <= k; i += 8) v8_store(out + (size_t)r * k + i, w_load(WT, w, r * ws + i));
+        for (; i < k; i++) out[(size_t)r * k + i] = w_one(WT, w, r * ws + i);
+    }
 }
 
 /* R rows x C columns of dot products, n (a multiple of 8) canonical steps then nt tail products:
@@ -119,22 +131,49 @@ typedef void row_fn_t(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const void *w, siz
                      NULL);                                                                        \
     }
 
+/* The same for 16-bit rows: converted as loaded when they meet one block of columns (one column
+ * streams W, and reads half the bytes); converted once into fp32 and handed to the fp32 row
+ * function f32 when they meet more, rather than converted again for every block. Either way the
+ * same conversion and multiply-adds, so the same bits. (Out of line again: the buffer in the
+ * same frame as the inner loop costs it its registers.) */
+#define KT_DEFINE_ROW16(name, R, C, WT, f32)                                                       \
+    KT_DEFINE_ROW(name##_cvt, R, C, WT)                                                            \
+    static __attribute__((noinline)) void name(                                                    \
+        float *y, ptrdiff_t yrs, ptrdiff_t ycs, const void *w, size_t ws, const float *x,          \
+        size_t xs, int ncols, int n, int nt, int accumulate, const char *pf) {                     \
+        if (ncols > C && R * (size_t)(n + nt) * sizeof(float) <= KT_W16_BUF_BYTES) {               \
+            _Alignas(64) float buf[KT_W16_BUF_BYTES / sizeof(float)];                              \
+            w_expand(WT, buf, w, ws, R, n + nt);                                                   \
+            f32(y, yrs, ycs, buf, (size_t)(n + nt), x, xs, ncols, n, nt, accumulate, NULL);       \
+        } else {                                                                                   \
+            name##_cvt(y, yrs, ycs, w, ws, x, xs, ncols, n, nt, accumulate, pf);                  \
+        }                                                                                          \
+    }
+
 /* The row functions of one weight type: full blocks and single rows, for KT_MC, 2 and 1 columns. */
 typedef struct {
     row_fn_t *main, *main1, *two, *two1, *one, *one1;
 } kt_rows_t;
-#define KT_DEFINE_ROWS(sfx, WT)                                                                    \
-    KT_DEFINE_ROW(row_main##sfx, KT_MR, KT_MC, WT)                                                 \
-    KT_DEFINE_ROW(row_main1##sfx, 1, KT_MC, WT)                                                    \
-    KT_DEFINE_ROW(row_two##sfx, KT_FR2, 2, WT)                                                     \
-    KT_DEFINE_ROW(row_two1##sfx, 1, 2, WT)                                                         \
-    KT_DEFINE_ROW(row_one##sfx, KT_FR1, 1, WT)                                                     \
-    KT_DEFINE_ROW(row_one1##sfx, 1, 1, WT)                                                         \
+#define KT_ROW_SET(sfx)                                                                            \
     static const kt_rows_t rows##sfx = {row_main##sfx, row_main1##sfx, row_two##sfx,               \
                                         row_two1##sfx, row_one##sfx,   row_one1##sfx};
-KT_DEFINE_ROWS(_f32, KT_F32)
-KT_DEFINE_ROWS(_f16, KT_F16)
-KT_DEFINE_ROWS(_bf16, KT_BF16)
+KT_DEFINE_ROW(row_main_f32, KT_MR, KT_MC, KT_F32)
+KT_DEFINE_ROW(row_main1_f32, 1, KT_MC, KT_F32)
+KT_DEFINE_ROW(row_two_f32, KT_FR2, 2, KT_F32)
+KT_DEFINE_ROW(row_two1_f32, 1, 2, KT_F32)
+KT_DEFINE_ROW(row_one_f32, KT_FR1, 1, KT_F32)
+KT_DEFINE_ROW(row_one1_f32, 1, 1, KT_F32)
+KT_ROW_SET(_f32)
+#define KT_DEFINE_ROWS16(sfx, WT)                                                                  \
+    KT_DEFINE_ROW16(row_main##sfx, KT_MR, KT_MC, WT, row_main_f32)                                 \
+    KT_DEFINE_ROW16(row_main1##sfx, 1, KT_MC, WT, row_main1_f32)                                   \
+    KT_DEFINE_ROW16(row_two##sfx, KT_FR2, 2, WT, row_two_f32)                                      \
+    KT_DEFINE_ROW16(row_two1##sfx, 1, 2, WT, row_two1_f32)                                         \
+    KT_DEFINE_ROW16(row_one##sfx, KT_FR1, 1, WT, row_one_f32)                                      \
+    KT_DEFINE_ROW16(row_one1##sfx, 1, 1, WT, row_one1_f32)                                         \
+    KT_ROW_SET(sfx)
+KT_DEFINE_ROWS16(_f16, KT_F16)
+KT_DEFINE_ROWS16(_bf16, KT_BF16)
 
 /* All rows against ncols columns (a multiple of C): blocks of R rows, each meeting every block of
  * C columns while its rows are in L1; then the leftover rows one at a time. */
@@ -194,16 +233,8 @@ static void gemm_bf16(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint16_t *w,
 }
 
 /* 16-bit vectors to fp32, 8 at a time with the table's conversion, then half.h's. */
-static void f16_to_f32(float *y, const uint16_t *x, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) v8_store(y + i, v8_load_f16(x + i));
-    for (; i < n; i++) y[i] = eng_f16_to_f32(x[i]);
-}
-static void bf16_to_f32(float *y, const uint16_t *x, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) v8_store(y + i, v8_load_bf16(x + i));
-    for (; i < n; i++) y[i] = eng_bf16_to_f32(x[i]);
-}
+static void f16_to_f32(float *y, const uint16_t *x, int n) { w_expand(KT_F16, y, x, 0, 1, n); }
+static void bf16_to_f32(float *y, const uint16_t *x, int n) { w_expand(KT_BF16, y, x, 0, 1, n); }
 
 static float dot(const float *a, const float *b, int k) {
     float out;

@@ -304,9 +304,13 @@ static void test_gemm16(void) {
                 while ((double)gc.rows * gc.k * gc.ncols > 1e6) gc.rows = (gc.rows + 1) / 2;
                 check_gemm16_case(&gc, bf), ncase++;
             }
-        /* a model shape: 288 x 288 (15m's wq), one column and a batch */
+        /* a model shape: 288 x 288 (15m's wq), one column and a batch; and rows too long for
+         * kern_tmpl.h's conversion buffer (KT_W16_BUF_BYTES), so converted as loaded although
+         * they meet several blocks of columns */
         gemm_case_t one = {288, 1, 288, 0, 0}, many = {288, 13, 288, 1, 1};
+        gemm_case_t longk = {9, 7, 8192 + 8 * rng_int(1, 4) + rng_int(0, 7), 0, 0};
         check_gemm16_case(&one, bf), check_gemm16_case(&many, bf), ncase += 2;
+        check_gemm16_case(&longk, bf), ncase++;
     }
     printf("gemm_f16/gemm_bf16: %d cases ok\n", ncase);
 }
