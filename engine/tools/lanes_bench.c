@@ -171,7 +171,8 @@ static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
     int ns[] = {1, 128};
     cJSON *arr = cJSON_AddArrayToObject(out, "weight_types");
     printf("\nweight types, %s kernels, 1 thread (GFLOP/s)\n", ops->name);
-    printf("%-6s %6s %6s %4s %9s %9s %9s %7s %7s\n", "matrix", "rows", "k", "N", "f32", "f16", "bf16", "f16/f32", "bf16/f32");
+    printf("%-6s %6s %6s %4s %9s %9s %9s %7s %7s\n", "matrix", "rows", "k", "N", "f32", "f16",
+           "bf16", "f16/f32", "bf16/f32");
     for (int s = 0; s < 4; s++) {
         int rows = shapes[s][0], k = shapes[s][1];
         size_t nw = (size_t)rows * k;
