@@ -10,7 +10,8 @@ static int cpu_has(const char *what) {
     __builtin_cpu_init();
     if (strcmp(what, "sse") == 0) return __builtin_cpu_supports("sse4.1");
     if (strcmp(what, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
     return 0;
 #elif defined(__aarch64__)
     return strcmp(what, "neon") == 0;

@@ -25,6 +25,21 @@ typedef struct {
     void (*gemm)(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x, int rows,
                  int ncols, int k, int accumulate);
 
+    /* gemm with 16-bit weights, which stay 16-bit in memory: w holds IEEE binary16 (F16) or
+     * bfloat16 (BF16) bit patterns, each converted exactly to fp32 as it is loaded (half.h), then
+     * the same multiply-adds as gemm. So on every table gemm_f16(W) equals gemm(fp32 of W) bit for
+     * bit, and batch invariance holds for every weight type. (Weights that are inf or NaN give
+     * inf/NaN results, with NaN bits as the hardware makes them, as gemm's do.) */
+    void (*gemm_f16)(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint16_t *w, const float *x,
+                     int rows, int ncols, int k, int accumulate);
+    void (*gemm_bf16)(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint16_t *w, const float *x,
+                      int rows, int ncols, int k, int accumulate);
+
+    /* y[i] = x[i] converted to fp32 for i < n, half.h's bits (NaNs included) on every table: an
+     * embedding row or a norm/bias vector of a 16-bit model. */
+    void (*f16_to_f32)(float *y, const uint16_t *x, int n);
+    void (*bf16_to_f32)(float *y, const uint16_t *x, int n);
+
     /* The same reduction as one gemm element. */
     float (*dot)(const float *a, const float *b, int k);
 

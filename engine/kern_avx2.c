@@ -1,8 +1,8 @@
 #include "kern.h"
 
-/* AVX2 + FMA: fused, equal to eng__kern_scalar() bit for bit. Built with -mavx2 -mfma; compiles to
- * a NULL getter anywhere else. */
-#if defined(__AVX2__) && defined(__FMA__)
+/* AVX2 + FMA + F16C: fused, equal to eng__kern_scalar() bit for bit. Built with -mavx2 -mfma
+ * -mf16c; compiles to a NULL getter anywhere else. */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #include <math.h>
 #include "vexp.h"
@@ -10,6 +10,14 @@
 typedef __m256 v8_t;
 static inline v8_t v8_zero(void) { return _mm256_setzero_ps(); }
 static inline v8_t v8_load(const float *p) { return _mm256_loadu_ps(p); }
+/* vcvtph2ps is exact and quiets a NaN keeping its payload, as half.h does. */
+static inline v8_t v8_load_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+static inline v8_t v8_load_bf16(const uint16_t *p) {
+    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
 static inline v8_t v8_madd(v8_t a, v8_t b, v8_t acc) { return _mm256_fmadd_ps(a, b, acc); }
 static inline float madd1(float a, float b, float c) { return fmaf(a, b, c); }
 static inline v8_t v8_set1(float a) { return _mm256_set1_ps(a); }
@@ -169,7 +177,10 @@ static float exp_sum(float *p, const float *x, float max, int n) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-static const eng_kern_ops_t avx2_ops = {"avx2", 1, gemm, dot, dots, wsum, swiglu, argmax, exp_sum};
+static const eng_kern_ops_t avx2_ops = {
+    .name = "avx2", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
+    .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .swiglu = swiglu, .argmax = argmax, .exp_sum = exp_sum};
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
 #else
 const eng_kern_ops_t *eng__kern_avx2(void) { return NULL; }

@@ -11,6 +11,17 @@ typedef struct {
 } v8_t;
 static inline v8_t v8_zero(void) { return (v8_t){vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)}; }
 static inline v8_t v8_load(const float *p) { return (v8_t){vld1q_f32(p), vld1q_f32(p + 4)}; }
+/* fcvtl is exact and (FPCR.DN clear, as Linux runs) quiets a NaN keeping its payload, as half.h. */
+static inline v8_t v8_load_f16(const uint16_t *p) {
+    uint16x8_t u = vld1q_u16(p);
+    return (v8_t){vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(u))),
+                  vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(u)))};
+}
+static inline v8_t v8_load_bf16(const uint16_t *p) {
+    uint16x8_t u = vld1q_u16(p);
+    return (v8_t){vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(u), 16)),
+                  vreinterpretq_f32_u32(vshll_high_n_u16(u, 16))};
+}
 static inline v8_t v8_set1(float a) { return (v8_t){vdupq_n_f32(a), vdupq_n_f32(a)}; }
 static inline void v8_store(float *p, v8_t v) {
     vst1q_f32(p, v.lo);
@@ -52,8 +63,10 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) { return vbslq_s32(m, b, a);
 
 #include "kern_tmpl.h"
 
-static const eng_kern_ops_t neon_ops = {"neon", 1, gemm, dot, dots, wsum, eng__swiglu_ref, argmax,
-                                        eng__exp_sum_ref};
+static const eng_kern_ops_t neon_ops = {
+    .name = "neon", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
+    .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .swiglu = eng__swiglu_ref, .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 const eng_kern_ops_t *eng__kern_neon(void) { return &neon_ops; }
 #else
 const eng_kern_ops_t *eng__kern_neon(void) { return NULL; }

@@ -2,6 +2,7 @@
 
 #include <math.h>
 
+#include "half.h"
 #include "vexp.h"
 
 /* The reference kernels: plain loops that define the canonical order (kern.h). Each SIMD table must
@@ -10,21 +11,28 @@
 static inline float madd_fused(float a, float b, float c) { return fmaf(a, b, c); }
 static inline float madd_unfused(float a, float b, float c) { return a * b + c; }
 
-#define DEFINE_DOT(name, madd)                                                                    \
-    static float name(const float *a, const float *b, int k) {                                    \
+static inline float w_f32(float w) { return w; }
+
+/* dot(a, b) of a of type T, each a[i] read as fp32 through cvt. */
+#define DEFINE_DOT(name, madd, T, cvt)                                                            \
+    static float name(const T *a, const float *b, int k) {                                        \
         float s[8] = {0};                                                                         \
         int i = 0;                                                                                \
         for (; i + 8 <= k; i += 8)                                                                \
-            for (int j = 0; j < 8; j++) s[j] = madd(a[i + j], b[i + j], s[j]);                    \
+            for (int j = 0; j < 8; j++) s[j] = madd(cvt(a[i + j]), b[i + j], s[j]);               \
         float h = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));              \
-        for (; i < k; i++) h = madd(a[i], b[i], h);                                               \
+        for (; i < k; i++) h = madd(cvt(a[i]), b[i], h);                                          \
         return h;                                                                                 \
     }
-DEFINE_DOT(dot_fused, madd_fused)
-DEFINE_DOT(dot_unfused, madd_unfused)
+DEFINE_DOT(dot_fused, madd_fused, float, w_f32)
+DEFINE_DOT(dot_unfused, madd_unfused, float, w_f32)
+DEFINE_DOT(dot_f16_fused, madd_fused, uint16_t, eng_f16_to_f32)
+DEFINE_DOT(dot_f16_unfused, madd_unfused, uint16_t, eng_f16_to_f32)
+DEFINE_DOT(dot_bf16_fused, madd_fused, uint16_t, eng_bf16_to_f32)
+DEFINE_DOT(dot_bf16_unfused, madd_unfused, uint16_t, eng_bf16_to_f32)
 
-#define DEFINE_GEMM(name, dot)                                                                    \
-    static void name(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x,      \
+#define DEFINE_GEMM(name, dot, T)                                                                 \
+    static void name(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const T *w, const float *x,          \
                      int rows, int ncols, int k, int accumulate) {                                \
         for (int r = 0; r < rows; r++)                                                            \
             for (int c = 0; c < ncols; c++) {                                                     \
@@ -33,8 +41,19 @@ DEFINE_DOT(dot_unfused, madd_unfused)
                 *o = accumulate ? *o + v : v;                                                     \
             }                                                                                     \
     }
-DEFINE_GEMM(gemm_fused, dot_fused)
-DEFINE_GEMM(gemm_unfused, dot_unfused)
+DEFINE_GEMM(gemm_fused, dot_fused, float)
+DEFINE_GEMM(gemm_unfused, dot_unfused, float)
+DEFINE_GEMM(gemm_f16_fused, dot_f16_fused, uint16_t)
+DEFINE_GEMM(gemm_f16_unfused, dot_f16_unfused, uint16_t)
+DEFINE_GEMM(gemm_bf16_fused, dot_bf16_fused, uint16_t)
+DEFINE_GEMM(gemm_bf16_unfused, dot_bf16_unfused, uint16_t)
+
+static void f16_to_f32(float *y, const uint16_t *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = eng_f16_to_f32(x[i]);
+}
+static void bf16_to_f32(float *y, const uint16_t *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = eng_bf16_to_f32(x[i]);
+}
 
 #define DEFINE_ATTN(dots_name, wsum_name, dot, madd)                                              \
     static void dots_name(float *out, const float *q, const float *k, ptrdiff_t stride, int n,     \
@@ -77,12 +96,16 @@ static void argmax(const float *tile, int rows, int ncols, int row0, float *best
         }
 }
 
-static const eng_kern_ops_t scalar_ops = {"scalar", 1, gemm_fused, dot_fused, dots_fused,
-                                          wsum_fused, eng__swiglu_ref, argmax,
-                                          eng__exp_sum_ref};
-static const eng_kern_ops_t scalar_unfused_ops = {"scalar-unfused", 0, gemm_unfused, dot_unfused,
-                                                  dots_unfused, wsum_unfused, eng__swiglu_ref, argmax,
-                                                  eng__exp_sum_ref};
+static const eng_kern_ops_t scalar_ops = {
+    .name = "scalar", .fused = 1, .gemm = gemm_fused, .gemm_f16 = gemm_f16_fused,
+    .gemm_bf16 = gemm_bf16_fused, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .dot = dot_fused, .dots = dots_fused, .wsum = wsum_fused, .swiglu = eng__swiglu_ref,
+    .argmax = argmax, .exp_sum = eng__exp_sum_ref};
+static const eng_kern_ops_t scalar_unfused_ops = {
+    .name = "scalar-unfused", .fused = 0, .gemm = gemm_unfused, .gemm_f16 = gemm_f16_unfused,
+    .gemm_bf16 = gemm_bf16_unfused, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .dot = dot_unfused, .dots = dots_unfused, .wsum = wsum_unfused, .swiglu = eng__swiglu_ref,
+    .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 
 const eng_kern_ops_t *eng__kern_scalar(void) { return &scalar_ops; }
 const eng_kern_ops_t *eng__kern_scalar_unfused(void) { return &scalar_unfused_ops; }

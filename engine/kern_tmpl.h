@@ -3,6 +3,7 @@
  *
  *   v8_t                     8 fp32 partial sums s0..s7 (one ymm, or two 4-wide registers)
  *   v8_zero(), v8_load(p)    p need not be aligned
+ *   v8_load_f16(p), v8_load_bf16(p)   8 16-bit weights converted exactly to fp32, as half.h does
  *   v8_set1(a), v8_store(p, v)   broadcast; unaligned store
  *   v8_madd(a, b, acc)       acc + a * b, fused or not as the table says
  *   v8_hsum(acc, n, out)     out[i] = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) of acc[i]
@@ -16,7 +17,12 @@
  *   af_blend(a, b, m), ai_blend(a, b, m)   (b where m, else a)
  *
  * Every output element owns one accumulator and runs the canonical order of kern.h, so the block
- * shape an element lands in (which depends on rows and ncols) never changes its bits. */
+ * shape an element lands in (which depends on rows and ncols) never changes its bits. The weight
+ * type is one more constant of the block: a 16-bit weight is converted as it is loaded and the
+ * multiply-adds are the fp32 ones, so the 16-bit kernels read half the bytes and give the bits of
+ * the fp32 kernel on the converted weights. */
+
+#include "half.h"
 
 /* Cache-size knobs; an ISA file may define its own before including this. */
 #ifndef KT_MAXACC
@@ -25,6 +31,9 @@
 #define KT_INLINE static inline __attribute__((always_inline))
 #ifndef KT_X_TILE_BYTES
 #define KT_X_TILE_BYTES (192 * 1024) /* X columns kept in L2 while W passes over them */
+#endif
+#ifndef KT_W16_BUF_BYTES
+#define KT_W16_BUF_BYTES (64 * 1024) /* a 16-bit row block converted once for many columns */
 #endif
 #ifndef KT_PF_BLOCK_MAX
 #define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch the next rows only if they fit L1 beside these */
@@ -39,25 +48,51 @@ KT_INLINE void v8_hsum_rows(const v8_t *acc, int n, float *y, ptrdiff_t yrs, int
 }
 #endif
 
+/* Weight types; WT below is always one of these as a constant. */
+enum { KT_F32, KT_F16, KT_BF16 };
+#define KT_WSIZE(wt) ((wt) == KT_F32 ? sizeof(float) : sizeof(uint16_t))
+
+/* 8 weights from element i of w, and one weight, as fp32. */
+KT_INLINE v8_t w_load(const int WT, const void *w, size_t i) {
+    if (WT == KT_F16) return v8_load_f16((const uint16_t *)w + i);
+    if (WT == KT_BF16) return v8_load_bf16((const uint16_t *)w + i);
+    return v8_load((const float *)w + i);
+}
+KT_INLINE float w_one(const int WT, const void *w, size_t i) {
+    if (WT == KT_F16) return eng_f16_to_f32(((const uint16_t *)w)[i]);
+    if (WT == KT_BF16) return eng_bf16_to_f32(((const uint16_t *)w)[i]);
+    return ((const float *)w)[i];
+}
+
+/* R rows of k weights (row stride ws elements) to fp32 at out (row stride k). */
+KT_INLINE void w_expand(const int WT, float *out, const void *w, size_t ws, int R, int k) {
+    for (int r = 0; r < R; r++) {
+        int i = 0;
+        for (; i + 8 <= k; i += 8) v8_store(out + (size_t)r * k + i, w_load(WT, w, r * ws + i));
+        for (; i < k; i++) out[(size_t)r * k + i] = w_one(WT, w, r * ws + i);
+    }
+}
+
 /* R rows x C columns of dot products, n (a multiple of 8) canonical steps then nt tail products:
- * w: row r at w + r * ws, x: column c at x + c * xs, y: element (r, c) at y + c * ycs + r * yrs.
- * R and C are constants after inlining, so the accumulators live in registers. pf, if not NULL:
- * the next R rows of W, fetched while this block computes. */
-KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
-                        const float *w, size_t ws, const float *x, size_t xs, int n, int nt,
-                        int accumulate, const float *pf) {
+ * w: row r at element r * ws of type WT, x: column c at x + c * xs, y: element (r, c) at y + c *
+ * ycs + r * yrs. R, C and WT are constants after inlining, so the accumulators live in registers.
+ * pf, if not NULL: the next R rows of W, fetched while this block computes. */
+KT_INLINE void blk_body(const int R, const int C, const int WT, float *y, ptrdiff_t yrs,
+                        ptrdiff_t ycs, const void *w, size_t ws, const float *x, size_t xs, int n,
+                        int nt, int accumulate, const char *pf) {
+    const size_t es = KT_WSIZE(WT);
     v8_t acc[KT_MAXACC];
 #pragma GCC unroll 16
     for (int j = 0; j < R * C; j++) acc[j] = v8_zero();
     for (int i = 0; i < n; i += 8) {
         if (pf)
-            for (int p = 0; p < R * 8; p += 16) __builtin_prefetch(pf + (size_t)i * R + p);
+            for (size_t p = 0; p < R * 8 * es; p += 64) __builtin_prefetch(pf + i * R * es + p);
         v8_t xv[KT_MAXACC];
 #pragma GCC unroll 16
         for (int c = 0; c < C; c++) xv[c] = v8_load(x + c * xs + i);
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
-            v8_t wv = v8_load(w + r * ws + i);
+            v8_t wv = w_load(WT, w, r * ws + i);
 #pragma GCC unroll 16
             for (int c = 0; c < C; c++) acc[c * R + r] = v8_madd(wv, xv[c], acc[c * R + r]);
         }
@@ -73,9 +108,9 @@ KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdi
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 16
         for (int c = 0; c < C; c++) {
-            const float *wr = w + r * ws + n, *xc = x + c * xs + n;
+            const float *xc = x + c * xs + n;
             float s = h[c * R + r];
-            for (int j = 0; j < nt; j++) s = madd1(wr[j], xc[j], s);
+            for (int j = 0; j < nt; j++) s = madd1(w_one(WT, w, r * ws + n + j), xc[j], s);
             float *o = y + c * ycs + r * yrs;
             *o = accumulate ? *o + s : s;
         }
@@ -83,81 +118,138 @@ KT_INLINE void blk_body(const int R, const int C, float *y, ptrdiff_t yrs, ptrdi
 
 /* R rows against ncols columns (a multiple of C) in blocks of C, out of line so that the inner
  * loop has the registers to itself; the call is paid once per row block. */
-typedef void row_fn_t(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, size_t ws,
+typedef void row_fn_t(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const void *w, size_t ws,
                       const float *x, size_t xs, int ncols, int n, int nt, int accumulate,
-                      const float *pf);
-#define KT_DEFINE_ROW(name, R, C)                                                                  \
+                      const char *pf);
+#define KT_DEFINE_ROW(name, R, C, WT)                                                              \
     static __attribute__((noinline)) void name(                                                    \
-        float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, size_t ws, const float *x,         \
-        size_t xs, int ncols, int n, int nt, int accumulate, const float *pf) {                    \
-        blk_body(R, C, y, yrs, ycs, w, ws, x, xs, n, nt, accumulate, pf);                          \
+        float *y, ptrdiff_t yrs, ptrdiff_t ycs, const void *w, size_t ws, const float *x,          \
+        size_t xs, int ncols, int n, int nt, int accumulate, const char *pf) {                     \
+        blk_body(R, C, WT, y, yrs, ycs, w, ws, x, xs, n, nt, accumulate, pf);                      \
         for (int c = C; c < ncols; c += C) /* this copy of the loop has no prefetch test */        \
-            blk_body(R, C, y + c * ycs, yrs, ycs, w, ws, x + c * xs, xs, n, nt, accumulate, NULL); \
+            blk_body(R, C, WT, y + c * ycs, yrs, ycs, w, ws, x + c * xs, xs, n, nt, accumulate,    \
+                     NULL);                                                                        \
     }
-KT_DEFINE_ROW(row_main, KT_MR, KT_MC)
-KT_DEFINE_ROW(row_main1, 1, KT_MC)
-KT_DEFINE_ROW(row_two, KT_FR2, 2)
-KT_DEFINE_ROW(row_two1, 1, 2)
-KT_DEFINE_ROW(row_one, KT_FR1, 1)
-KT_DEFINE_ROW(row_one1, 1, 1)
+
+/* The same for 16-bit rows: converted as loaded when they meet one block of columns (one column
+ * streams W, and reads half the bytes); converted once into fp32 and handed to the fp32 row
+ * function f32 when they meet more, rather than converted again for every block. Either way the
+ * same conversion and multiply-adds, so the same bits. (Out of line again: the buffer in the
+ * same frame as the inner loop costs it its registers.) */
+#define KT_DEFINE_ROW16(name, R, C, WT, f32)                                                       \
+    KT_DEFINE_ROW(name##_cvt, R, C, WT)                                                            \
+    static __attribute__((noinline)) void name(                                                    \
+        float *y, ptrdiff_t yrs, ptrdiff_t ycs, const void *w, size_t ws, const float *x,          \
+        size_t xs, int ncols, int n, int nt, int accumulate, const char *pf) {                     \
+        if (ncols > C && R * (size_t)(n + nt) * sizeof(float) <= KT_W16_BUF_BYTES) {               \
+            _Alignas(64) float buf[KT_W16_BUF_BYTES / sizeof(float)];                              \
+            w_expand(WT, buf, w, ws, R, n + nt);                                                   \
+            f32(y, yrs, ycs, buf, (size_t)(n + nt), x, xs, ncols, n, nt, accumulate, NULL);       \
+        } else {                                                                                   \
+            name##_cvt(y, yrs, ycs, w, ws, x, xs, ncols, n, nt, accumulate, pf);                  \
+        }                                                                                          \
+    }
+
+/* The row functions of one weight type: full blocks and single rows, for KT_MC, 2 and 1 columns. */
+typedef struct {
+    row_fn_t *main, *main1, *two, *two1, *one, *one1;
+} kt_rows_t;
+#define KT_ROW_SET(sfx)                                                                            \
+    static const kt_rows_t rows##sfx = {row_main##sfx, row_main1##sfx, row_two##sfx,               \
+                                        row_two1##sfx, row_one##sfx,   row_one1##sfx};
+KT_DEFINE_ROW(row_main_f32, KT_MR, KT_MC, KT_F32)
+KT_DEFINE_ROW(row_main1_f32, 1, KT_MC, KT_F32)
+KT_DEFINE_ROW(row_two_f32, KT_FR2, 2, KT_F32)
+KT_DEFINE_ROW(row_two1_f32, 1, 2, KT_F32)
+KT_DEFINE_ROW(row_one_f32, KT_FR1, 1, KT_F32)
+KT_DEFINE_ROW(row_one1_f32, 1, 1, KT_F32)
+KT_ROW_SET(_f32)
+#define KT_DEFINE_ROWS16(sfx, WT)                                                                  \
+    KT_DEFINE_ROW16(row_main##sfx, KT_MR, KT_MC, WT, row_main_f32)                                 \
+    KT_DEFINE_ROW16(row_main1##sfx, 1, KT_MC, WT, row_main1_f32)                                   \
+    KT_DEFINE_ROW16(row_two##sfx, KT_FR2, 2, WT, row_two_f32)                                      \
+    KT_DEFINE_ROW16(row_two1##sfx, 1, 2, WT, row_two1_f32)                                         \
+    KT_DEFINE_ROW16(row_one##sfx, KT_FR1, 1, WT, row_one_f32)                                      \
+    KT_DEFINE_ROW16(row_one1##sfx, 1, 1, WT, row_one1_f32)                                         \
+    KT_ROW_SET(sfx)
+KT_DEFINE_ROWS16(_f16, KT_F16)
+KT_DEFINE_ROWS16(_bf16, KT_BF16)
 
 /* All rows against ncols columns (a multiple of C): blocks of R rows, each meeting every block of
  * C columns while its rows are in L1; then the leftover rows one at a time. */
-KT_INLINE void sweep(const int R, row_fn_t *row, row_fn_t *row1, float *y, ptrdiff_t yrs,
-                     ptrdiff_t ycs, const float *w, const float *x, int rows, int ncols, int k,
-                     int accumulate) {
+KT_INLINE void sweep(const int R, row_fn_t *row, row_fn_t *row1, size_t es, float *y,
+                     ptrdiff_t yrs, ptrdiff_t ycs, const char *w, const float *x, int rows,
+                     int ncols, int k, int accumulate) {
     int k8 = k & ~7, nt = k - k8;
     int r = 0;
     for (; r + R <= rows; r += R) {
-        const float *wr = w + (size_t)r * k;
+        const char *wr = w + (size_t)r * k * es;
         /* Prefetch the next rows while these compute when they fit L1 beside them: short rows
          * from DRAM defeat the hardware prefetcher, long ones it handles better alone. */
-        const float *next = r + 2 * R <= rows && R * k8 * sizeof(float) <= KT_PF_BLOCK_MAX
-                                ? wr + (size_t)R * k
-                                : NULL;
+        const char *next =
+            r + 2 * R <= rows && R * k8 * es <= KT_PF_BLOCK_MAX ? wr + (size_t)R * k * es : NULL;
         row(y + r * yrs, yrs, ycs, wr, k, x, k, ncols, k8, nt, accumulate, next);
     }
     for (; r < rows; r++)
-        row1(y + r * yrs, yrs, ycs, w + (size_t)r * k, k, x, k, ncols, k8, nt, accumulate, NULL);
+        row1(y + r * yrs, yrs, ycs, w + (size_t)r * k * es, k, x, k, ncols, k8, nt, accumulate,
+             NULL);
 }
 
-/* W (rows, k) @ X (ncols, k) -> Y; see kern.h. */
-static void gemm(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x, int rows,
-                 int ncols, int k, int accumulate) {
+/* W (rows, k) @ X (ncols, k) -> Y for the weight type of rt, es bytes a weight; see kern.h. */
+KT_INLINE void gemm_w(const kt_rows_t *rt, size_t es, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
+                      const void *wv, const float *x, int rows, int ncols, int k, int accumulate) {
+    const char *w = wv;
     /* Columns go in tiles that stay in L2 while all of W passes over them once. */
     int cmain = ncols - ncols % KT_MC;
     int ct = KT_X_TILE_BYTES / ((int)sizeof(float) * (k > 0 ? k : 1)) / KT_MC * KT_MC;
     if (ct < KT_MC) ct = KT_MC;
     for (int c0 = 0; c0 < cmain; c0 += ct) {
         int n = cmain - c0 < ct ? cmain - c0 : ct;
-        sweep(KT_MR, row_main, row_main1, y + c0 * ycs, yrs, ycs, w, x + (size_t)c0 * k, rows, n, k,
-              accumulate);
+        sweep(KT_MR, rt->main, rt->main1, es, y + c0 * ycs, yrs, ycs, w, x + (size_t)c0 * k, rows,
+              n, k, accumulate);
     }
     /* The last ncols % KT_MC columns (all of them when ncols < KT_MC) in taller blocks, so that
      * one column streams W at memory speed. */
     int c = cmain;
     for (; c + 2 <= ncols; c += 2)
-        sweep(KT_FR2, row_two, row_two1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 2, k,
-              accumulate);
+        sweep(KT_FR2, rt->two, rt->two1, es, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 2,
+              k, accumulate);
     if (c < ncols)
-        sweep(KT_FR1, row_one, row_one1, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 1, k,
-              accumulate);
+        sweep(KT_FR1, rt->one, rt->one1, es, y + c * ycs, yrs, ycs, w, x + (size_t)c * k, rows, 1,
+              k, accumulate);
 }
+
+static void gemm(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const float *w, const float *x, int rows,
+                 int ncols, int k, int accumulate) {
+    gemm_w(&rows_f32, KT_WSIZE(KT_F32), y, yrs, ycs, w, x, rows, ncols, k, accumulate);
+}
+static void gemm_f16(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint16_t *w, const float *x,
+                     int rows, int ncols, int k, int accumulate) {
+    gemm_w(&rows_f16, KT_WSIZE(KT_F16), y, yrs, ycs, w, x, rows, ncols, k, accumulate);
+}
+static void gemm_bf16(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint16_t *w, const float *x,
+                      int rows, int ncols, int k, int accumulate) {
+    gemm_w(&rows_bf16, KT_WSIZE(KT_BF16), y, yrs, ycs, w, x, rows, ncols, k, accumulate);
+}
+
+/* 16-bit vectors to fp32, 8 at a time with the table's conversion, then half.h's. */
+static void f16_to_f32(float *y, const uint16_t *x, int n) { w_expand(KT_F16, y, x, 0, 1, n); }
+static void bf16_to_f32(float *y, const uint16_t *x, int n) { w_expand(KT_BF16, y, x, 0, 1, n); }
 
 static float dot(const float *a, const float *b, int k) {
     float out;
-    row_one1(&out, 0, 0, a, 0, b, 0, 1, k & ~7, k & 7, 0, NULL);
+    row_one1_f32(&out, 0, 0, a, 0, b, 0, 1, k & ~7, k & 7, 0, NULL);
     return out;
 }
 
 /* Scores of one query against n keys stride floats apart: the keys are the columns of a one-row
  * product, eight per block so the horizontal sums go eight at a time; each is the canonical dot. */
-KT_DEFINE_ROW(row_dots, 1, 8)
+KT_DEFINE_ROW(row_dots, 1, 8, KT_F32)
 static void dots(float *out, const float *q, const float *k, ptrdiff_t stride, int n, int len) {
     int main = n & ~7;
     if (main) row_dots(out, 0, 1, q, 0, k, (size_t)stride, main, len & ~7, len & 7, 0, NULL);
     for (int t = main; t < n; t++)
-        row_one1(out + t, 0, 1, q, 0, k + t * stride, 0, 1, len & ~7, len & 7, 0, NULL);
+        row_one1_f32(out + t, 0, 1, q, 0, k + t * stride, 0, 1, len & ~7, len & 7, 0, NULL);
 }
 
 /* U registers of out (8U elements) stay in registers while all n positions pass: each element

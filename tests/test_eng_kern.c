@@ -1,5 +1,7 @@
 /* Every kernel table this CPU runs against the scalar reference of the same fusedness, bit for bit:
- * gemm over random shapes, both output layouts, accumulate on and off, unaligned operands; dot
+ * gemm over random shapes, both output layouts, accumulate on and off, unaligned operands; the
+ * F16/BF16 gemms against the same table's fp32 gemm of the converted weights, and the conversions
+ * over all 65536 inputs; dot
  * against a gemm element; argmax with ties, -inf and NaN; SwiGLU equal across tables and within
  * vexp.h's error bound of a double-precision silu(a) * b, and vexp's accuracy against exp. The
  * fused reference is also checked
@@ -18,6 +20,7 @@
 #include <cblas.h>
 #endif
 
+#include "half.h"
 #include "test_util.h"
 #include "vexp.h"
 
@@ -173,6 +176,143 @@ static void test_gemm(void) {
         check_gemm_case(&gc), ncase++;
     }
     printf("gemm/dot: %d cases ok\n", ncase);
+}
+
+/* F16/BF16 half.h conversions against an independent computation over all 65536 inputs, and every
+ * table's conversion op against half.h bit for bit (NaNs too), at odd offsets and lengths. */
+static void test_half_convert(void) {
+    for (uint32_t u = 0; u < 65536; u++) {
+        uint16_t h = (uint16_t)u;
+        int e = (h >> 10) & 31, m = h & 1023, neg = h >> 15;
+        float got = eng_f16_to_f32(h);
+        if (e == 31 && m) { /* NaN: quiet, sign and payload kept (what F16C and NEON do) */
+            ASSERT(isnan(got) && (signbit(got) != 0) == neg);
+            ASSERT((bits(got) & 0x00400000u) && (bits(got) & 0x003fe000u) >> 13 == (m & 0x1ffu));
+        } else {
+            double v = e == 31 ? INFINITY : ldexp(e ? 1024 + m : m, (e ? e : 1) - 25);
+            float want = (float)(neg ? -v : v);
+            if (bits(got) != bits(want)) {
+                fprintf(stderr, "f16 %04x: %a, want %a\n", (unsigned)h, got, want);
+                exit(1);
+            }
+        }
+        uint32_t b = u << 16;
+        float bf;
+        memcpy(&bf, &b, sizeof bf);
+        ASSERT(bits(eng_bf16_to_f32(h)) == bits(bf));
+    }
+    uint16_t *all = malloc(65537 * sizeof *all);
+    float *want = alloc_floats(65537), *got = alloc_floats(65537);
+    ASSERT(all != NULL);
+    for (int bf = 0; bf < 2; bf++) {
+        for (int i = 0; i < 65537; i++) all[i] = (uint16_t)(i * 40503u); /* all, permuted */
+        for (int i = 0; i < 65537; i++)
+            want[i] = bf ? eng_bf16_to_f32(all[i]) : eng_f16_to_f32(all[i]);
+        for (int t = 0; t < NTABLES; t++) {
+            if (!tables[t]) continue;
+            void (*cvt)(float *, const uint16_t *, int) =
+                bf ? tables[t]->bf16_to_f32 : tables[t]->f16_to_f32;
+            for (int off = 0; off < 2; off++) {
+                int n = 65537 - off - 3 * off; /* both lengths leave a tail */
+                memset(got, 0, 65537 * sizeof *got);
+                cvt(got + off, all + off, n);
+                for (int i = off; i < off + n; i++)
+                    if (bits(got[i]) != bits(want[i])) {
+                        fprintf(stderr, "%s %s_to_f32(%04x) = %a (%08x), half.h %a (%08x)\n",
+                                tables[t]->name, bf ? "bf16" : "f16", (unsigned)all[i], got[i],
+                                bits(got[i]), want[i], bits(want[i]));
+                        exit(1);
+                    }
+            }
+        }
+    }
+    free(all), free(want), free(got);
+    printf("f16/bf16 conversion: 65536 inputs ok\n");
+}
+
+/* A random finite 16-bit weight: mostly within a few binades of 1 (so that a different order of
+ * the multiply-adds would round differently), sometimes a subnormal, a zero or any finite value
+ * of the type short of overflowing the sums. */
+static uint16_t rng_w16(int bf) {
+    int r = rng_int(0, 15), neg = rng_int(0, 1);
+    int mbits = bf ? 7 : 10, bias = bf ? 127 : 15, emax = bf ? bias + 40 : 30;
+    int m = rng_int(0, (1 << mbits) - 1);
+    int e = r == 0 ? 0 : r == 1 ? rng_int(1, emax) : rng_int(bias - 4, bias + 4);
+    if (r == 2) m = 0, e = 0; /* +-0 */
+    return (uint16_t)(neg << 15 | e << mbits | m);
+}
+
+/* The 16-bit GEMMs on every table: equal bit for bit to (a) the same table's fp32 gemm of the
+ * converted weights and (b) the scalar reference's 16-bit gemm of the same fusedness. */
+static void check_gemm16_case(const gemm_case_t *gc, int bf) {
+    int rows = gc->rows, ncols = gc->ncols, k = gc->k;
+    layout_t l = layout_of(gc);
+    size_t nw = (size_t)rows * k;
+    /* +1: 16-bit weights 2 bytes and fp32 operands 4 bytes past an aligned allocation. */
+    uint16_t *wbuf = malloc((nw + 1) * sizeof *wbuf), *w = wbuf + 1;
+    float *wfbuf = alloc_floats(nw + 1), *wf = wfbuf + 1;
+    float *xbuf = alloc_floats((size_t)ncols * k + 1), *x = xbuf + 1;
+    ASSERT(wbuf != NULL);
+    for (size_t i = 0; i < nw; i++) {
+        w[i] = rng_w16(bf);
+        wf[i] = bf ? eng_bf16_to_f32(w[i]) : eng_f16_to_f32(w[i]);
+    }
+    for (size_t i = 0; i < (size_t)ncols * k; i++) x[i] = rng_val();
+    float *y0 = alloc_floats(l.n), *y = alloc_floats(l.n), *y32 = alloc_floats(l.n);
+    float *yref[2];
+    for (size_t i = 0; i < l.n; i++) y0[i] = rng_val();
+    for (int f = 0; f < 2; f++) {
+        const eng_kern_ops_t *ref = f ? tables[0] : tables[1];
+        yref[f] = alloc_floats(l.n);
+        memcpy(yref[f], y0, l.n * sizeof *y0);
+        (bf ? ref->gemm_bf16 : ref->gemm_f16)(yref[f], l.yrs, l.ycs, w, x, rows, ncols, k,
+                                              gc->accumulate);
+    }
+    for (int t = 0; t < NTABLES; t++) {
+        const eng_kern_ops_t *ops = tables[t];
+        if (!ops) continue;
+        memcpy(y, y0, l.n * sizeof *y0);
+        memcpy(y32, y0, l.n * sizeof *y0);
+        (bf ? ops->gemm_bf16 : ops->gemm_f16)(y, l.yrs, l.ycs, w, x, rows, ncols, k,
+                                              gc->accumulate);
+        ops->gemm(y32, l.yrs, l.ycs, wf, x, rows, ncols, k, gc->accumulate);
+        const float *want = yref[ops->fused ? 1 : 0];
+        for (size_t i = 0; i < l.n; i++) {
+            if (bits(y[i]) == bits(want[i]) && bits(y[i]) == bits(y32[i])) continue;
+            fprintf(stderr,
+                    "%s gemm_%s rows %d ncols %d k %d acc %d %s: y[%zu] = %a, fp32 gemm of the "
+                    "converted weights %a, reference %a\n",
+                    ops->name, bf ? "bf16" : "f16", rows, ncols, k, gc->accumulate,
+                    gc->channel_major ? "channel-major" : "lane-major", i, y[i], y32[i], want[i]);
+            exit(1);
+        }
+    }
+    free(wbuf), free(wfbuf), free(xbuf), free(y0), free(y), free(y32), free(yref[0]),
+        free(yref[1]);
+}
+
+static void test_gemm16(void) {
+    int ncase = 0;
+    for (int bf = 0; bf < 2; bf++) {
+        static const int cols[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 128};
+        for (size_t ci = 0; ci < sizeof cols / sizeof *cols; ci++)
+            for (int rep = 0; rep < 12; rep++) {
+                gemm_case_t gc = {rng_int(1, 70), cols[ci], rng_int(1, 300), rng_int(0, 1),
+                                  rng_int(0, 1)};
+                if (rep % 3 == 0) gc.k = (gc.k + 7) & ~7; /* some without a k tail */
+                if (rep == 1) gc.k = rng_int(1, 7);      /* only a tail */
+                while ((double)gc.rows * gc.k * gc.ncols > 1e6) gc.rows = (gc.rows + 1) / 2;
+                check_gemm16_case(&gc, bf), ncase++;
+            }
+        /* a model shape: 288 x 288 (15m's wq), one column and a batch; and rows too long for
+         * kern_tmpl.h's conversion buffer (KT_W16_BUF_BYTES), so converted as loaded although
+         * they meet several blocks of columns */
+        gemm_case_t one = {288, 1, 288, 0, 0}, many = {288, 13, 288, 1, 1};
+        gemm_case_t longk = {9, 7, 8192 + 8 * rng_int(1, 4) + rng_int(0, 7), 0, 0};
+        check_gemm16_case(&one, bf), check_gemm16_case(&many, bf), ncase += 2;
+        check_gemm16_case(&longk, bf), ncase++;
+    }
+    printf("gemm_f16/gemm_bf16: %d cases ok\n", ncase);
 }
 
 typedef enum { FILL_RANDOM, FILL_TIES, FILL_NEG_INF, FILL_NAN, NFILL } fill_t;
@@ -478,6 +618,8 @@ int main(void) {
         printf("%s: %s\n", table_names[t], tables[t] ? "testing" : "not available here");
     }
     test_gemm();
+    test_half_convert();
+    test_gemm16();
     test_argmax();
     test_attention();
     test_vexp();

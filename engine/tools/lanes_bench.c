@@ -13,6 +13,7 @@
 #include "base/lanes_log.h"
 #include "bundle.h"
 #include "engine.h"
+#include "kern.h"
 
 #define MAX_POINTS 16
 
@@ -138,6 +139,76 @@ static void kernel_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, cJSON *out) 
             free(y);
         }
         free(w);
+    }
+}
+
+typedef struct {
+    const eng_kern_ops_t *ops;
+    int type; /* 0 fp32, 1 F16, 2 BF16 */
+    float *y;
+    const void *w;
+    const float *x;
+    int rows, n, k;
+} wtype_arg_t;
+
+static void run_wtype(void *opaque) {
+    wtype_arg_t *a = opaque;
+    if (a->type == 0)
+        a->ops->gemm(a->y, 1, a->rows, a->w, a->x, a->rows, a->n, a->k, 0);
+    else
+        (a->type == 1 ? a->ops->gemm_f16 : a->ops->gemm_bf16)(a->y, 1, a->rows, a->w, a->x, a->rows,
+                                                             a->n, a->k, 0);
+}
+
+/* F16 and BF16 weights against fp32 on the model's shapes: the best kernel table on one thread
+ * (no thread split to blur it), so the ratio is the kernels' own. The 16-bit kernels read half
+ * the bytes: that pays where the weights stream from memory (wcls; every matrix of a big model). */
+static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
+    const eng_kern_ops_t *ops = eng_kern_best();
+    int shapes[][2] = {{mc->dim, mc->dim}, {mc->hidden_dim, mc->dim}, {mc->dim, mc->hidden_dim},
+                       {mc->vocab_size, mc->dim}};
+    const char *names[] = {"wq/wo", "w1/w3", "w2", "wcls"};
+    int ns[] = {1, 128};
+    cJSON *arr = cJSON_AddArrayToObject(out, "weight_types");
+    printf("\nweight types, %s kernels, 1 thread (GFLOP/s)\n", ops->name);
+    printf("%-6s %6s %6s %4s %9s %9s %9s %7s %7s\n", "matrix", "rows", "k", "N", "f32", "f16",
+           "bf16", "f16/f32", "bf16/f32");
+    for (int s = 0; s < 4; s++) {
+        int rows = shapes[s][0], k = shapes[s][1];
+        size_t nw = (size_t)rows * k;
+        float *w = random_floats(nw, 3);
+        uint16_t *w16[2] = {malloc(nw * sizeof(uint16_t)), malloc(nw * sizeof(uint16_t))};
+        unsigned seed = 5;
+        for (size_t i = 0; i < nw; i++) { /* values in +-[0.5, 1): no special cases */
+            seed = seed * 1664525u + 1013904223u;
+            w16[0][i] = (uint16_t)(0x3800u | ((seed >> 8) & 0x83ffu));
+            w16[1][i] = (uint16_t)(0x3f00u | ((seed >> 8) & 0x807fu));
+        }
+        for (int i = 0; i < 2; i++) {
+            int n = ns[i];
+            float *x = random_floats((size_t)n * k, 4), *y = malloc((size_t)n * rows * sizeof *y);
+            double flops = 2.0 * rows * (double)k * n, gf[3];
+            for (int t = 0; t < 3; t++) {
+                wtype_arg_t a = {ops, t, y, t ? (const void *)w16[t - 1] : w, x, rows, n, k};
+                gf[t] = flops / time_best(run_wtype, &a) * 1e-9;
+            }
+            printf("%-6s %6d %6d %4d %9.1f %9.1f %9.1f %6.2fx %6.2fx\n", names[s], rows, k, n,
+                   gf[0], gf[1], gf[2], gf[1] / gf[0], gf[2] / gf[0]);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "matrix", names[s]);
+            cJSON_AddNumberToObject(o, "rows", rows);
+            cJSON_AddNumberToObject(o, "k", k);
+            cJSON_AddNumberToObject(o, "n", n);
+            cJSON_AddNumberToObject(o, "f32_gflops", gf[0]);
+            cJSON_AddNumberToObject(o, "f16_gflops", gf[1]);
+            cJSON_AddNumberToObject(o, "bf16_gflops", gf[2]);
+            cJSON_AddItemToArray(arr, o);
+            free(x);
+            free(y);
+        }
+        free(w);
+        free(w16[0]);
+        free(w16[1]);
     }
 }
 
@@ -327,7 +398,10 @@ int main(int argc, char **argv) {
     double ref = blas_2048_gflops();
     printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s\n", ref);
     cJSON_AddNumberToObject(out, "openblas_2048_gflops", ref);
-    if (kernels) kernel_table(ctx, mc, out);
+    if (kernels) {
+        kernel_table(ctx, mc, out);
+        weight_type_table(mc, out);
+    }
     if (decode) {
         cJSON *arr = cJSON_AddArrayToObject(out, "decode");
         printf("\ndecode from position %d, median of %d steps\n", pos, steps);
