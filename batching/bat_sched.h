@@ -5,8 +5,8 @@
 #include <stdint.h>
 
 #include "base/lanes_q.h"
-#include "model.h"
-#include "tok.h"
+#include "model/model.h"
+#include "tok/tok.h"
 
 /* The continuous-batching scheduler. It owns two threads. The tokenizer worker encodes prompts
  * (so a huge prompt never stalls a step, nor the submitting thread) and hands them on in order.

@@ -10,7 +10,7 @@
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "bat_fifo.h"
-#include "tok.h"
+#include "tok/tok.h"
 
 /* Encoding is bulk work, the step loop is what every decoding stream waits on: when the two
  * compete for a core, the kernel should favour the step loop. (Linux nice values are per thread.) */

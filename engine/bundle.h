@@ -3,8 +3,8 @@
 
 #include <stdint.h>
 
-#include "model.h"
-#include "tok.h"
+#include "model/model.h"
+#include "tok/tok.h"
 
 /* A model with its tokenizer, as every program opens them: from llama2.c files, or the built-in
  * synthetic model of a preset ("tiny", "15m", "110m") when no model path is given. */

@@ -9,10 +9,10 @@
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
 #include "base/lanes_sys.h"
-#include "kern.h"
+#include "kern/kern.h"
 #include "pool.h"
 #include "sample.h"
-#include "vexp.h"
+#include "kern/vexp.h"
 
 /* Rows per classifier tile: a tile of logits (CLS_TILE, columns) stays in L1/L2 while the argmax
  * walks it, so the (vocab, columns) logits matrix is never written to memory. */

@@ -3,7 +3,7 @@
 
 #include <stdint.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* The lane-batched forward pass. A context owns the KV cache of max_lanes streams and the
  * activations of up to max_cols columns; each eng_step() runs every weight matrix once, as one GEMM

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "base/lanes_err.h"
-#include "tok.h"
+#include "tok/tok.h"
 
 const char *eng_end_name(int end) {
     switch (end) {

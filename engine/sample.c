@@ -3,7 +3,7 @@
 #include <assert.h>
 #include <math.h>
 
-#include "vexp.h"
+#include "kern/vexp.h"
 
 /* Radix selection over the bits of a float's orderable key: bits 31..21, then 20..10, then 9..0.
  * A long level fills WAYS histograms (candidate j into way j % WAYS), so runs of one bucket do not

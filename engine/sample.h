@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "engine.h"
-#include "kern.h"
+#include "kern/kern.h"
 
 /* Random bits per noise draw. With 23 bits every draw maps to an odd multiple of 2^-24, which a
  * float holds exactly, so the uniform never rounds onto 0 or 1. */

@@ -7,7 +7,7 @@
  * fused reference is also checked
  * against OpenBLAS within fp32 tolerance (build with -DLANES_NO_OPENBLAS to skip, e.g. when
  * cross-compiling). */
-#include "kern.h"
+#include "kern/kern.h"
 
 #include <float.h>
 #include <math.h>
@@ -20,9 +20,9 @@
 #include <cblas.h>
 #endif
 
-#include "half.h"
+#include "kern/half.h"
 #include "test_util.h"
-#include "vexp.h"
+#include "kern/vexp.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

@@ -5,7 +5,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
-#include "model.h"
+#include "model/model.h"
 #include "test_util.h"
 
 static char dir[] = "/tmp/lanes-test-model-XXXXXX";

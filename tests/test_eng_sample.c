@@ -13,7 +13,7 @@
 #include "gen.h"
 #include "sample.h"
 #include "test_util.h"
-#include "vexp.h"
+#include "kern/vexp.h"
 
 #define MAX_NEW 40
 

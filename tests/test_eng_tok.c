@@ -9,7 +9,7 @@
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "test_util.h"
-#include "tok.h"
+#include "tok/tok.h"
 
 static char tmpdir[] = "/tmp/test_eng_tok.XXXXXX";
 

@@ -13,7 +13,7 @@
 #include "base/lanes_log.h"
 #include "bundle.h"
 #include "engine.h"
-#include "kern.h"
+#include "kern/kern.h"
 
 #define MAX_POINTS 16
 

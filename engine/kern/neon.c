@@ -61,7 +61,7 @@ static inline am_t af_gt(af_t a, af_t b) { return vcgtq_f32(a, b); } /* ordered:
 static inline af_t af_blend(af_t a, af_t b, am_t m) { return vbslq_f32(m, b, a); }
 static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) { return vbslq_s32(m, b, a); }
 
-#include "kern_tmpl.h"
+#include "tmpl.h"
 
 static const eng_kern_ops_t neon_ops = {
     .name = "neon", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,

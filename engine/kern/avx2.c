@@ -116,7 +116,7 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
 }
 
-#include "kern_tmpl.h"
+#include "tmpl.h"
 
 /* y where x is not NaN, else vexp.h's one NaN. */
 static inline __m256 nan_if_nan(__m256 y, __m256 x) {

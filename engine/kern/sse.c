@@ -82,7 +82,7 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
     return _mm_castps_si128(_mm_blendv_ps(_mm_castsi128_ps(a), _mm_castsi128_ps(b), m));
 }
 
-#include "kern_tmpl.h"
+#include "tmpl.h"
 
 static const eng_kern_ops_t sse_ops = {
     .name = "sse", .fused = 0, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
