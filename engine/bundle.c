@@ -21,7 +21,7 @@ int eng_bundle_open(eng_bundle_t *b, const char *model_path, const char *tok_pat
             LANES_LOG(LANES_LOG_ERROR, "unknown model preset '%s' (tiny, 15m, 110m)", preset);
             return LANES_EINVAL;
         }
-        if ((rc = eng_model_synth(&cfg, seed, &b->model)) < 0) goto fail;
+        if ((rc = eng_model_synth(&cfg, seed, ENG_WT_F32, &b->model)) < 0) goto fail;
     }
     int vocab = eng_model_cfg(b->model)->vocab_size;
     rc = tok_path ? eng_tok_load(tok_path, vocab, &b->tok) : eng_tok_synth(vocab, seed, &b->tok);

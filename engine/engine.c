@@ -31,11 +31,11 @@ struct eng_ctx {
     int gemm_backend;
     int max_lanes, max_cols;
     int ctx_len;        /* context per lane: positions 0..ctx_len - 1 */
-    int kv_dim, head_size;
+    int q_dim, kv_dim, head_size;   /* q is n_heads heads wide, k and v n_kv_heads */
 
     float *x;           /* (col, dim) residual stream */
-    float *xb;          /* (col, dim) normed input / attention output */
-    float *q;           /* (col, dim) */
+    float *xb;          /* (col, max(dim, q_dim)) normed input / attention output */
+    float *q;           /* (col, q_dim) */
     float *k;           /* (col, kv_dim) this step's keys, before they go to the cache */
     float *v;           /* (col, kv_dim) */
     float *hb, *hb2;    /* (col, hidden) */
@@ -63,12 +63,12 @@ struct eng_ctx {
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-/* As run.c: o = w * (x / sqrt(mean(x^2) + 1e-5)). */
-static void rmsnorm(float *o, const float *x, const float *w, int n) {
+/* As run.c: o = w * (x / sqrt(mean(x^2) + eps)). */
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
     float ss = 0.0f;
     for (int j = 0; j < n; j++) ss += x[j] * x[j];
     ss /= (float)n;
-    ss += 1e-5f;
+    ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
 }
@@ -99,31 +99,62 @@ static uint32_t noise_bits(uint64_t key, uint32_t index) {
 
 /* ---- GEMM backends -------------------------------------------------------------------------- */
 
-/* W (rows, k) @ X (ncols, k) -> Y, laid out as kern.h's gemm. */
+/* W (rows, k) @ X (ncols, k) -> Y, laid out as kern.h's gemm; W in its weight type. */
 typedef struct {
     float *y;
     ptrdiff_t yrs, ycs;
-    const float *w, *x;
+    const void *w;
+    int wtype;
+    const float *x;
     int rows, k, accumulate;
 } gemm_job_t;
 
-static void run_job_rows(const eng_ctx_t *c, const gemm_job_t *j, int ncols, int r0, int r1) {
-    if (r1 > r0)
-        c->kern->gemm(j->y + r0 * j->yrs, j->yrs, j->ycs, j->w + (size_t)r0 * j->k, j->x, r1 - r0,
-                      ncols, j->k, j->accumulate);
+/* Row r of weights w of type wtype and rows of k elements. */
+static const void *weight_row(const void *w, int wtype, int k, int r) {
+    return (const char *)w + (size_t)r * (size_t)k * eng_wtype_size(wtype);
 }
 
-static void blas_job(const gemm_job_t *j, int ncols) {
+static void run_job_rows(const eng_ctx_t *c, const gemm_job_t *j, int ncols, int r0, int r1) {
+    if (r1 <= r0) return;
+    float *y = j->y + r0 * j->yrs;
+    const void *w = weight_row(j->w, j->wtype, j->k, r0);
+    switch (j->wtype) {
+    case ENG_WT_F16:
+        c->kern->gemm_f16(y, j->yrs, j->ycs, w, j->x, r1 - r0, ncols, j->k, j->accumulate);
+        break;
+    case ENG_WT_BF16:
+        c->kern->gemm_bf16(y, j->yrs, j->ycs, w, j->x, r1 - r0, ncols, j->k, j->accumulate);
+        break;
+    default:
+        c->kern->gemm(y, j->yrs, j->ycs, w, j->x, r1 - r0, ncols, j->k, j->accumulate);
+        break;
+    }
+}
+
+/* A job over all rows of matrix m. */
+static gemm_job_t mat_job(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const eng_mat_t *m,
+                          const float *x, int accumulate) {
+    return (gemm_job_t){y, yrs, ycs, m->data, m->type, x, m->rows, m->cols, accumulate};
+}
+
+/* The OpenBLAS backend, for comparison: F32 weights only, so 16-bit ones take the lane kernel on
+ * the calling thread (OpenBLAS has no such GEMM). */
+static void blas_job(const eng_ctx_t *c, const gemm_job_t *j, int ncols) {
+    if (j->wtype != ENG_WT_F32) {
+        run_job_rows(c, j, ncols, 0, j->rows);
+        return;
+    }
+    const float *w = j->w;
     float beta = j->accumulate ? 1.0f : 0.0f;
     if (j->yrs == 1) { /* lane-major: Y (ncols, rows) = X (ncols, k) @ W^T */
         if (ncols == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, j->rows, j->k, 1.0f, j->w, j->k, j->x, 1, beta,
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, j->rows, j->k, 1.0f, w, j->k, j->x, 1, beta,
                         j->y, 1);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ncols, j->rows, j->k, 1.0f, j->x,
-                        j->k, j->w, j->k, beta, j->y, (int)j->ycs);
+                        j->k, w, j->k, beta, j->y, (int)j->ycs);
     } else { /* channel-major: Y (rows, ncols) = W @ X^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, ncols, j->k, 1.0f, j->w, j->k,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, ncols, j->k, 1.0f, w, j->k,
                     j->x, j->k, beta, j->y, (int)j->yrs);
     }
 }
@@ -151,7 +182,7 @@ static void jobs_task(void *opaque, int task, int tid) {
 
 static void run_jobs(eng_ctx_t *c, const gemm_job_t *jobs, int njobs) {
     if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
-        for (int i = 0; i < njobs; i++) blas_job(&jobs[i], c->ncols);
+        for (int i = 0; i < njobs; i++) blas_job(c, &jobs[i], c->ncols);
         return;
     }
     int total = 0;
@@ -162,7 +193,7 @@ static void run_jobs(eng_ctx_t *c, const gemm_job_t *jobs, int njobs) {
 
 void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int rows, int ncols,
                   int k) {
-    gemm_job_t j = {y, 1, rows, w, x, rows, k, 0};
+    gemm_job_t j = {y, 1, rows, w, ENG_WT_F32, x, rows, k, 0};
     c->ncols = ncols;
     run_jobs(c, &j, 1);
 }
@@ -182,10 +213,11 @@ static void silu_mul_rows(eng_ctx_t *c, int r0, int r1) {
 static void ffn_up_task(void *opaque, int task, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
-    int l = c->layer, d = c->cfg.dim, h = c->cfg.hidden_dim;
+    const eng_layer_t *lw = &c->w->layers[c->layer];
+    int h = c->cfg.hidden_dim;
     int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK < h ? r0 + ROW_TASK : h;
-    gemm_job_t j1 = {c->hb, 1, h, c->w->w1 + (size_t)l * h * d, c->xb, h, d, 0};
-    gemm_job_t j3 = {c->hb2, 1, h, c->w->w3 + (size_t)l * h * d, c->xb, h, d, 0};
+    gemm_job_t j1 = mat_job(c->hb, 1, h, &lw->w_gate, c->xb, 0);
+    gemm_job_t j3 = mat_job(c->hb2, 1, h, &lw->w_up, c->xb, 0);
     run_job_rows(c, &j1, c->ncols, r0, r1);
     run_job_rows(c, &j3, c->ncols, r0, r1);
     silu_mul_rows(c, r0, r1);
@@ -197,8 +229,8 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
     int kv_mul = c->cfg.n_heads / c->cfg.n_kv_heads;
     size_t loff = ((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq * kv_dim;
     const float *kc = c->key_cache + loff, *vc = c->value_cache + loff;
-    const float *q = c->q + (size_t)col * c->cfg.dim;
-    float *out = c->xb + (size_t)col * c->cfg.dim;
+    const float *q = c->q + (size_t)col * c->q_dim;
+    float *out = c->xb + (size_t)col * c->q_dim;
     float scale = sqrtf((float)hs);
     for (int h = 0; h < c->cfg.n_heads; h++) {
         const float *qh = q + h * hs;
@@ -218,13 +250,13 @@ static void attention_task(void *opaque, int col, int tid) {
 
 /* Rotates pairs of q and k by position (run.c's RoPE), then files k and v in the lane's cache. */
 static void rope_and_cache(eng_ctx_t *c) {
-    int d = c->cfg.dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->ctx_len;
+    int qd = c->q_dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->ctx_len;
     for (int col = 0; col < c->ncols; col++) {
         const eng_col_t *cl = &c->cols[col];
         const float *cs = c->rope_cos + (size_t)cl->pos * (hs / 2);
         const float *sn = c->rope_sin + (size_t)cl->pos * (hs / 2);
-        float *q = c->q + (size_t)col * d, *k = c->k + (size_t)col * kv_dim;
-        for (int i = 0; i < d; i += 2) {
+        float *q = c->q + (size_t)col * qd, *k = c->k + (size_t)col * kv_dim;
+        for (int i = 0; i < qd; i += 2) {
             int f = (i % hs) / 2;
             float fcr = cs[f], fci = sn[f];
             float v0 = q[i], v1 = q[i + 1];
@@ -262,8 +294,10 @@ static void classify_task(void *opaque, int task, int tid) {
     }
     for (int t0 = r0; t0 < r1; t0 += CLS_TILE) {
         int rows = r1 - t0 < CLS_TILE ? r1 - t0 : CLS_TILE;
-        gemm_job_t j = {tile, ns, 1, c->w->wcls + (size_t)t0 * d, c->xs, rows, d, 0};
-        if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(&j, ns);
+        const eng_mat_t *cls = &c->w->cls;
+        gemm_job_t j = {tile, ns, 1, weight_row(cls->data, cls->type, d, t0), cls->type, c->xs,
+                        rows, d, 0};
+        if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         for (int s = 0; s < ns; s++) {
             if (c->samp_full[s])
@@ -341,38 +375,47 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     if (ncols == 0) return LANES_OK;
     const eng_weights_t *w = c->w;
     int d = c->cfg.dim, kv = c->kv_dim, h = c->cfg.hidden_dim;
+    float eps = c->cfg.norm_eps;
     c->cols = cols;
     c->ncols = ncols;
 
-    for (int col = 0; col < ncols; col++)
-        memcpy(c->x + (size_t)col * d, w->tok_emb + (size_t)cols[col].token * d,
-               (size_t)d * sizeof *c->x);
+    const eng_mat_t *emb = &w->tok_emb;
+    for (int col = 0; col < ncols; col++) {
+        const void *row = weight_row(emb->data, emb->type, d, cols[col].token);
+        float *x = c->x + (size_t)col * d;
+        switch (emb->type) {
+        case ENG_WT_F16: c->kern->f16_to_f32(x, row, d); break;
+        case ENG_WT_BF16: c->kern->bf16_to_f32(x, row, d); break;
+        default: memcpy(x, row, (size_t)d * sizeof *x); break;
+        }
+    }
 
     for (int l = 0; l < c->cfg.n_layers; l++) {
+        const eng_layer_t *lw = &w->layers[l];
         c->layer = l;
         for (int col = 0; col < ncols; col++)
-            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, w->rms_att + (size_t)l * d, d);
+            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, lw->attn_norm, d, eps);
         gemm_job_t qkv[3] = {
-            {c->q, 1, d, w->wq + (size_t)l * d * d, c->xb, d, d, 0},
-            {c->k, 1, kv, w->wk + (size_t)l * kv * d, c->xb, kv, d, 0},
-            {c->v, 1, kv, w->wv + (size_t)l * kv * d, c->xb, kv, d, 0},
+            mat_job(c->q, 1, c->q_dim, &lw->wq, c->xb, 0),
+            mat_job(c->k, 1, kv, &lw->wk, c->xb, 0),
+            mat_job(c->v, 1, kv, &lw->wv, c->xb, 0),
         };
         run_jobs(c, qkv, 3);
         rope_and_cache(c);
         eng_pool_run(c->pool, ncols, attention_task, c);
-        gemm_job_t wo = {c->x, 1, d, w->wo + (size_t)l * d * d, c->xb, d, d, 1};
+        gemm_job_t wo = mat_job(c->x, 1, d, &lw->wo, c->xb, 1);
         run_jobs(c, &wo, 1);
         for (int col = 0; col < ncols; col++)
-            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, w->rms_ffn + (size_t)l * d, d);
+            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, lw->ffn_norm, d, eps);
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
-            gemm_job_t up[2] = {{c->hb, 1, h, w->w1 + (size_t)l * h * d, c->xb, h, d, 0},
-                                {c->hb2, 1, h, w->w3 + (size_t)l * h * d, c->xb, h, d, 0}};
+            gemm_job_t up[2] = {mat_job(c->hb, 1, h, &lw->w_gate, c->xb, 0),
+                                mat_job(c->hb2, 1, h, &lw->w_up, c->xb, 0)};
             run_jobs(c, up, 2);
             silu_mul_rows(c, 0, h);
         } else {
             eng_pool_run(c->pool, ceil_div(h, ROW_TASK), ffn_up_task, c);
         }
-        gemm_job_t down = {c->x, 1, d, w->w2 + (size_t)l * d * h, c->hb, d, h, 1};
+        gemm_job_t down = mat_job(c->x, 1, d, &lw->w_down, c->hb, 1);
         run_jobs(c, &down, 1);
     }
 
@@ -383,7 +426,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         if (!cols[col].sample) continue;
         const eng_sampler_t *s = &c->samplers[cols[col].lane];
         int full_row = wants_full_row(s);
-        rmsnorm(c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->rms_final, d);
+        rmsnorm(c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->out_norm, d, eps);
         c->samp_col[ns] = col;
         c->samp_full[ns] = full_row || cols[col].logits != NULL;
         c->samp_invt[ns] = !samples_greedily(s) && !full_row ? 1.0f / s->temperature : 0.0f;
@@ -443,6 +486,7 @@ enum { BUF_SIZE, BUF_ALLOC, BUF_FREE };
  * failed. */
 static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
+    size_t qd = (size_t)c->q_dim, xbd = qd > d ? qd : d;
     size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
     size_t cache = (size_t)c->cfg.n_layers * lanes * seq * kv;
@@ -458,8 +502,8 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
         if (op == BUF_FREE) free(c->field);                                                       \
     } while (0)
     BUF(x, mc * d);
-    BUF(xb, mc * d);
-    BUF(q, mc * d);
+    BUF(xb, mc * xbd);
+    BUF(q, mc * qd);
     BUF(k, mc * kv);
     BUF(v, mc * kv);
     BUF(hb, mc * h);
@@ -497,8 +541,9 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->max_lanes = cfg->max_lanes;
     c->max_cols = cfg->max_cols;
     c->ctx_len = ctx;
-    c->head_size = mc->dim / mc->n_heads;
-    c->kv_dim = mc->dim * mc->n_kv_heads / mc->n_heads;
+    c->head_size = mc->head_dim;
+    c->q_dim = mc->n_heads * mc->head_dim;
+    c->kv_dim = mc->n_kv_heads * mc->head_dim;
 }
 
 /* "9.0 GiB": bytes for a log line. */
@@ -554,6 +599,7 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
     c->w = eng_model_weights(m);
     c->kern = eng_kern_best();
     c->gemm_backend = cfg->gemm;
+
     int threads = plan.threads;
     if (c->gemm_backend == ENG_GEMM_OPENBLAS) openblas_set_num_threads(threads);
     rc = LANES_ENOMEM;
@@ -563,10 +609,10 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
         goto fail;
     }
     size_t seq = (size_t)c->ctx_len;
-    /* The same table run.c computes inline: freq = 10000^(-i / head_size) for even i. */
+    /* The same table run.c computes inline: freq = base^(-i / head_size) for even i. */
     for (size_t p = 0; p < seq; p++)
         for (int i = 0; i < c->head_size; i += 2) {
-            float freq = 1.0f / powf(10000.0f, (float)i / (float)c->head_size);
+            float freq = 1.0f / powf(c->cfg.rope_base, (float)i / (float)c->head_size);
             float val = (float)p * freq;
             c->rope_cos[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = cosf(val);
             c->rope_sin[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = sinf(val);

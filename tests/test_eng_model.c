@@ -63,7 +63,7 @@ int main(void) {
     ASSERT_EQ(eng_model_load(write_model("unshared.bin", unshared, floats_for(unshared)), &m),
               LANES_OK);
     ASSERT_EQ(eng_model_cfg(m)->shared_cls, 0);
-    ASSERT(eng_model_weights(m)->wcls != eng_model_weights(m)->tok_emb);
+    ASSERT(eng_model_weights(m)->cls.data != eng_model_weights(m)->tok_emb.data);
     eng_model_destroy(m);
 
     expect_reject("missing file", "/nonexistent/lanes/model.bin", LANES_EIO);
@@ -97,18 +97,19 @@ int main(void) {
     ASSERT_EQ(eng_model_preset("tiny", &cfg), LANES_OK);
     ASSERT_EQ(eng_model_preset("nope", &cfg), LANES_EINVAL);
     eng_model_t *a, *b, *c;
-    ASSERT_EQ(eng_model_synth(&cfg, 9, &a), LANES_OK);
-    ASSERT_EQ(eng_model_synth(&cfg, 9, &b), LANES_OK);
+    ASSERT_EQ(eng_model_synth(&cfg, 9, ENG_WT_F32, &a), LANES_OK);
+    ASSERT_EQ(eng_model_synth(&cfg, 9, ENG_WT_F32, &b), LANES_OK);
     char path[256];
     snprintf(path, sizeof path, "%s/synth.bin", dir);
     ASSERT_EQ(eng_model_save(a, path), LANES_OK);
     ASSERT_EQ(eng_model_load(path, &c), LANES_OK);
     size_t bytes = (size_t)cfg.vocab_size * cfg.dim * sizeof(float);
-    ASSERT(memcmp(eng_model_weights(a)->tok_emb, eng_model_weights(b)->tok_emb, bytes) == 0);
-    ASSERT(memcmp(eng_model_weights(a)->w2, eng_model_weights(c)->w2,
-                  (size_t)cfg.n_layers * cfg.dim * cfg.hidden_dim * sizeof(float)) == 0);
-    ASSERT(memcmp(eng_model_weights(a)->rms_final, eng_model_weights(c)->rms_final,
-                  (size_t)cfg.dim * sizeof(float)) == 0);
+    const eng_weights_t *wa = eng_model_weights(a), *wc = eng_model_weights(c);
+    ASSERT(memcmp(wa->tok_emb.data, eng_model_weights(b)->tok_emb.data, bytes) == 0);
+    for (int l = 0; l < cfg.n_layers; l++)
+        ASSERT(memcmp(wa->layers[l].w_down.data, wc->layers[l].w_down.data,
+                      (size_t)cfg.dim * cfg.hidden_dim * sizeof(float)) == 0);
+    ASSERT(memcmp(wa->out_norm, wc->out_norm, (size_t)cfg.dim * sizeof(float)) == 0);
     eng_model_destroy(a);
     eng_model_destroy(b);
     eng_model_destroy(c);

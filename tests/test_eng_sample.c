@@ -86,7 +86,7 @@ static void check_tiny_temperatures(void) {
     /* Logits in the hundreds, as real models have: 1/T of a tiny temperature overflows them to
      * inf. (The weights are this test's own malloc'd synthetic ones, so writing them is fine.) */
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
-    float *wcls = (float *)eng_model_weights(b.model)->wcls;
+    float *wcls = (float *)eng_model_weights(b.model)->cls.data;
     size_t ncls = (size_t)mc->vocab_size * (size_t)mc->dim;
     for (size_t i = 0; i < ncls; i++) wcls[i] *= 1000.0f;
     int32_t greedy[MAX_NEW];

@@ -4,42 +4,93 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A Llama-architecture model: its shape and read-only fp32 weights (mmap'd or synthetic). */
+/* A decoder-only transformer: its shape, the architecture descriptor the one forward pass reads,
+ * and read-only weights that stay in their file's element type (mmap'd, or synthetic). Nothing
+ * here says which file format a model came from. */
+
+/* Weight element types, numbered as ggml's (model/gguf.h ENG_GGML_*). */
+enum { ENG_WT_F32 = 0, ENG_WT_F16 = 1, ENG_WT_BF16 = 30 };
+const char *eng_wtype_name(int type);   /* "F32", "F16", "BF16"; NULL for others */
+size_t eng_wtype_size(int type);        /* bytes per element; 0 for others */
+
+enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean removed, with bias */
+enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);
+                                                         * NEOX: (i, i + rope_dim / 2) */
+enum { ENG_FFN_SWIGLU, ENG_FFN_GELU };                  /* down(silu(gate x) * up x); down(gelu(up x)) */
+
+/* What distinguishes one architecture's forward pass from another's. Which biases a layer has is
+ * in its weights (NULL: none). */
+typedef struct {
+    const char *name;   /* "llama", "qwen2", "qwen3", "gpt2" (general.architecture) */
+    int norm;           /* ENG_NORM_* for every norm */
+    int rope;           /* ENG_ROPE_* */
+    int ffn;            /* ENG_FFN_* */
+    int pos_embd;       /* 1: learned position embeddings are added to the token embedding */
+    int qk_norm;        /* 1: per-head RMSNorm of q and k (head_dim weights) before RoPE */
+} eng_arch_t;
+
+/* The llama2.c architecture (= "llama" with its defaults): RMSNorm, adjacent-pair RoPE, SwiGLU. */
+extern const eng_arch_t eng_arch_llama;
+
 typedef struct {
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
     int shared_cls;     /* 1: the classifier is the token embedding */
+    int head_dim;       /* per head of q, k and v; q is n_heads * head_dim wide (not always dim) */
+    int rope_dim;       /* leading channels of each head that RoPE rotates (even, <= head_dim) */
+    float rope_base;    /* theta_i = pos * rope_base^(-2i / rope_dim) */
+    float norm_eps;
+    eng_arch_t arch;
 } eng_model_cfg_t;
 
-/* Weight pointers; all (out, in) row-major as in llama2.c checkpoints. */
+/* A matrix W (rows, cols) applied as y = W x (x of length cols), row-major in its element type;
+ * data NULL: the model has none. */
 typedef struct {
-    const float *tok_emb;   /* (vocab, dim) */
-    const float *rms_att;   /* (layer, dim) */
-    const float *wq;        /* (layer, dim, dim) */
-    const float *wk;        /* (layer, kv_dim, dim) */
-    const float *wv;        /* (layer, kv_dim, dim) */
-    const float *wo;        /* (layer, dim, dim) */
-    const float *rms_ffn;   /* (layer, dim) */
-    const float *w1;        /* (layer, hidden, dim) */
-    const float *w2;        /* (layer, dim, hidden) */
-    const float *w3;        /* (layer, hidden, dim) */
-    const float *rms_final; /* (dim,) */
-    const float *wcls;      /* (vocab, dim) */
+    const void *data;
+    int type;           /* ENG_WT_* */
+    int rows, cols;
+} eng_mat_t;
+
+/* One block's weights. Vectors are fp32 whatever the file holds (they are tiny); NULL: absent. */
+typedef struct {
+    const float *attn_norm, *attn_norm_b;   /* (dim,) */
+    eng_mat_t wq, wk, wv;                   /* (n_heads * head_dim | n_kv_heads * head_dim, dim) */
+    const float *bq, *bk, *bv;
+    const float *q_norm, *k_norm;           /* (head_dim,) when arch.qk_norm */
+    eng_mat_t wo;                           /* (dim, n_heads * head_dim) */
+    const float *bo;
+    const float *ffn_norm, *ffn_norm_b;
+    eng_mat_t w_gate, w_up, w_down;         /* (hidden, dim), (hidden, dim), (dim, hidden); no gate
+                                             * for GELU */
+    const float *b_up, *b_down;
+} eng_layer_t;
+
+typedef struct {
+    eng_mat_t tok_emb;          /* (vocab, dim) */
+    eng_mat_t pos_emb;          /* (seq_len, dim) when arch.pos_embd */
+    const float *out_norm, *out_norm_b;
+    eng_mat_t cls;              /* (vocab, dim); the same data as tok_emb when shared_cls */
+    const float *rope_freqs;    /* (rope_dim / 2,) divisors of each pair's frequency (Llama 3.1
+                                 * rope scaling), or NULL */
+    const eng_layer_t *layers;  /* (n_layers,) */
 } eng_weights_t;
 
 typedef struct eng_model eng_model_t;
 
-/* Maps a llama2.c checkpoint. Every size is checked against the file length before any weight is
- * read; a bad file logs one line naming the file and the problem and returns LANES_EMODEL (or
- * LANES_EIO when it cannot be opened). */
+/* Opens a model file, its format detected by its first bytes: GGUF, or else a llama2.c
+ * checkpoint. Every size is checked against the file before any weight is read; a bad file logs one
+ * line naming the file and the problem and returns LANES_EMODEL (LANES_EIO when it cannot be opened
+ * or mapped). */
 int eng_model_load(const char *path, eng_model_t **out);
 
-/* Shape presets for synthetic models: "tiny" (tests), "15m" (stories15M), "110m" (stories110M). */
+/* Shape presets for synthetic models: "tiny" (tests), "15m" (stories15M), "110m" (stories110M),
+ * all of the llama2.c architecture. */
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
-/* Builds a deterministic random-weight model in memory (same seed, same bits on any machine). */
-int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, eng_model_t **out);
+/* Builds a deterministic random-weight model in memory (same seed, same bits on any machine), its
+ * matrices in weight type wtype (ENG_WT_*). */
+int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out);
 
-/* Writes m as a llama2.c checkpoint. */
+/* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */
 int eng_model_save(const eng_model_t *m, const char *path);
 
 void eng_model_destroy(eng_model_t *m);   /* NULL is fine */
@@ -47,6 +98,13 @@ void eng_model_destroy(eng_model_t *m);   /* NULL is fine */
 /* Borrows: valid until eng_model_destroy(). */
 const eng_model_cfg_t *eng_model_cfg(const eng_model_t *m);
 const eng_weights_t *eng_model_weights(const eng_model_t *m);
+const char *eng_model_name(const eng_model_t *m);    /* general.name, a file name or the preset */
+int eng_model_wtype(const eng_model_t *m);           /* the type of most of its matrix bytes */
+/* The GGUF file a model was opened from, for the tokenizer it carries; NULL for other models. */
+const struct eng_gguf *eng_model_gguf(const eng_model_t *m);
+
+/* Bytes of all weights as stored (matrices in their type, vectors as the file holds them). */
+uint64_t eng_model_weight_bytes(const eng_model_t *m);
 
 /* Matmul flops per token (2 per weight of every projection and the classifier). */
 double eng_model_flops_per_token(const eng_model_t *m);
