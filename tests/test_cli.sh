@@ -19,6 +19,21 @@ batched=$("$bin/lanes-run" --preset tiny --prompts "$tmp/prompts" -n 30 --json)
 alone=$(while IFS= read -r p; do "$bin/lanes-run" --preset tiny -p "$p" -n 30 --json; done < "$tmp/prompts")
 [ "$batched" = "$alone" ] || fail "batched prompts differ from single runs"
 
+# --teacher-force predicts a greedy generation back: after the prompt, each argmax is the next token.
+gen=$("$bin/lanes-run" --preset tiny -p "Once upon a time" -n 12 --json)
+arr() { echo "$gen" | sed -E "s/.*\"$1\":\[([0-9,]*)\].*/\1/"; }
+pt=$(arr prompt_tokens); toks=$(arr tokens)
+echo "{\"tokens\":[$pt,$toks]}" > "$tmp/ref.jsonl"
+scored=$("$bin/lanes-run" --preset tiny --teacher-force "$tmp/ref.jsonl")
+argmax=$(echo "$scored" | sed -E 's/.*"argmax":\[([0-9,]*)\].*/\1/')
+np=$(echo "$pt" | tr ',' '\n' | wc -l)
+want=$(echo "$toks" | tr ',' '\n')
+got=$(echo "$argmax" | tr ',' '\n' | tail -n +"$np" | head -n "$(echo "$want" | wc -l)")
+[ "$got" = "$want" ] || fail "teacher-forced argmax $argmax does not predict $toks"
+echo '{"tokens":[1,99999]}' > "$tmp/badref.jsonl"
+if "$bin/lanes-run" --preset tiny --teacher-force "$tmp/badref.jsonl" 2> "$tmp/err"; then fail "bad ids accepted"; fi
+grep -q "badref.jsonl line 1" "$tmp/err" || fail "unclear --teacher-force error: $(cat "$tmp/err")"
+
 # A truncated model: one error line naming the file, exit 1.
 head -c 1000 "$tmp/m.bin" > "$tmp/trunc.bin"
 if "$bin/lanes-run" -m "$tmp/trunc.bin" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "truncated model accepted"; fi

@@ -14,6 +14,7 @@
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
+#include "score.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -21,7 +22,10 @@ static void usage(FILE *f) {
             "                 [-n MAX_NEW_TOKENS] [--temperature T] [--top-p P] [--top-k K] [--seed S]\n"
             "                 [--threads N] [--gemm lanes|openblas] [--lanes N] [--chunk N]\n"
             "                 [--ctx N] [--json]\n"
-            "Without -m the built-in synthetic model of --preset (default 15m) is used.\n");
+            "       lanes-run [-m MODEL ...] --teacher-force FILE.jsonl [--threads N] [--ctx N]\n"
+            "Without -m the built-in synthetic model of --preset (default 15m) is used.\n"
+            "--teacher-force feeds the \"tokens\" of each JSON line and prints, per line, after each\n"
+            "position: the greedy argmax, its logit and the top-2 logit gap.\n");
 }
 
 typedef struct {
@@ -98,8 +102,71 @@ static int arg_float(const char *flag, const char *s, double lo, double hi, floa
     return rc;
 }
 
+/* The "tokens" array of a reference line, validated against the vocabulary; NULL when bad. */
+static int32_t *line_tokens(const char *line, int vocab, int *n) {
+    cJSON *o = cJSON_Parse(line);
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+    int32_t *ids = NULL;
+    *n = cJSON_IsArray(t) ? cJSON_GetArraySize(t) : 0;
+    if (*n > 0 && (ids = malloc((size_t)*n * sizeof *ids)) != NULL) {
+        int i = 0;
+        for (cJSON *e = t->child; e; e = e->next, i++) {
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= vocab ||
+                e->valuedouble != (double)(int32_t)e->valuedouble) {
+                free(ids);
+                ids = NULL;
+                break;
+            }
+            ids[i] = (int32_t)e->valuedouble;
+        }
+    }
+    cJSON_Delete(o);
+    return ids;
+}
+
+/* --teacher-force: one JSON object per input line, arrays indexed by position. */
+static int teacher_force(const eng_bundle_t *b, const char *path, int threads, int ctx_len) {
+    lines_t in = {0};
+    if (read_lines(path, &in) < 0) return 1;
+    int rc = 1, seq = 0;
+    eng_ctx_t *ctx = NULL;
+    eng_ctx_cfg_t cc = {1, 64, threads, ENG_GEMM_LANES, ctx_len};
+    eng_score_t *sc = NULL;
+    if (eng_ctx_create(b->model, &cc, &ctx) < 0) goto done;
+    seq = eng_ctx_seq_len(ctx);
+    if ((sc = malloc((size_t)seq * sizeof *sc)) == NULL) goto done;
+    for (int i = 0; i < in.n; i++) {
+        int n;
+        int32_t *ids = line_tokens(in.v[i], eng_model_cfg(b->model)->vocab_size, &n);
+        if (ids == NULL || n > seq) {
+            fprintf(stderr, "lanes-run: %s line %d: %s\n", path, i + 1,
+                    ids ? "more tokens than the context" : "no \"tokens\" array of vocabulary ids");
+            free(ids);
+            goto done;
+        }
+        int err = eng_score(ctx, 0, ids, n, sc);
+        free(ids);
+        if (err < 0) goto done;
+        printf("{\"line\":%d,\"argmax\":[", i + 1);
+        for (int p = 0; p < n; p++) printf("%s%d", p ? "," : "", sc[p].argmax);
+        printf("],\"top1\":[");
+        for (int p = 0; p < n; p++) printf("%s%.9g", p ? "," : "", sc[p].top1);
+        printf("],\"gap\":[");
+        for (int p = 0; p < n; p++) printf("%s%.9g", p ? "," : "", sc[p].gap);
+        printf("]}\n");
+    }
+    rc = 0;
+done:
+    free(sc);
+    eng_ctx_destroy(ctx);
+    for (int i = 0; i < in.n; i++) free(in.v[i]);
+    free(in.v);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *prompt = NULL, *prompts = NULL;
+    const char *teacher = NULL;
     int max_new = 256, threads = 0, lanes = 0, chunk = 0, ctx_len = 0, json = 0;
     int gemm = ENG_GEMM_LANES;
     eng_sampler_t smp = {0.0f, 0, 1.0f, 0};
@@ -108,7 +175,7 @@ int main(int argc, char **argv) {
         {"top-p", 1, 0, 'P'}, {"top-k", 1, 0, 'K'}, {"seed", 1, 0, 's'},
         {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"prompts", 1, 0, 'f'}, {"json", 0, 0, 'j'},
         {"preset", 1, 0, 'r'}, {"lanes", 1, 0, 'l'}, {"chunk", 1, 0, 'c'}, {"help", 0, 0, 'h'},
-        {"ctx", 1, 0, 'x'}, {0, 0, 0, 0}};
+        {"ctx", 1, 0, 'x'}, {"teacher-force", 1, 0, 'F'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:p:n:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -123,6 +190,7 @@ int main(int argc, char **argv) {
         case 'T': bad |= lanes_arg_int("--threads", optarg, 0, INT_MAX, &threads) < 0; break;
         case 'f': prompts = optarg; break;
         case 'j': json = 1; break;
+        case 'F': teacher = optarg; break;
         case 'r': preset = optarg; break;
         case 'l': bad |= lanes_arg_int("--lanes", optarg, 0, INT_MAX, &lanes) < 0; break;
         case 'c': bad |= lanes_arg_int("--chunk", optarg, 0, INT_MAX, &chunk) < 0; break;
@@ -140,6 +208,17 @@ int main(int argc, char **argv) {
     if (bad) {
         usage(stderr);
         return 2;
+    }
+    if (teacher) {
+        if (prompt || prompts || optind != argc || threads < 0 || ctx_len < 0) {
+            usage(stderr);
+            return 2;
+        }
+        eng_bundle_t tb;
+        if (eng_bundle_open(&tb, model, tokp, preset, 1) < 0) return 1;
+        int trc = teacher_force(&tb, teacher, threads, ctx_len);
+        eng_bundle_close(&tb);
+        return trc;
     }
     if ((prompt == NULL) == (prompts == NULL)) {
         fprintf(stderr, prompt ? "lanes-run: -p and --prompts: give one of them\n"
