@@ -146,10 +146,11 @@ tok=$(printf 'hello world\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.
 run_ids=$("$bin/lanes-run" -m "$tmp/m.bin" -z "$tmp/t.bin" -p "hello world" -n 1 --json \
   | sed 's/.*"prompt_tokens":\(\[[0-9,]*\]\).*/\1/')
 [ "$tok" = "$run_ids" ] || fail "lanes-tokenize $tok differs from lanes-run's prompt $run_ids"
-[ "$(printf '"hello world"\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin" --json)" = "$tok" ] \
-  || fail "lanes-tokenize --json differs from a plain line"
+json=$(printf '"hello world"\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin" --json)
+[ "$json" = "$tok" ] || fail "lanes-tokenize --json differs from a plain line"
 set +e
-printf '"ok"\n[1]\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin" --json > /dev/null 2> "$tmp/err"
+printf '"ok"\n[1]\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin" --json \
+  > /dev/null 2> "$tmp/err"
 [ $? -eq 1 ] || fail "lanes-tokenize took a JSON array"
 "$bin/lanes-tokenize" < /dev/null 2> /dev/null; [ $? -eq 2 ] || fail "lanes-tokenize without -m"
 set -e

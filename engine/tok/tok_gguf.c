@@ -399,7 +399,9 @@ static int read_keys(const eng_gguf_t *g, const char *path, eng_tok_t **out) {
         if (id < 0) id = eng__tok_find(t, &one, 1);
         t->byte_tok[b] = id >= 0 ? id : t->unk;
     }
-    if ((rc = build_eog(t, fim, eot, eom)) < 0 || (rc = build_special(t)) < 0 || (rc = build_decoded(t)) < 0) goto fail;
+    if ((rc = build_eog(t, fim, eot, eom)) < 0 || (rc = build_special(t)) < 0 ||
+        (rc = build_decoded(t)) < 0)
+        goto fail;
     *out = t;
     return LANES_OK;
 fail:

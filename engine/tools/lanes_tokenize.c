@@ -38,7 +38,8 @@ static int open_tok(const char *model, const char *tokp, eng_bundle_t *b, eng_to
     fclose(f);
     if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
         if (tokp) {
-            fprintf(stderr, "lanes-tokenize: %s: a GGUF file holds its tokenizer; drop -z\n", model);
+            fprintf(stderr, "lanes-tokenize: %s: a GGUF file holds its tokenizer; drop -z\n",
+                    model);
             return LANES_EINVAL;
         }
         eng_gguf_t *g;
