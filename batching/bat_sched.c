@@ -331,7 +331,7 @@ static void admit(bat_sched_t *s) {
         l->t_admit = lanes_now_ns();
         l->t_first = 0;
         l->nutf8 = 0;
-        eng_stream_init(&l->st, i, r->ids, r->n_prompt, r->max_tokens);
+        eng_stream_init(&l->st, i, r->ids, r->n_prompt, r->max_tokens, s->tok);
         int top_k = r->top_k > s->vocab ? s->vocab : r->top_k;
         eng_ctx_set_sampler(s->ctx, i, &(eng_sampler_t){r->temperature, top_k, r->top_p, r->seed});
         s->nactive++;

@@ -19,7 +19,7 @@ enum { TOK_NICE = 10 };
 struct bat__tok {
     const eng_tok_t *tok;
     int max_ids;
-    size_t piece_max;           /* bytes of text one id stands for at most */
+    size_t text_max;            /* bytes of text one id stands for at most (eng_tok_max_text) */
     int32_t *ids;               /* scratch, max_ids: a prompt is encoded here, then copied to size */
     lanes_q_t *inbox;           /* bat_req_t: generates (any thread), cancels (the engine) */
     uv_sem_t wake;
@@ -57,18 +57,18 @@ static void take_inbox(bat__tok_t *w) {
     }
 }
 
-/* Every id but BOS stands for at most piece_max bytes of the dummy-prefix space and the text, so
- * a prompt needing more ids than fit ends ETOOLONG without being encoded: a flood of huge prompts
- * costs next to nothing. */
+/* No id stands for more than text_max bytes of the prompt, so a prompt needing more ids than fit
+ * ends ETOOLONG without being encoded: a flood of huge prompts costs next to nothing. */
 static int surely_too_long(const bat__tok_t *w, size_t len) {
-    return (len + 1 + w->piece_max - 1) / w->piece_max + 1 > (size_t)w->max_ids;
+    return (len + w->text_max - 1) / w->text_max > (size_t)w->max_ids;
 }
 
 /* Sets r->ids and n_prompt, or r->err; the prompt bytes are not needed after this. */
 static void encode(bat__tok_t *w, bat_req_t *r) {
     int np = surely_too_long(w, r->prompt_len)
                  ? LANES_ETOOLONG
-                 : eng_tok_encode(w->tok, r->prompt, r->prompt_len, 1, 0, w->ids, w->max_ids);
+                 : eng_tok_encode(w->tok, r->prompt, r->prompt_len,
+                                  ENG_TOK_ADD_SPECIAL | ENG_TOK_PARSE_SPECIAL, w->ids, w->max_ids);
     if (np < 1) {
         r->err = np < 0 ? np : LANES_EINVAL;
     } else if ((r->ids = malloc((size_t)np * sizeof *r->ids)) == NULL) {
@@ -114,12 +114,7 @@ int bat__tok_create(const eng_tok_t *tok, int max_ids, lanes_q_t *out, uv_sem_t 
     if (w == NULL) return LANES_ENOMEM;
     w->tok = tok;
     w->max_ids = max_ids;
-    w->piece_max = 6;   /* a <0xXX> piece's own text, should merges ever spell one out */
-    for (int i = 0, n = eng_tok_vocab_size(tok); i < n; i++) {
-        size_t len;
-        eng_tok_decode(tok, ENG_TOK_EOS, i, &len);   /* after EOS: no leading space dropped */
-        if (len > w->piece_max) w->piece_max = len;
-    }
+    w->text_max = eng_tok_max_text(tok);
     w->out = out;
     w->out_wake = out_wake;
     if (uv_sem_init(&w->wake, 0) != 0) {

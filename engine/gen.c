@@ -15,8 +15,9 @@ const char *eng_end_name(int end) {
     }
 }
 
-void eng_stream_init(eng_stream_t *s, int lane, const int32_t *prompt, int n_prompt, int max_new) {
-    *s = (eng_stream_t){prompt, n_prompt, max_new, lane, 0, -1, 0, ENG_END_NONE};
+void eng_stream_init(eng_stream_t *s, int lane, const int32_t *prompt, int n_prompt, int max_new,
+                     const eng_tok_t *tok) {
+    *s = (eng_stream_t){prompt, tok, n_prompt, max_new, lane, 0, -1, 0, ENG_END_NONE};
 }
 
 int eng_stream_cols(const eng_stream_t *s, int budget, eng_col_t *cols) {
@@ -37,7 +38,7 @@ int eng_stream_advance(eng_stream_t *s, int ncols, int32_t tok, int seq_len) {
     int sampled_pos = s->pos + ncols - 1;
     s->pos += ncols;
     if (s->pos < s->n_prompt) return 0;
-    if (tok == ENG_TOK_BOS) {
+    if (eng_tok_is_eog(s->tok, tok)) {
         s->end = ENG_END_STOP;
         return 0;
     }
@@ -51,7 +52,8 @@ int eng_stream_advance(eng_stream_t *s, int ncols, int32_t tok, int seq_len) {
 int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *opts) {
     int lanes = opts->lanes, max_cols = eng_ctx_max_cols(c), seq_len = eng_ctx_seq_len(c);
     int vocab = eng_ctx_model_cfg(c)->vocab_size;
-    if (lanes < 1 || lanes > eng_ctx_max_lanes(c) || lanes > max_cols) return LANES_EINVAL;
+    if (lanes < 1 || lanes > eng_ctx_max_lanes(c) || lanes > max_cols || opts->tok == NULL)
+        return LANES_EINVAL;
     int rc = LANES_ENOMEM;
     eng_stream_t *st = calloc((size_t)lanes, sizeof *st);
     int *req_of = malloc((size_t)lanes * sizeof *req_of);
@@ -77,7 +79,7 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
             if (req_of[l] < 0) {
                 eng_gen_req_t *r = &reqs[next];
                 int lane = (opts->first_lane + l) % lanes;
-                eng_stream_init(&st[l], lane, r->prompt, r->n_prompt, r->max_new);
+                eng_stream_init(&st[l], lane, r->prompt, r->n_prompt, r->max_new, opts->tok);
                 eng_ctx_set_sampler(c, lane, &r->sampler);
                 req_of[l] = next++;
                 live++;

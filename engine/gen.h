@@ -4,8 +4,10 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "tok/tok.h"
 
-/* How a stream ends. The rules follow llama2.c's run.c: sampling BOS ends it without emitting BOS;
+/* How a stream ends. The rules follow llama2.c's run.c: sampling an end-of-generation token
+ * (eng_tok_is_eog(): BOS for llama2.c tokenizers) ends it without emitting that token ("stop");
  * emitting max_new tokens ends it; so does a sequence that fills the context (the token sampled at
  * position seq_len - 1 is emitted but never fed back; seq_len is the context's, eng_ctx_seq_len()).
  */
@@ -14,7 +16,8 @@ const char *eng_end_name(int end);   /* "length", "stop", "context" */
 
 /* One stream's progress through prefill and decode, independent of who schedules it. */
 typedef struct {
-    const int32_t *prompt;  /* borrows: n_prompt ids starting with BOS */
+    const int32_t *prompt;  /* borrows: n_prompt ids */
+    const eng_tok_t *tok;   /* borrows: its end-of-generation set stops the stream */
     int n_prompt, max_new, lane;
     int pos;                /* next position to feed */
     int32_t last;           /* last emitted token (fed at pos once the prompt is done) */
@@ -22,7 +25,8 @@ typedef struct {
 } eng_stream_t;
 
 /* n_prompt must be 1..eng_ctx_seq_len() and max_new >= 1. */
-void eng_stream_init(eng_stream_t *s, int lane, const int32_t *prompt, int n_prompt, int max_new);
+void eng_stream_init(eng_stream_t *s, int lane, const int32_t *prompt, int n_prompt, int max_new,
+                     const eng_tok_t *tok);
 
 /* Appends up to budget columns for the next step (a prefill chunk, or one decode column). */
 int eng_stream_cols(const eng_stream_t *s, int budget, eng_col_t *cols);
@@ -45,6 +49,7 @@ typedef struct {
     int lanes;              /* streams in flight at once, <= the context's max_lanes */
     int chunk;              /* prefill columns per stream per step; 0 = the whole prompt */
     int first_lane;         /* lanes are used from here on, cyclically: moves streams around */
+    const eng_tok_t *tok;   /* borrows: the model's tokenizer, for end of generation */
 } eng_gen_opts_t;
 
 /* Runs all requests to completion, packing up to opts->lanes of them into every step; a finished

@@ -104,10 +104,10 @@ static void check_alone(const eng_bundle_t *b, const char *text, int max_tokens,
     eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES, 0};
     ASSERT_EQ(eng_ctx_create(b->model, &cc, &ctx), 0);
     int32_t pt[MAXTOK + 1], out[MAXTOK];
-    int np = eng_tok_encode(b->tok, text, strlen(text), 1, 0, pt, MAXTOK);
+    int np = eng_tok_encode(b->tok, text, strlen(text), ENG_TOK_ADD_SPECIAL, pt, MAXTOK);
     ASSERT_GT(np, 0);
     eng_gen_req_t g = {pt, np, max_tokens, {0, 0, 1, 0}, out, NULL, 0, 0};
-    eng_gen_opts_t go = {1, 0, 0};
+    eng_gen_opts_t go = {1, 0, 0, b->tok};
     ASSERT_EQ(eng_gen_run(ctx, &g, 1, &go), 0);
     ASSERT_EQ(r->ntok, g.n_out);
     for (int t = 0; t < g.n_out; t++) ASSERT_EQ(r->toks[t], out[t]);
@@ -116,7 +116,7 @@ static void check_alone(const eng_bundle_t *b, const char *text, int max_tokens,
 
 static int ntok(const eng_bundle_t *b, const char *text) {
     static int32_t ids[1 << 17];
-    return eng_tok_encode(b->tok, text, strlen(text), 1, 0, ids, 1 << 17);
+    return eng_tok_encode(b->tok, text, strlen(text), ENG_TOK_ADD_SPECIAL, ids, 1 << 17);
 }
 
 /* Writes into buf a text of exactly n ids (BOS included): printable characters added one by one

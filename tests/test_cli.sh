@@ -155,6 +155,36 @@ done
 # The portable binary on older CPUs (emulated): without AVX2 it picks SSE, without SSE4.1 the scalar
 # table, which is fused like AVX2 and so gives the same bits.
 # (Sanitizer builds cannot run under qemu-user.)
+# lanes-tokenize: the ids lanes-run feeds (llama2.c files), JSON input, GGUF tokenizers; bad input
+# gives one error line and exit 1, a missing -m exit 2.
+tok=$(printf 'hello world\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin")
+run_ids=$("$bin/lanes-run" -m "$tmp/m.bin" -z "$tmp/t.bin" -p "hello world" -n 1 --json \
+  | sed 's/.*"prompt_tokens":\(\[[0-9,]*\]\).*/\1/')
+[ "$tok" = "$run_ids" ] || fail "lanes-tokenize $tok differs from lanes-run's prompt $run_ids"
+json=$(printf '"hello world"\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin" --json)
+[ "$json" = "$tok" ] || fail "lanes-tokenize --json differs from a plain line"
+set +e
+printf '"ok"\n[1]\n' | "$bin/lanes-tokenize" -m "$tmp/m.bin" -z "$tmp/t.bin" --json \
+  > /dev/null 2> "$tmp/err"
+[ $? -eq 1 ] || fail "lanes-tokenize took a JSON array"
+"$bin/lanes-tokenize" < /dev/null 2> /dev/null; [ $? -eq 2 ] || fail "lanes-tokenize without -m"
+set -e
+grep -q "^lanes-tokenize: stdin line 2: not one JSON string$" "$tmp/err" \
+  || fail "unclear lanes-tokenize --json error: $(cat "$tmp/err")"
+[ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "expected one error line: $(cat "$tmp/err")"
+shared=${LANES_SHARED:-$(dirname "$0")/../../shared}
+spm=$shared/models/gguf/llama2-spm-style.f32.gguf
+if [ -f "$spm" ]; then
+  # llama.cpp's ids (../shared/refs/tokenizer.encode.jsonl); <s> is BOS unless told otherwise.
+  out=$(printf 'Hello world\n<s>\n' | "$bin/lanes-tokenize" -m "$spm")
+  [ "$out" = "$(printf '[1,15043,3186]\n[1,1]')" ] || fail "lanes-tokenize $spm: $out"
+  out=$(printf '<s>\n' | "$bin/lanes-tokenize" -m "$spm" --no-special --no-parse-special --words)
+  [ "$out" = '{"words":["<s>"],"ids":[529,29879,29958]}' ] || fail "lanes-tokenize --words: $out"
+  echo "cli: lanes-tokenize on $spm ok"
+else
+  echo "cli: $spm not found: GGUF lanes-tokenize check not run"
+fi
+
 if [ -n "${LANES_SANITIZED:-}" ]; then
   echo "cli: sanitizer build: older-CPU check not run"
 elif [ "$(uname -m)" != x86_64 ]; then

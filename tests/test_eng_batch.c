@@ -60,7 +60,7 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
             result_t *r = &res[t];
             reqs[0] = (eng_gen_req_t){r->ids, r->n_prompt, MAX_NEW, sampler_for(kind), r->out,
                                       r->logits, 0, 0};
-            ASSERT_EQ(eng_gen_run(ctx, reqs, 1, &(eng_gen_opts_t){1, chunk, 0}), LANES_OK);
+            ASSERT_EQ(eng_gen_run(ctx, reqs, 1, &(eng_gen_opts_t){1, chunk, 0, b->tok}), LANES_OK);
             r->n_out = reqs[0].n_out;
             r->end = reqs[0].end;
         }
@@ -82,8 +82,8 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
                                   NULL, 0, 0};
         reqs[i].sampler.seed = rng_next(&rng);
     }
-    ASSERT_EQ(eng_gen_run(ctx, reqs, N_REQS, &(eng_gen_opts_t){LANES, chunk, 13 * chunk + 5}),
-              LANES_OK);
+    eng_gen_opts_t go = {LANES, chunk, 13 * chunk + 5, b->tok};
+    ASSERT_EQ(eng_gen_run(ctx, reqs, N_REQS, &go), LANES_OK);
     for (int k = 0; k < N_TARGETS; k++) {
         res[k].n_out = reqs[target_at[k]].n_out;
         res[k].end = reqs[target_at[k]].end;
@@ -95,7 +95,8 @@ static void check_model(const char *name, const eng_bundle_t *b) {
     int vocab = eng_model_cfg(b->model)->vocab_size;
     static result_t base[N_TARGETS], got[N_TARGETS];
     for (int t = 0; t < N_TARGETS; t++) {
-        base[t].n_prompt = eng_tok_encode(b->tok, prompts[t], strlen(prompts[t]), 1, 0, base[t].ids, 64);
+        base[t].n_prompt = eng_tok_encode(b->tok, prompts[t], strlen(prompts[t]),
+                                          ENG_TOK_ADD_SPECIAL, base[t].ids, 64);
         ASSERT_GT(base[t].n_prompt, 0);
         got[t] = base[t];
         base[t].logits = calloc((size_t)MAX_NEW * vocab, sizeof(float));

@@ -82,7 +82,8 @@ static void check_model(const char *shared, const char *model, const char *tokfi
     static int32_t ids[MAX_REFS][MAX_SEQ], out[MAX_REFS][MAX_SEQ];
     for (int i = 0; i < n; i++) {
         ref_t *r = &refs[i];
-        int np = eng_tok_encode(b.tok, r->prompt, strlen(r->prompt), 1, 0, ids[i], MAX_SEQ);
+        int np = eng_tok_encode(b.tok, r->prompt, strlen(r->prompt), ENG_TOK_ADD_SPECIAL, ids[i],
+                                MAX_SEQ);
         ASSERT_EQ(np, r->n_prompt);
         for (int j = 0; j < np; j++) ASSERT_EQ(ids[i][j], r->prompt_tokens[j]);
         /* run.c's steps count forward passes including the prompt's: it can emit up to
@@ -93,7 +94,7 @@ static void check_model(const char *shared, const char *model, const char *tokfi
     eng_ctx_t *ctx;
     ASSERT_EQ(eng_ctx_create(b.model, &(eng_ctx_cfg_t){n, n * 8, threads, ENG_GEMM_LANES, 0}, &ctx),
               LANES_OK);
-    ASSERT_EQ(eng_gen_run(ctx, reqs, n, &(eng_gen_opts_t){n, 7, 0}), LANES_OK);
+    ASSERT_EQ(eng_gen_run(ctx, reqs, n, &(eng_gen_opts_t){n, 7, 0, b.tok}), LANES_OK);
     for (int i = 0; i < n; i++) {
         ref_t *r = &refs[i];
         int want = r->n_tokens - r->n_prompt;

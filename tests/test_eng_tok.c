@@ -65,7 +65,7 @@ static int ref_lookup(const ref_tok_t *r, const char *s) {
     return res ? res->id : -1;
 }
 
-static int ref_encode(const ref_tok_t *r, const char *text, int bos, int eos, int *tokens) {
+static int ref_encode(const ref_tok_t *r, const char *text, int bos, int *tokens) {
     char *buf = malloc((size_t)r->max_len * 2 + 3);
     size_t str_len = 0;
     int n = 0;
@@ -101,17 +101,16 @@ static int ref_encode(const ref_tok_t *r, const char *text, int bos, int eos, in
         for (int i = best_idx + 1; i < n - 1; i++) tokens[i] = tokens[i + 1];
         n--;
     }
-    if (eos) tokens[n++] = 2;
     free(buf);
     return n;
 }
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static void expect_ids(const eng_tok_t *t, const char *text, size_t len, int bos, int eos,
+static void expect_ids(const eng_tok_t *t, const char *text, size_t len, int flags,
                        const int32_t *want, int nwant, const char *what) {
     int32_t got[4096];
-    int n = eng_tok_encode(t, text, len, bos, eos, got, 4096);
+    int n = eng_tok_encode(t, text, len, flags, got, 4096);
     int same = n == nwant;
     for (int i = 0; same && i < n; i++) same = got[i] == want[i];
     if (!same) {
@@ -128,7 +127,7 @@ static void expect_ids(const eng_tok_t *t, const char *text, size_t len, int bos
 static void expect_round_trip(const eng_tok_t *t, const char *text, size_t len) {
     static int32_t ids[1 << 18];
     static char out[1 << 18];
-    int n = eng_tok_encode(t, text, len, 1, 0, ids, 1 << 18);
+    int n = eng_tok_encode(t, text, len, ENG_TOK_ADD_SPECIAL, ids, 1 << 18);
     ASSERT_GE(n, 1);
     ASSERT_EQ(ids[0], ENG_TOK_BOS);
     size_t o = 0;
@@ -187,9 +186,9 @@ static void random_vs_ref(const eng_tok_t *t, const ref_tok_t *r, int rounds, ui
             }
         }
         text[len] = '\0';
-        int bos = k % 3 != 0, eos = k % 2;
-        int nw = ref_encode(r, text, bos, eos, want);
-        int ng = eng_tok_encode(t, text, len, bos, eos, got, 2048);
+        int bos = k % 3 != 0;
+        int nw = ref_encode(r, text, bos, want);
+        int ng = eng_tok_encode(t, text, len, bos ? ENG_TOK_ADD_SPECIAL : 0, got, 2048);
         ASSERT_EQ(ng, nw);
         for (int i = 0; i < nw; i++) ASSERT_EQ(got[i], want[i]);
     }
@@ -233,12 +232,12 @@ static void test_synth(void) {
         for (size_t i = 0; i < sizeof round_trip_texts / sizeof *round_trip_texts; i++) {
             const char *txt = round_trip_texts[i];
             int32_t ia[512], il[512];
-            int na = eng_tok_encode(a, txt, strlen(txt), 1, 1, ia, 512);
-            ASSERT_EQ(eng_tok_encode(l, txt, strlen(txt), 1, 1, il, 512), na);
+            int na = eng_tok_encode(a, txt, strlen(txt), ENG_TOK_ADD_SPECIAL, ia, 512);
+            ASSERT_EQ(eng_tok_encode(l, txt, strlen(txt), ENG_TOK_ADD_SPECIAL, il, 512), na);
             ASSERT(memcmp(ia, il, (size_t)na * sizeof *ia) == 0);
         }
         int32_t ids[64];
-        int n = eng_tok_encode(a, "the cat sat on the mat", 22, 1, 0, ids, 64);
+        int n = eng_tok_encode(a, "the cat sat on the mat", 22, ENG_TOK_ADD_SPECIAL, ids, 64);
         ASSERT_LT(n, 23);                                           /* some merges happened */
         round_trips(a);
         ref_tok_t r = ref_load(p1, sizes[s]);
@@ -300,10 +299,11 @@ static void test_merge_rules(void) {
         test_write_file(path, d, good_file(d, 7, extra, sc, 6));
         eng_tok_t *t;
         ASSERT_EQ(eng_tok_load(path, 266, &t), LANES_OK);
-        expect_ids(t, cases[i].text, 3, cases[i].bos, 0, cases[i].want, cases[i].n, "merge rule");
+        expect_ids(t, cases[i].text, 3, cases[i].bos ? ENG_TOK_ADD_SPECIAL : 0, cases[i].want,
+                   cases[i].n, "merge rule");
         ref_tok_t r = ref_load(path, 266);
         int ref[8];
-        ASSERT_EQ(ref_encode(&r, cases[i].text, cases[i].bos, 0, ref), cases[i].n);
+        ASSERT_EQ(ref_encode(&r, cases[i].text, cases[i].bos, ref), cases[i].n);
         for (int k = 0; k < cases[i].n; k++) ASSERT_EQ(ref[k], cases[i].want[k]);
         random_vs_ref(t, &r, 50, i);
         ref_free(&r);
@@ -385,15 +385,26 @@ static void test_limits(void) {
     eng_tok_t *t;
     ASSERT_EQ(eng_tok_synth(512, 1, &t), LANES_OK);
     int32_t ids[8];
-    /* "\xff\xfe\xfd" needs BOS, dummy prefix and three byte-fallback ids. */
-    ASSERT_EQ(eng_tok_encode(t, "\xff\xfe\xfd", 3, 1, 1, ids, 6), 6);
-    ASSERT_EQ(ids[5], ENG_TOK_EOS);
-    ASSERT_EQ(eng_tok_encode(t, "\xff\xfe\xfd", 3, 1, 1, ids, 5), LANES_ETOOLONG);
-    ASSERT_EQ(eng_tok_encode(t, "\xff\xfe\xfd", 3, 1, 0, ids, 5), 5);
-    ASSERT_EQ(eng_tok_encode(t, "", 0, 0, 0, NULL, 0), 0);
-    ASSERT_EQ(eng_tok_encode(t, "", 0, 1, 0, ids, 0), LANES_ETOOLONG);
-    ASSERT_EQ(eng_tok_encode(t, "", 0, 1, 1, ids, 2), 2);
-    ASSERT_EQ(eng_tok_encode(t, "x", 1, 1, 0, ids, -1), LANES_EINVAL);
+    /* "\xff\xfe\xfd" needs BOS, dummy prefix and three byte-fallback ids; llama2.c tokenizers
+     * add no EOS, and PARSE_SPECIAL changes nothing for them (run.c has no special tokens). */
+    const int add = ENG_TOK_ADD_SPECIAL, all = ENG_TOK_ADD_SPECIAL | ENG_TOK_PARSE_SPECIAL;
+    ASSERT_EQ(eng_tok_encode(t, "\xff\xfe\xfd", 3, add, ids, 5), 5);
+    ASSERT_EQ(ids[0], ENG_TOK_BOS);
+    ASSERT_EQ(ids[4], 3 + 0xfd);
+    ASSERT_EQ(eng_tok_encode(t, "\xff\xfe\xfd", 3, add, ids, 4), LANES_ETOOLONG);
+    ASSERT_EQ(eng_tok_encode(t, "\xff\xfe\xfd", 3, 0, ids, 4), 4);
+    ASSERT_EQ(eng_tok_encode(t, "", 0, 0, NULL, 0), 0);
+    ASSERT_EQ(eng_tok_encode(t, "", 0, add, ids, 0), LANES_ETOOLONG);
+    ASSERT_EQ(eng_tok_encode(t, "", 0, all, ids, 1), 1);
+    ASSERT_EQ(eng_tok_encode(t, "x", 1, add, ids, -1), LANES_EINVAL);
+    int32_t a8[8], b8[8];
+    int na = eng_tok_encode(t, "\n<s>\n", 5, add, a8, 8);
+    ASSERT_GT(na, 2);
+    ASSERT_EQ(eng_tok_encode(t, "\n<s>\n", 5, all, b8, 8), na);
+    ASSERT(memcmp(a8, b8, (size_t)na * sizeof *a8) == 0);
+    ASSERT_EQ(eng_tok_bos(t), ENG_TOK_BOS);
+    for (int id = -1; id < 512; id++) ASSERT_EQ(eng_tok_is_eog(t, id), id == ENG_TOK_BOS);
+    ASSERT_GE(eng_tok_max_text(t), 6);
 
     size_t len;
     ASSERT_STR_EQ(eng_tok_decode(t, 0, -1, &len), "");
@@ -415,13 +426,13 @@ static void test_limits(void) {
     for (size_t i = 0; i < big; i++) text[i] = "the cat sat on a mat \xc3\xa9"[rng_next(&s) % 23];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int n = eng_tok_encode(t, text, big, 1, 0, out, (int)big * 2);
+    int n = eng_tok_encode(t, text, big, ENG_TOK_ADD_SPECIAL, out, (int)big * 2);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     fprintf(stderr, "100 KB -> %d ids in %.1f ms\n", n, ms);
     ASSERT_GT(n, 1000);
     ASSERT_LT(ms, 2000);
-    ASSERT_EQ(eng_tok_encode(t, text, big, 1, 0, out, n - 1), LANES_ETOOLONG);
+    ASSERT_EQ(eng_tok_encode(t, text, big, ENG_TOK_ADD_SPECIAL, out, n - 1), LANES_ETOOLONG);
     expect_round_trip(t, text, big);
     free(text);
     free(out);
@@ -468,9 +479,9 @@ static void check_encode_line(cJSON *j, void *arg) {
     int32_t want[4096];
     int n = json_ids(cJSON_GetObjectItem(j, "tokens"), want, 4096);
     int bos = cJSON_IsTrue(cJSON_GetObjectItem(j, "bos"));
-    int eos = cJSON_IsTrue(cJSON_GetObjectItem(j, "eos"));
+    ASSERT(!cJSON_IsTrue(cJSON_GetObjectItem(j, "eos")));         /* run.c's EOS: never asked */
     size_t len = strlen(text->valuestring);
-    expect_ids(t, text->valuestring, len, bos, eos, want, n, "encode.jsonl");
+    expect_ids(t, text->valuestring, len, bos ? ENG_TOK_ADD_SPECIAL : 0, want, n, "encode.jsonl");
     expect_round_trip(t, text->valuestring, len);
 }
 
@@ -480,7 +491,8 @@ static void check_prompt_line(cJSON *j, void *arg) {
     ASSERT(cJSON_IsString(prompt));
     int32_t want[4096];
     int n = json_ids(cJSON_GetObjectItem(j, "prompt_tokens"), want, 4096);
-    expect_ids(t, prompt->valuestring, strlen(prompt->valuestring), 1, 0, want, n, "greedy.jsonl");
+    expect_ids(t, prompt->valuestring, strlen(prompt->valuestring), ENG_TOK_ADD_SPECIAL, want, n,
+               "greedy.jsonl");
 }
 
 static int test_shared(void) {

@@ -9,6 +9,7 @@
 #include "base/lanes_file.h"
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
+#include "tok_internal.h"
 
 /* Limits that keep a hostile file from making us allocate or loop without bound. Real files:
  * max_token_length 7..27 (Llama-3 style vocabularies reach a few hundred), vocab 512..128k. */
@@ -18,18 +19,6 @@
 #define TOK_MAX_TEXT (1u << 28)      /* encode input; keeps symbol counts inside int32 */
 #define TOK_MAX_FILE ((size_t)1 << 30)
 #define TOK_NO_MERGE (-1e10f)        /* run.c starts its best score here: lower never merges */
-
-struct eng_tok {
-    int vocab_size;
-    int max_piece;                   /* max_token_length: no piece is longer */
-    int space_id;                    /* the " " piece, run.c's dummy prefix */
-    float *scores;                   /* (vocab_size,) merge priority, higher first */
-    uint32_t *off;                   /* (vocab_size + 1,) piece i is bytes[off[i] .. off[i + 1]) */
-    char *bytes;                     /* all pieces back to back, owned */
-    int32_t *slots;                  /* open-addressing hash: piece bytes -> lowest id, -1 empty */
-    uint32_t slot_mask;              /* slot count - 1 (a power of two) */
-    unsigned char byte_val[256];     /* byte_val[b] == b: what "<0xXX>" pieces decode to */
-};
 
 /* ---- piece index ----------------------------------------------------------------------------- */
 
@@ -73,9 +62,10 @@ static void finish_index(eng_tok_t *t) {
 }
 
 /* Duplicate pieces keep the lowest id: run.c's bsearch would pick one arbitrarily. */
-static int build_index(eng_tok_t *t) {
+int eng__tok_index(eng_tok_t *t, int *dup) {
     int rc = alloc_index(t);
     if (rc < 0) return rc;
+    if (dup) *dup = -1;
     for (int id = 0; id < t->vocab_size; id++) {
         size_t len = piece_len(t, id);
         uint32_t i = fnv1a(FNV_SEED, piece(t, id), len) & t->slot_mask;
@@ -85,17 +75,23 @@ static int build_index(eng_tok_t *t) {
                 t->slots[i] = id;
                 break;
             }
-            if (piece_len(t, o) == len && memcmp(piece(t, o), piece(t, id), len) == 0) break;
+            if (piece_len(t, o) == len && memcmp(piece(t, o), piece(t, id), len) == 0) {
+                if (dup && *dup < 0 && len > 0) *dup = id;
+                break;
+            }
         }
     }
     finish_index(t);
     return LANES_OK;
 }
 
-static eng_tok_t *tok_alloc(int vocab_size, size_t nbytes) {
+int eng__tok_find(const eng_tok_t *t, const char *p, size_t n) { return lookup2(t, p, n, "", 0); }
+
+eng_tok_t *eng__tok_alloc(int vocab_size, size_t nbytes) {
     eng_tok_t *t = calloc(1, sizeof *t);
     if (t == NULL) return NULL;
     t->vocab_size = vocab_size;
+    t->bos = t->eos = t->unk = -1;
     t->scores = malloc((size_t)vocab_size * sizeof *t->scores);
     t->off = malloc(((size_t)vocab_size + 1) * sizeof *t->off);
     t->bytes = malloc(nbytes ? nbytes : 1);
@@ -112,10 +108,38 @@ void eng_tok_destroy(eng_tok_t *t) {
     free(t->off);
     free(t->bytes);
     free(t->slots);
+    free(t->type);
+    free(t->doff);
+    free(t->dbytes);
+    free(t->special);
+    free(t->eog);
+    eng__bpe_destroy(t->bpe);
     free(t);
 }
 
 int eng_tok_vocab_size(const eng_tok_t *t) { return t->vocab_size; }
+
+int32_t eng_tok_bos(const eng_tok_t *t) { return t->kind == TOK_RUNC ? ENG_TOK_BOS : t->bos; }
+
+int eng_tok_is_eog(const eng_tok_t *t, int32_t id) {
+    if (t->kind == TOK_RUNC) return id == ENG_TOK_BOS;
+    int lo = 0, hi = t->n_eog;       /* a handful of ids: sorted, so any count stays cheap */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (t->eog[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < t->n_eog && t->eog[lo] == id;
+}
+
+size_t eng_tok_max_text(const eng_tok_t *t) { return t->max_text; }
+
+/* llama2.c: an id stands for its piece's bytes (a merge may spell out "<0xXX>", six bytes). */
+static void runc_max_text(eng_tok_t *t) {
+    t->max_text = 1;
+    for (int id = 0; id < t->vocab_size; id++)
+        if (piece_len(t, id) > t->max_text) t->max_text = piece_len(t, id);
+}
 
 /* ---- load / save ----------------------------------------------------------------------------- */
 
@@ -182,7 +206,7 @@ int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
     const unsigned char *d = (const unsigned char *)text;
     if ((rc = check_layout(path, d, size, vocab_size, &nbytes)) < 0) goto fail;
     rc = LANES_ENOMEM;
-    if ((t = tok_alloc(vocab_size, nbytes)) == NULL) goto fail;
+    if ((t = eng__tok_alloc(vocab_size, nbytes)) == NULL) goto fail;
     t->max_piece = (int)rd32(d);
     size_t o = 4, b = 0;
     for (int i = 0; i < vocab_size; i++) {
@@ -195,7 +219,8 @@ int eng_tok_load(const char *path, int vocab_size, eng_tok_t **out) {
         b += len;
     }
     t->off[vocab_size] = (uint32_t)b;
-    if ((rc = build_index(t)) < 0) goto fail;
+    if ((rc = eng__tok_index(t, NULL)) < 0) goto fail;
+    runc_max_text(t);
     if (t->space_id < 0) {
         LANES_LOG(LANES_LOG_ERROR, "tok: %s: no \" \" piece (needed for the dummy prefix)", path);
         rc = LANES_ETOK;
@@ -211,6 +236,7 @@ fail:
 }
 
 int eng_tok_save(const eng_tok_t *t, const char *path) {
+    if (t->kind != TOK_RUNC) return LANES_EINVAL;
     size_t size = 4 + 8 * (size_t)t->vocab_size + t->off[t->vocab_size];
     unsigned char *d = malloc(size);
     if (d == NULL) return LANES_ENOMEM;
@@ -254,7 +280,7 @@ static int synth_add(eng_tok_t *t, int id, const char *p, size_t n, float score)
 int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
     if (vocab_size < TOK_MIN_VOCAB + SYNTH_NCHARS || vocab_size > TOK_MAX_VOCAB)
         return LANES_EINVAL;
-    eng_tok_t *t = tok_alloc(vocab_size, (size_t)vocab_size * SYNTH_MAX_PIECE);
+    eng_tok_t *t = eng__tok_alloc(vocab_size, (size_t)vocab_size * SYNTH_MAX_PIECE);
     if (t == NULL || alloc_index(t) < 0) {
         eng_tok_destroy(t);
         return LANES_ENOMEM;
@@ -308,6 +334,7 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
         if (synth_add(t, id, buf, na + nb, -(float)(id - TOK_MIN_VOCAB))) id++;
     }
     finish_index(t);
+    runc_max_text(t);
     *out = t;
     return LANES_OK;
 }
@@ -367,10 +394,9 @@ static void try_pair(const eng_tok_t *t, const sym_t *s, int l, int r, cand_t *h
     heap_push(h, nh, (cand_t){t->scores[id], l, r, a, b, id});
 }
 
-int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, int eos, int32_t *ids,
-                   int max_ids) {
-    if (t == NULL || (text == NULL && len > 0) || max_ids < 0) return LANES_EINVAL;
-    if (len > TOK_MAX_TEXT) return LANES_ETOOLONG;
+/* run.c's encode: BOS (if bos), the dummy prefix, then the merges. */
+static int runc_encode(const eng_tok_t *t, const char *text, size_t len, int bos, int32_t *ids,
+                       int max_ids) {
     /* At most one symbol per byte, plus BOS and the dummy prefix; merges only remove symbols. */
     int cap = (int)len + 2, ns = 0, nh = 0;
     sym_t *s = malloc((size_t)cap * sizeof *s + 3 * (size_t)cap * sizeof(cand_t));
@@ -415,16 +441,225 @@ int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, in
         try_pair(t, s, l, rn, h, &nh);
     }
 
-    int n = live + (eos != 0);
+    int n = live;
     if (n > max_ids) {
         free(s);
         return LANES_ETOOLONG;
     }
     int k = 0;
     for (int i = ns > 0 ? 0 : -1; i >= 0; i = s[i].next) ids[k++] = s[i].id;
-    if (eos) ids[k++] = ENG_TOK_EOS;
     free(s);
     return n;
+}
+
+
+/* ---- SentencePiece, as llama.cpp's llm_tokenizer_spm ----------------------------------------- */
+
+/* Its symbols are spans of the escaped text, one UTF-8 character each to start (the length from
+ * the lead byte alone, cut at the end), and a pair merges when the text of both is a token of any
+ * type or score. Same heap as run.c's loop: llama.cpp also takes the highest score, leftmost on
+ * ties. */
+typedef struct {
+    int32_t start, n, prev, next;    /* n 0: absorbed by its left neighbour */
+} span_t;
+
+#define SPM_SPACE "\xe2\x96\x81"     /* U+2581, which SentencePiece pieces use for a space */
+
+static size_t utf8_len(unsigned char c) {
+    static const unsigned char len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[c >> 4];
+}
+
+/* The ids written so far; counting goes on past max so the caller learns it did not fit. */
+typedef struct {
+    int32_t *ids;
+    int n, max;
+} out_t;
+
+static void put(out_t *o, int32_t id) {
+    if (o->n < o->max) o->ids[o->n] = id;
+    o->n++;
+}
+
+/* Candidates record the two spans' lengths: llama.cpp skips a pair whose sizes changed. */
+static void spm_pair(const eng_tok_t *t, const char *e, const span_t *s, int l, int r, cand_t *h,
+                     int *nh) {
+    if (l < 0 || r < 0) return;
+    int id = lookup2(t, e + s[l].start, (size_t)(s[l].n + s[r].n), "", 0);
+    if (id >= 0) heap_push(h, nh, (cand_t){t->scores[id], l, r, s[l].n, s[r].n, id});
+}
+
+typedef struct {
+    char *e;                         /* (3 * (len + 1),) the escaped fragment */
+    span_t *s;                       /* (len + 1,) */
+    cand_t *h;                       /* (3 * (len + 1),) */
+} spm_scratch_t;
+
+/* One text fragment: the prefix space if asked, spaces as U+2581, then the merges; a final span
+ * that is no token becomes its bytes' fallback ids. */
+static void spm_fragment(const eng_tok_t *t, const char *text, size_t len, int prefix,
+                         const spm_scratch_t *w, out_t *o) {
+    char *e = w->e;
+    span_t *s = w->s;
+    size_t m = 0;
+    if (prefix) memcpy(e, SPM_SPACE, 3), m = 3;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') memcpy(e + m, SPM_SPACE, 3), m += 3;
+        else e[m++] = text[i];
+    }
+    int ns = 0, nh = 0;
+    for (size_t i = 0; i < m; ns++) {
+        size_t n = utf8_len((unsigned char)e[i]);
+        if (n > m - i) n = m - i;
+        s[ns] = (span_t){(int32_t)i, (int32_t)n, ns - 1, i + n < m ? ns + 1 : -1};
+        i += n;
+    }
+    for (int i = 0; i + 1 < ns; i++) spm_pair(t, e, s, i, i + 1, w->h, &nh);
+    while (nh > 0) {
+        cand_t c = heap_pop(w->h, &nh);
+        span_t *l = &s[c.left], *r = &s[c.right];
+        if (l->n == 0 || r->n == 0 || l->n != c.lid || r->n != c.rid) continue;
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) s[r->next].prev = c.left;
+        spm_pair(t, e, s, l->prev, c.left, w->h, &nh);
+        spm_pair(t, e, s, c.left, l->next, w->h, &nh);
+    }
+    for (int i = ns > 0 ? 0 : -1; i >= 0; i = s[i].next) {
+        int id = lookup2(t, e + s[i].start, (size_t)s[i].n, "", 0);
+        if (id >= 0) {
+            put(o, id);
+            continue;
+        }
+        for (int k = 0; k < s[i].n; k++) {
+            int32_t b = t->byte_tok[(unsigned char)e[s[i].start + k]];
+            if (b >= 0) put(o, b);           /* no byte piece and no <unk>: llama.cpp throws */
+        }
+    }
+}
+
+/* ---- special tokens in the text, as llama.cpp's tokenizer_st_partition ----------------------- */
+
+typedef struct {
+    size_t start, len;
+    int32_t id;                      /* >= 0: that special token; -1: text[start .. start + len) */
+} frag_t;
+
+typedef struct {
+    frag_t *v;
+    int n, cap;
+} frags_t;
+
+static int frag_add(frags_t *f, size_t start, size_t len, int32_t id) {
+    if (f->n == f->cap) {
+        int cap = f->cap ? 2 * f->cap : 16;
+        frag_t *v = realloc(f->v, (size_t)cap * sizeof *v);
+        if (v == NULL) return LANES_ENOMEM;
+        f->v = v;
+        f->cap = cap;
+    }
+    f->v[f->n++] = (frag_t){start, len, id};
+    return LANES_OK;
+}
+
+/* Each special token in turn, longest first, splits every text fragment at each of its
+ * occurrences (leftmost first, not overlapping). Without parse, only user-defined tokens do. */
+static int partition(const eng_tok_t *t, const char *text, size_t len, int parse, frags_t *out) {
+    frags_t a = {0}, b = {0};
+    int rc = len > 0 ? frag_add(&a, 0, len, -1) : LANES_OK;
+    for (int k = 0; k < t->n_special && rc == LANES_OK; k++) {
+        int32_t id = t->special[k];
+        const char *p = piece(t, id);
+        size_t n = piece_len(t, id);
+        if ((!parse && t->type[id] != TOK_T_USER_DEFINED) || n == 0 || n > len ||
+            memmem(text, len, p, n) == NULL)
+            continue;                            /* the common case: no copy of the list */
+        b.n = 0;
+        for (int i = 0; i < a.n && rc == LANES_OK; i++) {
+            frag_t f = a.v[i];
+            const char *at;
+            while (f.id < 0 && f.len >= n && (at = memmem(text + f.start, f.len, p, n)) != NULL) {
+                size_t left = (size_t)(at - text) - f.start;
+                if (left > 0 && (rc = frag_add(&b, f.start, left, -1)) < 0) break;
+                if ((rc = frag_add(&b, 0, 0, id)) < 0) break;
+                f.start += left + n;
+                f.len -= left + n;
+            }
+            if (rc == LANES_OK && (f.id >= 0 || f.len > 0)) rc = frag_add(&b, f.start, f.len, f.id);
+        }
+        frags_t x = a;
+        a = b;
+        b = x;
+    }
+    free(b.v);
+    if (rc < 0) free(a.v);
+    else *out = a;
+    return rc;
+}
+
+/* llama_tokenize: BOS, the fragments (SentencePiece puts a prefix space before the first text
+ * and each text after a special token), EOS. */
+static int gguf_encode(const eng_tok_t *t, const char *text, size_t len, int flags, int32_t *ids,
+                       int max_ids) {
+    frags_t f = {0};
+    int rc = partition(t, text, len, flags & ENG_TOK_PARSE_SPECIAL, &f);
+    if (rc < 0) return rc;
+    out_t o = {ids, 0, max_ids};
+    int add = flags & ENG_TOK_ADD_SPECIAL;
+    if (add && t->add_bos) put(&o, t->bos);
+    if (t->kind == TOK_SPM) {
+        size_t cap = len + 1;
+        spm_scratch_t w = {malloc(3 * cap), malloc(cap * sizeof(span_t)),
+                           malloc(3 * cap * sizeof(cand_t))};
+        if (w.e == NULL || w.s == NULL || w.h == NULL) rc = LANES_ENOMEM;
+        int prev_special = 1;
+        for (int i = 0; i < f.n && rc == LANES_OK; i++) {
+            if (f.v[i].id >= 0) {
+                put(&o, f.v[i].id);
+            } else {
+                spm_fragment(t, text + f.v[i].start, f.v[i].len,
+                             t->add_space_prefix && prev_special, &w, &o);
+            }
+            prev_special = f.v[i].id >= 0;
+        }
+        free(w.e);
+        free(w.s);
+        free(w.h);
+    } else {
+        for (int i = 0; i < f.n && rc == LANES_OK; i++) {
+            if (f.v[i].id >= 0) {
+                put(&o, f.v[i].id);
+            } else if (o.n > o.max) {
+                rc = LANES_ETOOLONG;
+            } else {
+                int k = eng__bpe_encode(t->bpe, text + f.v[i].start, f.v[i].len, ids + o.n,
+                                        o.max - o.n);
+                if (k < 0) rc = k;
+                else o.n += k;
+            }
+        }
+    }
+    free(f.v);
+    if (rc < 0) return rc;
+    if (add && t->add_eos) put(&o, t->eos);
+    return o.n > max_ids ? LANES_ETOOLONG : o.n;
+}
+
+int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int flags, int32_t *ids,
+                   int max_ids) {
+    if (t == NULL || (text == NULL && len > 0) || max_ids < 0) return LANES_EINVAL;
+    if (len > TOK_MAX_TEXT) return LANES_ETOOLONG;
+    if (t->kind == TOK_RUNC)
+        return runc_encode(t, text, len, flags & ENG_TOK_ADD_SPECIAL, ids, max_ids);
+    return gguf_encode(t, text, len, flags, ids, max_ids);
+}
+
+int eng_tok_words(const eng_tok_t *t, const char *text, size_t len,
+                  void (*word)(void *arg, const char *start, size_t n), void *arg) {
+    if (t->kind == TOK_BPE) return eng__bpe_words(t->bpe, text, len, word, arg);
+    if (len > 0) word(arg, text, len);
+    return LANES_OK;
 }
 
 static int hexval(char c) {
@@ -434,22 +669,30 @@ static int hexval(char c) {
     return -1;
 }
 
-const char *eng_tok_decode(const eng_tok_t *t, int prev, int tok, size_t *len) {
+/* run.c uses sscanf("<0x%02hhX>"), which also takes oddities like "<0x4>" or "<0x41>junk"; only
+ * the exact six-byte form is a byte piece here (real vocabularies have no others). */
+int eng__tok_byte_piece(const char *p, size_t n) {
+    if (n != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
+    int hi = hexval(p[3]), lo = hexval(p[4]);
+    return hi >= 0 && lo >= 0 ? hi * 16 + lo : -1;
+}
+
+const char *eng_tok_decode(const eng_tok_t *t, int32_t prev, int32_t tok, size_t *len) {
     if (t == NULL || tok < 0 || tok >= t->vocab_size) {
         *len = 0;
         return "";
     }
+    if (t->kind != TOK_RUNC) {                   /* decoded once, at load */
+        *len = t->doff[tok + 1] - t->doff[tok];
+        return t->dbytes + t->doff[tok];
+    }
     const char *p = piece(t, tok);
     size_t n = piece_len(t, tok);
     if (prev == ENG_TOK_BOS && n > 0 && p[0] == ' ') p++, n--;
-    /* run.c uses sscanf("<0x%02hhX>"), which also takes oddities like "<0x4>" or "<0x41>junk";
-     * only the exact six-byte form is a byte piece here (real vocabularies have no others). */
-    if (n == 6 && memcmp(p, "<0x", 3) == 0 && p[5] == '>') {
-        int hi = hexval(p[3]), lo = hexval(p[4]);
-        if (hi >= 0 && lo >= 0) {
-            *len = 1;
-            return (const char *)&t->byte_val[hi * 16 + lo];
-        }
+    int b = eng__tok_byte_piece(p, n);
+    if (b >= 0) {
+        *len = 1;
+        return (const char *)&t->byte_val[b];
     }
     *len = n;
     return p;

@@ -264,7 +264,8 @@ int main(int argc, char **argv) {
     if (!reqs || !ids || !out) goto done;
     for (int i = 0; i < n; i++) {
         int32_t *pt = ids + (size_t)i * seq;
-        int np = eng_tok_encode(b.tok, in.v[i], strlen(in.v[i]), 1, 0, pt, seq);
+        int np = eng_tok_encode(b.tok, in.v[i], strlen(in.v[i]),
+                                ENG_TOK_ADD_SPECIAL | ENG_TOK_PARSE_SPECIAL, pt, seq);
         if (np < 0) {
             fprintf(stderr, "lanes-run: prompt %d is longer than the context (%d tokens)\n", i + 1,
                     seq);
@@ -272,7 +273,7 @@ int main(int argc, char **argv) {
         }
         reqs[i] = (eng_gen_req_t){pt, np, max_new, smp, out + (size_t)i * max_new, NULL, 0, 0};
     }
-    eng_gen_opts_t go = {lanes, chunk, 0};
+    eng_gen_opts_t go = {lanes, chunk, 0, b.tok};
     unsigned long long t0 = lanes_now_ns();
     if (eng_gen_run(ctx, reqs, n, &go) < 0) {
         fprintf(stderr, "lanes-run: generation failed\n");
