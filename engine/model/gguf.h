@@ -84,4 +84,15 @@ size_t eng_gguf_data_bytes(const eng_gguf_t *g);
 /* "Q8_0" for a ggml type number, NULL for one this reader does not know. */
 const char *eng_gguf_type_name(uint32_t type);
 
+/* Bytes of one value of a scalar metadata type (an array element); 0 for strings, arrays and
+ * unknown types. */
+size_t eng_gguf_value_size(uint32_t type);
+
+/* Bytes of the data of a tensor of ggml type shaped dims[0..n_dims), by the rules the reader
+ * holds every tensor to: 1 to 4 dimensions, none zero, under 2^63 elements, a known type whose
+ * block divides dims[0], a size that fits size_t. Returns LANES_OK and sets *bytes, or
+ * LANES_EINVAL and writes the rule broken (one line, no newline) to why[why_len]. */
+int eng_gguf_tensor_size(uint32_t type, uint32_t n_dims, const uint64_t *dims, size_t *bytes,
+                         char *why, size_t why_len);
+
 #endif
