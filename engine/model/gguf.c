@@ -12,7 +12,6 @@
 #include "base/lanes_file.h"
 #include "base/lanes_log.h"
 
-#define GGUF_DEFAULT_ALIGNMENT 32u
 #define GGUF_MAX_DIMS 4u
 
 struct eng_gguf {
@@ -293,7 +292,7 @@ static int rd_kvs(rd_t *r, eng_gguf_t *g, uint64_t count) {
 
 static int rd_alignment(rd_t *r, const eng_gguf_t *g, uint32_t *align) {
     const eng_gguf_kv_t *kv = eng_gguf_kv_find(g, "general.alignment");
-    *align = GGUF_DEFAULT_ALIGNMENT;
+    *align = ENG_GGUF_ALIGNMENT;
     if (!kv) return LANES_OK;
     set_ctx(r, "key", kv->key, kv->key_len);
     if (kv->val.type != ENG_GGUF_U32) return bad(r, "type %u, not u32", kv->val.type);
