@@ -46,8 +46,9 @@ static inline uint16_t eng_f32_to_f16(float f) {
     uint32_t x = eng_f32_bits(f), a = x & 0x7fffffffu;
     uint16_t sign = (uint16_t)(x >> 16 & 0x8000u);
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | (a >> 13 & 0x3ffu));
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);   /* 65520: halfway to 65536 */
-    if (a >= 0x38800000u) {     /* normal: rebias, round on the 13 bits cut (a carry is fine) */
+    if (a >= 0x47800000u) return (uint16_t)(sign | 0x7c00u);   /* 2^16 and up, inf included */
+    if (a >= 0x38800000u) {     /* normal: rebias, round on the 13 bits cut; a carry moves into
+                                 * the exponent, into inf from 65520 (halfway to 2^16) up */
         a -= 112u << 23;
         return (uint16_t)(sign | (a + 0xfffu + (a >> 13 & 1u)) >> 13);
     }
