@@ -4,8 +4,9 @@
  * NaN; and, on an x86 with F16C, against vcvtps2ph itself. The writer: files with every value
  * type and tensors of several types, at alignments 32, 64 and 256, read back with eng_gguf_open
  * field by field; a file copied through it pair by pair equal byte for byte to the original
- * (written again, and ../shared's stories260K.f32.gguf); every refused input (one log line, the
- * writer still usable); failed writes that leave no file under the final name. */
+ * (written again, and ../shared's stories260K.f32.gguf), and llama3-style.f32.gguf converted to
+ * F16 equal to gguf-py's llama3-style.f16.gguf; every refused input (one log line, the writer
+ * still usable); failed writes that leave no file under the final name. */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -651,6 +652,52 @@ static int test_real(void) {
     eng_gguf_close(g);
     expect_same_file(path, tmp_path("stories.gguf"));
     printf("stories260K.f32.gguf copied through the writer: the same bytes\n");
+
+    /* What lanes-mkmodel --type f16 does, checked against gguf-py: llama3-style.f16.gguf's pairs
+     * with llama3-style.f32.gguf's tensors, the matrices converted by eng_gguf_f32_to_f16, give
+     * that file byte for byte. */
+    eng_gguf_t *f32, *f16;
+    snprintf(path, sizeof path, "%s/models/gguf/llama3-style.f32.gguf", shared);
+    ASSERT_EQ(eng_gguf_open(path, &f32), LANES_OK);
+    snprintf(path, sizeof path, "%s/models/gguf/llama3-style.f16.gguf", shared);
+    ASSERT_EQ(eng_gguf_open(path, &f16), LANES_OK);
+    eng_gguf_writer_t *w = new_writer(0);
+    for (size_t i = 0; i < eng_gguf_kv_count(f16); i++) {
+        const eng_gguf_kv_t *k = eng_gguf_kv_at(f16, i);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)k->key_len, k->key);
+        ASSERT_EQ(eng_gguf_writer_add(w, key, &k->val), LANES_OK);
+    }
+    size_t n_f16 = 0, n = eng_gguf_tensor_count(f32);
+    uint16_t **conv = calloc(n, sizeof *conv);
+    ASSERT(conv != NULL && eng_gguf_tensor_count(f16) == n);
+    for (size_t i = 0; i < n; i++) {
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_at(f32, i), *want = eng_gguf_tensor_at(f16, i);
+        ASSERT(t->name_len == want->name_len && memcmp(t->name, want->name, t->name_len) == 0);
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)t->name_len, t->name);
+        const void *data = t->data;
+        size_t bytes = t->bytes, elems = t->bytes / 4;
+        ASSERT_EQ(t->type, ENG_GGML_F32);
+        if (want->type == ENG_GGML_F16) {
+            ASSERT((conv[i] = malloc(elems * 2)) != NULL);
+            eng_gguf_f32_to_f16(conv[i], t->data, elems);   /* mapped, at a multiple of 32 */
+            data = conv[i];
+            bytes = elems * 2;
+            n_f16++;
+        }
+        ASSERT_EQ(eng_gguf_writer_add_tensor(w, name, want->type, t->n_dims, t->dims, data,
+                                             bytes), LANES_OK);
+    }
+    ASSERT_EQ(eng_gguf_writer_write(w, tmp_path("llama3.f16.gguf")), LANES_OK);
+    eng_gguf_writer_destroy(w);
+    for (size_t i = 0; i < n; i++) free(conv[i]);
+    free(conv);
+    eng_gguf_close(f32);
+    eng_gguf_close(f16);
+    ASSERT_EQ(n_f16, 30);
+    expect_same_file(path, tmp_path("llama3.f16.gguf"));
+    printf("llama3-style.f32.gguf converted to F16 through the writer: llama3-style.f16.gguf\n");
     return 1;
 }
 
