@@ -498,6 +498,8 @@ static void test_refused(void) {
                    .data = data}, "too many elements for an array of u64"},
         {"t.arr", {.type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_U8, .count = 1},
          "no data for an array of u8"},
+        {"t.arr", {.type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_STRING, .count = 2},
+         "no data for an array of string"},
         {"t.str", {.type = ENG_GGUF_STRING, .len = 3}, "no bytes for a string"},
         {"general.alignment", {.type = ENG_GGUF_U32, .num.u = 32}, "not the u32 64"},
         {"general.alignment", {.type = ENG_GGUF_I32, .num.i = 64}, "not the u32 64"},

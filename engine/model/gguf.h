@@ -125,17 +125,18 @@ int eng_gguf_writer_add_strs(eng_gguf_writer_t *w, const char *key, const char *
                              const size_t *len, uint64_t count);
 
 /* Adds a tensor: its name (NUL-terminated, at most 63 bytes, as llama.cpp requires), ggml type,
- * n_dims dims in ggml order (dims[0] is the row length), and bytes of data, which it borrows until
- * eng_gguf_writer_write returns. LANES_EINVAL, logged with the name: a duplicate or too long name,
+ * n_dims dims in ggml order (dims[0] is the row length), and bytes of data, which it borrows for
+ * every eng_gguf_writer_write after this call. LANES_EINVAL, logged with the name: a duplicate or too long name,
  * a shape eng_gguf_tensor_size refuses, bytes other than that size; LANES_ENOMEM. */
 int eng_gguf_writer_add_tensor(eng_gguf_writer_t *w, const char *name, uint32_t type,
                                uint32_t n_dims, const uint64_t *dims, const void *data,
                                size_t bytes);
 
-/* Writes everything added to path (0644), through PATH.tmp renamed over path when complete and
- * synced, so path never holds a partial file. LANES_EIO, logged naming the file, on any failed
- * create, write (a short write: ENOSPC, EFBIG), sync, close or rename (PATH.tmp is then
- * removed); LANES_ENOMEM. The writer stays as it was: it can be written again. */
+/* Writes everything added to path (created as fopen does), through PATH.tmp renamed over path
+ * when complete and synced, so path never holds a partial file. LANES_EIO, logged naming the
+ * file, on any failed create, write (a short write: ENOSPC, EFBIG), sync, close or rename
+ * (PATH.tmp is then removed); LANES_EINVAL for tensors past 2^64 bytes; LANES_ENOMEM. The writer
+ * stays as it was: it can be written again. */
 int eng_gguf_writer_write(eng_gguf_writer_t *w, const char *path);
 
 /* n fp32 values to F16 / BF16 bits for a tensor's data, rounding to nearest even (half.h's

@@ -182,6 +182,7 @@ static int put_scalar(bytes_t *b, const char *key, uint32_t type, const eng_gguf
 static int put_array(bytes_t *b, const char *key, const eng_gguf_value_t *v) {
     int rc = put_le(b, v->elem_type, 4);
     if (rc < 0 || (rc = put_le(b, v->count, 8)) < 0) return rc;
+    if (v->count && !v->data) return bad_value(key, "no data for an array of", v->elem_type);
     if (v->elem_type == ENG_GGUF_STRING) {
         for (uint64_t i = 0; i < v->count && rc == LANES_OK; i++) {
             size_t len;
@@ -194,7 +195,6 @@ static int put_array(bytes_t *b, const char *key, const eng_gguf_value_t *v) {
     if (eb == 0) return bad_value(key, "no arrays of", v->elem_type);
     if (v->count > SIZE_MAX / eb) return bad_value(key, "too many elements for an array of",
                                                    v->elem_type);
-    if (v->count && !v->data) return bad_value(key, "no data for an array of", v->elem_type);
     return put(b, v->data, (size_t)v->count * eb);
 }
 
