@@ -2,7 +2,8 @@
 # The main job: installs dependencies, builds, starts lanes-server on the built-in synthetic model,
 # runs a lanes-loadgen sweep over 1..128 concurrent streams, prints the results table, writes
 # out/sweep.json, out/sweep.csv and out/sweep.png, and stops the server.
-# Environment: MODEL/TOKENIZER (a real checkpoint), STREAMS, REQUESTS, MAX_TOKENS.
+# Environment: MODEL (a .gguf file, or a llama2.c checkpoint with TOKENIZER), STREAMS, REQUESTS,
+# MAX_TOKENS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -11,7 +12,8 @@ cmake --build build -j"$(nproc)" >/dev/null
 mkdir -p out
 
 model_args=()
-if [ -n "${MODEL:-}" ]; then model_args=(-m "$MODEL" -z "${TOKENIZER:?set TOKENIZER too}"); fi
+if [ -n "${MODEL:-}" ]; then model_args=(-m "$MODEL"); fi
+if [ -n "${TOKENIZER:-}" ]; then model_args+=(-z "$TOKENIZER"); fi
 build/lanes-server "${model_args[@]}" --port 0 --lanes 128 2> out/server.log &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
