@@ -9,6 +9,7 @@
  * Read-only after load, so any thread may use it. */
 typedef struct eng_tok eng_tok_t;
 typedef struct eng_gguf eng_gguf_t;
+typedef struct eng_gguf_writer eng_gguf_writer_t;
 
 /* The fixed ids of llama2.c tokenizers (GGUF files name theirs: eng_tok_bos()). */
 enum { ENG_TOK_BOS = 1, ENG_TOK_EOS = 2 };
@@ -28,6 +29,12 @@ int eng_tok_from_gguf(const eng_gguf_t *g, const char *path, eng_tok_t **out);
 int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out);
 
 int eng_tok_save(const eng_tok_t *t, const char *path);   /* llama2.c tokenizers only */
+
+/* Adds a llama2.c tokenizer to a GGUF writer as tokenizer.ggml.* of a SentencePiece ("llama")
+ * vocabulary: pieces spelled with U+2581 for spaces, their scores, token types (<unk>, control
+ * <s> and </s>, <0xXX> bytes), BOS 1, EOS 2, add_bos_token. LANES_EINVAL for other tokenizers;
+ * the writer's errors. */
+int eng_tok_to_gguf(const eng_tok_t *t, eng_gguf_writer_t *w);
 void eng_tok_destroy(eng_tok_t *t);   /* NULL is fine */
 
 int eng_tok_vocab_size(const eng_tok_t *t);

@@ -413,3 +413,74 @@ int eng_tok_from_gguf(const eng_gguf_t *g, const char *path, eng_tok_t **out) {
     if (g == NULL || out == NULL) return LANES_EINVAL;
     return read_keys(g, path ? path : "gguf", out);
 }
+
+/* ---- writing (lanes-mkmodel --format gguf) ---------------------------------------------------- */
+
+/* A llama2.c piece as SentencePiece spells it: spaces become U+2581. */
+static char *spm_spelling(const char *p, size_t n, size_t *len) {
+    char *s = malloc(3 * n + 1);
+    if (s == NULL) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == ' ') {
+            memcpy(s + k, "\xe2\x96\x81", 3);
+            k += 3;
+        } else {
+            s[k++] = p[i];
+        }
+    }
+    *len = k;
+    return s;
+}
+
+static uint32_t runc_type(const eng_tok_t *t, int id) {
+    if (id == 0) return TOK_T_UNKNOWN;
+    if (id == ENG_TOK_BOS || id == ENG_TOK_EOS) return TOK_T_CONTROL;
+    size_t n = t->off[id + 1] - t->off[id];
+    return eng__tok_byte_piece(t->bytes + t->off[id], n) >= 0 ? TOK_T_BYTE : TOK_T_NORMAL;
+}
+
+int eng_tok_to_gguf(const eng_tok_t *t, eng_gguf_writer_t *w) {
+    if (t->kind != TOK_RUNC) {
+        LANES_LOG(LANES_LOG_ERROR, "tok: only llama2.c tokenizers are written to GGUF files");
+        return LANES_EINVAL;
+    }
+    int n = t->vocab_size, rc = LANES_ENOMEM;
+    char **str = calloc((size_t)n, sizeof *str);
+    size_t *len = malloc((size_t)n * sizeof *len);
+    int32_t *types = malloc((size_t)n * sizeof *types);
+    if (str == NULL || len == NULL || types == NULL) goto done;
+    for (int i = 0; i < n; i++) {
+        if ((str[i] = spm_spelling(t->bytes + t->off[i], t->off[i + 1] - t->off[i], &len[i])) ==
+            NULL)
+            goto done;
+        types[i] = (int32_t)runc_type(t, i);
+    }
+    const eng_gguf_value_t model = {.type = ENG_GGUF_STRING, .str = "llama", .len = 5};
+    const eng_gguf_value_t scores = {.type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_F32,
+                                     .count = (uint64_t)n, .data = t->scores};
+    const eng_gguf_value_t type_arr = {.type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_I32,
+                                       .count = (uint64_t)n, .data = types};
+    struct { const char *key; eng_gguf_value_t v; } ids[] = {
+        {"tokenizer.ggml.bos_token_id", {.type = ENG_GGUF_U32, .num.u = ENG_TOK_BOS}},
+        {"tokenizer.ggml.eos_token_id", {.type = ENG_GGUF_U32, .num.u = ENG_TOK_EOS}},
+        {"tokenizer.ggml.unknown_token_id", {.type = ENG_GGUF_U32, .num.u = 0}},
+        {"tokenizer.ggml.add_bos_token", {.type = ENG_GGUF_BOOL, .num.u = 1}},
+        {"tokenizer.ggml.add_eos_token", {.type = ENG_GGUF_BOOL, .num.u = 0}},
+    };
+    if ((rc = eng_gguf_writer_add(w, "tokenizer.ggml.model", &model)) < 0 ||
+        (rc = eng_gguf_writer_add_strs(w, "tokenizer.ggml.tokens", (const char *const *)str, len,
+                                       (uint64_t)n)) < 0 ||
+        (rc = eng_gguf_writer_add(w, "tokenizer.ggml.scores", &scores)) < 0 ||
+        (rc = eng_gguf_writer_add(w, "tokenizer.ggml.token_type", &type_arr)) < 0)
+        goto done;
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        if ((rc = eng_gguf_writer_add(w, ids[i].key, &ids[i].v)) < 0) goto done;
+    rc = LANES_OK;
+done:
+    for (int i = 0; str && i < n; i++) free(str[i]);
+    free(str);
+    free(len);
+    free(types);
+    return rc;
+}

@@ -1,37 +1,86 @@
-/* lanes-mkmodel: writes a deterministic synthetic llama2.c checkpoint and a matching tokenizer. */
+/* lanes-mkmodel: writes a deterministic synthetic model: a llama2.c checkpoint with its tokenizer,
+ * or one GGUF file (weights in F32, F16 or BF16, the tokenizer in its metadata). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "base/lanes_arg.h"
+#include "base/lanes_err.h"
 #include "bundle.h"
+#include "model/gguf.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: lanes-mkmodel --preset tiny|15m|110m [--seed S] -o MODEL.bin -t TOKENIZER.bin\n");
+    fprintf(f, "usage: lanes-mkmodel --preset tiny|15m|110m [--seed S] -o MODEL.bin -t TOKENIZER.bin\n"
+               "       lanes-mkmodel --preset tiny|15m|110m [--seed S] --format gguf\n"
+               "                     [--type f32|f16|bf16] -o MODEL.gguf\n");
+}
+
+static int wtype_by_name(const char *s) {
+    return strcmp(s, "f32") == 0 ? ENG_WT_F32 : strcmp(s, "f16") == 0 ? ENG_WT_F16
+           : strcmp(s, "bf16") == 0 ? ENG_WT_BF16 : LANES_EINVAL;
+}
+
+static int write_gguf(const eng_bundle_t *b, const char *path) {
+    eng_gguf_writer_t *w;
+    int rc = eng_gguf_writer_create(0, &w);
+    if (rc < 0) return rc;
+    if ((rc = eng_model_to_gguf(b->model, w)) == LANES_OK &&
+        (rc = eng_tok_to_gguf(b->tok, w)) == LANES_OK)
+        rc = eng_gguf_writer_write(w, path);
+    eng_gguf_writer_destroy(w);
+    return rc;
 }
 
 int main(int argc, char **argv) {
-    const char *preset = "15m", *model_out = NULL, *tok_out = NULL;
-    unsigned long long seed = 1;
+    const char *preset = "15m", *model_out = NULL, *tok_out = NULL, *format = "llama2c";
+    uint64_t seed = 1;
+    int wtype = ENG_WT_F32, bad = 0;
     static const struct option opts[] = {{"preset", 1, 0, 'p'}, {"seed", 1, 0, 's'},
+                                         {"format", 1, 0, 'f'}, {"type", 1, 0, 'y'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "o:t:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'p': preset = optarg; break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 's': bad |= lanes_arg_u64("--seed", optarg, &seed) < 0; break;
         case 'o': model_out = optarg; break;
         case 't': tok_out = optarg; break;
+        case 'f': format = optarg; break;
+        case 'y':
+            if ((wtype = wtype_by_name(optarg)) < 0) {
+                fprintf(stderr, "lanes-mkmodel: --type %s: f32, f16 or bf16\n", optarg);
+                bad = 1;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!model_out || !tok_out || optind != argc) {
+    int gguf = strcmp(format, "gguf") == 0;
+    if (!gguf && strcmp(format, "llama2c") != 0) {
+        fprintf(stderr, "lanes-mkmodel: --format %s: llama2c or gguf\n", format);
+        bad = 1;
+    }
+    if (!gguf && wtype != ENG_WT_F32) {
+        fprintf(stderr, "lanes-mkmodel: llama2.c checkpoints hold F32 weights only\n");
+        bad = 1;
+    }
+    if (bad || !model_out || (gguf ? tok_out != NULL : tok_out == NULL) || optind != argc) {
         usage(stderr);
         return 2;
     }
-    eng_bundle_t b;
-    if (eng_bundle_open(&b, NULL, NULL, preset, seed) < 0) return 1;
-    int rc = eng_model_save(b.model, model_out) < 0 || eng_tok_save(b.tok, tok_out) < 0;
+    eng_model_cfg_t cfg;
+    if (eng_model_preset(preset, &cfg) < 0) {
+        fprintf(stderr, "lanes-mkmodel: unknown preset '%s' (tiny, 15m, 110m)\n", preset);
+        return 2;
+    }
+    eng_bundle_t b = {NULL, NULL};
+    int rc = eng_model_synth(&cfg, seed, wtype, &b.model);
+    if (rc == LANES_OK) rc = eng_tok_synth(cfg.vocab_size, seed, &b.tok);
+    if (rc == LANES_OK)
+        rc = gguf ? write_gguf(&b, model_out)
+                  : eng_model_save(b.model, model_out) < 0 ? LANES_EIO : eng_tok_save(b.tok, tok_out);
     eng_bundle_close(&b);
-    return rc;
+    return rc < 0;
 }

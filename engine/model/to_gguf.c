@@ -1,0 +1,88 @@
+/* Writing a model's description and weights as GGUF metadata and tensors (lanes-mkmodel). */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/lanes_err.h"
+#include "base/lanes_log.h"
+#include "model/gguf.h"
+#include "model_int.h"
+
+/* general.file_type as llama.cpp numbers it (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_BF16). */
+static uint32_t file_type(int wtype) { return wtype == ENG_WT_F16 ? 1 : wtype == ENG_WT_BF16 ? 32 : 0; }
+
+static int add_mat(eng_gguf_writer_t *w, const char *name, const eng_mat_t *m) {
+    if (m->data == NULL) return LANES_OK;
+    uint64_t dims[2] = {(uint64_t)m->cols, (uint64_t)m->rows};
+    return eng_gguf_writer_add_tensor(w, name, (uint32_t)m->type, 2, dims, m->data,
+                                      (size_t)m->rows * (size_t)m->cols * eng_wtype_size(m->type));
+}
+
+static int add_vec(eng_gguf_writer_t *w, const char *name, const float *v, int n) {
+    if (v == NULL) return LANES_OK;
+    uint64_t dims[1] = {(uint64_t)n};
+    return eng_gguf_writer_add_tensor(w, name, ENG_GGML_F32, 1, dims, v, (size_t)n * sizeof *v);
+}
+
+static int add_u32(eng_gguf_writer_t *w, const char *arch, const char *key, uint64_t v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return eng_gguf_writer_add(w, k, &(eng_gguf_value_t){.type = ENG_GGUF_U32, .num.u = v});
+}
+
+static int add_f32(eng_gguf_writer_t *w, const char *arch, const char *key, double v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return eng_gguf_writer_add(w, k, &(eng_gguf_value_t){.type = ENG_GGUF_F32, .num.f = v});
+}
+
+static int add_str(eng_gguf_writer_t *w, const char *key, const char *s) {
+    return eng_gguf_writer_add(w, key, &(eng_gguf_value_t){.type = ENG_GGUF_STRING, .str = s,
+                                                           .len = strlen(s)});
+}
+
+int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
+    const eng_model_cfg_t *c = &m->cfg;
+    const eng_weights_t *wt = &m->w;
+    if (strcmp(c->arch.name, "llama") != 0 || wt->rope_freqs != NULL) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama models without rope scaling are written "
+                  "to GGUF files", m->name);
+        return LANES_EINVAL;
+    }
+    const char *a = c->arch.name;
+    int rc;
+    if ((rc = add_str(w, "general.architecture", a)) < 0 || (rc = add_str(w, "general.name", m->name)) < 0 ||
+        (rc = eng_gguf_writer_add(w, "general.file_type", &(eng_gguf_value_t){
+             .type = ENG_GGUF_U32, .num.u = file_type(m->wtype)})) < 0 ||
+        (rc = add_u32(w, a, "block_count", (uint64_t)c->n_layers)) < 0 ||
+        (rc = add_u32(w, a, "context_length", (uint64_t)c->seq_len)) < 0 ||
+        (rc = add_u32(w, a, "embedding_length", (uint64_t)c->dim)) < 0 ||
+        (rc = add_u32(w, a, "feed_forward_length", (uint64_t)c->hidden_dim)) < 0 ||
+        (rc = add_u32(w, a, "attention.head_count", (uint64_t)c->n_heads)) < 0 ||
+        (rc = add_u32(w, a, "attention.head_count_kv", (uint64_t)c->n_kv_heads)) < 0 ||
+        (rc = add_u32(w, a, "attention.key_length", (uint64_t)c->head_dim)) < 0 ||
+        (rc = add_u32(w, a, "attention.value_length", (uint64_t)c->head_dim)) < 0 ||
+        (rc = add_u32(w, a, "rope.dimension_count", (uint64_t)c->rope_dim)) < 0 ||
+        (rc = add_u32(w, a, "vocab_size", (uint64_t)c->vocab_size)) < 0 ||
+        (rc = add_f32(w, a, "rope.freq_base", c->rope_base)) < 0 ||
+        (rc = add_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps)) < 0)
+        return rc;
+    if ((rc = add_mat(w, "token_embd.weight", &wt->tok_emb)) < 0) return rc;
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_t *ly = &wt->layers[l];
+        struct { const char *role; const eng_mat_t *m; const float *v; } t[] = {
+            {"attn_norm.weight", NULL, ly->attn_norm}, {"attn_q.weight", &ly->wq, NULL},
+            {"attn_k.weight", &ly->wk, NULL},          {"attn_v.weight", &ly->wv, NULL},
+            {"attn_output.weight", &ly->wo, NULL},     {"ffn_norm.weight", NULL, ly->ffn_norm},
+            {"ffn_gate.weight", &ly->w_gate, NULL},    {"ffn_down.weight", &ly->w_down, NULL},
+            {"ffn_up.weight", &ly->w_up, NULL},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s", l, t[i].role);
+            if ((rc = t[i].m ? add_mat(w, name, t[i].m) : add_vec(w, name, t[i].v, c->dim)) < 0)
+                return rc;
+        }
+    }
+    if ((rc = add_vec(w, "output_norm.weight", wt->out_norm, c->dim)) < 0) return rc;
+    return c->shared_cls ? LANES_OK : add_mat(w, "output.weight", &wt->cls);
+}
