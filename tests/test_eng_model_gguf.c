@@ -65,8 +65,12 @@ static kv_t *set_kv(spec_t *s, const char *key, uint32_t type) {
     k->type = type;
     return k;
 }
-static void set_u(spec_t *s, const char *key, uint32_t type, uint64_t u) { set_kv(s, key, type)->u = u; }
-static void set_f(spec_t *s, const char *key, uint32_t type, double f) { set_kv(s, key, type)->f = f; }
+static void set_u(spec_t *s, const char *key, uint32_t type, uint64_t u) {
+    set_kv(s, key, type)->u = u;
+}
+static void set_f(spec_t *s, const char *key, uint32_t type, double f) {
+    set_kv(s, key, type)->f = f;
+}
 static void set_s(spec_t *s, const char *key, const char *v) {
     snprintf(set_kv(s, key, ENG_GGUF_STRING)->s, sizeof s->kv[0].s, "%s", v);
 }
@@ -221,7 +225,17 @@ static void serialize(const spec_t *s, buf_t *b) {
             put_le(b, k->u, scalar_bytes[k->type]);
         }
     }
-    uint64_t off = 0;
+    /* general.alignment 2 (the reader allows any power of two): the first tensor starts 2 bytes
+     * past a multiple of 4, so no F32 tensor is 4-byte aligned. */
+    const kv_t *ak = find_kv((spec_t *)s, "general.alignment");
+    uint64_t align = ak ? ak->u : ALIGN, off = 0;
+    if (align < 4) {
+        size_t end = b->n;
+        for (int i = 0; i < s->nt; i++)   /* name, n_dims, dims, type, offset */
+            end += 8 + strlen(s->t[i].name) + 4 + 8 * s->t[i].n_dims + 4 + 8;
+        off = (end + align - 1) / align * align % 4 == 0 ? 2 : 0;
+    }
+    uint64_t first = off;
     for (int i = 0; i < s->nt; i++) {
         const ten_t *t = &s->t[i];
         put_str(b, t->name);
@@ -229,9 +243,10 @@ static void serialize(const spec_t *s, buf_t *b) {
         for (uint32_t d = 0; d < t->n_dims; d++) put_le(b, t->dims[d], 8);
         put_le(b, t->type, 4);
         put_le(b, off, 8);
-        off += (tensor_bytes(t) + ALIGN - 1) / ALIGN * ALIGN;
+        off += (tensor_bytes(t) + align - 1) / align * align;
     }
-    while (b->n % ALIGN) put_le(b, 0, 1);
+    while (b->n % align) put_le(b, 0, 1);
+    for (uint64_t i = 0; i < first; i++) put_le(b, 0, 1);
     for (int i = 0; i < s->nt; i++) {
         const ten_t *t = &s->t[i];
         uint64_t n = t->dims[0] * t->dims[1], bytes = tensor_bytes(t);
@@ -245,7 +260,7 @@ static void serialize(const spec_t *s, buf_t *b) {
         }
         if (t->type == ENG_GGML_Q8_0)
             for (uint64_t j = 0; j < bytes; j++) put_le(b, 0, 1);
-        while (b->n % ALIGN) put_le(b, 0, 1);
+        while (b->n % align) put_le(b, 0, 1);
     }
 }
 
@@ -474,72 +489,139 @@ static void test_bad(void) {
         expect_bad(&s, want, #change);                                                            \
     } while (0)
     /* keys */
-    CASE("llama", del_kv(&s, "general.architecture"), "required key missing (key general.architecture)");
-    CASE("llama", set_u(&s, "general.architecture", ENG_GGUF_U32, 1), "expected a string (key general.architecture)");
-    CASE("llama", set_s(&s, "general.architecture", "mamba"), "architecture \"mamba\" not supported");
+    CASE("llama", del_kv(&s, "general.architecture"),
+         "required key missing (key general.architecture)");
+    CASE("llama", set_u(&s, "general.architecture", ENG_GGUF_U32, 1),
+         "expected a string (key general.architecture)");
+    CASE("llama", set_s(&s, "general.architecture", "mamba"),
+         "architecture \"mamba\" not supported");
     CASE("llama", set_s(&s, "general.architecture", "bad\narch"), "architecture \"bad?arch\"");
-    CASE("llama", set_u(&s, "general.name", ENG_GGUF_U32, 1), "expected a string (key general.name)");
+    CASE("llama", set_u(&s, "general.name", ENG_GGUF_U32, 1),
+         "expected a string (key general.name)");
     CASE("llama", del_kv(&s, "llama.block_count"), "required key missing (key llama.block_count)");
-    CASE("qwen2", del_kv(&s, "qwen2.context_length"), "required key missing (key qwen2.context_length)");
-    CASE("gpt2", del_kv(&s, "gpt2.attention.layer_norm_epsilon"), "missing (key gpt2.attention.layer_norm_epsilon)");
-    CASE("llama", del_kv(&s, "llama.attention.layer_norm_rms_epsilon"), "missing (key llama.attention.layer_norm_rms_epsilon)");
-    CASE("llama", set_s(&s, "llama.embedding_length", "32"), "expected an integer (key llama.embedding_length)");
-    CASE("llama", set_f(&s, "llama.block_count", ENG_GGUF_F32, 2), "expected an integer (key llama.block_count)");
-    CASE("llama", set_u(&s, "llama.block_count", ENG_GGUF_BOOL, 1), "expected an integer (key llama.block_count)");
-    CASE("llama", set_u(&s, "llama.rope.freq_base", ENG_GGUF_U32, 10000), "expected a float (key llama.rope.freq_base)");
-    CASE("llama", set_u(&s, "tokenizer.ggml.tokens", ENG_GGUF_U32, 16), "expected an array of strings (key tokenizer.ggml.tokens)");
+    CASE("qwen2", del_kv(&s, "qwen2.context_length"),
+         "required key missing (key qwen2.context_length)");
+    CASE("gpt2", del_kv(&s, "gpt2.attention.layer_norm_epsilon"),
+         "missing (key gpt2.attention.layer_norm_epsilon)");
+    CASE("llama", del_kv(&s, "llama.attention.layer_norm_rms_epsilon"),
+         "missing (key llama.attention.layer_norm_rms_epsilon)");
+    CASE("llama", set_s(&s, "llama.embedding_length", "32"),
+         "expected an integer (key llama.embedding_length)");
+    CASE("llama", set_f(&s, "llama.block_count", ENG_GGUF_F32, 2),
+         "expected an integer (key llama.block_count)");
+    CASE("llama", set_u(&s, "llama.block_count", ENG_GGUF_BOOL, 1),
+         "expected an integer (key llama.block_count)");
+    CASE("llama", set_u(&s, "llama.rope.freq_base", ENG_GGUF_U32, 10000),
+         "expected a float (key llama.rope.freq_base)");
+    CASE("llama", set_u(&s, "tokenizer.ggml.tokens", ENG_GGUF_U32, 16),
+         "expected an array of strings (key tokenizer.ggml.tokens)");
     /* values */
-    CASE("llama", set_u(&s, "llama.block_count", ENG_GGUF_U64, 1ull << 40), "value 1099511627776 out of range 1..1024 (key llama.block_count)");
-    CASE("llama", set_u(&s, "llama.block_count", ENG_GGUF_U32, 0), "value 0 out of range 1..1024 (key llama.block_count)");
-    CASE("llama", set_u(&s, "llama.embedding_length", ENG_GGUF_I32, (uint64_t)-5), "value -5 out of range 1..65536 (key llama.embedding_length)");
-    CASE("llama", set_u(&s, "llama.context_length", ENG_GGUF_U32, 0x80000000u), "value 2147483648 out of range 1..1048576 (key llama.context_length)");
-    CASE("llama", set_u(&s, "llama.feed_forward_length", ENG_GGUF_I64, (uint64_t)INT64_MIN), "value -9223372036854775808 out of range 1..65536 (key llama.feed_forward_length)");
-    CASE("llama", set_u(&s, "llama.attention.head_count", ENG_GGUF_U32, 0), "value 0 out of range 1..65536 (key llama.attention.head_count)");
-    CASE("llama", set_u(&s, "llama.attention.head_count_kv", ENG_GGUF_U32, 8), "value 8 out of range 1..4 (key llama.attention.head_count_kv)");
-    CASE("llama", set_f(&s, "llama.rope.freq_base", ENG_GGUF_F64, 1e300), "value 1e+300 out of range|(key llama.rope.freq_base)");
-    CASE("llama", set_f(&s, "llama.rope.freq_base", ENG_GGUF_F32, -1), "value -1 out of range|(key llama.rope.freq_base)");
-    CASE("llama", set_f(&s, "llama.attention.layer_norm_rms_epsilon", ENG_GGUF_F32, NAN), "value nan out of range|(key llama.attention.layer_norm_rms_epsilon)");
-    CASE("llama", set_f(&s, "llama.attention.layer_norm_rms_epsilon", ENG_GGUF_F64, INFINITY), "value inf out of range|(key llama.attention.layer_norm_rms_epsilon)");
-    CASE("llama", set_u(&s, "llama.rope.dimension_count", ENG_GGUF_U32, 7), "odd (RoPE rotates pairs) (key llama.rope.dimension_count)");
-    CASE("llama", set_u(&s, "llama.rope.dimension_count", ENG_GGUF_U32, 16), "value 16 out of range 2..8 (key llama.rope.dimension_count)");
-    CASE("llama", set_u(&s, "llama.attention.head_count", ENG_GGUF_U32, 6), "embedding_length 32 is not a multiple of head_count 6, and no llama.attention.key_length");
-    CASE("llama", set_u(&s, "llama.attention.head_count_kv", ENG_GGUF_U32, 3), "head_count 4 is not a multiple of head_count_kv 3 (key llama.attention.head_count_kv)");
-    CASE("qwen3", (set_u(&s, "qwen3.attention.key_length", ENG_GGUF_U32, 8), set_u(&s, "qwen3.attention.value_length", ENG_GGUF_U32, 16)), "key_length 8 != value_length 16: not supported (key qwen3.attention.value_length)");
-    CASE("qwen3", set_u(&s, "qwen3.attention.value_length", ENG_GGUF_U32, 4), "key_length 8 != value_length 4");
-    CASE("qwen3", (set_u(&s, "qwen3.attention.key_length", ENG_GGUF_U32, 1 << 15), set_u(&s, "qwen3.attention.value_length", ENG_GGUF_U32, 1 << 15)), "head_count 4 x key_length 32768 too large");
-    CASE("llama", set_u(&s, "llama.vocab_size", ENG_GGUF_U32, 17), "vocab_size 17, but token_embd.weight has 16 rows (key llama.vocab_size)");
-    CASE("llama", set_u(&s, "tokenizer.ggml.tokens", ENG_GGUF_ARRAY, 15), "15 tokens, but token_embd.weight has 16 rows (key tokenizer.ggml.tokens)");
-    CASE("llama", set_s(&s, "llama.rope.scaling.type", "yarn"), "rope scaling type \"yarn\" not supported (key llama.rope.scaling.type)");
-    CASE("qwen2", set_f(&s, "qwen2.rope.scaling.factor", ENG_GGUF_F32, 8), "rope scaling factor 8 not supported (key qwen2.rope.scaling.factor)");
-    CASE("llama", set_f(&s, "llama.rope.scale_linear", ENG_GGUF_F32, 2), "rope scaling factor 2 not supported (key llama.rope.scale_linear)");
+    CASE("llama", set_u(&s, "llama.block_count", ENG_GGUF_U64, 1ull << 40),
+         "value 1099511627776 out of range 1..1024 (key llama.block_count)");
+    CASE("llama", set_u(&s, "llama.block_count", ENG_GGUF_U32, 0),
+         "value 0 out of range 1..1024 (key llama.block_count)");
+    CASE("llama", set_u(&s, "llama.embedding_length", ENG_GGUF_I32, (uint64_t)-5),
+         "value -5 out of range 1..65536 (key llama.embedding_length)");
+    CASE("llama", set_u(&s, "llama.context_length", ENG_GGUF_U32, 0x80000000u),
+         "value 2147483648 out of range 1..1048576 (key llama.context_length)");
+    CASE("llama", set_u(&s, "llama.feed_forward_length", ENG_GGUF_I64, (uint64_t)INT64_MIN),
+         "value -9223372036854775808 out of range 1..65536 (key llama.feed_forward_length)");
+    CASE("llama", set_u(&s, "llama.attention.head_count", ENG_GGUF_U32, 0),
+         "value 0 out of range 1..65536 (key llama.attention.head_count)");
+    CASE("llama", set_u(&s, "llama.attention.head_count_kv", ENG_GGUF_U32, 8),
+         "value 8 out of range 1..4 (key llama.attention.head_count_kv)");
+    CASE("llama", set_f(&s, "llama.rope.freq_base", ENG_GGUF_F64, 1e300),
+         "value 1e+300 out of range|(key llama.rope.freq_base)");
+    CASE("llama", set_f(&s, "llama.rope.freq_base", ENG_GGUF_F32, -1),
+         "value -1 out of range|(key llama.rope.freq_base)");
+    CASE("llama", set_f(&s, "llama.attention.layer_norm_rms_epsilon", ENG_GGUF_F32, NAN),
+         "value nan out of range|(key llama.attention.layer_norm_rms_epsilon)");
+    CASE("llama", set_f(&s, "llama.attention.layer_norm_rms_epsilon", ENG_GGUF_F64, INFINITY),
+         "value inf out of range|(key llama.attention.layer_norm_rms_epsilon)");
+    CASE("llama", set_u(&s, "llama.rope.dimension_count", ENG_GGUF_U32, 7),
+         "odd (RoPE rotates pairs) (key llama.rope.dimension_count)");
+    CASE("llama", set_u(&s, "llama.rope.dimension_count", ENG_GGUF_U32, 16),
+         "value 16 out of range 2..8 (key llama.rope.dimension_count)");
+    CASE("llama", set_u(&s, "llama.attention.head_count", ENG_GGUF_U32, 6),
+         "embedding_length 32 is not a multiple of head_count 6, and no "
+         "llama.attention.key_length");
+    CASE("llama", set_u(&s, "llama.attention.head_count_kv", ENG_GGUF_U32, 3),
+         "head_count 4 is not a multiple of head_count_kv 3 (key llama.attention.head_count_kv)");
+    CASE("qwen3",
+         (set_u(&s, "qwen3.attention.key_length", ENG_GGUF_U32, 8),
+          set_u(&s, "qwen3.attention.value_length", ENG_GGUF_U32, 16)),
+         "key_length 8 != value_length 16: not supported (key qwen3.attention.value_length)");
+    CASE("qwen3", set_u(&s, "qwen3.attention.value_length", ENG_GGUF_U32, 4),
+         "key_length 8 != value_length 4");
+    CASE("qwen3",
+         (set_u(&s, "qwen3.attention.key_length", ENG_GGUF_U32, 1 << 15),
+          set_u(&s, "qwen3.attention.value_length", ENG_GGUF_U32, 1 << 15)),
+         "head_count 4 x key_length 32768 too large");
+    CASE("llama", set_u(&s, "llama.vocab_size", ENG_GGUF_U32, 17),
+         "vocab_size 17, but token_embd.weight has 16 rows (key llama.vocab_size)");
+    CASE("llama", set_u(&s, "tokenizer.ggml.tokens", ENG_GGUF_ARRAY, 15),
+         "15 tokens, but token_embd.weight has 16 rows (key tokenizer.ggml.tokens)");
+    CASE("llama", set_s(&s, "llama.rope.scaling.type", "yarn"),
+         "rope scaling type \"yarn\" not supported (key llama.rope.scaling.type)");
+    CASE("qwen2", set_f(&s, "qwen2.rope.scaling.factor", ENG_GGUF_F32, 8),
+         "rope scaling factor 8 not supported (key qwen2.rope.scaling.factor)");
+    CASE("llama", set_f(&s, "llama.rope.scale_linear", ENG_GGUF_F32, 2),
+         "rope scaling factor 2 not supported (key llama.rope.scale_linear)");
     /* tensors */
+    CASE("llama", set_u(&s, "general.alignment", ENG_GGUF_U32, 2),
+         "data not aligned to its 4-byte elements (tensor token_embd.weight)");
     CASE("llama", del_t(&s, "token_embd.weight"), "missing (tensor token_embd.weight)");
     CASE("llama", del_t(&s, "blk.1.ffn_up.weight"), "missing (tensor blk.1.ffn_up.weight)");
     CASE("llama", del_t(&s, "output_norm.weight"), "missing (tensor output_norm.weight)");
     CASE("qwen2", del_t(&s, "blk.0.attn_k.bias"), "missing (tensor blk.0.attn_k.bias)");
-    CASE("qwen3", del_t(&s, "blk.1.attn_q_norm.weight"), "missing (tensor blk.1.attn_q_norm.weight)");
+    CASE("qwen3", del_t(&s, "blk.1.attn_q_norm.weight"),
+         "missing (tensor blk.1.attn_q_norm.weight)");
     CASE("gpt2", del_t(&s, "position_embd.weight"), "missing (tensor position_embd.weight)");
     CASE("gpt2", del_t(&s, "blk.0.attn_qkv.bias"), "missing (tensor blk.0.attn_qkv.bias)");
-    CASE("llama", find_t(&s, "blk.0.attn_k.weight")->dims[1] = 32, "shape [32, 32], expected [32, 16] (ggml order: columns, rows) (tensor blk.0.attn_k.weight)");
+    CASE("llama", find_t(&s, "blk.0.attn_k.weight")->dims[1] = 32,
+         "shape [32, 32], expected [32, 16] (ggml order: columns, rows) (tensor "
+         "blk.0.attn_k.weight)");
     CASE("llama", find_t(&s, "blk.1.ffn_down.weight")->dims[0] = 32, "expected [64, 32]");
-    CASE("gpt2", find_t(&s, "position_embd.weight")->dims[1] = 8, "shape [32, 8], expected [32, 16] (ggml order: columns, rows) (tensor position_embd.weight)");
-    CASE("gpt2", find_t(&s, "blk.1.attn_qkv.bias")->dims[0] = 64, "shape [64], expected [96] (tensor blk.1.attn_qkv.bias)");
-    CASE("llama", (find_t(&s, "blk.0.attn_norm.weight")->n_dims = 2, find_t(&s, "blk.0.attn_norm.weight")->dims[1] = 1), "2 dimensions, expected 1 (tensor blk.0.attn_norm.weight)");
-    CASE("llama", find_t(&s, "blk.1.attn_q.weight")->n_dims = 1, "1 dimensions, expected 2 (tensor blk.1.attn_q.weight)");
-    CASE("llama", find_t(&s, "token_embd.weight")->n_dims = 1, "1 dimensions, expected 2 (tensor token_embd.weight)");
-    CASE("llama", find_t(&s, "blk.0.attn_q.weight")->type = ENG_GGML_Q8_0, "weight type Q8_0 not supported yet (tensor blk.0.attn_q.weight)\n");
-    CASE("llama", find_t(&s, "output_norm.weight")->type = ENG_GGML_Q8_0, "weight type Q8_0 not supported yet (tensor output_norm.weight)\n");
-    CASE("llama", add_t(&s, "blk.0.ffn_gate_inp.weight", D, 4), "unexpected tensor for the llama architecture with 2 layers (tensor blk.0.ffn_gate_inp.weight)");
-    CASE("llama", add_t(&s, "blk.2.attn_norm.weight", D, 0), "unexpected tensor|(tensor blk.2.attn_norm.weight)");
-    CASE("llama", add_t(&s, "blk.01.attn_norm.weight", D, 0), "unexpected tensor|(tensor blk.01.attn_norm.weight)");
-    CASE("llama", add_t(&s, "blk.99999999999999999999.attn_norm.weight", D, 0), "unexpected tensor");
-    CASE("llama", add_t(&s, "per_layer_token_embd.weight", D, 0), "unexpected tensor|(tensor per_layer_token_embd.weight)");
-    CASE("qwen3", add_t(&s, "blk.0.attn_q.bias", NH * HD, 0), "not part of the qwen3 architecture (tensor blk.0.attn_q.bias)");
-    CASE("gpt2", add_t(&s, "blk.1.attn_q.weight", D, D), "not part of the gpt2 architecture (tensor blk.1.attn_q.weight)");
-    CASE("qwen2", add_t(&s, "rope_freqs.weight", HD / 2, 0), "not part of the qwen2 architecture (tensor rope_freqs.weight)");
-    CASE("llama", add_t(&s, "rope_freqs.weight", HD, 0), "shape [8], expected [4] (tensor rope_freqs.weight)");
-    CASE("llama", add_t(&s, "rope_freqs.weight", HD / 2, 0)->val = 0, "value 0 at 0 is not a positive frequency divisor (tensor rope_freqs.weight)");
-    CASE("llama", add_t(&s, "rope_freqs.weight", HD / 2, 0)->val = NAN, "not a positive frequency divisor (tensor rope_freqs.weight)");
+    CASE("gpt2", find_t(&s, "position_embd.weight")->dims[1] = 8,
+         "shape [32, 8], expected [32, 16] (ggml order: columns, rows) (tensor "
+         "position_embd.weight)");
+    CASE("gpt2", find_t(&s, "blk.1.attn_qkv.bias")->dims[0] = 64,
+         "shape [64], expected [96] (tensor blk.1.attn_qkv.bias)");
+    CASE("llama",
+         (find_t(&s, "blk.0.attn_norm.weight")->n_dims = 2,
+          find_t(&s, "blk.0.attn_norm.weight")->dims[1] = 1),
+         "2 dimensions, expected 1 (tensor blk.0.attn_norm.weight)");
+    CASE("llama", find_t(&s, "blk.1.attn_q.weight")->n_dims = 1,
+         "1 dimensions, expected 2 (tensor blk.1.attn_q.weight)");
+    CASE("llama", find_t(&s, "token_embd.weight")->n_dims = 1,
+         "1 dimensions, expected 2 (tensor token_embd.weight)");
+    CASE("llama", find_t(&s, "blk.0.attn_q.weight")->type = ENG_GGML_Q8_0,
+         "weight type Q8_0 not supported yet (tensor blk.0.attn_q.weight)\n");
+    CASE("llama", find_t(&s, "output_norm.weight")->type = ENG_GGML_Q8_0,
+         "weight type Q8_0 not supported yet (tensor output_norm.weight)\n");
+    CASE("llama", add_t(&s, "blk.0.ffn_gate_inp.weight", D, 4),
+         "unexpected tensor for the llama architecture with 2 layers (tensor "
+         "blk.0.ffn_gate_inp.weight)");
+    CASE("llama", add_t(&s, "blk.2.attn_norm.weight", D, 0),
+         "unexpected tensor|(tensor blk.2.attn_norm.weight)");
+    CASE("llama", add_t(&s, "blk.01.attn_norm.weight", D, 0),
+         "unexpected tensor|(tensor blk.01.attn_norm.weight)");
+    CASE("llama", add_t(&s, "blk.99999999999999999999.attn_norm.weight", D, 0),
+         "unexpected tensor");
+    CASE("llama", add_t(&s, "per_layer_token_embd.weight", D, 0),
+         "unexpected tensor|(tensor per_layer_token_embd.weight)");
+    CASE("qwen3", add_t(&s, "blk.0.attn_q.bias", NH * HD, 0),
+         "not part of the qwen3 architecture (tensor blk.0.attn_q.bias)");
+    CASE("gpt2", add_t(&s, "blk.1.attn_q.weight", D, D),
+         "not part of the gpt2 architecture (tensor blk.1.attn_q.weight)");
+    CASE("qwen2", add_t(&s, "rope_freqs.weight", HD / 2, 0),
+         "not part of the qwen2 architecture (tensor rope_freqs.weight)");
+    CASE("llama", add_t(&s, "rope_freqs.weight", HD, 0),
+         "shape [8], expected [4] (tensor rope_freqs.weight)");
+    CASE("llama", add_t(&s, "rope_freqs.weight", HD / 2, 0)->val = 0,
+         "value 0 at 0 is not a positive frequency divisor (tensor rope_freqs.weight)");
+    CASE("llama", add_t(&s, "rope_freqs.weight", HD / 2, 0)->val = NAN,
+         "not a positive frequency divisor (tensor rope_freqs.weight)");
 #undef CASE
 }
 
