@@ -608,6 +608,7 @@ static void test_bad(void) {
          "unexpected tensor|(tensor blk.01.attn_norm.weight)");
     CASE("llama", add_t(&s, "blk.99999999999999999999.attn_norm.weight", D, 0),
          "unexpected tensor");
+    CASE("llama", add_t(&s, "blk.0.x\nsecond line", D, 0), "(tensor blk.0.x?second line)");
     CASE("llama", add_t(&s, "per_layer_token_embd.weight", D, 0),
          "unexpected tensor|(tensor per_layer_token_embd.weight)");
     CASE("qwen3", add_t(&s, "blk.0.attn_q.bias", NH * HD, 0),

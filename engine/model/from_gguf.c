@@ -74,7 +74,7 @@ static const role_t global_roles[] = {
 };
 #undef W
 
-#define N_ROLES(a) (sizeof(a) / sizeof *(a))
+#define N_ELEMS(a) (sizeof(a) / sizeof *(a))
 
 typedef struct {
     const char *path;
@@ -165,22 +165,32 @@ static int key_str(ld_t *ld, const char *suffix, const char **s, size_t *len) {
     return LANES_OK;
 }
 
+/* s (len bytes from the file) as a C string in buf, cut to fit, control bytes shown as '?' so that
+ * a log line stays one line. Returns buf. */
+static char *printable(const char *s, size_t len, char *buf, size_t cap) {
+    if (len > cap - 1) len = cap - 1;
+    for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
+    buf[len] = 0;
+    return buf;
+}
+
 static int str_is(const char *s, size_t len, const char *want) {
     return len == strlen(want) && memcmp(s, want, len) == 0;
 }
 
-/* Llama 3.1+ scaling lives in the rope_freqs tensor; every other kind (linear, YaRN, ...) would
- * change the forward pass in ways it does not implement, so it is refused by name. */
+/* Llama 3.1+ scaling lives in the rope_freqs tensor; any other scaling (YaRN, linear by a
+ * factor) would change the forward pass in ways it does not implement, so it is refused by name. */
 static int check_rope_scaling(ld_t *ld) {
     const char *type;
     size_t len;
     int rc = key_str(ld, "rope.scaling.type", &type, &len);
     if (rc < 0) return rc;
+    char shown[64];
     if (type && !str_is(type, len, "none") && !str_is(type, len, "linear"))
-        return fail(ld, "rope scaling type \"%.*s\" not supported (key %s)", (int)len, type,
-                    ld->key);
+        return fail(ld, "rope scaling type \"%s\" not supported (key %s)",
+                    printable(type, len, shown, sizeof shown), ld->key);
     static const char *factors[] = {"rope.scaling.factor", "rope.scale_linear"};
-    for (size_t i = 0; i < N_ROLES(factors); i++) {
+    for (size_t i = 0; i < N_ELEMS(factors); i++) {
         float f;
         if ((rc = key_float(ld, factors[i], 1.0, -HUGE_VAL, HUGE_VAL, &f)) < 0) return rc;
         if (f != 0.0f && f != 1.0f)   /* llama.cpp reads 0 as "no scaling" too */
@@ -351,7 +361,7 @@ static int bind_roles(ld_t *ld, const role_t *roles, size_t n, int layer, void *
 /* Whether tensor t is a role of this architecture (bind_roles found every such one). */
 static int is_known(const ld_t *ld, const eng_gguf_tensor_t *t, int n_layers) {
     char name[96];
-    for (size_t i = 0; i < N_ROLES(global_roles); i++)
+    for (size_t i = 0; i < N_ELEMS(global_roles); i++)
         if (global_roles[i].need[ld->arch] != '-' &&
             str_is(t->name, t->name_len, global_roles[i].name))
             return 1;
@@ -360,7 +370,7 @@ static int is_known(const ld_t *ld, const eng_gguf_tensor_t *t, int n_layers) {
     for (size_t i = 4; i < t->name_len && i < 9 && t->name[i] >= '0' && t->name[i] <= '9'; i++)
         layer = layer * 10 + (t->name[i] - '0');
     if (layer >= n_layers) return 0;
-    for (size_t i = 0; i < N_ROLES(layer_roles); i++) {
+    for (size_t i = 0; i < N_ELEMS(layer_roles); i++) {
         if (layer_roles[i].need[ld->arch] == '-') continue;
         snprintf(name, sizeof name, "blk.%d.%s", layer, layer_roles[i].name);
         if (str_is(t->name, t->name_len, name)) return 1;
@@ -380,14 +390,11 @@ static int find_arch(ld_t *ld) {
             return LANES_OK;
         }
     char shown[64];
-    size_t n = len < sizeof shown - 1 ? len : sizeof shown - 1;
-    for (size_t i = 0; i < n; i++) shown[i] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
-    shown[n] = 0;
     return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2 are) (key "
-                "general.architecture)", shown);
+                "general.architecture)", printable(s, len, shown, sizeof shown));
 }
 
-/* general.name, else the file's name; control bytes shown as '?' so the log stays one line. */
+/* general.name, else the file's name. */
 static int set_name(ld_t *ld, eng_model_t *m) {
     const char *s;
     size_t len;
@@ -398,15 +405,14 @@ static int set_name(ld_t *ld, eng_model_t *m) {
         s = slash ? slash + 1 : ld->path;
         len = strlen(s);
     }
-    if (len > sizeof m->name - 1) len = sizeof m->name - 1;
-    for (size_t i = 0; i < len; i++) m->name[i] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
-    m->name[len] = 0;
+    printable(s, len, m->name, sizeof m->name);
     return LANES_OK;
 }
 
 static int load(ld_t *ld, eng_model_t **out) {
     eng_gguf_t *g = ld->g;
     eng_model_cfg_t c = {0};
+    char shown[128];
     int rc;
     if ((rc = find_arch(ld)) < 0) return rc;
     size_t nt = eng_gguf_tensor_count(g), vec_floats = 0;
@@ -414,8 +420,8 @@ static int load(ld_t *ld, eng_model_t **out) {
         const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
         if (!is_weight_type(t->type)) {
             const char *tn = eng_gguf_type_name(t->type);
-            return fail(ld, "weight type %s not supported yet (tensor %.*s)", tn ? tn : "?",
-                        (int)t->name_len, t->name);
+            return fail(ld, "weight type %s not supported yet (tensor %s)", tn ? tn : "?",
+                        printable(t->name, t->name_len, shown, sizeof shown));
         }
         if (t->n_dims == 1 && t->type != ENG_GGML_F32) vec_floats += t->dims[0];
     }
@@ -436,14 +442,15 @@ static int load(ld_t *ld, eng_model_t **out) {
         return LANES_ENOMEM;
     }
     ld->vec_next = m->vecs;
-    rc = bind_roles(ld, global_roles, N_ROLES(global_roles), -1, &m->w);
+    rc = bind_roles(ld, global_roles, N_ELEMS(global_roles), -1, &m->w);
     for (int l = 0; rc == LANES_OK && l < c.n_layers; l++)
-        rc = bind_roles(ld, layer_roles, N_ROLES(layer_roles), l, &m->layers[l]);
+        rc = bind_roles(ld, layer_roles, N_ELEMS(layer_roles), l, &m->layers[l]);
     for (size_t i = 0; rc == LANES_OK && i < nt; i++) {
         const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
         if (!is_known(ld, t, c.n_layers))
-            rc = fail(ld, "unexpected tensor for the %s architecture with %d layers (tensor %.*s)",
-                      c.arch.name, c.n_layers, (int)t->name_len, t->name);
+            rc = fail(ld, "unexpected tensor for the %s architecture with %d layers (tensor %s)",
+                      c.arch.name, c.n_layers, printable(t->name, t->name_len, shown,
+                                                         sizeof shown));
     }
     for (int i = 0; rc == LANES_OK && m->w.rope_freqs && i < c.rope_dim / 2; i++)
         if (!(m->w.rope_freqs[i] > 0.0f && isfinite(m->w.rope_freqs[i])))
