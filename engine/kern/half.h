@@ -30,4 +30,39 @@ static inline float eng_f16_to_f32(uint16_t h) {
 
 static inline float eng_bf16_to_f32(uint16_t h) { return eng_f32_from_bits((uint32_t)h << 16); }
 
+/* And back, rounding to nearest even, for writing 16-bit weight files:
+ *   F16: what F16C's vcvtps2ph does with round-to-nearest: too big for F16 (|x| >= 65520) gives
+ *        inf, F16 subnormals rounded as well, NaN made quiet with the top 10 payload bits kept;
+ *   BF16: what ggml's ggml_compute_fp32_to_bf16 does: NaN made quiet (0x40 set), everything else
+ *        rounded, fp32 subnormals included, so a value past the largest BF16 gives inf. */
+
+static inline uint32_t eng_f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline uint16_t eng_f32_to_f16(float f) {
+    uint32_t x = eng_f32_bits(f), a = x & 0x7fffffffu;
+    uint16_t sign = (uint16_t)(x >> 16 & 0x8000u);
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | (a >> 13 & 0x3ffu));
+    if (a >= 0x47800000u) return (uint16_t)(sign | 0x7c00u);   /* 2^16 and up, inf included */
+    if (a >= 0x38800000u) {     /* normal: rebias, round on the 13 bits cut; a carry moves into
+                                 * the exponent, into inf from 65520 (halfway to 2^16) up */
+        a -= 112u << 23;
+        return (uint16_t)(sign | (a + 0xfffu + (a >> 13 & 1u)) >> 13);
+    }
+    uint32_t e = a >> 23;       /* an F16 subnormal (in units of 2^-24) or zero */
+    if (e < 102) return sign;   /* under 2^-25, half the smallest F16 subnormal */
+    uint32_t m = (a & 0x7fffffu) | 0x800000u, shift = 126 - e, q = m >> shift;
+    uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    return (uint16_t)(sign | (q + (rem > half || (rem == half && (q & 1u)))));
+}
+
+static inline uint16_t eng_f32_to_bf16(float f) {
+    uint32_t x = eng_f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(x >> 16 | 0x40u);
+    return (uint16_t)((x + 0x7fffu + (x >> 16 & 1u)) >> 16);
+}
+
 #endif

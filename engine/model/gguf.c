@@ -12,7 +12,6 @@
 #include "base/lanes_file.h"
 #include "base/lanes_log.h"
 
-#define GGUF_DEFAULT_ALIGNMENT 32u
 #define GGUF_MAX_DIMS 4u
 
 struct eng_gguf {
@@ -50,6 +49,51 @@ static const uint8_t value_bytes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
 const char *eng_gguf_type_name(uint32_t type) {
     return type < N_GGML_TYPES && ggml_types[type].block ? ggml_types[type].name : NULL;
+}
+
+size_t eng_gguf_value_size(uint32_t type) { return type < N_VALUE_TYPES ? value_bytes[type] : 0; }
+
+/* Overflow-checked a * b into *out. */
+static int mul_ok(uint64_t a, uint64_t b, uint64_t max, uint64_t *out) {
+    if (b != 0 && a > max / b) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int eng_gguf_tensor_size(uint32_t type, uint32_t n_dims, const uint64_t *dims, size_t *bytes,
+                         char *why, size_t why_len) {
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS) {
+        snprintf(why, why_len, "%u dimensions (1 to %u)", n_dims, GGUF_MAX_DIMS);
+        return LANES_EINVAL;
+    }
+    uint64_t elems = 1, size;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        if (dims[d] == 0) {
+            snprintf(why, why_len, "dimension %u is zero", d);
+            return LANES_EINVAL;
+        }
+        if (!mul_ok(elems, dims[d], INT64_MAX, &elems)) {
+            snprintf(why, why_len, "more than 2^63 elements");
+            return LANES_EINVAL;
+        }
+    }
+    const char *tn = eng_gguf_type_name(type);
+    if (!tn) {
+        snprintf(why, why_len, "unknown ggml type %u", type);
+        return LANES_EINVAL;
+    }
+    uint32_t block = ggml_types[type].block;
+    if (dims[0] % block != 0) {
+        snprintf(why, why_len, "row length %llu not a multiple of the %s block (%u)",
+                 (unsigned long long)dims[0], tn, block);
+        return LANES_EINVAL;
+    }
+    if (!mul_ok(elems / block, ggml_types[type].bytes, SIZE_MAX, &size)) {
+        snprintf(why, why_len, "data size overflows");
+        return LANES_EINVAL;
+    }
+    *bytes = (size_t)size;
+    return LANES_OK;
 }
 
 /* The reader's cursor, and what it is reading for the one error line. */
@@ -248,7 +292,7 @@ static int rd_kvs(rd_t *r, eng_gguf_t *g, uint64_t count) {
 
 static int rd_alignment(rd_t *r, const eng_gguf_t *g, uint32_t *align) {
     const eng_gguf_kv_t *kv = eng_gguf_kv_find(g, "general.alignment");
-    *align = GGUF_DEFAULT_ALIGNMENT;
+    *align = ENG_GGUF_ALIGNMENT;
     if (!kv) return LANES_OK;
     set_ctx(r, "key", kv->key, kv->key_len);
     if (kv->val.type != ENG_GGUF_U32) return bad(r, "type %u, not u32", kv->val.type);
@@ -259,39 +303,20 @@ static int rd_alignment(rd_t *r, const eng_gguf_t *g, uint32_t *align) {
     return LANES_OK;
 }
 
-/* Overflow-checked a * b into *out. */
-static int mul_ok(uint64_t a, uint64_t b, uint64_t max, uint64_t *out) {
-    if (b != 0 && a > max / b) return 0;
-    *out = a * b;
-    return 1;
-}
-
 static int rd_tensor(rd_t *r, eng_gguf_tensor_t *t) {
     int rc = rd_str(r, &t->name, &t->name_len);
     if (rc < 0) return rc;
     set_ctx(r, "tensor", t->name, t->name_len);
+    char why[160];
     if ((rc = rd_u32(r, &t->n_dims)) < 0) return rc;
-    if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
-        return bad(r, "%u dimensions (1 to %u)", t->n_dims, GGUF_MAX_DIMS);
-    uint64_t elems = 1;
-    for (uint32_t d = 0; d < t->n_dims; d++) {
-        if ((rc = rd_uint(r, 8, &t->dims[d])) < 0) return rc;
-        if (t->dims[d] == 0) return bad(r, "dimension %u is zero", d);
-        if (!mul_ok(elems, t->dims[d], INT64_MAX, &elems))
-            return bad(r, "more than 2^63 elements");
+    /* At most 4 dimensions are read: eng_gguf_tensor_size reports a count over that. */
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
+        t->dims[d] = 1;
+        if (d < t->n_dims && (rc = rd_uint(r, 8, &t->dims[d])) < 0) return rc;
     }
-    for (uint32_t d = t->n_dims; d < GGUF_MAX_DIMS; d++) t->dims[d] = 1;
     if ((rc = rd_u32(r, &t->type)) < 0 || (rc = rd_uint(r, 8, &t->offset)) < 0) return rc;
-    const char *tn = eng_gguf_type_name(t->type);
-    if (!tn) return bad(r, "unknown ggml type %u", t->type);
-    uint32_t block = ggml_types[t->type].block;
-    if (t->dims[0] % block != 0)
-        return bad(r, "row length %llu not a multiple of the %s block (%u)",
-                   (unsigned long long)t->dims[0], tn, block);
-    uint64_t bytes;
-    if (!mul_ok(elems / block, ggml_types[t->type].bytes, SIZE_MAX, &bytes))
-        return bad(r, "data size overflows");
-    t->bytes = (size_t)bytes;
+    if (eng_gguf_tensor_size(t->type, t->n_dims, t->dims, &t->bytes, why, sizeof why) < 0)
+        return bad(r, "%s", why);
     return LANES_OK;
 }
 
