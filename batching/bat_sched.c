@@ -31,6 +31,7 @@ struct bat_sched {
     const eng_tok_t *tok;
     eng_ctx_t *ctx;
     int seq_len, vocab, max_cols;
+    const char *model_name; /* borrowed from the model */
     bat__tok_t *tokw;       /* bat_submit() -> tokenizer worker -> inbox */
     lanes_q_t *inbox;       /* bat_req_t: generates (encoded) from the worker; cancels, straight
                              * from bat_cancel() or back from the worker */
@@ -462,6 +463,7 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
     s->cfg = *cfg;
     s->tok = tok;
     s->vocab = eng_model_cfg(m)->vocab_size;
+    s->model_name = eng_model_name(m);
     s->max_cols = cfg->max_lanes + cfg->prefill_chunk;
     s->t_start = s->t_log = lanes_now_ns();
     s->st.lanes_total = cfg->max_lanes;
@@ -520,18 +522,28 @@ int bat_sched_open(const bat_sched_cfg_t *cfg, const char *model_path, const cha
     eng_bundle_t b;
     int rc = eng_bundle_open(&b, model_path, tok_path, preset, 1);
     if (rc < 0) return rc;
-    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
-    LANES_LOG(LANES_LOG_INFO, "model %s: dim %d, layers %d, vocab %d, seq_len %d; %d lanes, queue %d",
-              model_path ? model_path : preset ? preset : "15m (synthetic)", mc->dim, mc->n_layers,
-              mc->vocab_size, mc->seq_len, cfg->max_lanes, cfg->max_queue);
     if ((rc = bat_sched_create(cfg, b.model, b.tok, out)) < 0) {
         LANES_LOG(LANES_LOG_ERROR, "cannot create the scheduler: %s", lanes_strerror(rc));
         eng_bundle_close(&b);
         return rc;
     }
     (*out)->owned = b;
+    /* What is being served, in one line. The KV bytes are one lane's at the context the engine
+     * gave it, which it has just sized, so this plan cannot fail. */
+    const eng_model_cfg_t *mc = eng_model_cfg(b.model);
+    eng_ctx_cfg_t one = {1, 1, 1, ENG_GEMM_LANES, (*out)->seq_len};
+    eng_ctx_plan_t plan = {0};
+    eng_ctx_plan(mc, &one, UINT64_MAX, &plan);
+    LANES_LOG(LANES_LOG_INFO, "model \"%s\" (%s, %s, from %s): dim %d, layers %d, vocab %d, context "
+              "%d of %d, KV %.2f MiB per lane; %d lanes, queue %d", eng_model_name(b.model),
+              mc->arch.name, eng_wtype_name(eng_model_wtype(b.model)),
+              model_path ? model_path : preset ? preset : "15m (synthetic)", mc->dim, mc->n_layers,
+              mc->vocab_size, (*out)->seq_len, mc->seq_len, (double)plan.kv_lane / (1 << 20),
+              cfg->max_lanes, cfg->max_queue);
     return LANES_OK;
 }
+
+const char *bat_sched_model_name(const bat_sched_t *s) { return s->model_name; }
 
 void bat_sched_destroy(bat_sched_t *s) {
     if (s == NULL) return;

@@ -101,6 +101,9 @@ int bat_sched_start(bat_sched_t *s);            /* starts the tokenizer and engi
  * LANES_ECLOSED. */
 void bat_sched_stop(bat_sched_t *s);
 void bat_sched_destroy(bat_sched_t *s);         /* NULL is fine; stops first */
+/* Borrows: the model's name (general.name, a file name, or "synthetic"), valid until
+ * bat_sched_destroy(); any thread. */
+const char *bat_sched_model_name(const bat_sched_t *s);
 
 /* Any thread. Takes req on LANES_OK only; LANES_EBUSY when max_lanes + max_queue requests are
  * already live (being tokenized, queued or in a lane), LANES_ECLOSED after stop. A prompt longer

@@ -401,9 +401,12 @@ static io_req_t *find_by_id(io_conn_t *c, const char *id) {
 static void reply_stats(io_conn_t *c, const char *id) {
     bat_stats_t st;
     bat_stats_get(c->srv->sched, &st);
+    const char *model = bat_sched_model_name(c->srv->sched);
     out_open(c, id);
+    OUT_LIT(c, "\"event\":\"stats\",\"model\":\"");
+    out_escaped(c, model, strlen(model));
     out_fmt(c,
-            "\"event\":\"stats\",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
+            "\",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
             "\"requests_served\":%llu,\"requests_active\":%llu,\"requests_rejected\":%llu,"
             "\"tokens_generated\":%llu,\"prompt_tokens\":%llu,\"steps\":%llu,\"uptime_s\":%.3f,"
             "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"step_cols_max\":%d,\"connections\":%d,"

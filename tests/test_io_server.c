@@ -175,6 +175,7 @@ static int t_parity(void) {
     cJSON *st = test_stats(cs[0]);
     ASSERT_LE(test_num(st, "step_cols_max"), 128 + 64);
     ASSERT_GE(test_num(st, "step_cols_max"), 1);
+    ASSERT_STR_EQ(test_str(st, "model"), "synthetic");   /* the model's name: --preset */
     cJSON_Delete(st);
     for (int i = 0; i < N; i++) {
         check_ref(&got[i], prompt[i], TOK);

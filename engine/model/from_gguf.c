@@ -1,11 +1,495 @@
-/* GGUF models: the model description from general.architecture and the <arch>.* keys, tensors
- * mapped by role. */
+/* GGUF models: the model description from general.architecture and the <arch>.* keys (as
+ * llama.cpp reads them, defaults included), tensors mapped by role. Matrices stay in the file's
+ * mapping in their own type; only 16-bit vectors are copied, as fp32, into m->vecs. */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "kern/half.h"
+#include "model/gguf.h"
 #include "model_int.h"
 
-int eng__model_load_gguf(const char *path, eng_model_t **out) {
-    (void)out;
-    LANES_LOG(LANES_LOG_ERROR, "model %s: GGUF models are not supported yet", path);
+enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, N_ARCH };
+
+static const eng_arch_t archs[N_ARCH] = {
+    [ARCH_LLAMA] = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0},
+    [ARCH_QWEN2] = {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0},
+    [ARCH_QWEN3] = {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1},
+    [ARCH_GPT2] = {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0},
+};
+
+/* Symbolic tensor dimensions, resolved from the cfg once it is read. */
+enum { N_NONE, N_DIM, N_HIDDEN, N_Q, N_KV, N_QKV, N_HEAD, N_VOCAB, N_CTX, N_ROPE_PAIRS, N_COUNT };
+
+#define FUSED ((size_t)-1)   /* attn_qkv: split into the q, k and v fields */
+
+/* One tensor role. need has one letter per architecture (llama, qwen2, qwen3, gpt2): R required,
+ * O optional, - not part of it (an error when present, as in llama.cpp). */
+typedef struct {
+    const char *name;       /* layer roles: the part after "blk.N." */
+    int rows, cols;         /* N_*; cols N_NONE: a vector of rows values */
+    const char *need;
+    size_t off;             /* of its field in eng_layer_t / eng_weights_t, or FUSED */
+} role_t;
+
+#define L(f) offsetof(eng_layer_t, f)
+static const role_t layer_roles[] = {
+    {"attn_norm.weight", N_DIM, N_NONE, "RRRR", L(attn_norm)},
+    {"attn_norm.bias", N_DIM, N_NONE, "---R", L(attn_norm_b)},
+    {"attn_q.weight", N_Q, N_DIM, "RRR-", L(wq)},
+    {"attn_k.weight", N_KV, N_DIM, "RRR-", L(wk)},
+    {"attn_v.weight", N_KV, N_DIM, "RRR-", L(wv)},
+    {"attn_q.bias", N_Q, N_NONE, "OR--", L(bq)},
+    {"attn_k.bias", N_KV, N_NONE, "OR--", L(bk)},
+    {"attn_v.bias", N_KV, N_NONE, "OR--", L(bv)},
+    {"attn_qkv.weight", N_QKV, N_DIM, "---R", FUSED},   /* rows: q, then k, then v */
+    {"attn_qkv.bias", N_QKV, N_NONE, "---R", FUSED},
+    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-", L(q_norm)},
+    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-", L(k_norm)},
+    {"attn_output.weight", N_DIM, N_Q, "RRRR", L(wo)},
+    {"attn_output.bias", N_DIM, N_NONE, "O--R", L(bo)},
+    {"ffn_norm.weight", N_DIM, N_NONE, "RRRR", L(ffn_norm)},
+    {"ffn_norm.bias", N_DIM, N_NONE, "---R", L(ffn_norm_b)},
+    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-", L(w_gate)},
+    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRR", L(w_up)},
+    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R", L(b_up)},
+    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRR", L(w_down)},
+    {"ffn_down.bias", N_DIM, N_NONE, "---R", L(b_down)},
+};
+#undef L
+
+#define W(f) offsetof(eng_weights_t, f)
+static const role_t global_roles[] = {
+    {"token_embd.weight", N_VOCAB, N_DIM, "RRRR", W(tok_emb)},
+    {"position_embd.weight", N_CTX, N_DIM, "---R", W(pos_emb)},
+    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O---", W(rope_freqs)},   /* Llama 3.1 scaling */
+    {"output_norm.weight", N_DIM, N_NONE, "RRRR", W(out_norm)},
+    {"output_norm.bias", N_DIM, N_NONE, "---R", W(out_norm_b)},
+    {"output.weight", N_VOCAB, N_DIM, "OOOO", W(cls)},   /* absent: tied to token_embd */
+};
+#undef W
+
+#define N_ELEMS(a) (sizeof(a) / sizeof *(a))
+
+typedef struct {
+    const char *path;
+    eng_gguf_t *g;
+    int arch;
+    char key[160];          /* the last key asked for, "<arch>.suffix" */
+    uint64_t n[N_COUNT];    /* N_* -> length */
+    float *vec_next;        /* the next free float of m->vecs */
+} ld_t;
+
+__attribute__((format(printf, 2, 3))) static int fail(const ld_t *ld, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    LANES_LOG(LANES_LOG_ERROR, "model %s: %s", ld->path, msg);
     return LANES_EMODEL;
+}
+
+/* The key "<arch>.suffix", or suffix itself for general.* keys. */
+static const eng_gguf_kv_t *find_key(ld_t *ld, const char *suffix) {
+    if (strncmp(suffix, "general.", 8) == 0 || strncmp(suffix, "tokenizer.", 10) == 0)
+        snprintf(ld->key, sizeof ld->key, "%s", suffix);
+    else
+        snprintf(ld->key, sizeof ld->key, "%s.%s", archs[ld->arch].name, suffix);
+    return eng_gguf_kv_find(ld->g, ld->key);
+}
+
+static int is_int_type(uint32_t t) {
+    return t == ENG_GGUF_U8 || t == ENG_GGUF_I8 || t == ENG_GGUF_U16 || t == ENG_GGUF_I16 ||
+           t == ENG_GGUF_U32 || t == ENG_GGUF_I32 || t == ENG_GGUF_U64 || t == ENG_GGUF_I64;
+}
+
+static int is_signed_type(uint32_t t) {
+    return t == ENG_GGUF_I8 || t == ENG_GGUF_I16 || t == ENG_GGUF_I32 || t == ENG_GGUF_I64;
+}
+
+/* An integer key (any integer type) in lo..hi into *out; absent: def, or an error if def < 0. */
+static int key_int(ld_t *ld, const char *suffix, int64_t def, int64_t lo, int64_t hi, int *out) {
+    const eng_gguf_kv_t *kv = find_key(ld, suffix);
+    if (kv == NULL) {
+        if (def < 0) return fail(ld, "required key missing (key %s)", ld->key);
+        *out = (int)def;
+        return LANES_OK;
+    }
+    uint32_t t = kv->val.type;
+    if (!is_int_type(t)) return fail(ld, "value type %u, expected an integer (key %s)", t, ld->key);
+    int neg = is_signed_type(t) && kv->val.num.i < 0;
+    if (neg || kv->val.num.u < (uint64_t)lo || kv->val.num.u > (uint64_t)hi) {
+        if (neg)
+            return fail(ld, "value %lld out of range %lld..%lld (key %s)",
+                        (long long)kv->val.num.i, (long long)lo, (long long)hi, ld->key);
+        return fail(ld, "value %llu out of range %lld..%lld (key %s)",
+                    (unsigned long long)kv->val.num.u, (long long)lo, (long long)hi, ld->key);
+    }
+    *out = (int)kv->val.num.u;
+    return LANES_OK;
+}
+
+/* A float key (F32 or F64), finite and in lo..hi; absent: def, or an error if def is NaN. */
+static int key_float(ld_t *ld, const char *suffix, double def, double lo, double hi, float *out) {
+    const eng_gguf_kv_t *kv = find_key(ld, suffix);
+    if (kv == NULL) {
+        if (isnan(def)) return fail(ld, "required key missing (key %s)", ld->key);
+        *out = (float)def;
+        return LANES_OK;
+    }
+    if (kv->val.type != ENG_GGUF_F32 && kv->val.type != ENG_GGUF_F64)
+        return fail(ld, "value type %u, expected a float (key %s)", kv->val.type, ld->key);
+    double v = kv->val.num.f;
+    if (!(v >= lo && v <= hi)) return fail(ld, "value %g out of range %g..%g (key %s)", v, lo, hi,
+                                           ld->key);
+    *out = (float)v;
+    return LANES_OK;
+}
+
+/* A string key, or NULL (*len 0) when absent; a value of another type is an error. */
+static int key_str(ld_t *ld, const char *suffix, const char **s, size_t *len) {
+    const eng_gguf_kv_t *kv = find_key(ld, suffix);
+    *s = NULL;
+    *len = 0;
+    if (kv == NULL) return LANES_OK;
+    if (kv->val.type != ENG_GGUF_STRING)
+        return fail(ld, "value type %u, expected a string (key %s)", kv->val.type, ld->key);
+    *s = kv->val.str;
+    *len = kv->val.len;
+    return LANES_OK;
+}
+
+/* s (len bytes from the file) as a C string in buf, cut to fit, control bytes shown as '?' so that
+ * a log line stays one line. Returns buf. */
+static char *printable(const char *s, size_t len, char *buf, size_t cap) {
+    if (len > cap - 1) len = cap - 1;
+    for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
+    buf[len] = 0;
+    return buf;
+}
+
+static int str_is(const char *s, size_t len, const char *want) {
+    return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* Llama 3.1+ scaling lives in the rope_freqs tensor; any other scaling (YaRN, linear by a
+ * factor) would change the forward pass in ways it does not implement, so it is refused by name. */
+static int check_rope_scaling(ld_t *ld) {
+    const char *type;
+    size_t len;
+    int rc = key_str(ld, "rope.scaling.type", &type, &len);
+    if (rc < 0) return rc;
+    char shown[64];
+    if (type && !str_is(type, len, "none") && !str_is(type, len, "linear"))
+        return fail(ld, "rope scaling type \"%s\" not supported (key %s)",
+                    printable(type, len, shown, sizeof shown), ld->key);
+    static const char *factors[] = {"rope.scaling.factor", "rope.scale_linear"};
+    for (size_t i = 0; i < N_ELEMS(factors); i++) {
+        float f;
+        if ((rc = key_float(ld, factors[i], 1.0, -HUGE_VAL, HUGE_VAL, &f)) < 0) return rc;
+        if (f != 0.0f && f != 1.0f)   /* llama.cpp reads 0 as "no scaling" too */
+            return fail(ld, "rope scaling factor %g not supported (key %s)", f, ld->key);
+    }
+    return LANES_OK;
+}
+
+/* The cfg from the <arch>.* keys; vocab_size comes from token_embd, later. */
+static int read_cfg(ld_t *ld, eng_model_cfg_t *c) {
+    int rc, kv_len, v_len;
+    c->arch = archs[ld->arch];
+    if ((rc = key_int(ld, "block_count", -1, 1, ENG_MAX_LAYERS, &c->n_layers)) < 0 ||
+        (rc = key_int(ld, "embedding_length", -1, 1, ENG_MAX_DIM, &c->dim)) < 0 ||
+        (rc = key_int(ld, "feed_forward_length", -1, 1, ENG_MAX_DIM, &c->hidden_dim)) < 0 ||
+        (rc = key_int(ld, "context_length", -1, 1, ENG_MAX_SEQ, &c->seq_len)) < 0 ||
+        (rc = key_int(ld, "attention.head_count", -1, 1, ENG_MAX_DIM, &c->n_heads)) < 0 ||
+        (rc = key_int(ld, "attention.head_count_kv", c->n_heads, 1, c->n_heads,
+                      &c->n_kv_heads)) < 0)
+        return rc;
+    if (c->n_heads % c->n_kv_heads != 0)
+        return fail(ld, "head_count %d is not a multiple of head_count_kv %d (key %s)",
+                    c->n_heads, c->n_kv_heads, ld->key);
+    /* As llama.cpp: a head is embedding_length / head_count unless the file says otherwise. */
+    int def_head = c->dim % c->n_heads == 0 ? c->dim / c->n_heads : -1;
+    if (def_head < 0 && (!find_key(ld, "attention.key_length") ||
+                         !find_key(ld, "attention.value_length")))
+        return fail(ld, "embedding_length %d is not a multiple of head_count %d, and no %s",
+                    c->dim, c->n_heads, ld->key);
+    if ((rc = key_int(ld, "attention.key_length", def_head, 1, ENG_MAX_DIM, &kv_len)) < 0 ||
+        (rc = key_int(ld, "attention.value_length", def_head, 1, ENG_MAX_DIM, &v_len)) < 0)
+        return rc;
+    if (kv_len != v_len)
+        return fail(ld, "key_length %d != value_length %d: not supported (key %s)", kv_len, v_len,
+                    ld->key);
+    c->head_dim = kv_len;
+    if ((uint64_t)c->head_dim * (uint64_t)c->n_heads > ENG_MAX_DIM)
+        return fail(ld, "head_count %d x key_length %d too large (key %s)", c->n_heads,
+                    c->head_dim, ld->key);
+    if (c->arch.rope == ENG_ROPE_NONE) {
+        c->rope_dim = 0;
+        c->rope_base = 10000.0f;
+    } else {
+        if ((rc = key_int(ld, "rope.dimension_count", c->head_dim, 2, c->head_dim,
+                          &c->rope_dim)) < 0)
+            return rc;
+        if (c->rope_dim % 2 != 0)
+            return fail(ld, "value %d is odd (RoPE rotates pairs) (key %s)", c->rope_dim, ld->key);
+        if ((rc = key_float(ld, "rope.freq_base", 10000.0, 1e-3, 1e12, &c->rope_base)) < 0 ||
+            (rc = check_rope_scaling(ld)) < 0)
+            return rc;
+    }
+    const char *eps = c->arch.norm == ENG_NORM_RMS ? "attention.layer_norm_rms_epsilon"
+                                                   : "attention.layer_norm_epsilon";
+    if ((rc = key_float(ld, eps, NAN, 1e-12, 0.1, &c->norm_eps)) < 0) return rc;
+    return LANES_OK;
+}
+
+/* vocab_size: token_embd's rows, which the tokenizer and <arch>.vocab_size must agree with. */
+static int read_vocab(ld_t *ld, eng_model_cfg_t *c) {
+    const eng_gguf_tensor_t *t = eng_gguf_tensor_find(ld->g, "token_embd.weight");
+    if (t == NULL) return fail(ld, "missing (tensor token_embd.weight)");
+    if (t->n_dims != 2)
+        return fail(ld, "%u dimensions, expected 2 (tensor token_embd.weight)", t->n_dims);
+    if (t->dims[1] < 1 || t->dims[1] > ENG_MAX_VOCAB)
+        return fail(ld, "%llu rows (the vocabulary), expected 1..%d (tensor token_embd.weight)",
+                    (unsigned long long)t->dims[1], ENG_MAX_VOCAB);
+    c->vocab_size = (int)t->dims[1];
+    int rc, v;
+    if ((rc = key_int(ld, "vocab_size", c->vocab_size, 1, ENG_MAX_VOCAB, &v)) < 0) return rc;
+    if (v != c->vocab_size)
+        return fail(ld, "vocab_size %d, but token_embd.weight has %d rows (key %s)", v,
+                    c->vocab_size, ld->key);
+    const eng_gguf_kv_t *kv = find_key(ld, "tokenizer.ggml.tokens");
+    if (kv != NULL && (kv->val.type != ENG_GGUF_ARRAY || kv->val.elem_type != ENG_GGUF_STRING))
+        return fail(ld, "expected an array of strings (key %s)", ld->key);
+    if (kv != NULL && kv->val.count != (uint64_t)c->vocab_size)
+        return fail(ld, "%llu tokens, but token_embd.weight has %d rows (key %s)",
+                    (unsigned long long)kv->val.count, c->vocab_size, ld->key);
+    return LANES_OK;
+}
+
+static int is_weight_type(uint32_t t) {
+    return t == ENG_GGML_F32 || t == ENG_GGML_F16 || t == ENG_GGML_BF16;
+}
+
+/* Points dst (an eng_mat_t, or a const float * for a vector) at tensor t of role r, after checking
+ * its shape and alignment; 16-bit vectors are converted into ld->vec_next. */
+static int bind(ld_t *ld, const eng_gguf_tensor_t *t, const role_t *r, void *dst) {
+    const char *name = t->name;
+    int nm = (int)t->name_len;
+    uint32_t want_dims = r->cols == N_NONE ? 1 : 2;
+    if (t->n_dims != want_dims)
+        return fail(ld, "%u dimensions, expected %u (tensor %.*s)", t->n_dims, want_dims, nm, name);
+    uint64_t cols = r->cols == N_NONE ? ld->n[r->rows] : ld->n[r->cols], rows = ld->n[r->rows];
+    if (t->dims[0] != cols || (want_dims == 2 && t->dims[1] != rows)) {
+        if (want_dims == 1)
+            return fail(ld, "shape [%llu], expected [%llu] (tensor %.*s)",
+                        (unsigned long long)t->dims[0], (unsigned long long)cols, nm, name);
+        return fail(ld, "shape [%llu, %llu], expected [%llu, %llu] (ggml order: columns, rows) "
+                    "(tensor %.*s)", (unsigned long long)t->dims[0],
+                    (unsigned long long)t->dims[1], (unsigned long long)cols,
+                    (unsigned long long)rows, nm, name);
+    }
+    size_t es = eng_wtype_size((int)t->type);
+    if ((uintptr_t)t->data % es != 0)   /* general.alignment may be 1 or 2 */
+        return fail(ld, "data not aligned to its %zu-byte elements (tensor %.*s)", es, nm, name);
+    if (want_dims == 2) {
+        *(eng_mat_t *)dst = (eng_mat_t){t->data, (int)t->type, (int)rows, (int)cols};
+        return LANES_OK;
+    }
+    const float *v = t->data;
+    if (t->type != ENG_GGML_F32) {
+        float *out = ld->vec_next;
+        const uint16_t *h = t->data;   /* 2-byte aligned, checked above */
+        for (uint64_t i = 0; i < cols; i++)
+            out[i] = t->type == ENG_GGML_F16 ? eng_f16_to_f32(h[i]) : eng_bf16_to_f32(h[i]);
+        ld->vec_next += cols;
+        v = out;
+    }
+    *(const float **)dst = v;
+    return LANES_OK;
+}
+
+/* Splits attn_qkv (rows q, then k, then v) into row views, its bias likewise. */
+static void split_fused(const ld_t *ld, eng_layer_t *l, const eng_mat_t *qkv, const float *b) {
+    int q = (int)ld->n[N_Q], kv = (int)ld->n[N_KV];
+    if (qkv) {
+        size_t row = (size_t)qkv->cols * eng_wtype_size(qkv->type);
+        const char *p = qkv->data;
+        l->wq = (eng_mat_t){p, qkv->type, q, qkv->cols};
+        l->wk = (eng_mat_t){p + (size_t)q * row, qkv->type, kv, qkv->cols};
+        l->wv = (eng_mat_t){p + (size_t)(q + kv) * row, qkv->type, kv, qkv->cols};
+    }
+    if (b) {
+        l->bq = b;
+        l->bk = b + q;
+        l->bv = b + q + kv;
+    }
+}
+
+/* Binds every role of roles (prefixed "blk.layer." when layer >= 0) into base. */
+static int bind_roles(ld_t *ld, const role_t *roles, size_t n, int layer, void *base) {
+    for (size_t i = 0; i < n; i++) {
+        const role_t *r = &roles[i];
+        char name[96];
+        if (layer >= 0) snprintf(name, sizeof name, "blk.%d.%s", layer, r->name);
+        else snprintf(name, sizeof name, "%s", r->name);
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_find(ld->g, name);
+        char need = r->need[ld->arch];
+        if (t == NULL) {
+            if (need == 'R') return fail(ld, "missing (tensor %s)", name);
+            continue;
+        }
+        if (need == '-')
+            return fail(ld, "not part of the %s architecture (tensor %s)", archs[ld->arch].name,
+                        name);
+        eng_mat_t mat = {0};
+        const float *vec = NULL;
+        void *dst = r->off != FUSED ? (char *)base + r->off : r->cols ? (void *)&mat : (void *)&vec;
+        int rc = bind(ld, t, r, dst);
+        if (rc < 0) return rc;
+        if (r->off == FUSED) split_fused(ld, base, r->cols ? &mat : NULL, r->cols ? NULL : vec);
+    }
+    return LANES_OK;
+}
+
+/* Whether tensor t is a role of this architecture (bind_roles found every such one). */
+static int is_known(const ld_t *ld, const eng_gguf_tensor_t *t, int n_layers) {
+    char name[96];
+    for (size_t i = 0; i < N_ELEMS(global_roles); i++)
+        if (global_roles[i].need[ld->arch] != '-' &&
+            str_is(t->name, t->name_len, global_roles[i].name))
+            return 1;
+    if (t->name_len < 5 || memcmp(t->name, "blk.", 4) != 0) return 0;
+    int layer = 0;
+    for (size_t i = 4; i < t->name_len && i < 9 && t->name[i] >= '0' && t->name[i] <= '9'; i++)
+        layer = layer * 10 + (t->name[i] - '0');
+    if (layer >= n_layers) return 0;
+    for (size_t i = 0; i < N_ELEMS(layer_roles); i++) {
+        if (layer_roles[i].need[ld->arch] == '-') continue;
+        snprintf(name, sizeof name, "blk.%d.%s", layer, layer_roles[i].name);
+        if (str_is(t->name, t->name_len, name)) return 1;
+    }
+    return 0;
+}
+
+static int find_arch(ld_t *ld) {
+    const char *s;
+    size_t len;
+    int rc = key_str(ld, "general.architecture", &s, &len);
+    if (rc < 0) return rc;
+    if (s == NULL) return fail(ld, "required key missing (key general.architecture)");
+    for (int a = 0; a < N_ARCH; a++)
+        if (str_is(s, len, archs[a].name)) {
+            ld->arch = a;
+            return LANES_OK;
+        }
+    char shown[64];
+    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2 are) (key "
+                "general.architecture)", printable(s, len, shown, sizeof shown));
+}
+
+/* general.name, else the file's name. */
+static int set_name(ld_t *ld, eng_model_t *m) {
+    const char *s;
+    size_t len;
+    int rc = key_str(ld, "general.name", &s, &len);
+    if (rc < 0) return rc;
+    if (s == NULL || len == 0) {
+        const char *slash = strrchr(ld->path, '/');
+        s = slash ? slash + 1 : ld->path;
+        len = strlen(s);
+    }
+    printable(s, len, m->name, sizeof m->name);
+    return LANES_OK;
+}
+
+static int load(ld_t *ld, eng_model_t **out) {
+    eng_gguf_t *g = ld->g;
+    eng_model_cfg_t c = {0};
+    char shown[128];
+    int rc;
+    if ((rc = find_arch(ld)) < 0) return rc;
+    size_t nt = eng_gguf_tensor_count(g), vec_floats = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
+        if (!is_weight_type(t->type)) {
+            const char *tn = eng_gguf_type_name(t->type);
+            return fail(ld, "weight type %s not supported yet (tensor %s)", tn ? tn : "?",
+                        printable(t->name, t->name_len, shown, sizeof shown));
+        }
+        if (t->n_dims == 1 && t->type != ENG_GGML_F32) vec_floats += t->dims[0];
+    }
+    if ((rc = read_cfg(ld, &c)) < 0 || (rc = read_vocab(ld, &c)) < 0) return rc;
+    const char *why = eng__model_check_cfg(&c);
+    if (why) return fail(ld, "%s", why);
+    uint64_t q = (uint64_t)c.n_heads * c.head_dim, kv = (uint64_t)c.n_kv_heads * c.head_dim;
+    uint64_t n[N_COUNT] = {[N_DIM] = c.dim, [N_HIDDEN] = c.hidden_dim, [N_Q] = q, [N_KV] = kv,
+                           [N_QKV] = q + 2 * kv, [N_HEAD] = c.head_dim, [N_VOCAB] = c.vocab_size,
+                           [N_CTX] = c.seq_len, [N_ROPE_PAIRS] = c.rope_dim / 2};
+    memcpy(ld->n, n, sizeof n);
+
+    eng_model_t *m = eng__model_alloc(c.n_layers);
+    if (m == NULL) return LANES_ENOMEM;
+    m->cfg = c;
+    if (vec_floats && (m->vecs = malloc(vec_floats * sizeof *m->vecs)) == NULL) {
+        eng_model_destroy(m);
+        return LANES_ENOMEM;
+    }
+    ld->vec_next = m->vecs;
+    rc = bind_roles(ld, global_roles, N_ELEMS(global_roles), -1, &m->w);
+    for (int l = 0; rc == LANES_OK && l < c.n_layers; l++)
+        rc = bind_roles(ld, layer_roles, N_ELEMS(layer_roles), l, &m->layers[l]);
+    for (size_t i = 0; rc == LANES_OK && i < nt; i++) {
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
+        if (!is_known(ld, t, c.n_layers))
+            rc = fail(ld, "unexpected tensor for the %s architecture with %d layers (tensor %s)",
+                      c.arch.name, c.n_layers, printable(t->name, t->name_len, shown,
+                                                         sizeof shown));
+    }
+    for (int i = 0; rc == LANES_OK && m->w.rope_freqs && i < c.rope_dim / 2; i++)
+        if (!(m->w.rope_freqs[i] > 0.0f && isfinite(m->w.rope_freqs[i])))
+            rc = fail(ld, "value %g at %d is not a positive frequency divisor (tensor "
+                      "rope_freqs.weight)", m->w.rope_freqs[i], i);
+    if (rc == LANES_OK) rc = set_name(ld, m);
+    if (rc < 0) {
+        eng_model_destroy(m);
+        return rc;
+    }
+    m->w.layers = m->layers;
+    if (m->w.cls.data == NULL) {
+        m->w.cls = m->w.tok_emb;
+        m->cfg.shared_cls = 1;
+    }
+    /* The type of most matrix bytes names the model's weights ("F16" with F32 norms). */
+    uint64_t by_type[ENG_WT_BF16 + 1] = {0};
+    for (size_t i = 0; i < nt; i++) {
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
+        m->weight_bytes += t->bytes;
+        if (t->n_dims == 2) by_type[t->type] += t->bytes;
+    }
+    m->wtype = ENG_WT_F32;
+    if (by_type[ENG_WT_F16] > by_type[m->wtype]) m->wtype = ENG_WT_F16;
+    if (by_type[ENG_WT_BF16] > by_type[m->wtype]) m->wtype = ENG_WT_BF16;
+    *out = m;
+    return LANES_OK;
+}
+
+int eng__model_load_gguf(const char *path, eng_model_t **out) {
+    ld_t ld = {.path = path};
+    int rc = eng_gguf_open(path, &ld.g);
+    if (rc < 0) return rc;
+    eng_model_t *m = NULL;
+    if ((rc = load(&ld, &m)) < 0) {
+        eng_gguf_close(ld.g);
+        return rc;
+    }
+    m->gguf = ld.g;   /* the weights point into its mapping */
+    *out = m;
+    return LANES_OK;
 }

@@ -14,13 +14,6 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-/* Dimension caps: far above any real model, low enough that every size product below fits in 64
- * bits without overflow checks at each multiply. */
-#define MAX_DIM (1 << 16)
-#define MAX_LAYERS 1024
-#define MAX_VOCAB (1 << 22)
-#define MAX_SEQ (1 << 20)
-
 const eng_arch_t eng_arch_llama = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0};
 
 const char *eng_wtype_name(int type) {
@@ -58,16 +51,16 @@ const char *eng__model_check_cfg(const eng_model_cfg_t *c) {
     if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 ||
         c->n_kv_heads <= 0 || c->vocab_size <= 0 || c->seq_len <= 0)
         return "a dimension is zero or negative";
-    if (c->dim > MAX_DIM || c->hidden_dim > MAX_DIM || c->n_heads > MAX_DIM)
+    if (c->dim > ENG_MAX_DIM || c->hidden_dim > ENG_MAX_DIM || c->n_heads > ENG_MAX_DIM)
         return "dim, hidden_dim or n_heads too large";
-    if (c->n_layers > MAX_LAYERS) return "n_layers too large";
-    if (c->vocab_size > MAX_VOCAB) return "vocab_size too large";
-    if (c->seq_len > MAX_SEQ) return "seq_len too large";
+    if (c->n_layers > ENG_MAX_LAYERS) return "n_layers too large";
+    if (c->vocab_size > ENG_MAX_VOCAB) return "vocab_size too large";
+    if (c->seq_len > ENG_MAX_SEQ) return "seq_len too large";
     if (c->head_dim == 0) { /* a llama2.c header: heads split dim */
         if (c->dim % c->n_heads != 0) return "dim is not a multiple of n_heads";
         if ((c->dim / c->n_heads) % 2 != 0) return "head size is odd (RoPE rotates pairs)";
     } else {
-        if (c->head_dim < 0 || c->head_dim > MAX_DIM / c->n_heads) return "bad head_dim";
+        if (c->head_dim < 0 || c->head_dim > ENG_MAX_DIM / c->n_heads) return "bad head_dim";
         if (c->rope_dim < 0 || c->rope_dim > c->head_dim || c->rope_dim % 2 != 0)
             return "rope dimension is odd or longer than a head";
     }

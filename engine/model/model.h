@@ -36,7 +36,8 @@ typedef struct {
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
     int shared_cls;     /* 1: the classifier is the token embedding */
     int head_dim;       /* per head of q, k and v; q is n_heads * head_dim wide (not always dim) */
-    int rope_dim;       /* leading channels of each head that RoPE rotates (even, <= head_dim) */
+    int rope_dim;       /* leading channels of each head that RoPE rotates (even, <= head_dim;
+                         * 0 when arch.rope is ENG_ROPE_NONE) */
     float rope_base;    /* theta_i = pos * rope_base^(-2i / rope_dim) */
     float norm_eps;
     eng_arch_t arch;
