@@ -211,6 +211,91 @@ static void test_refs(void) {
     ASSERT_EQ(total_bad, 0);
 }
 
+static void check_round_trip(const eng_bpe_t *b, const char *pre, const char *s, size_t len);
+
+/* ---- splits the refs do not reach ------------------------------------------------------------
+ * Derived by hand from llama.cpp's unicode.cpp (the refs have no such text): each case fails if
+ * one of pretok.c's rewrites is undone. Words are separated by "|". */
+
+static void check_words(const eng_bpe_t *b, const char *pre, const char *text, const char *want) {
+    words_t w = {.base = text};
+    ASSERT_EQ(eng__bpe_words(b, text, strlen(text), on_word, &w), LANES_OK);
+    char got[256] = "";
+    for (size_t i = 0; i < w.n; i++) {
+        ASSERT_LT(strlen(got) + w.len[i] + 2, sizeof got);
+        if (i) strcat(got, "|");
+        strncat(got, text + w.start[i], w.len[i]);
+    }
+    if (strcmp(got, want) != 0) {
+        fprintf(stderr, "%s: words of the text below differ\n", pre);
+        print_escaped("  text", text, strlen(text));
+        print_escaped("  llama.cpp", want, strlen(want));
+        print_escaped("  ours     ", got, strlen(got));
+        exit(1);
+    }
+    free(w.start);
+    free(w.len);
+}
+
+static void test_rules(void) {
+    static const struct { const char *pre, *text, *words; } cases[] = {
+        /* U+180E is no whitespace to llama.cpp (Unicode dropped it in 6.3), but PCRE2's \s. */
+        {"gpt-2", "!\xe1\xa0\x8e?", "!\xe1\xa0\x8e?"},
+        {"llama-bpe", "x\xe1\xa0\x8e\xe1\xa0\x8ey", "x|\xe1\xa0\x8e\xe1\xa0\x8e|y"},
+        /* std::wregex sees U+3000 as U+000B, outside deepseek-llm's class that lists it. */
+        {"deepseek-llm", "\xe3\x80\x80\xe3\x80\x80!", "\xe3\x80\x80|\xe3\x80\x80!"},
+        /* "~" is neither \p{P} nor \p{S} in the collapsed text: a letter may follow it. */
+        {"deepseek-v3", "~\xc3\xa9", "~\xc3\xa9"},
+        {"deepseek-v3", "a ~~", "a| |~~"},
+        /* Bad bytes are U+FFFD (a symbol) to llama.cpp, and stay in the word as they are. */
+        {"gpt-2", "a\xff!", "a|\xff!"},
+        {"gpt-2", "a\xc3(b", "a|\xc3(|b"},
+        {"deepseek-v3", "x\xff+", "x|\xff+"},
+        /* An overlong form is the code point it spells (here "A"); a surrogate is no letter. */
+        {"qwen2", "a\xc1\x81" "b", "a\xc1\x81" "b"},
+        {"qwen2", "\xed\xa0\x80z", "\xed\xa0\x80z"},
+    };
+    char path[4096];
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(path, sizeof path, "%s/models/gguf/vocab/vocab-gpt2.%s.gguf", shared, cases[k].pre);
+        vocab_t v = vocab_open(path);
+        eng_bpe_t *b = bpe_of(&v, path);
+        check_words(b, cases[k].pre, cases[k].text, cases[k].words);
+        check_round_trip(b, cases[k].pre, cases[k].text, strlen(cases[k].text));
+        eng__bpe_destroy(b);
+        vocab_close(&v);
+    }
+    printf("rules: %zu splits the refs do not reach\n", sizeof cases / sizeof cases[0]);
+}
+
+/* ignore_merges (llama-bpe, tekken): a word that is a token is that token even when no merge
+ * makes it; of two tokens with one text the last id is the one, as llama.cpp's token_to_id. */
+static void test_ignore_merges(void) {
+    char path[4096];
+    for (int p = 0; p < N_PRES; p++) {
+        snprintf(path, sizeof path, "%s/models/gguf/vocab/vocab-gpt2.%s.gguf", shared, PRES[p]);
+        vocab_t v = vocab_open(path);
+        eng_bpe_t *b = NULL;
+        ASSERT_EQ(eng__bpe_create(v.tokens, v.n_tokens, v.merges, 0, v.pre, v.pre_len, path, &b),
+                  LANES_OK);
+        int n = eng__bpe_encode(b, "Hello", 5, ids, MAX_IDS);
+        int ignores = strcmp(PRES[p], "llama-bpe") == 0 || strcmp(PRES[p], "tekken") == 0;
+        ASSERT_EQ(n, ignores ? 1 : 5);
+        ASSERT_EQ(ids[0], ignores ? 15496 : 39);   /* "Hello", or "H" */
+        eng__bpe_destroy(b);
+        /* One more token, with the text of "Hello": it wins, with merges or without. */
+        v.tokens[v.n_tokens] = v.tokens[15496];
+        ASSERT_EQ(eng__bpe_create(v.tokens, v.n_tokens + 1, v.merges, v.n_merges, v.pre, v.pre_len,
+                                  path, &b),
+                  LANES_OK);
+        ASSERT_EQ(eng__bpe_encode(b, "Hello", 5, ids, MAX_IDS), 1);
+        ASSERT_EQ(ids[0], v.n_tokens);
+        eng__bpe_destroy(b);
+        vocab_close(&v);
+    }
+    printf("ignore_merges: llama-bpe and tekken only; duplicate texts: the last id\n");
+}
+
 /* ---- llama.cpp's test-tokenizer-0 strings for the GPT-2 vocab ------------------------------ */
 
 static void test_inp_out(const char *model) {
@@ -319,12 +404,12 @@ static void test_random_bytes(void) {
 
 /* ---- long words: the merge loop and the regexes stay O(n log n) ----------------------------- */
 
-/* The best of three encodes of a word of n bytes made of one repeated pattern. */
+/* The best of five encodes of a word of n bytes made of one repeated pattern. */
 static double encode_time(const eng_bpe_t *b, const char *unit, size_t n, char *buf) {
     size_t ul = strlen(unit);
     for (size_t i = 0; i < n; i++) buf[i] = unit[i % ul];
     double best = 1e9;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < 5; r++) {
         double t0 = now_s();
         int got = eng__bpe_encode(b, buf, n, ids, MAX_IDS);
         double t = now_s() - t0;
@@ -350,10 +435,10 @@ static void test_long_words(void) {
         for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
             double small = encode_time(b, units[u], SMALL, buf);
             double big = encode_time(b, units[u], BIG, buf);
-            /* 8x the bytes: n log n gives about 9x the time, n^2 64x. */
+            /* 8x the bytes: n log n gives about 9x the time, n^2 64x; 32 leaves room for noise. */
             double ratio = big / (small > 2e-5 ? small : 2e-5);
             if (ratio > worst) worst = ratio;
-            if (ratio > 30 || big > 5.0) {
+            if (ratio > 32 || big > 5.0) {
                 fprintf(stderr, "%s: a %d-byte run of \"%s\" takes %.4f s, %.1fx the %d-byte one\n",
                         PRES[p], BIG, units[u], big, ratio, SMALL);
                 exit(1);
@@ -421,6 +506,8 @@ int main(void) {
     test_inp_out("llama3-style.f32.gguf");
     test_inp_out("qwen2-style.f32.gguf");
     test_inp_out("gpt2-style.f32.gguf");
+    test_rules();
+    test_ignore_merges();
     test_random_bytes();
     test_long_words();
     return 0;
