@@ -2,6 +2,7 @@
  * pre-tokenizers of shared/models/gguf/vocab, its own GPT-2 test strings through the three
  * GPT-2-vocab models, byte-exact decoding, random and hostile bytes, long words, bad input. */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -402,6 +403,51 @@ static void test_random_bytes(void) {
     printf("random bytes: 300 strings x %d pre-tokenizers round-trip\n", N_PRES);
 }
 
+/* ---- two threads on one tokenizer ------------------------------------------------------------ */
+
+typedef struct {
+    const eng_bpe_t *b;
+    uint64_t seed;
+    int *counts;   /* per string: ids from this thread */
+    int32_t *out;  /* 256 per string */
+} thread_arg_t;
+
+static void *encode_many(void *p) {
+    thread_arg_t *a = p;
+    char buf[256];
+    uint64_t rng = a->seed;
+    for (int i = 0; i < 500; i++) {
+        size_t n = random_text(&rng, buf, sizeof buf);
+        a->counts[i] = eng__bpe_encode(a->b, buf, n, a->out + 256 * i, 256);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/gguf/vocab/vocab-gpt2.gpt-4o.gguf", shared);
+    vocab_t v = vocab_open(path);
+    eng_bpe_t *b = bpe_of(&v, path);
+    int *counts = calloc(3 * 500, sizeof *counts);
+    int32_t *out = calloc(3 * 500 * 256, sizeof *out);
+    ASSERT(counts && out);
+    thread_arg_t a[3];
+    for (int t = 0; t < 3; t++) a[t] = (thread_arg_t){b, 99, counts + 500 * t, out + 500 * 256 * t};
+    encode_many(&a[0]);   /* alone first: the reference */
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) ASSERT_EQ(pthread_create(&th[t], NULL, encode_many, &a[t + 1]), 0);
+    for (int t = 0; t < 2; t++) ASSERT_EQ(pthread_join(th[t], NULL), 0);
+    for (int t = 1; t < 3; t++) {
+        ASSERT(memcmp(counts, counts + 500 * t, 500 * sizeof *counts) == 0);
+        ASSERT(memcmp(out, out + 500 * 256 * t, 500 * 256 * sizeof *out) == 0);
+    }
+    free(counts);
+    free(out);
+    eng__bpe_destroy(b);
+    vocab_close(&v);
+    printf("threads: two threads on one tokenizer give the ids of one alone\n");
+}
+
 /* ---- long words: the merge loop and the regexes stay O(n log n) ----------------------------- */
 
 /* The best of five encodes of a word of n bytes made of one repeated pattern. */
@@ -424,7 +470,7 @@ static void test_long_words(void) {
     /* Letters, digits, punctuation, spaces, invalid bytes, CJK: one word or one run each. */
     static const char *const units[] = {"abcdefghij", "a", "ABCdef", "1234567890", "!?", "  ",
                                         "\xe4\xb8\xad", "\xff", "\xcc\x81"};
-    enum { BIG = 64 * 1024, SMALL = 8 * 1024 };
+    enum { BIG = 64 * 1024, SMALL = 4 * 1024 };
     char *buf = malloc(BIG), path[4096];
     ASSERT(buf != NULL);
     double worst = 0;
@@ -435,10 +481,11 @@ static void test_long_words(void) {
         for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
             double small = encode_time(b, units[u], SMALL, buf);
             double big = encode_time(b, units[u], BIG, buf);
-            /* 8x the bytes: n log n gives about 9x the time, n^2 64x; 32 leaves room for noise. */
+            /* 16x the bytes: n log n gives about 20x the time (a little more once the 64 KiB
+             * word's merge state leaves the cache), n^2 256x. */
             double ratio = big / (small > 2e-5 ? small : 2e-5);
             if (ratio > worst) worst = ratio;
-            if (ratio > 32 || big > 5.0) {
+            if (ratio > 96 || big > 5.0) {
                 fprintf(stderr, "%s: a %d-byte run of \"%s\" takes %.4f s, %.1fx the %d-byte one\n",
                         PRES[p], BIG, units[u], big, ratio, SMALL);
                 exit(1);
@@ -447,7 +494,7 @@ static void test_long_words(void) {
         eng__bpe_destroy(b);
         vocab_close(&v);
     }
-    printf("long words: 64 KiB runs at most %.1fx the time of 8 KiB ones\n", worst);
+    printf("long words: 64 KiB runs at most %.1fx the time of 4 KiB ones\n", worst);
     free(buf);
 }
 
@@ -509,6 +556,7 @@ int main(void) {
     test_rules();
     test_ignore_merges();
     test_random_bytes();
+    test_threads();
     test_long_words();
     return 0;
 }
