@@ -10,7 +10,7 @@
 #   scripts/deps.sh --perf   also perf and python3 for scripts/perf-latency.sh
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev libopenblas-dev libcjson-dev liburcu-dev
-      systemtap-sdt-dev gnuplot-nox)
+      libpcre2-dev systemtap-sdt-dev gnuplot-nox)
 for arg in "$@"; do
   case $arg in
     --test) pkgs+=(clang libclang-rt-14-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;

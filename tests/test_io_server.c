@@ -832,7 +832,7 @@ static int t_config(void) {
     int host = 0, model = 0;
     while (fgets(line, sizeof line, f)) {
         host |= strstr(line, "listening on 0.0.0.0:") != NULL;
-        model |= strstr(line, "model 15m:") != NULL && strstr(line, "3 lanes, queue 5") != NULL;
+        model |= strstr(line, "from 15m)") != NULL && strstr(line, "3 lanes, queue 5") != NULL;
     }
     fclose(f);
     ASSERT(host);
