@@ -13,6 +13,16 @@ builtin=$("$bin/lanes-run" --preset tiny -p "hello world" -n 20 --json)
 [ "$from_files" = "$builtin" ] || fail "saved model differs from the built-in one"
 echo "$builtin" | grep -q '"reason":"length"' || fail "no reason in $builtin"
 
+# The same preset as one GGUF file (tokenizer inside) runs the same; -z beside it is refused.
+"$bin/lanes-mkmodel" --preset tiny --seed 1 --format gguf -o "$tmp/m.gguf"
+from_gguf=$("$bin/lanes-run" -m "$tmp/m.gguf" -p "hello world" -n 20 --json)
+[ "$from_gguf" = "$builtin" ] || fail "GGUF model differs from the built-in one: $from_gguf"
+if "$bin/lanes-run" -m "$tmp/m.gguf" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "-z with GGUF accepted"; fi
+grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat "$tmp/err")"
+if "$bin/lanes-mkmodel" --preset tiny --type f16 -o "$tmp/x.bin" -t "$tmp/x.tok" 2> "$tmp/err"; then
+  fail "F16 llama2.c checkpoint accepted"
+fi
+
 # Several prompts run as lanes of the same steps give what each gives alone.
 printf 'Once upon a time\nThe little dog\n\nOne day\n' > "$tmp/prompts"
 batched=$("$bin/lanes-run" --preset tiny --prompts "$tmp/prompts" -n 30 --json)
