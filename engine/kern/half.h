@@ -30,4 +30,35 @@ static inline float eng_f16_to_f32(uint16_t h) {
 
 static inline float eng_bf16_to_f32(uint16_t h) { return eng_f32_from_bits((uint32_t)h << 16); }
 
+/* f32 -> 16-bit rounding (fwd) */
+/* fp32 to the nearest F16 / BF16, ties to even, as F16C's vcvtps2ph (rounding mode 0) and
+ * gguf-py's numpy conversions do: overflow goes to inf, F16 underflow to subnormals or zero, NaN
+ * stays NaN (made quiet, the payload's top bits kept). */
+static inline uint16_t eng_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);   /* >= 65520: past the last tie */
+    if (a < 0x38800000u) { /* below 2^-14: a multiple of 2^-24 (a subnormal F16) or zero */
+        int shift = 126 - (int)(a >> 23);
+        if (shift > 24) return (uint16_t)sign;
+        uint32_t mant = (a & 0x7fffffu) | 0x800000u, q = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1u))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t r = a - 0x38000000u; /* exponent bias 127 -> 15 */
+    r += 0xfffu + ((r >> 13) & 1u);
+    return (uint16_t)(sign | (r >> 13));
+}
+
+static inline uint16_t eng_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
 #endif

@@ -17,6 +17,9 @@ enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean remov
 enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);
                                                          * NEOX: (i, i + rope_dim / 2) */
 enum { ENG_FFN_SWIGLU, ENG_FFN_GELU };                  /* down(silu(gate x) * up x); down(gelu(up x)) */
+/* Whose rounding the norms and the RoPE angles follow (engine/nn.h): ggml's (GGUF models, the
+ * default), or llama2.c's run.c, which its checkpoints' references were made with. */
+enum { ENG_NUMERICS_GGML, ENG_NUMERICS_RUNC };
 
 /* What distinguishes one architecture's forward pass from another's. Which biases a layer has is
  * in its weights (NULL: none). */
@@ -39,6 +42,7 @@ typedef struct {
     int rope_dim;       /* leading channels of each head that RoPE rotates (even, <= head_dim) */
     float rope_base;    /* theta_i = pos * rope_base^(-2i / rope_dim) */
     float norm_eps;
+    int numerics;       /* ENG_NUMERICS_* */
     eng_arch_t arch;
 } eng_model_cfg_t;
 
