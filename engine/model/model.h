@@ -87,11 +87,17 @@ typedef struct eng_model eng_model_t;
 int eng_model_load(const char *path, eng_model_t **out);
 
 /* Shape presets for synthetic models: "tiny" (tests), "15m" (stories15M), "110m" (stories110M),
- * all of the llama2.c architecture. */
+ * of the llama2.c architecture (run.c numerics); "SHAPE-ARCH" gives that shape another family's
+ * architecture, with ggml numerics: "-llama" (Llama 3: untied classifier, base 5e5, rope_freqs),
+ * "-qwen2" (q/k/v biases, NEOX), "-qwen3" (QK norm, NEOX, head_dim twice dim / n_heads, so q is
+ * wider than dim), "-gpt2" (LayerNorm with biases, learned positions, GELU, biases on every
+ * projection, no RoPE, untied). */
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
-/* Builds a deterministic random-weight model in memory (same seed, same bits on any machine), its
- * matrices in weight type wtype (ENG_WT_*). */
+/* Builds a deterministic random-weight model in memory (same seed, same bits on any machine) with
+ * every tensor cfg's architecture has (norm weights near 1, random biases), its matrices in weight
+ * type wtype (ENG_WT_*): the fp32 draws rounded to nearest even, so a 16-bit model is its F32
+ * twin rounded. */
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out);
 
 /* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */
