@@ -651,10 +651,54 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
     return LANES_OK;
 }
 
+/* 1 when m is a matrix of type F32/F16/BF16 and shape (rows, cols). */
+static int mat_ok(const eng_mat_t *m, int rows, int cols) {
+    return m->data != NULL && eng_wtype_size(m->type) != 0 && m->rows == rows && m->cols == cols;
+}
+
+/* Every tensor the architecture reads is there in the shape the config gives, so a loader's
+ * slip is an error here, not a wild read in a step. Returns a description of the first problem
+ * (*layer: its layer, or -1), or NULL. */
+static const char *check_weights(const eng_model_cfg_t *c, const eng_weights_t *w, int ctx_len,
+                                 int *layer) {
+    *layer = -1;
+    int d = c->dim, h = c->hidden_dim, qd = c->n_heads * c->head_dim;
+    int kvd = c->n_kv_heads * c->head_dim, v = c->vocab_size;
+    if (!mat_ok(&w->tok_emb, v, d) || !mat_ok(&w->cls, v, d) || w->out_norm == NULL)
+        return "token embedding, classifier or output norm missing or misshapen";
+    if (c->arch.pos_embd && (!mat_ok(&w->pos_emb, w->pos_emb.rows, d) || w->pos_emb.rows < ctx_len))
+        return "position embeddings missing or shorter than the context";
+    if (c->arch.rope != ENG_ROPE_NONE && (c->rope_dim <= 0 || c->rope_dim % 2 != 0 ||
+                                          c->rope_dim > c->head_dim))
+        return "rope dimension is not an even count of at most head_dim";
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_t *lw = &w->layers[l];
+        if (lw->attn_norm == NULL || lw->ffn_norm == NULL || !mat_ok(&lw->wq, qd, d) ||
+            !mat_ok(&lw->wk, kvd, d) || !mat_ok(&lw->wv, kvd, d) || !mat_ok(&lw->wo, d, qd) ||
+            !mat_ok(&lw->w_up, h, d) || !mat_ok(&lw->w_down, d, h) ||
+            (c->arch.ffn == ENG_FFN_SWIGLU && !mat_ok(&lw->w_gate, h, d)) ||
+            (c->arch.qk_norm && (lw->q_norm == NULL || lw->k_norm == NULL))) {
+            *layer = l;
+            return "a tensor of this layer is missing or misshapen";
+        }
+    }
+    return NULL;
+}
+
 int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **out) {
     eng_ctx_plan_t plan;
     int rc = eng_ctx_plan(eng_model_cfg(m), cfg, lanes_sys_mem_avail(), &plan);
     if (rc < 0) return rc;
+    int layer;
+    const char *why = check_weights(eng_model_cfg(m), eng_model_weights(m), plan.ctx, &layer);
+    if (why) {
+        if (layer >= 0)
+            LANES_LOG(LANES_LOG_ERROR, "engine: model %s, layer %d: %s", eng_model_name(m), layer,
+                      why);
+        else
+            LANES_LOG(LANES_LOG_ERROR, "engine: model %s: %s", eng_model_name(m), why);
+        return LANES_EINVAL;
+    }
     eng_ctx_t *c = calloc(1, sizeof *c);
     if (c == NULL) return LANES_ENOMEM;
     set_shape(c, eng_model_cfg(m), cfg, plan.ctx);

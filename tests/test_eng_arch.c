@@ -283,7 +283,30 @@ static void check_forward(const char *preset, int wtype) {
     free(want);
 }
 
+/* A model missing a tensor its architecture reads is refused when a context is made. The test
+ * breaks a synthetic model's own (heap) layer table through a cast, as a loader slip would. */
+static void check_missing(void) {
+    eng_model_cfg_t cfg;
+    eng_model_t *m;
+    eng_ctx_t *ctx;
+    ASSERT_EQ(eng_model_preset("tiny-qwen3", &cfg), LANES_OK);
+    ASSERT_EQ(eng_model_synth(&cfg, 1, ENG_WT_F32, &m), LANES_OK);
+    eng_layer_t *lw = (eng_layer_t *)&eng_model_weights(m)->layers[1];
+    const float *k_norm = lw->k_norm;
+    lw->k_norm = NULL;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 4, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_EINVAL);
+    lw->k_norm = k_norm;
+    lw->wo.cols--;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 4, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_EINVAL);
+    lw->wo.cols++;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 4, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
+    eng_ctx_destroy(ctx);
+    eng_model_destroy(m);
+    printf("missing or misshapen tensors: refused at context creation\n");
+}
+
 int main(void) {
+    check_missing();
     check_rope();
     check_rope_angles();
     check_norms();
