@@ -42,11 +42,13 @@ size_t eng_wtype_size(int type) {
 static const struct {
     const char *suffix;
     eng_arch_t arch;
+    int untied, mha, wide_heads;    /* own classifier; kv heads = heads; head_dim 2 dim / heads */
+    float rope_base, norm_eps;
 } synth_archs[] = {
-    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0}},
-    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0}},
-    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1}},
-    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0}},
+    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0}, 1, 0, 0, 5e5f, 1e-5f},
+    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0}, 0, 0, 0, 1e6f, 1e-6f},
+    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1}, 0, 0, 1, 1e6f, 1e-6f},
+    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0}, 1, 1, 0, 1e4f, 1e-5f},
 };
 
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
@@ -71,21 +73,12 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
             if (strcmp(dash + 1, synth_archs[a].suffix) != 0) continue;
             cfg->arch = synth_archs[a].arch;
             cfg->numerics = ENG_NUMERICS_GGML;
-            if (a == 0) { /* Llama 3: untied, rope_freqs, base 5e5 */
-                cfg->shared_cls = 0;
-                cfg->rope_base = 500000.0f;
-            } else if (a == 1) {
-                cfg->rope_base = 1000000.0f;
-                cfg->norm_eps = 1e-6f;
-            } else if (a == 2) { /* q wider than dim, as Qwen3's */
-                cfg->head_dim = cfg->rope_dim = 2 * hd;
-                cfg->rope_base = 1000000.0f;
-                cfg->norm_eps = 1e-6f;
-            } else {
-                cfg->shared_cls = 0;
-                cfg->n_kv_heads = cfg->n_heads;
-                cfg->rope_dim = 0;
-            }
+            cfg->shared_cls = !synth_archs[a].untied;
+            if (synth_archs[a].mha) cfg->n_kv_heads = cfg->n_heads;
+            if (synth_archs[a].wide_heads) cfg->head_dim = cfg->rope_dim = 2 * hd;
+            if (cfg->arch.rope == ENG_ROPE_NONE) cfg->rope_dim = 0;
+            cfg->rope_base = synth_archs[a].rope_base;
+            cfg->norm_eps = synth_archs[a].norm_eps;
             return LANES_OK;
         }
     }
