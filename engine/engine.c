@@ -10,6 +10,7 @@
 #include "base/lanes_rand.h"
 #include "base/lanes_sys.h"
 #include "kern/kern.h"
+#include "nn.h"
 #include "pool.h"
 #include "sample.h"
 #include "kern/vexp.h"
@@ -32,9 +33,12 @@ struct eng_ctx {
     int max_lanes, max_cols;
     int ctx_len;        /* context per lane: positions 0..ctx_len - 1 */
     int q_dim, kv_dim, head_size;   /* q is n_heads heads wide, k and v n_kv_heads */
+    int rope_pairs;     /* rope_dim / 2: the angles per position */
 
     float *x;           /* (col, dim) residual stream */
     float *xb;          /* (col, max(dim, q_dim)) normed input / attention output */
+    float *xo;          /* (col, dim) a projection whose bias joins before the residual add; the
+                         * position embedding row */
     float *q;           /* (col, q_dim) */
     float *k;           /* (col, kv_dim) this step's keys, before they go to the cache */
     float *v;           /* (col, kv_dim) */
@@ -42,7 +46,7 @@ struct eng_ctx {
     float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
     float *key_cache;   /* (layer, lane, ctx_len, kv_dim) */
     float *value_cache; /* (layer, lane, ctx_len, kv_dim) */
-    float *rope_cos, *rope_sin;     /* (ctx_len, head_size / 2) */
+    float *rope_cos, *rope_sin;     /* (ctx_len, rope_pairs) */
     float *att;         /* (thread, ctx_len) attention scores */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
@@ -63,14 +67,30 @@ struct eng_ctx {
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-/* As run.c: o = w * (x / sqrt(mean(x^2) + eps)). */
-static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
-    float ss = 0.0f;
-    for (int j = 0; j < n; j++) ss += x[j] * x[j];
-    ss /= (float)n;
-    ss += eps;
-    ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+/* The architecture's norm of one dim-wide row: o = norm(x) * w (+ b where b is not NULL). */
+static void norm_row(const eng_ctx_t *c, float *o, const float *x, const float *w,
+                     const float *b) {
+    int d = c->cfg.dim;
+    if (c->cfg.arch.norm == ENG_NORM_LAYER) {
+        eng__layernorm(o, x, w, b, d, c->cfg.norm_eps);
+        return;
+    }
+    eng__rmsnorm(o, x, w, d, c->cfg.norm_eps, c->cfg.numerics);
+    if (b)
+        for (int j = 0; j < d; j++) o[j] += b[j];
+}
+
+/* xb = norm(x) of every column. */
+static void norm_cols(eng_ctx_t *c, const float *w, const float *b) {
+    for (int col = 0; col < c->ncols; col++)
+        norm_row(c, c->xb + (size_t)col * c->cfg.dim, c->x + (size_t)col * c->cfg.dim, w, b);
+}
+
+/* y[col * ld + i] += b[i] for i < n of every column; b NULL: nothing. */
+static void add_bias(const eng_ctx_t *c, float *y, size_t ld, const float *b, int n) {
+    if (b == NULL) return;
+    for (int col = 0; col < c->ncols; col++)
+        for (int i = 0; i < n; i++) y[(size_t)col * ld + i] += b[i];
 }
 
 static void softmax(float *x, int n) {
@@ -137,6 +157,16 @@ static gemm_job_t mat_job(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const eng_mat_
     return (gemm_job_t){y, yrs, ycs, m->data, m->type, x, m->rows, m->cols, accumulate};
 }
 
+/* y = row r of m as fp32: an embedding row in any weight type. */
+static void mat_row_f32(const eng_ctx_t *c, float *y, const eng_mat_t *m, int r) {
+    const void *row = weight_row(m->data, m->type, m->cols, r);
+    switch (m->type) {
+    case ENG_WT_F16: c->kern->f16_to_f32(y, row, m->cols); break;
+    case ENG_WT_BF16: c->kern->bf16_to_f32(y, row, m->cols); break;
+    default: memcpy(y, row, (size_t)m->cols * sizeof *y); break;
+    }
+}
+
 /* The OpenBLAS backend, for comparison: F32 weights only, so 16-bit ones take the lane kernel on
  * the calling thread (OpenBLAS has no such GEMM). */
 static void blas_job(const eng_ctx_t *c, const gemm_job_t *j, int ncols) {
@@ -200,27 +230,62 @@ void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int ro
 
 /* ---- phases ----------------------------------------------------------------------------- */
 
-static void silu_mul_rows(eng_ctx_t *c, int r0, int r1) {
+/* The FFN's up projections: SwiGLU's gate into hb and up into hb2, GELU's up into hb. */
+static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
+    const eng_layer_t *lw = &c->w->layers[c->layer];
     int h = c->cfg.hidden_dim;
+    if (c->cfg.arch.ffn == ENG_FFN_GELU) {
+        jobs[0] = mat_job(c->hb, 1, h, &lw->w_up, c->xb, 0);
+        return 1;
+    }
+    jobs[0] = mat_job(c->hb, 1, h, &lw->w_gate, c->xb, 0);
+    jobs[1] = mat_job(c->hb2, 1, h, &lw->w_up, c->xb, 0);
+    return 2;
+}
+
+/* Hidden rows [r0, r1) of every column after the up projections: the up bias, then hb =
+ * silu(hb) * hb2 or gelu(hb). */
+static void ffn_act_rows(eng_ctx_t *c, int r0, int r1) {
+    const float *b_up = c->w->layers[c->layer].b_up;
+    int h = c->cfg.hidden_dim, gelu = c->cfg.arch.ffn == ENG_FFN_GELU;
     for (int col = 0; col < c->ncols; col++) {
         float *a = c->hb + (size_t)col * h, *b = c->hb2 + (size_t)col * h;
-        c->kern->swiglu(a + r0, b + r0, r1 - r0);
+        float *up = gelu ? a : b;
+        if (b_up)
+            for (int r = r0; r < r1; r++) up[r] += b_up[r];
+        if (gelu) eng__gelu(a + r0, r1 - r0);
+        else c->kern->swiglu(a + r0, b + r0, r1 - r0);
     }
 }
 
-/* hb = silu(W1 xb) * (W3 xb): a task does both products for its hidden rows, then their SwiGLU,
- * so no barrier sits between. */
+/* A task does the up products of its hidden rows, then their activation, so no barrier sits
+ * between. */
 static void ffn_up_task(void *opaque, int task, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
-    const eng_layer_t *lw = &c->w->layers[c->layer];
     int h = c->cfg.hidden_dim;
     int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK < h ? r0 + ROW_TASK : h;
-    gemm_job_t j1 = mat_job(c->hb, 1, h, &lw->w_gate, c->xb, 0);
-    gemm_job_t j3 = mat_job(c->hb2, 1, h, &lw->w_up, c->xb, 0);
-    run_job_rows(c, &j1, c->ncols, r0, r1);
-    run_job_rows(c, &j3, c->ncols, r0, r1);
-    silu_mul_rows(c, r0, r1);
+    gemm_job_t jobs[2];
+    int n = ffn_up_jobs(c, jobs);
+    for (int i = 0; i < n; i++) run_job_rows(c, &jobs[i], c->ncols, r0, r1);
+    ffn_act_rows(c, r0, r1);
+}
+
+/* x += W in + b: with a bias the product is formed apart and the bias added to it before it joins
+ * the residual stream, as llama.cpp adds them; without, it accumulates into x directly. */
+static void residual_proj(eng_ctx_t *c, const eng_mat_t *w, const float *in, const float *b) {
+    int d = c->cfg.dim;
+    if (b == NULL) {
+        gemm_job_t j = mat_job(c->x, 1, d, w, in, 1);
+        run_jobs(c, &j, 1);
+        return;
+    }
+    gemm_job_t j = mat_job(c->xo, 1, d, w, in, 0);
+    run_jobs(c, &j, 1);
+    for (int col = 0; col < c->ncols; col++) {
+        float *x = c->x + (size_t)col * d, *o = c->xo + (size_t)col * d;
+        for (int i = 0; i < d; i++) x[i] += o[i] + b[i];
+    }
 }
 
 static void attention_column(eng_ctx_t *c, int col, float *att) {
@@ -248,26 +313,28 @@ static void attention_task(void *opaque, int col, int tid) {
     attention_column(c, col, c->att + (size_t)tid * c->ctx_len);
 }
 
-/* Rotates pairs of q and k by position (run.c's RoPE), then files k and v in the lane's cache. */
-static void rope_and_cache(eng_ctx_t *c) {
+/* q, k and v of every column after their products: the biases, the per-head QK norm, RoPE by
+ * position; then k and v are filed in the lane's cache. */
+static void qkv_finish(eng_ctx_t *c) {
+    const eng_layer_t *lw = &c->w->layers[c->layer];
+    const eng_model_cfg_t *mc = &c->cfg;
     int qd = c->q_dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->ctx_len;
+    add_bias(c, c->q, (size_t)qd, lw->bq, qd);
+    add_bias(c, c->k, (size_t)kv_dim, lw->bk, kv_dim);
+    add_bias(c, c->v, (size_t)kv_dim, lw->bv, kv_dim);
     for (int col = 0; col < c->ncols; col++) {
         const eng_col_t *cl = &c->cols[col];
-        const float *cs = c->rope_cos + (size_t)cl->pos * (hs / 2);
-        const float *sn = c->rope_sin + (size_t)cl->pos * (hs / 2);
         float *q = c->q + (size_t)col * qd, *k = c->k + (size_t)col * kv_dim;
-        for (int i = 0; i < qd; i += 2) {
-            int f = (i % hs) / 2;
-            float fcr = cs[f], fci = sn[f];
-            float v0 = q[i], v1 = q[i + 1];
-            q[i] = v0 * fcr - v1 * fci;
-            q[i + 1] = v0 * fci + v1 * fcr;
-            if (i < kv_dim) {
-                v0 = k[i], v1 = k[i + 1];
-                k[i] = v0 * fcr - v1 * fci;
-                k[i + 1] = v0 * fci + v1 * fcr;
-            }
+        if (mc->arch.qk_norm) {
+            for (int h = 0; h < mc->n_heads; h++)
+                eng__rmsnorm(q + h * hs, q + h * hs, lw->q_norm, hs, mc->norm_eps, mc->numerics);
+            for (int h = 0; h < mc->n_kv_heads; h++)
+                eng__rmsnorm(k + h * hs, k + h * hs, lw->k_norm, hs, mc->norm_eps, mc->numerics);
         }
+        const float *cs = c->rope_cos + (size_t)cl->pos * c->rope_pairs;
+        const float *sn = c->rope_sin + (size_t)cl->pos * c->rope_pairs;
+        eng__rope(q, mc->n_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
+        eng__rope(k, mc->n_kv_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
         size_t off = (((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq + cl->pos) * kv_dim;
         memcpy(c->key_cache + off, k, (size_t)kv_dim * sizeof *k);
         memcpy(c->value_cache + off, c->v + (size_t)col * kv_dim, (size_t)kv_dim * sizeof *k);
@@ -375,48 +442,41 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     if (ncols == 0) return LANES_OK;
     const eng_weights_t *w = c->w;
     int d = c->cfg.dim, kv = c->kv_dim, h = c->cfg.hidden_dim;
-    float eps = c->cfg.norm_eps;
     c->cols = cols;
     c->ncols = ncols;
 
-    const eng_mat_t *emb = &w->tok_emb;
     for (int col = 0; col < ncols; col++) {
-        const void *row = weight_row(emb->data, emb->type, d, cols[col].token);
         float *x = c->x + (size_t)col * d;
-        switch (emb->type) {
-        case ENG_WT_F16: c->kern->f16_to_f32(x, row, d); break;
-        case ENG_WT_BF16: c->kern->bf16_to_f32(x, row, d); break;
-        default: memcpy(x, row, (size_t)d * sizeof *x); break;
+        mat_row_f32(c, x, &w->tok_emb, cols[col].token);
+        if (c->cfg.arch.pos_embd) {
+            float *p = c->xo + (size_t)col * d;
+            mat_row_f32(c, p, &w->pos_emb, cols[col].pos);
+            for (int i = 0; i < d; i++) x[i] += p[i];
         }
     }
 
     for (int l = 0; l < c->cfg.n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
         c->layer = l;
-        for (int col = 0; col < ncols; col++)
-            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, lw->attn_norm, d, eps);
+        norm_cols(c, lw->attn_norm, lw->attn_norm_b);
         gemm_job_t qkv[3] = {
             mat_job(c->q, 1, c->q_dim, &lw->wq, c->xb, 0),
             mat_job(c->k, 1, kv, &lw->wk, c->xb, 0),
             mat_job(c->v, 1, kv, &lw->wv, c->xb, 0),
         };
         run_jobs(c, qkv, 3);
-        rope_and_cache(c);
+        qkv_finish(c);
         eng_pool_run(c->pool, ncols, attention_task, c);
-        gemm_job_t wo = mat_job(c->x, 1, d, &lw->wo, c->xb, 1);
-        run_jobs(c, &wo, 1);
-        for (int col = 0; col < ncols; col++)
-            rmsnorm(c->xb + (size_t)col * d, c->x + (size_t)col * d, lw->ffn_norm, d, eps);
+        residual_proj(c, &lw->wo, c->xb, lw->bo);
+        norm_cols(c, lw->ffn_norm, lw->ffn_norm_b);
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
-            gemm_job_t up[2] = {mat_job(c->hb, 1, h, &lw->w_gate, c->xb, 0),
-                                mat_job(c->hb2, 1, h, &lw->w_up, c->xb, 0)};
-            run_jobs(c, up, 2);
-            silu_mul_rows(c, 0, h);
+            gemm_job_t up[2];
+            run_jobs(c, up, ffn_up_jobs(c, up));
+            ffn_act_rows(c, 0, h);
         } else {
             eng_pool_run(c->pool, ceil_div(h, ROW_TASK), ffn_up_task, c);
         }
-        gemm_job_t down = mat_job(c->x, 1, d, &lw->w_down, c->hb, 1);
-        run_jobs(c, &down, 1);
+        residual_proj(c, &lw->w_down, c->hb, lw->b_down);
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
@@ -426,7 +486,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         if (!cols[col].sample) continue;
         const eng_sampler_t *s = &c->samplers[cols[col].lane];
         int full_row = wants_full_row(s);
-        rmsnorm(c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->out_norm, d, eps);
+        norm_row(c, c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->out_norm, w->out_norm_b);
         c->samp_col[ns] = col;
         c->samp_full[ns] = full_row || cols[col].logits != NULL;
         c->samp_invt[ns] = !samples_greedily(s) && !full_row ? 1.0f / s->temperature : 0.0f;
@@ -490,7 +550,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
     size_t cache = (size_t)c->cfg.n_layers * lanes * seq * kv;
-    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK, rope = seq * (size_t)(c->head_size / 2);
+    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK, rope = seq * (size_t)c->rope_pairs;
     uint64_t total = 0;
     int ok = 1;
 #define BUF(field, count)                                                                         \
@@ -503,6 +563,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     } while (0)
     BUF(x, mc * d);
     BUF(xb, mc * xbd);
+    BUF(xo, mc * d);
     BUF(q, mc * qd);
     BUF(k, mc * kv);
     BUF(v, mc * kv);
@@ -544,6 +605,7 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->head_size = mc->head_dim;
     c->q_dim = mc->n_heads * mc->head_dim;
     c->kv_dim = mc->n_kv_heads * mc->head_dim;
+    c->rope_pairs = mc->rope_dim / 2;
 }
 
 /* "9.0 GiB": bytes for a log line. */
@@ -589,10 +651,54 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
     return LANES_OK;
 }
 
+/* 1 when m is a matrix of type F32/F16/BF16 and shape (rows, cols). */
+static int mat_ok(const eng_mat_t *m, int rows, int cols) {
+    return m->data != NULL && eng_wtype_size(m->type) != 0 && m->rows == rows && m->cols == cols;
+}
+
+/* Every tensor the architecture reads is there in the shape the config gives, so a loader's
+ * slip is an error here, not a wild read in a step. Returns a description of the first problem
+ * (*layer: its layer, or -1), or NULL. */
+static const char *check_weights(const eng_model_cfg_t *c, const eng_weights_t *w, int ctx_len,
+                                 int *layer) {
+    *layer = -1;
+    int d = c->dim, h = c->hidden_dim, qd = c->n_heads * c->head_dim;
+    int kvd = c->n_kv_heads * c->head_dim, v = c->vocab_size;
+    if (!mat_ok(&w->tok_emb, v, d) || !mat_ok(&w->cls, v, d) || w->out_norm == NULL)
+        return "token embedding, classifier or output norm missing or misshapen";
+    if (c->arch.pos_embd && (!mat_ok(&w->pos_emb, w->pos_emb.rows, d) || w->pos_emb.rows < ctx_len))
+        return "position embeddings missing or shorter than the context";
+    if (c->arch.rope != ENG_ROPE_NONE && (c->rope_dim <= 0 || c->rope_dim % 2 != 0 ||
+                                          c->rope_dim > c->head_dim))
+        return "rope dimension is not an even count of at most head_dim";
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_t *lw = &w->layers[l];
+        if (lw->attn_norm == NULL || lw->ffn_norm == NULL || !mat_ok(&lw->wq, qd, d) ||
+            !mat_ok(&lw->wk, kvd, d) || !mat_ok(&lw->wv, kvd, d) || !mat_ok(&lw->wo, d, qd) ||
+            !mat_ok(&lw->w_up, h, d) || !mat_ok(&lw->w_down, d, h) ||
+            (c->arch.ffn == ENG_FFN_SWIGLU && !mat_ok(&lw->w_gate, h, d)) ||
+            (c->arch.qk_norm && (lw->q_norm == NULL || lw->k_norm == NULL))) {
+            *layer = l;
+            return "a tensor of this layer is missing or misshapen";
+        }
+    }
+    return NULL;
+}
+
 int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **out) {
     eng_ctx_plan_t plan;
     int rc = eng_ctx_plan(eng_model_cfg(m), cfg, lanes_sys_mem_avail(), &plan);
     if (rc < 0) return rc;
+    int layer;
+    const char *why = check_weights(eng_model_cfg(m), eng_model_weights(m), plan.ctx, &layer);
+    if (why) {
+        if (layer >= 0)
+            LANES_LOG(LANES_LOG_ERROR, "engine: model %s, layer %d: %s", eng_model_name(m), layer,
+                      why);
+        else
+            LANES_LOG(LANES_LOG_ERROR, "engine: model %s: %s", eng_model_name(m), why);
+        return LANES_EINVAL;
+    }
     eng_ctx_t *c = calloc(1, sizeof *c);
     if (c == NULL) return LANES_ENOMEM;
     set_shape(c, eng_model_cfg(m), cfg, plan.ctx);
@@ -608,15 +714,10 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
                   c->max_lanes, c->max_cols);
         goto fail;
     }
-    size_t seq = (size_t)c->ctx_len;
-    /* The same table run.c computes inline: freq = base^(-i / head_size) for even i. */
-    for (size_t p = 0; p < seq; p++)
-        for (int i = 0; i < c->head_size; i += 2) {
-            float freq = 1.0f / powf(c->cfg.rope_base, (float)i / (float)c->head_size);
-            float val = (float)p * freq;
-            c->rope_cos[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = cosf(val);
-            c->rope_sin[p * (size_t)(c->head_size / 2) + (size_t)i / 2] = sinf(val);
-        }
+    for (int p = 0; p < c->ctx_len; p++)
+        eng__rope_angles(c->rope_cos + (size_t)p * c->rope_pairs,
+                         c->rope_sin + (size_t)p * c->rope_pairs, p, c->cfg.rope_dim,
+                         c->cfg.rope_base, c->w->rope_freqs, c->cfg.numerics);
     eng__gumbel_bounds(c->gumbel_ub);
     if ((rc = eng_pool_create(threads, &c->pool)) < 0) goto fail;
     char kv_lane[32], kv[32], total[32];

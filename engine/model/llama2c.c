@@ -94,6 +94,7 @@ int eng__model_load_llama2c(const char *path, eng_model_t **out) {
     cfg.head_dim = cfg.rope_dim = cfg.dim / cfg.n_heads;
     cfg.rope_base = 10000.0f;
     cfg.norm_eps = 1e-5f;
+    cfg.numerics = ENG_NUMERICS_RUNC;
     cfg.arch = eng_arch_llama;
     size_t want = HEADER_BYTES + eng__llama2c_floats(&cfg) * sizeof(float);
     if (len != want) {
@@ -132,8 +133,8 @@ fail:
 /* Only a model bound by eng__model_bind_llama2c() has the checkpoint's contiguous body. */
 int eng_model_save(const eng_model_t *m, const char *path) {
     const eng_model_cfg_t *c = &m->cfg;
-    if (m->gguf != NULL || m->wtype != ENG_WT_F32 || strcmp(c->arch.name, "llama") != 0 ||
-        c->head_dim * c->n_heads != c->dim) {
+    if (m->gguf != NULL || m->wtype != ENG_WT_F32 || c->numerics != ENG_NUMERICS_RUNC ||
+        strcmp(c->arch.name, "llama") != 0 || c->head_dim * c->n_heads != c->dim) {
         LANES_LOG(LANES_LOG_ERROR, "model %s: only an F32 llama model of llama2.c's shape can be "
                   "saved as a llama2.c checkpoint", path);
         return LANES_EINVAL;

@@ -11,6 +11,7 @@
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
+#include "kern/half.h"
 #include "model/gguf.h"
 #include "model_int.h"
 
@@ -29,6 +30,20 @@ size_t eng_wtype_size(int type) {
     return type == ENG_WT_F32 ? 4 : type == ENG_WT_F16 || type == ENG_WT_BF16 ? 2 : 0;
 }
 
+/* The architectures a synthetic preset can take: each like the real family in what its forward
+ * pass does (biases, RoPE mode, QK norm, norms, activation, positions, classifier). */
+static const struct {
+    const char *suffix;
+    eng_arch_t arch;
+    int untied, mha, wide_heads;    /* own classifier; kv heads = heads; head_dim 2 dim / heads */
+    float rope_base, norm_eps;
+} synth_archs[] = {
+    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0}, 1, 0, 0, 5e5f, 1e-5f},
+    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0}, 0, 0, 0, 1e6f, 1e-6f},
+    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1}, 0, 0, 1, 1e6f, 1e-6f},
+    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0}, 1, 1, 0, 1e4f, 1e-5f},
+};
+
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
     static const struct { const char *name; int dim, hidden, layers, heads, kv_heads, vocab, seq; }
         presets[] = {
@@ -36,14 +51,30 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
             {"15m", 288, 768, 6, 6, 6, 32000, 256},
             {"110m", 768, 2048, 12, 12, 12, 32000, 1024},
         };
-    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++)
-        if (strcmp(name, presets[i].name) == 0) {
-            int hd = presets[i].dim / presets[i].heads;
-            *cfg = (eng_model_cfg_t){presets[i].dim, presets[i].hidden, presets[i].layers,
-                                     presets[i].heads, presets[i].kv_heads, presets[i].vocab,
-                                     presets[i].seq, 1, hd, hd, 10000.0f, 1e-5f, eng_arch_llama};
+    const char *dash = strchr(name, '-');
+    size_t shape_len = dash ? (size_t)(dash - name) : strlen(name);
+    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++) {
+        if (strlen(presets[i].name) != shape_len || strncmp(name, presets[i].name, shape_len) != 0)
+            continue;
+        int hd = presets[i].dim / presets[i].heads;
+        *cfg = (eng_model_cfg_t){presets[i].dim, presets[i].hidden, presets[i].layers,
+                                 presets[i].heads, presets[i].kv_heads, presets[i].vocab,
+                                 presets[i].seq, 1, hd, hd, 10000.0f, 1e-5f, ENG_NUMERICS_RUNC,
+                                 eng_arch_llama};
+        if (dash == NULL) return LANES_OK;
+        for (size_t a = 0; a < sizeof synth_archs / sizeof *synth_archs; a++) {
+            if (strcmp(dash + 1, synth_archs[a].suffix) != 0) continue;
+            cfg->arch = synth_archs[a].arch;
+            cfg->numerics = ENG_NUMERICS_GGML;
+            cfg->shared_cls = !synth_archs[a].untied;
+            if (synth_archs[a].mha) cfg->n_kv_heads = cfg->n_heads;
+            if (synth_archs[a].wide_heads) cfg->head_dim = cfg->rope_dim = 2 * hd;
+            if (cfg->arch.rope == ENG_ROPE_NONE) cfg->rope_dim = 0;
+            cfg->rope_base = synth_archs[a].rope_base;
+            cfg->norm_eps = synth_archs[a].norm_eps;
             return LANES_OK;
         }
+    }
     return LANES_EINVAL;
 }
 
@@ -91,21 +122,109 @@ int eng_model_load(const char *path, eng_model_t **out) {
 }
 
 /* Uniform in [-a, a), from 24 random bits: exact in fp32, so the same on every machine. */
-static void fill_uniform(float *p, size_t n, float a, uint64_t *rng) {
-    for (size_t i = 0; i < n; i++)
-        p[i] = a * ((float)(int32_t)(lanes_splitmix64(rng) >> 40) / 8388608.0f - 1.0f);
+static float draw_uniform(float a, uint64_t *rng) {
+    return a * ((float)(int32_t)(lanes_splitmix64(rng) >> 40) / 8388608.0f - 1.0f);
 }
 
-static void fill_const(float *p, size_t n, float v) {
-    for (size_t i = 0; i < n; i++) p[i] = v;
+/* How a synthetic tensor is drawn. Scaled like a trained model (uniform with variance 1/fan_in)
+ * so activations stay O(1) and the argmax is decided by real margins, not by rounding noise. */
+enum { EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS };
+
+/* The tensors of a synthetic model in the order they are drawn and laid out: each tensor of every
+ * layer at once, as a llama2.c body (tok_emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3,
+ * rms_final, RoPE table, cls), then the other architectures' tensors. */
+enum {
+    T_TOK, T_ATTN_NORM, T_WQ, T_WK, T_WV, T_WO, T_FFN_NORM, T_GATE, T_DOWN, T_UP, T_OUT_NORM,
+    T_ROPE_TABLE, T_CLS, T_POS, T_ATTN_NORM_B, T_BQ, T_BK, T_BV, T_Q_NORM, T_K_NORM, T_BO,
+    T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_COUNT
+};
+
+typedef struct {
+    int rows, cols;     /* rows 0: absent; cols 0: a vector of rows floats */
+    int per_layer, init;
+} synth_tensor_t;
+
+static void synth_tensors(const eng_model_cfg_t *c, int llama2c_body, synth_tensor_t *t) {
+    int d = c->dim, h = c->hidden_dim, q = c->n_heads * c->head_dim;
+    int kv = c->n_kv_heads * c->head_dim, v = c->vocab_size, hd = c->head_dim;
+    const eng_arch_t *a = &c->arch;
+    int norm = c->numerics == ENG_NUMERICS_RUNC ? ONES : NEAR_ONE;
+    int layer_norm = a->norm == ENG_NORM_LAYER, gelu = a->ffn == ENG_FFN_GELU;
+    int qkv_bias = strcmp(a->name, "qwen2") == 0 || strcmp(a->name, "gpt2") == 0;
+    int all_bias = strcmp(a->name, "gpt2") == 0;
+    memset(t, 0, sizeof *t * T_COUNT);
+    t[T_TOK] = (synth_tensor_t){v, d, 0, EMB};
+    t[T_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+    t[T_WQ] = (synth_tensor_t){q, d, 1, FAN_D};
+    t[T_WK] = (synth_tensor_t){kv, d, 1, FAN_D};
+    t[T_WV] = (synth_tensor_t){kv, d, 1, FAN_D};
+    t[T_WO] = (synth_tensor_t){d, q, 1, FAN_Q};
+    t[T_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+    if (!gelu) t[T_GATE] = (synth_tensor_t){h, d, 1, FAN_D};
+    t[T_DOWN] = (synth_tensor_t){d, h, 1, FAN_H};
+    t[T_UP] = (synth_tensor_t){h, d, 1, FAN_D};
+    t[T_OUT_NORM] = (synth_tensor_t){d, 0, 0, norm};
+    if (llama2c_body) t[T_ROPE_TABLE] = (synth_tensor_t){c->seq_len * hd, 0, 0, ZERO};
+    if (!c->shared_cls) t[T_CLS] = (synth_tensor_t){v, d, 0, FAN_D};
+    if (a->pos_embd) t[T_POS] = (synth_tensor_t){c->seq_len, d, 0, EMB};
+    if (layer_norm) {
+        t[T_ATTN_NORM_B] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_FFN_NORM_B] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_OUT_NORM_B] = (synth_tensor_t){d, 0, 0, BIAS};
+    }
+    if (qkv_bias) {
+        t[T_BQ] = (synth_tensor_t){q, 0, 1, BIAS};
+        t[T_BK] = (synth_tensor_t){kv, 0, 1, BIAS};
+        t[T_BV] = (synth_tensor_t){kv, 0, 1, BIAS};
+    }
+    if (all_bias) {
+        t[T_BO] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_B_UP] = (synth_tensor_t){h, 0, 1, BIAS};
+        t[T_B_DOWN] = (synth_tensor_t){d, 0, 1, BIAS};
+    }
+    if (a->qk_norm) {
+        t[T_Q_NORM] = (synth_tensor_t){hd, 0, 1, NEAR_ONE};
+        t[T_K_NORM] = (synth_tensor_t){hd, 0, 1, NEAR_ONE};
+    }
+    if (strcmp(a->name, "llama") == 0 && c->numerics == ENG_NUMERICS_GGML && c->rope_dim > 0)
+        t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, 0, FREQS};
+}
+
+/* Llama 3.1's shape of divisors: the fastest third of the pairs 1, the slowest third 8, a ramp
+ * between. */
+static float rope_freq(int i, int pairs) {
+    float s = pairs > 1 ? (float)i / (float)(pairs - 1) : 0.0f;
+    return s < 1.0f / 3 ? 1.0f : s > 2.0f / 3 ? 8.0f : 1.0f + 7.0f * (3.0f * s - 1.0f);
+}
+
+/* The half-width of a uniform tensor: (3 / fan_in)^(1/2), as sqrt(3) * (1 / sqrt(fan_in)) in float
+ * so the llama2.c models keep their bits. */
+static float fan_scale(int fan_in) { return sqrtf(3.0f) * (1.0f / sqrtf((float)fan_in)); }
+
+/* Element i of n of a tensor drawn as init, uniform ones of half-width a. */
+static float draw(int init, float a, size_t i, size_t n, uint64_t *rng) {
+    switch (init) {
+    case ONES: return 1.0f;
+    case NEAR_ONE: return 1.0f + draw_uniform(0.1f, rng);
+    case FREQS: return rope_freq((int)i, (int)n);
+    case ZERO: return 0.0f;
+    default: return draw_uniform(a, rng);
+    }
+}
+
+static eng_mat_t synth_mat(const char *p, const synth_tensor_t *t, int wtype) {
+    return (eng_mat_t){p, wtype, t->rows, t->cols};
 }
 
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out) {
     const char *why = eng__model_check_cfg(cfg);
-    if (why == NULL && (strcmp(cfg->arch.name, "llama") != 0 || cfg->head_dim * cfg->n_heads !=
-                        cfg->dim))
-        why = "only the llama2.c shape can be synthesized";
-    if (why == NULL && wtype != ENG_WT_F32) why = "only F32 weights can be synthesized";
+    if (why == NULL && cfg->numerics == ENG_NUMERICS_RUNC &&
+        (strcmp(cfg->arch.name, "llama") != 0 || cfg->head_dim * cfg->n_heads != cfg->dim ||
+         cfg->rope_dim != cfg->head_dim))
+        why = "run.c numerics need the llama2.c architecture and shape";
+    if (why == NULL && eng_wtype_size(wtype) == 0) why = "unknown weight type";
+    if (why == NULL && (cfg->arch.rope == ENG_ROPE_NONE) != (cfg->rope_dim == 0))
+        why = "rope_dim must be 0 exactly when the architecture has no RoPE";
     if (why) {
         LANES_LOG(LANES_LOG_ERROR, "synthetic model: %s", why);
         return LANES_EINVAL;
@@ -113,38 +232,63 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     eng_model_t *m = eng__model_alloc(cfg->n_layers);
     if (m == NULL) return LANES_ENOMEM;
     m->cfg = *cfg;
-    size_t total = eng__llama2c_floats(cfg);
-    if ((m->data = malloc(total * sizeof(float))) == NULL) {
+    /* An F32 llama2.c-architecture model is laid out exactly as a checkpoint body, so
+     * eng_model_save() can write it. */
+    int llama2c_body = cfg->numerics == ENG_NUMERICS_RUNC && wtype == ENG_WT_F32;
+    synth_tensor_t t[T_COUNT];
+    synth_tensors(cfg, llama2c_body, t);
+    size_t off[T_COUNT], total = 0, l = (size_t)cfg->n_layers, msize = eng_wtype_size(wtype);
+    for (int i = 0; i < T_COUNT; i++) {
+        size_t n = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1) * (t[i].per_layer ? l : 1);
+        off[i] = total;
+        total += (n * (t[i].cols ? msize : sizeof(float)) + 3) & ~(size_t)3;   /* floats aligned */
+    }
+    if ((m->data = malloc(total)) == NULL) {
         eng_model_destroy(m);
         return LANES_ENOMEM;
     }
-    /* Scaled like a trained model (uniform with variance 1/fan_in) so activations stay O(1) and
-     * the argmax is decided by real margins, not by rounding noise. Laid out as a llama2.c body
-     * (tok_emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, RoPE table, cls). */
-    size_t d = (size_t)cfg->dim, h = (size_t)cfg->hidden_dim, l = (size_t)cfg->n_layers;
-    size_t kv = d * (size_t)cfg->n_kv_heads / (size_t)cfg->n_heads, v = (size_t)cfg->vocab_size;
-    size_t rope = (size_t)cfg->seq_len * (size_t)cfg->head_dim;
     uint64_t rng = seed;
-    float inv_d = 1.0f / sqrtf((float)cfg->dim), inv_h = 1.0f / sqrtf((float)cfg->hidden_dim);
-    float a_d = sqrtf(3.0f) * inv_d, a_h = sqrtf(3.0f) * inv_h;
-    enum { EMB, ONES, FAN_D, FAN_H, ZERO };
-    size_t spans[][2] = {{v * d, EMB}, {l * d, ONES}, {l * d * d, FAN_D}, {l * d * kv, FAN_D},
-                         {l * d * kv, FAN_D}, {l * d * d, FAN_D}, {l * d, ONES},
-                         {l * h * d, FAN_D}, {l * d * h, FAN_H}, {l * h * d, FAN_D}, {d, ONES},
-                         {rope, ZERO}, {cfg->shared_cls ? 0 : v * d, FAN_D}};
-    float *p = m->data;
-    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) {
-        size_t n = spans[i][0];
-        switch (spans[i][1]) {
-        case EMB: fill_uniform(p, n, 0.1f, &rng); break;
-        case ONES: fill_const(p, n, 1.0f); break;
-        case FAN_D: fill_uniform(p, n, a_d, &rng); break;
-        case FAN_H: fill_uniform(p, n, a_h, &rng); break;
-        default: fill_const(p, n, 0.0f); break;
+    char *base = m->data;
+    for (int i = 0; i < T_COUNT; i++) {
+        size_t n = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1) * (t[i].per_layer ? l : 1);
+        int type = t[i].cols ? wtype : ENG_WT_F32, init = t[i].init;
+        float a = init == FAN_D ? fan_scale(cfg->dim) : init == FAN_H ? fan_scale(cfg->hidden_dim)
+                  : init == FAN_Q ? fan_scale(cfg->n_heads * cfg->head_dim) : 0.1f;
+        for (size_t j = 0; j < n; j++) {
+            float v = draw(init, a, j, n, &rng);
+            char *p = base + off[i];
+            if (type == ENG_WT_F16) ((uint16_t *)p)[j] = eng_f32_to_f16(v);
+            else if (type == ENG_WT_BF16) ((uint16_t *)p)[j] = eng_f32_to_bf16(v);
+            else ((float *)p)[j] = v;
         }
-        p += n;
     }
-    eng__model_bind_llama2c(m, m->data);
+#define AT(i, layer) (t[i].rows ? base + off[i] + (size_t)(layer) * (size_t)t[i].rows *            \
+                                      (t[i].cols ? (size_t)t[i].cols * msize : sizeof(float))      \
+                                : NULL)
+#define VEC(i, layer) ((const float *)AT(i, layer))
+#define MAT(i, layer) synth_mat(AT(i, layer), &t[i], wtype)
+    for (int j = 0; j < cfg->n_layers; j++)
+        m->layers[j] = (eng_layer_t){
+            .attn_norm = VEC(T_ATTN_NORM, j), .attn_norm_b = VEC(T_ATTN_NORM_B, j),
+            .wq = MAT(T_WQ, j), .wk = MAT(T_WK, j), .wv = MAT(T_WV, j),
+            .bq = VEC(T_BQ, j), .bk = VEC(T_BK, j), .bv = VEC(T_BV, j),
+            .q_norm = VEC(T_Q_NORM, j), .k_norm = VEC(T_K_NORM, j),
+            .wo = MAT(T_WO, j), .bo = VEC(T_BO, j),
+            .ffn_norm = VEC(T_FFN_NORM, j), .ffn_norm_b = VEC(T_FFN_NORM_B, j),
+            .w_gate = MAT(T_GATE, j), .w_up = MAT(T_UP, j), .w_down = MAT(T_DOWN, j),
+            .b_up = VEC(T_B_UP, j), .b_down = VEC(T_B_DOWN, j),
+        };
+    m->w = (eng_weights_t){
+        .tok_emb = MAT(T_TOK, 0), .pos_emb = MAT(T_POS, 0),
+        .out_norm = VEC(T_OUT_NORM, 0), .out_norm_b = VEC(T_OUT_NORM_B, 0),
+        .cls = cfg->shared_cls ? MAT(T_TOK, 0) : MAT(T_CLS, 0),
+        .rope_freqs = VEC(T_ROPE_FREQS, 0), .layers = m->layers,
+    };
+#undef MAT
+#undef VEC
+#undef AT
+    m->wtype = wtype;
+    m->weight_bytes = total;
     snprintf(m->name, sizeof m->name, "synthetic");
     *out = m;
     return LANES_OK;

@@ -17,6 +17,9 @@ enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean remov
 enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);
                                                          * NEOX: (i, i + rope_dim / 2) */
 enum { ENG_FFN_SWIGLU, ENG_FFN_GELU };                  /* down(silu(gate x) * up x); down(gelu(up x)) */
+/* Whose rounding the norms and the RoPE angles follow (engine/nn.h): ggml's (GGUF models, the
+ * default), or llama2.c's run.c, which its checkpoints' references were made with. */
+enum { ENG_NUMERICS_GGML, ENG_NUMERICS_RUNC };
 
 /* What distinguishes one architecture's forward pass from another's. Which biases a layer has is
  * in its weights (NULL: none). */
@@ -40,6 +43,7 @@ typedef struct {
                          * 0 when arch.rope is ENG_ROPE_NONE) */
     float rope_base;    /* theta_i = pos * rope_base^(-2i / rope_dim) */
     float norm_eps;
+    int numerics;       /* ENG_NUMERICS_* */
     eng_arch_t arch;
 } eng_model_cfg_t;
 
@@ -86,11 +90,17 @@ struct eng_gguf_writer;
 int eng_model_load(const char *path, eng_model_t **out);
 
 /* Shape presets for synthetic models: "tiny" (tests), "15m" (stories15M), "110m" (stories110M),
- * all of the llama2.c architecture. */
+ * of the llama2.c architecture (run.c numerics); "SHAPE-ARCH" gives that shape another family's
+ * architecture, with ggml numerics: "-llama" (Llama 3: untied classifier, base 5e5, rope_freqs),
+ * "-qwen2" (q/k/v biases, NEOX), "-qwen3" (QK norm, NEOX, head_dim twice dim / n_heads, so q is
+ * wider than dim), "-gpt2" (LayerNorm with biases, learned positions, GELU, biases on every
+ * projection, no RoPE, untied). */
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
-/* Builds a deterministic random-weight model in memory (same seed, same bits on any machine), its
- * matrices in weight type wtype (ENG_WT_*). */
+/* Builds a deterministic random-weight model in memory (same seed, same bits on any machine) with
+ * every tensor cfg's architecture has (norm weights near 1, random biases), its matrices in weight
+ * type wtype (ENG_WT_*): the fp32 draws rounded to nearest even, so a 16-bit model is its F32
+ * twin rounded. */
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out);
 
 /* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */

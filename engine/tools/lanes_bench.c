@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/lanes_arg.h"
 #include "base/lanes_log.h"
@@ -19,11 +20,13 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] [--threads N]\n"
+            "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m[-ARCH]\n"
+            "                   [--type f32|f16|bf16]] [--threads N]\n"
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
             "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
             "                   [--sample-lanes 1,32,128] [--rounds N] [--json FILE]\n"
-            "Without -m the synthetic 15m model is used. Decode runs --steps steps per point,\n"
+            "Without -m the synthetic 15m model is used, its matrices in --type (default f32).\n"
+            "Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill. The sampling table times\n"
             "greedy, T=1, top-k 40 and top-p 0.9 decode steps in --rounds interleaved rounds\n"
             "(default 3) and keeps each one's best median.\n");
@@ -308,6 +311,14 @@ static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int 
     }
 }
 
+/* "f16" (any case) to ENG_WT_F16, and so on; -1 for other names. */
+static int wtype_by_name(const char *name) {
+    static const int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (strcasecmp(name, eng_wtype_name(types[i])) == 0) return types[i];
+    return -1;
+}
+
 /* "1,2,4" into v (at most MAX_POINTS); raises *max. Returns the count, or -1 if malformed. */
 static int parse_lanes(const char *list, int *v, int *max) {
     int n = 0;
@@ -330,12 +341,13 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
     const char *lanes_list = "1,2,4,8,16,32,64,128", *sample_list = "1,32,128";
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
-    int sampling = 1, rounds = 3, ctx_len = 0;
+    int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
         {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
-        {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -353,6 +365,12 @@ int main(int argc, char **argv) {
         case 'S': sampling = 0; break;
         case 'L': sample_list = optarg; break;
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
+        case 't':
+            if ((wtype = wtype_by_name(optarg)) < 0) {
+                fprintf(stderr, "lanes-bench: --type %s: not f32, f16 or bf16\n", optarg);
+                return 2;
+            }
+            break;
         case 'g':
             if ((gemm = eng_gemm_by_name(optarg)) < 0) {
                 usage(stderr);
@@ -371,8 +389,22 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (model && wtype != ENG_WT_F32) {
+        fprintf(stderr, "lanes-bench: --type is for the synthetic presets; a model file keeps its "
+                "own weight type\n");
+        return 2;
+    }
     eng_bundle_t b;
     if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) return 1;
+    if (wtype != ENG_WT_F32) { /* the same draws, rounded: the F32 preset's twin */
+        eng_model_cfg_t cfg = *eng_model_cfg(b.model);
+        eng_model_destroy(b.model);
+        b.model = NULL;
+        if (eng_model_synth(&cfg, 1, wtype, &b.model) < 0) {
+            eng_bundle_close(&b);
+            return 1;
+        }
+    }
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
     int max_cols = 128;   /* the decode points and the 128-token prefill */
     eng_ctx_t *ctx;
@@ -386,6 +418,8 @@ int main(int argc, char **argv) {
     double fpt = eng_model_flops_per_token(b.model);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "model", model ? model : preset ? preset : "15m");
+    cJSON_AddStringToObject(out, "weight_type", eng_wtype_name(eng_model_wtype(b.model)));
+    cJSON_AddNumberToObject(out, "weight_bytes", (double)eng_model_weight_bytes(b.model));
     cJSON_AddNumberToObject(out, "threads", eng_ctx_threads(ctx));
     cJSON_AddNumberToObject(out, "ctx", seq);
     cJSON_AddStringToObject(out, "gemm", eng_ctx_kern_name(ctx));
@@ -393,7 +427,9 @@ int main(int argc, char **argv) {
     printf("model %s: dim %d hidden %d layers %d heads %d kv_heads %d vocab %d seq %d; %.1f MFLOP/token\n",
            model ? model : preset ? preset : "15m (synthetic)", mc->dim, mc->hidden_dim,
            mc->n_layers, mc->n_heads, mc->n_kv_heads, mc->vocab_size, mc->seq_len, fpt * 1e-6);
-    printf("threads %d, kernels %s, context %d per lane\n", eng_ctx_threads(ctx),
+    printf("weights %s, %.1f MiB; threads %d, kernels %s, context %d per lane\n",
+           eng_wtype_name(eng_model_wtype(b.model)),
+           (double)eng_model_weight_bytes(b.model) / (1 << 20), eng_ctx_threads(ctx),
            eng_ctx_kern_name(ctx), seq);
     double ref = blas_2048_gflops();
     printf("OpenBLAS sgemm 2048^3: %.1f GFLOP/s\n", ref);

@@ -1,0 +1,322 @@
+/* The architecture features of the forward pass against independent references: RoPE in both
+ * modes over part of a head, ggml's and run.c's angles and the rope_freqs divisors, RMSNorm,
+ * LayerNorm, GELU and the fp32 -> F16/BF16 rounding on hand-computed values; then the whole
+ * forward pass of a synthetic model of every architecture and weight type against a plain
+ * double-precision transformer written here from the formulas (so a feature that is computed
+ * right but applied in the wrong place, or not at all, fails too). Batch invariance of the same
+ * models is test_eng_batch's. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "base/lanes_err.h"
+#include "engine.h"
+#include "kern/half.h"
+#include "nn.h"
+#include "test_util.h"
+
+#define ASSERT_NEAR(a, b, tol)                                                                    \
+    do {                                                                                          \
+        double a_ = (a), b_ = (b);                                                                \
+        if (!(fabs(a_ - b_) <= (tol))) {                                                          \
+            fprintf(stderr, "%s:%d: %s = %.9g, want %.9g (tol %g)\n", __FILE__, __LINE__, #a, a_, \
+                    b_, (double)(tol));                                                           \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* Two heads of 6 channels, the first 4 rotated: pairs mode turns (0,1) and (2,3), NEOX (0,2) and
+ * (1,3); channels 4 and 5 stay. */
+static void check_rope(void) {
+    const float cs[2] = {0.6f, 0.8f}, sn[2] = {0.8f, -0.6f};
+    float v[12], w[12];
+    for (int i = 0; i < 12; i++) v[i] = w[i] = (float)(i + 1);
+    eng__rope(v, 2, 6, 4, ENG_ROPE_PAIRS, cs, sn);
+    /* head 0: (1, 2) by angle 0 -> (1*.6 - 2*.8, 1*.8 + 2*.6); (3, 4) by angle 1 -> (3*.8 + 4*.6,
+     * 3*-.6 + 4*.8) */
+    const float pairs[12] = {-1.0f, 2.0f, 4.8f, 1.4f, 5, 6, 7 * .6f - 8 * .8f, 7 * .8f + 8 * .6f,
+                             9 * .8f + 10 * .6f, 9 * -.6f + 10 * .8f, 11, 12};
+    for (int i = 0; i < 12; i++) ASSERT_NEAR(v[i], pairs[i], 1e-5);
+    eng__rope(w, 2, 6, 4, ENG_ROPE_NEOX, cs, sn);
+    /* head 0: (1, 3) by angle 0 -> (.6 - 2.4, .8 + 1.8); (2, 4) by angle 1 -> (1.6 + 2.4,
+     * -1.2 + 3.2) */
+    const float neox[12] = {-1.8f, 4.0f, 2.6f, 2.0f, 5, 6, 7 * .6f - 9 * .8f, 8 * .8f + 10 * .6f,
+                            7 * .8f + 9 * .6f, 8 * -.6f + 10 * .8f, 11, 12};
+    for (int i = 0; i < 12; i++) ASSERT_NEAR(w[i], neox[i], 1e-5);
+    float none[3] = {1, 2, 3};
+    eng__rope(none, 1, 3, 0, ENG_ROPE_NONE, cs, sn);
+    ASSERT(none[0] == 1 && none[1] == 2 && none[2] == 3);
+    printf("rope: pairs and NEOX rotate the right channels of each head, the rest stay\n");
+}
+
+/* theta_i = pos * base^(-2i / rope_dim) / freqs[i]: ggml's float recurrence within float error of
+ * the exact angle; run.c's table bit for bit as run.c writes it. */
+static void check_rope_angles(void) {
+    enum { DIM = 16 };
+    const float freqs[DIM / 2] = {1, 1, 4.9234724f, 32, 32, 32, 32, 32};
+    float cs[DIM / 2], sn[DIM / 2];
+    for (int pos = 0; pos < 512; pos += 37) {
+        eng__rope_angles(cs, sn, pos, DIM, 500000.0f, freqs, ENG_NUMERICS_GGML);
+        for (int i = 0; i < DIM / 2; i++) {
+            double t = pos * pow(500000.0, -2.0 * i / DIM) / freqs[i];
+            ASSERT_NEAR(cs[i], cos(t), 2e-4);
+            ASSERT_NEAR(sn[i], sin(t), 2e-4);
+        }
+        eng__rope_angles(cs, sn, pos, DIM, 10000.0f, NULL, ENG_NUMERICS_RUNC);
+        for (int i = 0; i < DIM; i += 2) {
+            float freq = 1.0f / powf(10000.0f, (float)i / (float)DIM), val = (float)pos * freq;
+            ASSERT(cs[i / 2] == cosf(val) && sn[i / 2] == sinf(val));
+        }
+    }
+    /* The divisor slows a pair: pair 3 of position 100 turns 32 times less. */
+    eng__rope_angles(cs, sn, 100, DIM, 500000.0f, freqs, ENG_NUMERICS_GGML);
+    ASSERT_NEAR(atan2(sn[3], cs[3]), 100 * pow(500000.0, -6.0 / DIM) / 32, 1e-5);
+    printf("rope angles: ggml's within 2e-4 of exact with rope_freqs divisors, run.c's bitwise\n");
+}
+
+static void check_norms(void) {
+    const float x[4] = {1, 2, 3, 4}, w[4] = {1, 1, 2, 2}, b[4] = {0, 1, 0, 1};
+    float o[4];
+    /* mean 2.5, variance 1.25 */
+    eng__layernorm(o, x, w, b, 4, 0.0f);
+    double s = 1 / sqrt(1.25);
+    const double ln[4] = {-1.5 * s, -0.5 * s + 1, 0.5 * s * 2, 1.5 * s * 2 + 1};
+    for (int i = 0; i < 4; i++) ASSERT_NEAR(o[i], ln[i], 1e-6);
+    eng__layernorm(o, x, w, NULL, 4, 0.75f);   /* eps under the root: sqrt(2) */
+    ASSERT_NEAR(o[3], 1.5 / sqrt(2.0) * 2, 1e-6);
+    for (int numerics = ENG_NUMERICS_GGML; numerics <= ENG_NUMERICS_RUNC; numerics++) {
+        eng__rmsnorm(o, x, w, 4, 1e-5f, numerics);   /* mean square 7.5 */
+        for (int i = 0; i < 4; i++) ASSERT_NEAR(o[i], x[i] * w[i] / sqrt(7.5 + 1e-5), 1e-6);
+    }
+    printf("norms: LayerNorm with and without bias, RMSNorm in both numerics\n");
+}
+
+/* GELU's tanh form: 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3))), values worked out by hand. */
+static void check_gelu(void) {
+    float x[6] = {0.0f, 1.0f, -1.0f, 3.0f, -3.0f, 0.5f};
+    const double want[6] = {0.0, 0.841191991, -0.158808009, 2.996362608, -0.003637392, 0.345714010};
+    eng__gelu(x, 6);
+    for (int i = 0; i < 6; i++) ASSERT_NEAR(x[i], want[i], 1e-6);
+    printf("gelu: tanh form at 0, +-1, +-3, 0.5\n");
+}
+
+static void check_rounding(void) {
+    /* Every finite F16 value converts back to itself, and the midpoint above it ties to even. */
+    for (uint32_t h = 0; h < 0x7c00u; h++) {
+        float f = eng_f16_to_f32((uint16_t)h);
+        ASSERT_EQ(eng_f32_to_f16(f), h);
+        ASSERT_EQ(eng_f32_to_f16(-f), h | 0x8000u);
+        if (h + 1 == 0x7c00u) continue;
+        float mid = (float)(((double)f + eng_f16_to_f32((uint16_t)(h + 1))) / 2);
+        ASSERT_EQ(eng_f32_to_f16(mid), (h & 1u) ? h + 1 : h);
+        ASSERT_EQ(eng_f32_to_f16(nextafterf(mid, 0.0f)), h);
+        ASSERT_EQ(eng_f32_to_f16(nextafterf(mid, INFINITY)), h + 1);
+    }
+    ASSERT_EQ(eng_f32_to_f16(65519.996f), 0x7bffu);
+    ASSERT_EQ(eng_f32_to_f16(65520.0f), 0x7c00u);
+    ASSERT_EQ(eng_f32_to_f16(1e30f), 0x7c00u);
+    ASSERT_EQ(eng_f32_to_f16(-INFINITY), 0xfc00u);
+    ASSERT_EQ(eng_f32_to_f16(0x1p-25f), 0);          /* half the smallest subnormal: even */
+    ASSERT_EQ(eng_f32_to_f16(0x1.000002p-25f), 1);
+    ASSERT_EQ(eng_f32_to_f16(0x1.8p-24f), 2);        /* 1.5 units: to even */
+    ASSERT(isnan(eng_f16_to_f32(eng_f32_to_f16(NAN))));
+    for (uint32_t h = 0; h + 1 < 0x7f80u; h += 7) {
+        float f = eng_bf16_to_f32((uint16_t)h);
+        ASSERT_EQ(eng_f32_to_bf16(f), h);
+        float mid = (float)(((double)f + eng_bf16_to_f32((uint16_t)(h + 1))) / 2);
+        ASSERT_EQ(eng_f32_to_bf16(mid), (h & 1u) ? h + 1 : h);
+        ASSERT_EQ(eng_f32_to_bf16(nextafterf(mid, INFINITY)), h + 1);
+    }
+    ASSERT_EQ(eng_f32_to_bf16(3.4e38f), 0x7f80u);
+    ASSERT(isnan(eng_bf16_to_f32(eng_f32_to_bf16(NAN))));
+    printf("rounding: fp32 -> F16/BF16 to nearest even, overflow, subnormals, NaN\n");
+}
+
+/* ---- the reference transformer ------------------------------------------------------------ */
+
+static double *mat_d(const eng_mat_t *m) {
+    size_t n = (size_t)m->rows * (size_t)m->cols;
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = m->type == ENG_WT_F16    ? eng_f16_to_f32(((const uint16_t *)m->data)[i])
+               : m->type == ENG_WT_BF16 ? eng_bf16_to_f32(((const uint16_t *)m->data)[i])
+                                        : ((const float *)m->data)[i];
+    return d;
+}
+
+/* y = W x + b (b NULL: none) */
+static void matvec(double *y, const eng_mat_t *m, const double *x, const float *b) {
+    double *w = mat_d(m);
+    for (int r = 0; r < m->rows; r++) {
+        double s = b ? b[r] : 0.0;
+        for (int k = 0; k < m->cols; k++) s += w[(size_t)r * m->cols + k] * x[k];
+        y[r] = s;
+    }
+    free(w);
+}
+
+static void norm_d(double *o, const double *x, const float *w, const float *b, int n, double eps,
+                   int layer) {
+    double mean = 0, sq = 0;
+    if (layer)
+        for (int i = 0; i < n; i++) mean += x[i] / n;
+    for (int i = 0; i < n; i++) sq += (x[i] - mean) * (x[i] - mean) / n;
+    for (int i = 0; i < n; i++) o[i] = (x[i] - mean) / sqrt(sq + eps) * w[i] + (b ? b[i] : 0);
+}
+
+static void rope_d(double *v, int heads, int hd, const eng_model_cfg_t *c, const float *freqs,
+                   int pos) {
+    int half = c->rope_dim / 2;
+    for (int h = 0; h < heads && c->arch.rope != ENG_ROPE_NONE; h++)
+        for (int i = 0; i < half; i++) {
+            double t = pos * pow(c->rope_base, -2.0 * i / c->rope_dim) / (freqs ? freqs[i] : 1);
+            int a = c->arch.rope == ENG_ROPE_NEOX ? i : 2 * i;
+            int b = c->arch.rope == ENG_ROPE_NEOX ? i + half : 2 * i + 1;
+            double x0 = v[h * hd + a], x1 = v[h * hd + b];
+            v[h * hd + a] = x0 * cos(t) - x1 * sin(t);
+            v[h * hd + b] = x0 * sin(t) + x1 * cos(t);
+        }
+}
+
+/* Logits (n, vocab) of tokens ids[0..n) of one stream. */
+static void reference(const eng_model_t *m, const int32_t *ids, int n, double *logits) {
+    const eng_model_cfg_t *c = eng_model_cfg(m);
+    const eng_weights_t *w = eng_model_weights(m);
+    int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    int hid = c->hidden_dim, layer = c->arch.norm == ENG_NORM_LAYER;
+    double *x = calloc((size_t)n * d, sizeof *x), *h = malloc(sizeof *h * (d > qd ? d : qd));
+    double *q = malloc(sizeof *q * qd), *att = malloc(sizeof *att * qd), *o = malloc(sizeof *o * d);
+    double *kc = malloc(sizeof *kc * n * kvd), *vc = malloc(sizeof *vc * n * kvd);
+    double *g = malloc(sizeof *g * hid), *u = malloc(sizeof *u * hid), *s = malloc(sizeof *s * n);
+    double *emb = mat_d(&w->tok_emb), *pos = w->pos_emb.data ? mat_d(&w->pos_emb) : NULL;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < d; i++)
+            x[t * d + i] = emb[(size_t)ids[t] * d + i] + (pos ? pos[(size_t)t * d + i] : 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_t *lw = &w->layers[l];
+        for (int t = 0; t < n; t++) {   /* causal: position t sees keys 0..t, filed in order */
+            double *xt = x + (size_t)t * d, *k = kc + (size_t)t * kvd, *v = vc + (size_t)t * kvd;
+            norm_d(h, xt, lw->attn_norm, lw->attn_norm_b, d, c->norm_eps, layer);
+            matvec(q, &lw->wq, h, lw->bq);
+            matvec(k, &lw->wk, h, lw->bk);
+            matvec(v, &lw->wv, h, lw->bv);
+            for (int j = 0; c->arch.qk_norm && j < c->n_heads; j++)
+                norm_d(q + j * hd, q + j * hd, lw->q_norm, NULL, hd, c->norm_eps, 0);
+            for (int j = 0; c->arch.qk_norm && j < c->n_kv_heads; j++)
+                norm_d(k + j * hd, k + j * hd, lw->k_norm, NULL, hd, c->norm_eps, 0);
+            rope_d(q, c->n_heads, hd, c, w->rope_freqs, t);
+            rope_d(k, c->n_kv_heads, hd, c, w->rope_freqs, t);
+            for (int j = 0; j < c->n_heads; j++) {
+                int kvh = j / (c->n_heads / c->n_kv_heads);
+                double mx = -INFINITY, sum = 0;
+                for (int p = 0; p <= t; p++) {
+                    s[p] = 0;
+                    for (int i = 0; i < hd; i++) s[p] += q[j * hd + i] * kc[p * kvd + kvh * hd + i];
+                    s[p] /= sqrt(hd);
+                    mx = fmax(mx, s[p]);
+                }
+                for (int p = 0; p <= t; p++) sum += s[p] = exp(s[p] - mx);
+                for (int i = 0; i < hd; i++) {
+                    att[j * hd + i] = 0;
+                    for (int p = 0; p <= t; p++)
+                        att[j * hd + i] += s[p] / sum * vc[p * kvd + kvh * hd + i];
+                }
+            }
+            matvec(o, &lw->wo, att, lw->bo);
+            for (int i = 0; i < d; i++) xt[i] += o[i];
+            norm_d(h, xt, lw->ffn_norm, lw->ffn_norm_b, d, c->norm_eps, layer);
+            matvec(u, &lw->w_up, h, lw->b_up);
+            if (c->arch.ffn == ENG_FFN_GELU) {
+                for (int i = 0; i < hid; i++)
+                    g[i] = 0.5 * u[i] * (1 + tanh(sqrt(2 / M_PI) * (u[i] + 0.044715 * pow(u[i], 3))));
+            } else {
+                matvec(g, &lw->w_gate, h, NULL);
+                for (int i = 0; i < hid; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            }
+            matvec(o, &lw->w_down, g, lw->b_down);
+            for (int i = 0; i < d; i++) xt[i] += o[i];
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        norm_d(h, x + (size_t)t * d, w->out_norm, w->out_norm_b, d, c->norm_eps, layer);
+        matvec(logits + (size_t)t * c->vocab_size, &w->cls, h, NULL);
+    }
+    free(x), free(h), free(q), free(att), free(o), free(kc), free(vc), free(g), free(u), free(s);
+    free(emb), free(pos);
+}
+
+/* The engine's logits at every position of a 20-token stream, against the reference. */
+static void check_forward(const char *preset, int wtype) {
+    enum { N = 20 };
+    eng_model_cfg_t cfg;
+    eng_model_t *m;
+    ASSERT_EQ(eng_model_preset(preset, &cfg), LANES_OK);
+    ASSERT_EQ(eng_model_synth(&cfg, 11, wtype, &m), LANES_OK);
+    int vocab = cfg.vocab_size;
+    int32_t ids[N], out[N];
+    float *got = malloc(sizeof *got * N * vocab);
+    double *want = malloc(sizeof *want * N * vocab);
+    eng_col_t cols[N];
+    for (int t = 0; t < N; t++) {
+        ids[t] = (int32_t)((t * 97 + 5) % vocab);
+        cols[t] = (eng_col_t){0, t, ids[t], 1, got + (size_t)t * vocab};
+    }
+    eng_ctx_t *ctx;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, N, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
+    ASSERT_EQ(eng_step(ctx, cols, N, out), LANES_OK);
+    reference(m, ids, N, want);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < (size_t)N * vocab; i++) {
+        worst = fmax(worst, fabs(got[i] - want[i]));
+        scale = fmax(scale, fabs(want[i]));
+    }
+    if (!(worst <= 2e-5 * scale)) {
+        fprintf(stderr, "%s %s: logits differ from the reference by %g (scale %g)\n", preset,
+                eng_wtype_name(wtype), worst, scale);
+        exit(1);
+    }
+    printf("%s %s: %d positions' logits within %.1e of the double reference (scale %.2f)\n",
+           preset, eng_wtype_name(wtype), N, worst, scale);
+    eng_ctx_destroy(ctx);
+    eng_model_destroy(m);
+    free(got);
+    free(want);
+}
+
+/* A model missing a tensor its architecture reads is refused when a context is made. The test
+ * breaks a synthetic model's own (heap) layer table through a cast, as a loader slip would. */
+static void check_missing(void) {
+    eng_model_cfg_t cfg;
+    eng_model_t *m;
+    eng_ctx_t *ctx;
+    ASSERT_EQ(eng_model_preset("tiny-qwen3", &cfg), LANES_OK);
+    ASSERT_EQ(eng_model_synth(&cfg, 1, ENG_WT_F32, &m), LANES_OK);
+    eng_layer_t *lw = (eng_layer_t *)&eng_model_weights(m)->layers[1];
+    const float *k_norm = lw->k_norm;
+    lw->k_norm = NULL;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 4, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_EINVAL);
+    lw->k_norm = k_norm;
+    lw->wo.cols--;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 4, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_EINVAL);
+    lw->wo.cols++;
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 4, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
+    eng_ctx_destroy(ctx);
+    eng_model_destroy(m);
+    printf("missing or misshapen tensors: refused at context creation\n");
+}
+
+int main(void) {
+    check_missing();
+    check_rope();
+    check_rope_angles();
+    check_norms();
+    check_gelu();
+    check_rounding();
+    static const char *presets[] = {"tiny", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2"};
+    for (size_t p = 0; p < sizeof presets / sizeof *presets; p++) {
+        check_forward(presets[p], ENG_WT_F32);
+        check_forward(presets[p], ENG_WT_F16);
+        check_forward(presets[p], ENG_WT_BF16);
+    }
+    return 0;
+}
