@@ -2,6 +2,8 @@
 #define LANES_TEST_UTIL_H
 
 /* Assertions that print both sides, as libuv's ASSERT_EQ does. A failed check exits 1. */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,25 @@ static inline void test_write_file(const char *path, const void *d, size_t n) {
     ASSERT(f != NULL);
     ASSERT(fwrite(d, 1, n, f) == n);
     ASSERT(fclose(f) == 0);
+}
+
+/* got[0..n) equals want[0..nwant), or the header (printf-style) and both lists are printed and
+ * the test fails. */
+__attribute__((format(printf, 5, 6))) static inline void
+test_expect_ids(const int32_t *got, int n, const int32_t *want, int nwant, const char *fmt, ...) {
+    int same = n == nwant;
+    for (int i = 0; same && i < n; i++) same = got[i] == want[i];
+    if (same) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n  got :");
+    for (int i = 0; i < n; i++) fprintf(stderr, " %d", (int)got[i]);
+    fprintf(stderr, " (n=%d)\n  want:", n);
+    for (int i = 0; i < nwant; i++) fprintf(stderr, " %d", (int)want[i]);
+    fprintf(stderr, "\n");
+    exit(1);
 }
 
 /* The shared/ folder with real models and references, or NULL (the caller then skips). */
