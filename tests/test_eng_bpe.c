@@ -7,6 +7,7 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 #include "model/gguf.h"
 #include "test_json.h"
 #include "tok/bpe.h"
@@ -21,13 +22,6 @@ static const char *const PRES[] = {"gpt-2",     "llama-bpe",      "qwen2",      
 
 static const char *shared;
 static int32_t ids[MAX_IDS];
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static double now_s(void) {
     struct timespec t;
@@ -343,13 +337,13 @@ static size_t random_text(uint64_t *rng, char *buf, size_t max) {
                                        "\xe3\x80\x80", "\xc2\x85", "\xe2\x80\xa8", "\x80", "\xbf",
                                        "\xc3", "\xe4\xb8", "\xf0\x9f", "\xff", "\xc0\x80",
                                        "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x00", "\x0b"};
-    size_t n = 0, want = rng_next(rng) % max;
+    size_t n = 0, want = lanes_splitmix64(rng) % max;
     while (n < want) {
-        if (rng_next(rng) % 3 == 0) {
-            buf[n++] = (char)(rng_next(rng) & 0xff);
+        if (lanes_splitmix64(rng) % 3 == 0) {
+            buf[n++] = (char)(lanes_splitmix64(rng) & 0xff);
             continue;
         }
-        const char *b = bits[rng_next(rng) % (sizeof bits / sizeof bits[0])];
+        const char *b = bits[lanes_splitmix64(rng) % (sizeof bits / sizeof bits[0])];
         size_t bl = b[0] ? strlen(b) : 1;
         if (n + bl > want) break;
         memcpy(buf + n, b, bl);

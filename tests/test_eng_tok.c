@@ -7,17 +7,11 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 #include "test_json.h"
 #include "tok/tok.h"
 
 static char tmpdir[] = "/tmp/test_eng_tok.XXXXXX";
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* ---- run.c encode(), transliterated (qsort + bsearch + full rescan per merge) ---------------- */
 
@@ -164,9 +158,9 @@ static void random_vs_ref(const eng_tok_t *t, const ref_tok_t *r, int rounds, ui
     int want[2048];
     int32_t got[2048];
     for (int k = 0; k < rounds; k++) {
-        size_t len = 0, target = rng_next(&seed) % 200;
+        size_t len = 0, target = lanes_splitmix64(&seed) % 200;
         while (len < target) {
-            uint64_t x = rng_next(&seed);
+            uint64_t x = lanes_splitmix64(&seed);
             if (x % 8 == 0) {
                 text[len++] = (char)(1 + (x >> 8) % 255);
             } else {
@@ -413,7 +407,8 @@ static void test_limits(void) {
     char *text = malloc(big);
     int32_t *out = malloc(big * 2 * sizeof *out);
     uint64_t s = 3;
-    for (size_t i = 0; i < big; i++) text[i] = "the cat sat on a mat \xc3\xa9"[rng_next(&s) % 23];
+    for (size_t i = 0; i < big; i++)
+        text[i] = "the cat sat on a mat \xc3\xa9"[lanes_splitmix64(&s) % 23];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int n = eng_tok_encode(t, text, big, ENG_TOK_ADD_SPECIAL, out, (int)big * 2);

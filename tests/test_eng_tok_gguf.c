@@ -6,16 +6,10 @@
 #include <unistd.h>
 
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 #include "model/gguf.h"
 #include "test_json.h"
 #include "tok/tok.h"
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* ---- a GGUF writer for vocab-only files ------------------------------------------------------ */
 
@@ -335,9 +329,9 @@ static void round_trips(const eng_tok_t *t, uint64_t seed) {
     char text[400], out[4096];
     int32_t ids[2048];
     for (int k = 0; k < 300; k++) {
-        size_t len = 0, target = rng_next(&seed) % 300;
+        size_t len = 0, target = lanes_splitmix64(&seed) % 300;
         while (len < target) {
-            uint64_t x = rng_next(&seed);
+            uint64_t x = lanes_splitmix64(&seed);
             const char *b = bits[(x >> 8) % (sizeof bits / sizeof *bits)];
             size_t bl = b[0] ? strlen(b) : 1;
             if (x % 3 == 0) text[len++] = (char)(x >> 16);
