@@ -1,15 +1,15 @@
 /* eng__bpe (byte-level BPE): llama.cpp's words and ids for the 90 strings under each of the 13
  * pre-tokenizers of shared/models/gguf/vocab, its own GPT-2 test strings through the three
  * GPT-2-vocab models, byte-exact decoding, random and hostile bytes, long words, bad input. */
-#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 #include "model/gguf.h"
-#include "test_util.h"
+#include "test_json.h"
 #include "tok/bpe.h"
 
 #define MAX_IDS (1 << 20)
@@ -22,13 +22,6 @@ static const char *const PRES[] = {"gpt-2",     "llama-bpe",      "qwen2",      
 
 static const char *shared;
 static int32_t ids[MAX_IDS];
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static double now_s(void) {
     struct timespec t;
@@ -127,17 +120,21 @@ static int pieces_equal(const eng_bpe_t *b, const int32_t *t, int n, const char 
 }
 
 typedef struct {
-    int lines, words_ok, ids_ok, decode_ok, printed;
+    const eng_bpe_t *b;
+    const char *pre;
+    int words_ok, ids_ok, decode_ok, printed;
 } counts_t;
 
-static void check_ref_line(const eng_bpe_t *b, const char *pre, int line, const cJSON *j,
-                           counts_t *c) {
-    const cJSON *text = cJSON_GetObjectItem(j, "text"), *words = cJSON_GetObjectItem(j, "words"),
-                *want = cJSON_GetObjectItem(j, "ids");
-    ASSERT(cJSON_IsString(text) && cJSON_IsArray(words) && cJSON_IsArray(want));
+static void check_ref_line(const cJSON *j, int line, void *arg) {
+    counts_t *c = arg;
+    const eng_bpe_t *b = c->b;
+    const char *pre = c->pre;
+    const cJSON *text = cJSON_GetObjectItem(j, "text"), *words = cJSON_GetObjectItem(j, "words");
+    ASSERT(cJSON_IsString(text) && cJSON_IsArray(words));
     const char *s = text->valuestring;
     size_t len = strlen(s);
-    c->lines++;
+    static int32_t want[MAX_IDS];
+    int nw = test_json_ids(cJSON_GetObjectItem(j, "ids"), want, MAX_IDS);
 
     words_t w = {.base = s};
     ASSERT_EQ(eng__bpe_words(b, s, len, on_word, &w), LANES_OK);
@@ -161,15 +158,14 @@ static void check_ref_line(const eng_bpe_t *b, const char *pre, int line, const 
 
     int n = eng__bpe_encode(b, s, len, ids, MAX_IDS);
     ASSERT_GE(n, 0);
-    ok = n == cJSON_GetArraySize(want);
-    for (int i = 0; ok && i < n; i++) ok = ids[i] == (int32_t)cJSON_GetArrayItem(want, i)->valueint;
+    ok = n == nw;
+    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
     c->ids_ok += ok;
     if (!ok && c->printed++ == 0) {
         fprintf(stderr, "%s line %d: ids differ\n", pre, line);
         print_escaped("  text", s, len);
         fprintf(stderr, "  llama.cpp:");
-        for (int i = 0; i < cJSON_GetArraySize(want); i++)
-            fprintf(stderr, " %d", cJSON_GetArrayItem(want, i)->valueint);
+        for (int i = 0; i < nw; i++) fprintf(stderr, " %d", want[i]);
         fprintf(stderr, "\n  ours:     ");
         for (int i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
         fprintf(stderr, "\n");
@@ -189,23 +185,12 @@ static void test_refs(void) {
         eng_bpe_t *b = bpe_of(&v, path);
         snprintf(path, sizeof path, "%s/refs/gguf/tokenizer/vocab-gpt2.%s.tokens.jsonl", shared,
                  PRES[p]);
-        size_t size;
-        char *d = test_read_file(path, &size);
-        counts_t c = {0};
-        for (char *line = d, *nl; *line; line = nl + 1) {
-            nl = strchr(line, '\n');
-            ASSERT(nl != NULL);
-            *nl = 0;
-            cJSON *j = cJSON_Parse(line);
-            ASSERT(j != NULL);
-            check_ref_line(b, PRES[p], c.lines, j, &c);
-            cJSON_Delete(j);
-        }
-        printf("%-14s words %d/%d  ids %d/%d  pieces %d/%d\n", PRES[p], c.words_ok, c.lines,
-               c.ids_ok, c.lines, c.decode_ok, c.lines);
-        ASSERT_EQ(c.lines, 90);
-        total_bad += 3 * c.lines - c.words_ok - c.ids_ok - c.decode_ok;
-        free(d);
+        counts_t c = {.b = b, .pre = PRES[p]};
+        int lines = test_json_lines(path, check_ref_line, &c);
+        printf("%-14s words %d/%d  ids %d/%d  pieces %d/%d\n", PRES[p], c.words_ok, lines,
+               c.ids_ok, lines, c.decode_ok, lines);
+        ASSERT_EQ(lines, 90);
+        total_bad += 3 * lines - c.words_ok - c.ids_ok - c.decode_ok;
         eng__bpe_destroy(b);
         vocab_close(&v);
     }
@@ -352,13 +337,13 @@ static size_t random_text(uint64_t *rng, char *buf, size_t max) {
                                        "\xe3\x80\x80", "\xc2\x85", "\xe2\x80\xa8", "\x80", "\xbf",
                                        "\xc3", "\xe4\xb8", "\xf0\x9f", "\xff", "\xc0\x80",
                                        "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x00", "\x0b"};
-    size_t n = 0, want = rng_next(rng) % max;
+    size_t n = 0, want = lanes_splitmix64(rng) % max;
     while (n < want) {
-        if (rng_next(rng) % 3 == 0) {
-            buf[n++] = (char)(rng_next(rng) & 0xff);
+        if (lanes_splitmix64(rng) % 3 == 0) {
+            buf[n++] = (char)(lanes_splitmix64(rng) & 0xff);
             continue;
         }
-        const char *b = bits[rng_next(rng) % (sizeof bits / sizeof bits[0])];
+        const char *b = bits[lanes_splitmix64(rng) % (sizeof bits / sizeof bits[0])];
         size_t bl = b[0] ? strlen(b) : 1;
         if (n + bl > want) break;
         memcpy(buf + n, b, bl);

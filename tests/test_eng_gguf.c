@@ -135,18 +135,10 @@ static int open_copy(const void *d, size_t n, eng_gguf_t **g, uint8_t **copy_out
         atexit(remove_log);
         fflush(stdout);
     }
-    fflush(stderr);
-    FILE *tmp = fopen(log_path, "w+");
-    ASSERT(tmp != NULL);
-    int saved = dup(2);
-    ASSERT(saved >= 0 && dup2(fileno(tmp), 2) == 2);
+    test_capture_t cap;
+    test_capture_begin(&cap, log_path);
     int rc = eng_gguf_open_mem(copy, n, "mem", g);
-    ASSERT(dup2(saved, 2) == 2);
-    close(saved);
-    rewind(tmp);
-    size_t got = fread(logbuf, 1, sizeof logbuf - 1, tmp);
-    logbuf[got] = 0;
-    fclose(tmp);
+    test_capture_end(&cap, logbuf, sizeof logbuf);
     if (rc < 0) {
         free(copy);
         copy = NULL;
@@ -162,30 +154,12 @@ static void close_copy(eng_gguf_t *g, const uint8_t *copy) {
     free((void *)copy);
 }
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
-/* Whether s holds every '|'-separated part of want. */
-static int has_all(const char *s, const char *want) {
-    char part[256];
-    for (const char *p = want, *bar; *p; p = *bar ? bar + 1 : bar) {
-        bar = strchr(p, '|');
-        if (!bar) bar = p + strlen(p);
-        snprintf(part, sizeof part, "%.*s", (int)(bar - p), p);
-        if (!strstr(s, part)) return 0;
-    }
-    return 1;
-}
-
 /* A bad input: LANES_EMODEL and one log line "gguf mem: ..." containing each part of want. */
 static void expect_bad(const uint8_t *d, size_t n, const char *want, const char *label) {
     eng_gguf_t *g = NULL;
     int rc = open_copy(d, n, &g, NULL);
-    if (rc != LANES_EMODEL || count_lines(logbuf) != 1 || !strstr(logbuf, "gguf mem: ") ||
-        (want && !has_all(logbuf, want))) {
+    if (rc != LANES_EMODEL || test_count_lines(logbuf) != 1 || !strstr(logbuf, "gguf mem: ") ||
+        (want && !test_has_all(logbuf, want))) {
         fprintf(stderr, "case %s (%zu bytes): rc %d, log:\n%s(wanted \"%s\")\n", label, n, rc,
                 logbuf, want ? want : "");
         exit(1);

@@ -6,7 +6,6 @@
  * the activations to F16 before F16 matmuls, we do not); F32 models reproduce all 64 generated ids
  * free-running. How many 16-bit prompts also match free-running in full is printed (not required:
  * README.md shows llama.cpp itself changes course under F16-sized perturbations). */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -15,7 +14,7 @@
 #include "engine.h"
 #include "gen.h"
 #include "score.h"
-#include "test_util.h"
+#include "test_json.h"
 
 #define MAX_REFS 8
 #define MAX_SEQ 512
@@ -28,44 +27,16 @@ typedef struct {
     int n_prompt, n_tokens, n_gen;
 } ref_t;
 
-static int int_array(const cJSON *a, int32_t *out) {
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a) {
-        ASSERT_LT(n, MAX_SEQ);
-        out[n++] = (int32_t)it->valuedouble;
-    }
-    return n;
-}
-
-static int float_array(const cJSON *a, float *out) {
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a) {
-        ASSERT_LT(n, MAX_SEQ);
-        out[n++] = (float)it->valuedouble;
-    }
-    return n;
-}
-
-static int load_refs(const char *path, ref_t *refs) {
-    char *all = test_read_file(path, NULL), *save = NULL;
-    int n = 0;
-    for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(line);
-        ASSERT(o != NULL);
-        ASSERT_LT(n, MAX_REFS);
-        ref_t *r = &refs[n++];
-        r->prompt = strdup(cJSON_GetObjectItem(o, "prompt")->valuestring);
-        r->n_prompt = int_array(cJSON_GetObjectItem(o, "prompt_tokens"), r->prompt_tokens);
-        r->n_tokens = int_array(cJSON_GetObjectItem(o, "tokens"), r->tokens);
-        r->n_gen = float_array(cJSON_GetObjectItem(o, "top1_logits"), r->top1);
-        ASSERT_EQ(float_array(cJSON_GetObjectItem(o, "top2_logit_gaps"), r->gap), r->n_gen);
-        ASSERT_EQ(r->n_tokens, r->n_prompt + r->n_gen);
-        cJSON_Delete(o);
-    }
-    free(all);
-    return n;
+static void add_ref(const cJSON *o, int i, void *arg) {
+    ASSERT_LT(i, MAX_REFS);
+    ref_t *r = &((ref_t *)arg)[i];
+    r->prompt = strdup(cJSON_GetObjectItem(o, "prompt")->valuestring);
+    r->n_prompt = test_json_ids(cJSON_GetObjectItem(o, "prompt_tokens"), r->prompt_tokens, MAX_SEQ);
+    r->n_tokens = test_json_ids(cJSON_GetObjectItem(o, "tokens"), r->tokens, MAX_SEQ);
+    r->n_gen = test_json_floats(cJSON_GetObjectItem(o, "top1_logits"), r->top1, MAX_SEQ);
+    ASSERT_EQ(test_json_floats(cJSON_GetObjectItem(o, "top2_logit_gaps"), r->gap, MAX_SEQ),
+              r->n_gen);
+    ASSERT_EQ(r->n_tokens, r->n_prompt + r->n_gen);
 }
 
 typedef struct {
@@ -78,7 +49,7 @@ static void check_model(const char *shared, const case_t *cs) {
     snprintf(mpath, sizeof mpath, "%s/models/gguf/%s.gguf", shared, cs->file);
     snprintf(rpath, sizeof rpath, "%s/refs/gguf/%s.greedy.jsonl", shared, cs->file);
     static ref_t refs[MAX_REFS];
-    int n = load_refs(rpath, refs);
+    int n = test_json_lines(rpath, add_ref, refs);
     ASSERT_GT(n, 0);
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, mpath, NULL, NULL, 0), LANES_OK);

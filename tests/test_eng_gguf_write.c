@@ -168,40 +168,14 @@ static void test_conversions(void) {
 /* ---- log capture ---- */
 
 static char logbuf[8192];
-static FILE *cap_file;
-static int cap_saved = -1;
-
-static void cap_begin(void) {
-    fflush(stderr);
-    cap_file = tmpfile();
-    ASSERT(cap_file != NULL);
-    cap_saved = dup(2);
-    ASSERT(cap_saved >= 0 && dup2(fileno(cap_file), 2) == 2);
-}
-
-static const char *cap_end(void) {
-    fflush(stderr);
-    ASSERT(dup2(cap_saved, 2) == 2);
-    close(cap_saved);
-    rewind(cap_file);
-    size_t n = fread(logbuf, 1, sizeof logbuf - 1, cap_file);
-    logbuf[n] = 0;
-    fclose(cap_file);
-    return logbuf;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
+static test_capture_t cap;
 
 /* rc is want and the log is one line holding text; the check names the case. */
 static void expect_err(int rc, int want, const char *text, const char *label) {
-    const char *log = cap_end();
-    if (rc != want || count_lines(log) != 1 || !strstr(log, text)) {
+    int lines = test_capture_end(&cap, logbuf, sizeof logbuf);
+    if (rc != want || lines != 1 || !strstr(logbuf, text)) {
         fprintf(stderr, "case %s: rc %d (wanted %d), log:\n%s(wanted one line with \"%s\")\n",
-                label, rc, want, log, text);
+                label, rc, want, logbuf, text);
         exit(1);
     }
 }
@@ -473,7 +447,7 @@ static void test_round_trip(void) {
 
 static void test_refused(void) {
     eng_gguf_writer_t *w = (eng_gguf_writer_t *)1;
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     expect_err(eng_gguf_writer_create(48, &w), LANES_EINVAL, "alignment 48 not a power of two",
                "alignment 48");
     ASSERT(w == NULL);
@@ -507,15 +481,15 @@ static void test_refused(void) {
     eng_gguf_value_t arch = {.type = ENG_GGUF_STRING, .str = "llama", .len = 5};
     ASSERT_EQ(eng_gguf_writer_add(w, "general.architecture", &arch), LANES_OK);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cap_begin();
+        test_capture_begin(&cap, NULL);
         expect_err(eng_gguf_writer_add(w, bad[i].key, &bad[i].v), LANES_EINVAL, bad[i].want,
                    bad[i].want);
     }
     const char *s[] = {"a"};
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     expect_err(eng_gguf_writer_add_strs(w, "general.architecture", s, NULL, 1), LANES_EINVAL,
                "duplicate key general.architecture", "duplicate string array");
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     expect_err(eng_gguf_writer_add_strs(w, "general.alignment", s, NULL, 1), LANES_EINVAL,
                "key general.alignment", "string array general.alignment");
     eng_gguf_value_t al = {.type = ENG_GGUF_U32, .num.u = 64};
@@ -548,7 +522,7 @@ static void test_refused(void) {
     };
     ASSERT_EQ(eng_gguf_writer_add_tensor(w, "a", ENG_GGML_F32, 1, d4, data, 16), LANES_OK);
     for (size_t i = 0; i < sizeof tbad / sizeof tbad[0]; i++) {
-        cap_begin();
+        test_capture_begin(&cap, NULL);
         expect_err(eng_gguf_writer_add_tensor(w, tbad[i].name, tbad[i].type, tbad[i].n_dims,
                                               tbad[i].dims, tbad[i].null_data ? NULL : data,
                                               tbad[i].bytes),
@@ -577,7 +551,7 @@ static void test_refused(void) {
 static void test_io_errors(void) {
     eng_gguf_writer_t *w = new_writer(32);
     add_everything(w);
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     expect_err(eng_gguf_writer_write(w, "/nonexistent/x.gguf"), LANES_EIO,
                "gguf writer /nonexistent/x.gguf: create of /nonexistent/x.gguf.tmp failed: No such "
                "file or directory", "no such directory");
@@ -585,7 +559,7 @@ static void test_io_errors(void) {
     /* A directory in the way: the rename fails, the temporary file goes, the directory stays. */
     const char *d = tmp_path("adir");
     ASSERT_EQ(mkdir(d, 0755), 0);
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     expect_err(eng_gguf_writer_write(w, d), LANES_EIO, "rename of", "directory in the way");
     ASSERT(!exists(tmp_path("adir.tmp")));
     ASSERT_EQ(rmdir(d), 0);
@@ -602,7 +576,7 @@ static void test_io_errors(void) {
     lim.rlim_cur = full - 1;    /* the last byte does not fit (nor more of the log than that) */
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
     ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     int rc = eng_gguf_writer_write(w, path);
     ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, prev);
@@ -626,7 +600,7 @@ static void test_io_errors(void) {
     lim.rlim_cur = sizeof big / 2;
     signal(SIGXFSZ, SIG_IGN);
     ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    cap_begin();
+    test_capture_begin(&cap, NULL);
     rc = eng_gguf_writer_write(w, path);
     ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, prev);

@@ -234,19 +234,11 @@ static void remove_files(void) {
 static int load_file(const char *file, eng_model_t **m) {
     char log[4200];
     snprintf(log, sizeof log, "%s.log", path);
-    fflush(stderr);
-    FILE *tmp = fopen(log, "w+");
-    ASSERT(tmp != NULL);
-    int saved = dup(2);
-    ASSERT(saved >= 0 && dup2(fileno(tmp), 2) == 2);
+    test_capture_t cap;
+    test_capture_begin(&cap, log);
     *m = NULL;
     int rc = eng_model_load(file, m);
-    ASSERT(dup2(saved, 2) == 2);
-    close(saved);
-    rewind(tmp);
-    size_t got = fread(logbuf, 1, sizeof logbuf - 1, tmp);
-    logbuf[got] = 0;
-    fclose(tmp);
+    test_capture_end(&cap, logbuf, sizeof logbuf);
     ASSERT(rc < 0 ? *m == NULL : rc == LANES_OK && *m != NULL);
     return rc;
 }
@@ -260,30 +252,12 @@ static int load_spec(const spec_t *s, eng_model_t **m) {
     return load_file(path, m);
 }
 
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
-/* Whether s holds every '|'-separated part of want. */
-static int has_all(const char *s, const char *want) {
-    char part[256];
-    for (const char *p = want, *bar; *p; p = *bar ? bar + 1 : bar) {
-        bar = strchr(p, '|');
-        if (!bar) bar = p + strlen(p);
-        snprintf(part, sizeof part, "%.*s", (int)(bar - p), p);
-        if (!strstr(s, part)) return 0;
-    }
-    return 1;
-}
-
 /* A bad model: LANES_EMODEL and one log line "model FILE: ..." holding each part of want. */
 static void expect_bad_log(int rc, const char *file, const char *want, const char *label) {
     char head[4200];
     snprintf(head, sizeof head, "model %s: ", file);
-    if (rc != LANES_EMODEL || count_lines(logbuf) != 1 || !strstr(logbuf, head) ||
-        !has_all(logbuf, want)) {
+    if (rc != LANES_EMODEL || test_count_lines(logbuf) != 1 || !strstr(logbuf, head) ||
+        !test_has_all(logbuf, want)) {
         fprintf(stderr, "case %s: rc %d, log:\n%s(wanted \"%s\")\n", label, rc, logbuf, want);
         exit(1);
     }
@@ -323,7 +297,7 @@ static void test_good(void) {
         int rc = load_spec(&s, &m);
         if (rc != LANES_OK) fprintf(stderr, "%s: %s", arches[a], logbuf);
         ASSERT_EQ(rc, LANES_OK);
-        ASSERT_EQ(count_lines(logbuf), 0);
+        ASSERT_EQ(test_count_lines(logbuf), 0);
         const eng_model_cfg_t *c = eng_model_cfg(m);
         const eng_weights_t *w = eng_model_weights(m);
         const eng_layer_t *l1 = &w->layers[1];

@@ -1,7 +1,6 @@
 /* Parity with llama2.c's run.c: for every model/reference pair in ../shared/refs, our tokenizer
  * gives the reference prompt ids and greedy generation (all prompts at once, as lanes of the same
  * steps) gives the reference tokens and text over the whole reference length. */
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdint.h>
 
@@ -9,7 +8,7 @@
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
-#include "test_util.h"
+#include "test_json.h"
 
 #define MAX_REFS 16
 #define MAX_SEQ 2048
@@ -25,35 +24,16 @@ typedef struct {
     double margin;
 } ref_t;
 
-static int int_array(const cJSON *a, int32_t *out) {
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a) {
-        ASSERT_LT(n, MAX_SEQ);
-        out[n++] = (int32_t)it->valueint;
-    }
-    return n;
-}
-
-static int load_refs(const char *path, ref_t *refs) {
-    char *all = test_read_file(path, NULL), *save = NULL;
-    int n = 0;
-    for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(line);
-        ASSERT(o != NULL);
-        ASSERT_LT(n, MAX_REFS);
-        ref_t *r = &refs[n++];
-        r->prompt = strdup(cJSON_GetObjectItem(o, "prompt")->valuestring);
-        r->text = strdup(cJSON_GetObjectItem(o, "text")->valuestring);
-        r->n_prompt = int_array(cJSON_GetObjectItem(o, "prompt_tokens"), r->prompt_tokens);
-        r->n_tokens = int_array(cJSON_GetObjectItem(o, "tokens"), r->tokens);
-        r->effective_steps = cJSON_GetObjectItem(o, "effective_steps")->valueint;
-        r->margin = cJSON_GetObjectItem(o, "min_top2_margin")->valuedouble;
-        r->margin_pos = cJSON_GetObjectItem(o, "min_top2_margin_pos")->valueint;
-        cJSON_Delete(o);
-    }
-    free(all);
-    return n;
+static void add_ref(const cJSON *o, int i, void *arg) {
+    ASSERT_LT(i, MAX_REFS);
+    ref_t *r = &((ref_t *)arg)[i];
+    r->prompt = strdup(cJSON_GetObjectItem(o, "prompt")->valuestring);
+    r->text = strdup(cJSON_GetObjectItem(o, "text")->valuestring);
+    r->n_prompt = test_json_ids(cJSON_GetObjectItem(o, "prompt_tokens"), r->prompt_tokens, MAX_SEQ);
+    r->n_tokens = test_json_ids(cJSON_GetObjectItem(o, "tokens"), r->tokens, MAX_SEQ);
+    r->effective_steps = cJSON_GetObjectItem(o, "effective_steps")->valueint;
+    r->margin = cJSON_GetObjectItem(o, "min_top2_margin")->valuedouble;
+    r->margin_pos = cJSON_GetObjectItem(o, "min_top2_margin_pos")->valueint;
 }
 
 /* run.c's output: the decoded pieces, skipping single unprintable bytes (its safe_printf). */
@@ -73,7 +53,7 @@ static void check_model(const char *shared, const char *model, const char *tokfi
     snprintf(tpath, sizeof tpath, "%s/models/%s", shared, tokfile);
     snprintf(rpath, sizeof rpath, "%s/refs/%s.greedy.jsonl", shared, model);
     static ref_t refs[MAX_REFS];
-    int n = load_refs(rpath, refs);
+    int n = test_json_lines(rpath, add_ref, refs);
     ASSERT_GT(n, 0);
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, mpath, tpath, NULL, 0), LANES_OK);

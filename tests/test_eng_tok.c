@@ -1,6 +1,5 @@
 /* eng_tok: parity with run.c encode() on the shared references and on random text against a
  * transliteration of run.c, round trips, bad files, ETOOLONG, the synthetic tokenizer. */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <time.h>
@@ -8,17 +7,11 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
-#include "test_util.h"
+#include "base/lanes_rand.h"
+#include "test_json.h"
 #include "tok/tok.h"
 
 static char tmpdir[] = "/tmp/test_eng_tok.XXXXXX";
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* ---- run.c encode(), transliterated (qsort + bsearch + full rescan per merge) ---------------- */
 
@@ -111,16 +104,7 @@ static void expect_ids(const eng_tok_t *t, const char *text, size_t len, int fla
                        const int32_t *want, int nwant, const char *what) {
     int32_t got[4096];
     int n = eng_tok_encode(t, text, len, flags, got, 4096);
-    int same = n == nwant;
-    for (int i = 0; same && i < n; i++) same = got[i] == want[i];
-    if (!same) {
-        fprintf(stderr, "%s: encode(\"%.*s\") mismatch\n  got :", what, (int)len, text);
-        for (int i = 0; i < n; i++) fprintf(stderr, " %d", (int)got[i]);
-        fprintf(stderr, " (n=%d)\n  want:", n);
-        for (int i = 0; i < nwant; i++) fprintf(stderr, " %d", (int)want[i]);
-        fprintf(stderr, "\n");
-        exit(1);
-    }
+    test_expect_ids(got, n, want, nwant, "%s: encode(\"%.*s\") mismatch", what, (int)len, text);
 }
 
 /* Concatenates decode(prev, tok) after BOS, as run.c prints (the dummy prefix space vanishes). */
@@ -174,9 +158,9 @@ static void random_vs_ref(const eng_tok_t *t, const ref_tok_t *r, int rounds, ui
     int want[2048];
     int32_t got[2048];
     for (int k = 0; k < rounds; k++) {
-        size_t len = 0, target = rng_next(&seed) % 200;
+        size_t len = 0, target = lanes_splitmix64(&seed) % 200;
         while (len < target) {
-            uint64_t x = rng_next(&seed);
+            uint64_t x = lanes_splitmix64(&seed);
             if (x % 8 == 0) {
                 text[len++] = (char)(1 + (x >> 8) % 255);
             } else {
@@ -423,7 +407,8 @@ static void test_limits(void) {
     char *text = malloc(big);
     int32_t *out = malloc(big * 2 * sizeof *out);
     uint64_t s = 3;
-    for (size_t i = 0; i < big; i++) text[i] = "the cat sat on a mat \xc3\xa9"[rng_next(&s) % 23];
+    for (size_t i = 0; i < big; i++)
+        text[i] = "the cat sat on a mat \xc3\xa9"[lanes_splitmix64(&s) % 23];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int n = eng_tok_encode(t, text, big, ENG_TOK_ADD_SPECIAL, out, (int)big * 2);
@@ -441,43 +426,13 @@ static void test_limits(void) {
 
 /* ---- with ../shared: the reference outputs --------------------------------------------------- */
 
-/* Calls fn for each JSON line of path. */
-static int for_each_line(const char *path, void (*fn)(cJSON *, void *), void *arg) {
-    size_t size;
-    char *d = test_read_file(path, &size), *line = d;
-    int count = 0;
-    while (line < d + size) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = '\0';
-        if (*line) {
-            cJSON *j = cJSON_Parse(line);
-            ASSERT(j != NULL);
-            fn(j, arg);
-            cJSON_Delete(j);
-            count++;
-        }
-        line = nl ? nl + 1 : d + size;
-    }
-    free(d);
-    return count;
-}
-
-static int json_ids(const cJSON *arr, int32_t *ids, int max) {
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        ASSERT_LT(n, max);
-        ids[n++] = (int32_t)e->valuedouble;
-    }
-    return n;
-}
-
-static void check_encode_line(cJSON *j, void *arg) {
+static void check_encode_line(const cJSON *j, int line, void *arg) {
+    (void)line;
     const eng_tok_t *t = arg;
     const cJSON *text = cJSON_GetObjectItem(j, "text");
     ASSERT(cJSON_IsString(text));
     int32_t want[4096];
-    int n = json_ids(cJSON_GetObjectItem(j, "tokens"), want, 4096);
+    int n = test_json_ids(cJSON_GetObjectItem(j, "tokens"), want, 4096);
     int bos = cJSON_IsTrue(cJSON_GetObjectItem(j, "bos"));
     ASSERT(!cJSON_IsTrue(cJSON_GetObjectItem(j, "eos")));         /* run.c's EOS: never asked */
     size_t len = strlen(text->valuestring);
@@ -485,12 +440,13 @@ static void check_encode_line(cJSON *j, void *arg) {
     expect_round_trip(t, text->valuestring, len);
 }
 
-static void check_prompt_line(cJSON *j, void *arg) {
+static void check_prompt_line(const cJSON *j, int line, void *arg) {
+    (void)line;
     const eng_tok_t *t = arg;
     const cJSON *prompt = cJSON_GetObjectItem(j, "prompt");
     ASSERT(cJSON_IsString(prompt));
     int32_t want[4096];
-    int n = json_ids(cJSON_GetObjectItem(j, "prompt_tokens"), want, 4096);
+    int n = test_json_ids(cJSON_GetObjectItem(j, "prompt_tokens"), want, 4096);
     expect_ids(t, prompt->valuestring, strlen(prompt->valuestring), ENG_TOK_ADD_SPECIAL, want, n,
                "greedy.jsonl");
 }
@@ -520,11 +476,11 @@ static int test_shared(void) {
         int lines = 0;
         if (sets[s].encode) {
             snprintf(path, sizeof path, "%s/refs/%s", dir, sets[s].encode);
-            lines += for_each_line(path, check_encode_line, t);
+            lines += test_json_lines(path, check_encode_line, t);
         }
         for (int g = 0; g < 2 && sets[s].greedy[g]; g++) {
             snprintf(path, sizeof path, "%s/refs/%s", dir, sets[s].greedy[g]);
-            lines += for_each_line(path, check_prompt_line, t);
+            lines += test_json_lines(path, check_prompt_line, t);
         }
         fprintf(stderr, "%s: %d reference lines match\n", sets[s].tok, lines);
         ASSERT_GE(lines, 5);

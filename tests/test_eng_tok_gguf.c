@@ -2,21 +2,14 @@
  * every bad key -> LANES_ETOK with one log line naming it), then with ../shared the SentencePiece
  * vocabularies against llama.cpp: encode references, greedy prompts and texts, random round trips.
  */
-#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "base/lanes_log.h"
+#include "base/lanes_rand.h"
 #include "model/gguf.h"
-#include "test_util.h"
+#include "test_json.h"
 #include "tok/tok.h"
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* ---- a GGUF writer for vocab-only files ------------------------------------------------------ */
 
@@ -142,42 +135,25 @@ static int load(const spec_t *sp, eng_tok_t **t) {
     ASSERT_EQ(eng_gguf_open_mem(f.p, f.n, "mem", &g), LANES_OK);
     char path[64];
     snprintf(path, sizeof path, "/tmp/test_eng_tok_gguf.%d.log", (int)getpid());
-    fflush(stderr);
-    FILE *tmp = fopen(path, "w+");
-    ASSERT(tmp != NULL);
-    int saved = dup(2);
-    ASSERT(saved >= 0 && dup2(fileno(tmp), 2) == 2);
+    test_capture_t cap;
+    test_capture_begin(&cap, path);
     *t = NULL;
     int rc = eng_tok_from_gguf(g, "crafted.gguf", t);
-    ASSERT(dup2(saved, 2) == 2);
-    close(saved);
-    rewind(tmp);
-    size_t got = fread(logbuf, 1, sizeof logbuf - 1, tmp);
-    logbuf[got] = 0;
-    fclose(tmp);
+    test_capture_end(&cap, logbuf, sizeof logbuf);
     unlink(path);
     eng_gguf_close(g);                   /* the tokenizer copied what it keeps */
     free(f.p);
     return rc;
 }
 
-static void expect_enc(const eng_tok_t *t, const char *text, int flags, const int32_t *want,
-                       int nwant) {
-    int32_t got[256];
-    int n = eng_tok_encode(t, text, strlen(text), flags, got, 256);
-    int same = n == nwant;
-    for (int i = 0; same && i < n; i++) same = got[i] == want[i];
-    if (!same) {
-        fprintf(stderr, "encode(\"%s\", flags %d):\n  got :", text, flags);
-        for (int i = 0; i < n; i++) fprintf(stderr, " %d", (int)got[i]);
-        fprintf(stderr, " (n=%d)\n  want:", n);
-        for (int i = 0; i < nwant; i++) fprintf(stderr, " %d", (int)want[i]);
-        fprintf(stderr, "\n");
-        exit(1);
-    }
+static void expect_enc(const char *what, const eng_tok_t *t, const char *text, int flags,
+                       const int32_t *want, int nwant) {
+    int32_t got[4096];
+    int n = eng_tok_encode(t, text, strlen(text), flags, got, 4096);
+    test_expect_ids(got, n, want, nwant, "%s: encode(\"%s\", flags %d)", what, text, flags);
 }
 #define ENC(t, text, flags, ...)                                                                  \
-    expect_enc((t), (text), (flags), (const int32_t[]){__VA_ARGS__},                              \
+    expect_enc("crafted", (t), (text), (flags), (const int32_t[]){__VA_ARGS__},                   \
                (int)(sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t)))
 
 static void expect_dec(const eng_tok_t *t, int32_t id, const char *want, size_t nwant) {
@@ -278,51 +254,11 @@ static void test_crafted(void) {
 
 /* ---- with ../shared: llama.cpp's SentencePiece results --------------------------------------- */
 
-static int for_each_line(const char *path, void (*fn)(cJSON *, void *), void *arg) {
-    size_t size;
-    char *d = test_read_file(path, &size), *line = d;
-    int count = 0;
-    while (line < d + size) {
-        char *nl = memchr(line, '\n', (size_t)(d + size - line));
-        if (nl) *nl = '\0';
-        if (*line) {
-            cJSON *j = cJSON_Parse(line);
-            ASSERT(j != NULL);
-            fn(j, arg);
-            cJSON_Delete(j);
-            count++;
-        }
-        line = nl ? nl + 1 : d + size;
-    }
-    free(d);
-    return count;
-}
-
-static int json_ids(const cJSON *arr, int32_t *ids, int max) {
-    int n = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        ASSERT_LT(n, max);
-        ids[n++] = (int32_t)e->valuedouble;
-    }
-    return n;
-}
-
+/* The encoding of text is the id array arr. */
 static void expect_ids(const eng_tok_t *t, const char *text, int flags, const cJSON *arr,
                        const char *what) {
-    int32_t want[4096], got[4096];
-    int nw = json_ids(arr, want, 4096);
-    int n = eng_tok_encode(t, text, strlen(text), flags, got, 4096);
-    int same = n == nw;
-    for (int i = 0; same && i < n; i++) same = got[i] == want[i];
-    if (!same) {
-        fprintf(stderr, "%s: encode(\"%s\") mismatch\n  got :", what, text);
-        for (int i = 0; i < n; i++) fprintf(stderr, " %d", (int)got[i]);
-        fprintf(stderr, " (n=%d)\n  want:", n);
-        for (int i = 0; i < nw; i++) fprintf(stderr, " %d", (int)want[i]);
-        fprintf(stderr, "\n");
-        exit(1);
-    }
+    int32_t want[4096];
+    expect_enc(what, t, text, flags, want, test_json_ids(arr, want, 4096));
 }
 
 typedef struct {
@@ -331,7 +267,8 @@ typedef struct {
 } ctx_t;
 
 /* tokenizer.encode.jsonl: the lines with a source carry llama.cpp's ids. */
-static void check_encode_line(cJSON *j, void *arg) {
+static void check_encode_line(const cJSON *j, int line, void *arg) {
+    (void)line;
     ctx_t *c = arg;
     if (cJSON_GetObjectItem(j, "source") == NULL) return;
     const cJSON *text = cJSON_GetObjectItem(j, "text");
@@ -345,7 +282,8 @@ static void check_encode_line(cJSON *j, void *arg) {
 static int hexval(char x) { return x <= '9' ? x - '0' : (x | 0x20) - 'a' + 10; }
 
 /* greedy.jsonl: the prompt ids, and the text of the generated ids. */
-static void check_greedy_line(cJSON *j, void *arg) {
+static void check_greedy_line(const cJSON *j, int line, void *arg) {
+    (void)line;
     ctx_t *c = arg;
     const cJSON *prompt = cJSON_GetObjectItem(j, "prompt");
     ASSERT(cJSON_IsString(prompt));
@@ -365,7 +303,7 @@ static void check_greedy_line(cJSON *j, void *arg) {
         memcpy(want, txt->valuestring, nw);
     }
     int32_t gen[1024];
-    int n = json_ids(cJSON_GetObjectItem(j, "generated"), gen, 1024);
+    int n = test_json_ids(cJSON_GetObjectItem(j, "generated"), gen, 1024);
     for (int i = 0; i < n; i++) {
         ASSERT(!eng_tok_is_eog(c->t, gen[i]));           /* every reference ran to length */
         size_t pl;
@@ -391,9 +329,9 @@ static void round_trips(const eng_tok_t *t, uint64_t seed) {
     char text[400], out[4096];
     int32_t ids[2048];
     for (int k = 0; k < 300; k++) {
-        size_t len = 0, target = rng_next(&seed) % 300;
+        size_t len = 0, target = lanes_splitmix64(&seed) % 300;
         while (len < target) {
-            uint64_t x = rng_next(&seed);
+            uint64_t x = lanes_splitmix64(&seed);
             const char *b = bits[(x >> 8) % (sizeof bits / sizeof *bits)];
             size_t bl = b[0] ? strlen(b) : 1;
             if (x % 3 == 0) text[len++] = (char)(x >> 16);
@@ -456,14 +394,14 @@ static int test_shared(void) {
                 3186, 2);
             ENC(t, "<s> </s>", 0, 529, 29879, 29958, 1533, 29879, 29958);
             snprintf(path, sizeof path, "%s/refs/tokenizer.encode.jsonl", dir);
-            for_each_line(path, check_encode_line, &c);
+            test_json_lines(path, check_encode_line, &c);
             fprintf(stderr, "%s: %d llama.cpp encode lines match\n", models[m], c.n);
             ASSERT_GE(c.n, 40);
             round_trips(t, 5);
         }
         c.n = 0;
         snprintf(path, sizeof path, "%s/refs/gguf/%s.greedy.jsonl", dir, models[m]);
-        for_each_line(path, check_greedy_line, &c);
+        test_json_lines(path, check_greedy_line, &c);
         fprintf(stderr, "%s: %d greedy prompts and texts match\n", models[m], c.n);
         ASSERT_EQ(c.n, 5);
         eng_tok_destroy(t);

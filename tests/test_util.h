@@ -2,9 +2,12 @@
 #define LANES_TEST_UTIL_H
 
 /* Assertions that print both sides, as libuv's ASSERT_EQ does. A failed check exits 1. */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/lanes_err.h"
 #include "base/lanes_file.h"
@@ -65,6 +68,72 @@ static inline void test_write_file(const char *path, const void *d, size_t n) {
     ASSERT(f != NULL);
     ASSERT(fwrite(d, 1, n, f) == n);
     ASSERT(fclose(f) == 0);
+}
+
+/* got[0..n) equals want[0..nwant), or the header (printf-style) and both lists are printed and
+ * the test fails. */
+__attribute__((format(printf, 5, 6))) static inline void
+test_expect_ids(const int32_t *got, int n, const int32_t *want, int nwant, const char *fmt, ...) {
+    int same = n == nwant;
+    for (int i = 0; same && i < n; i++) same = got[i] == want[i];
+    if (same) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n  got :");
+    for (int i = 0; i < n; i++) fprintf(stderr, " %d", (int)got[i]);
+    fprintf(stderr, " (n=%d)\n  want:", n);
+    for (int i = 0; i < nwant; i++) fprintf(stderr, " %d", (int)want[i]);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static inline int test_count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Whether s holds every '|'-separated part of want. */
+static inline int test_has_all(const char *s, const char *want) {
+    char part[256];
+    for (const char *p = want, *bar; *p; p = *bar ? bar + 1 : bar) {
+        bar = strchr(p, '|');
+        if (!bar) bar = p + strlen(p);
+        snprintf(part, sizeof part, "%.*s", (int)(bar - p), p);
+        if (!strstr(s, part)) return 0;
+    }
+    return 1;
+}
+
+/* stderr sent to a file while the code under test logs, then read back. */
+typedef struct {
+    FILE *f;
+    int saved;      /* the real stderr */
+} test_capture_t;
+
+/* Sends stderr to path (created or truncated), or to an anonymous temporary file when path is
+ * NULL. A named file keeps a sanitizer's report when the code under test dies meanwhile. */
+static inline void test_capture_begin(test_capture_t *c, const char *path) {
+    fflush(stderr);
+    c->f = path ? fopen(path, "w+") : tmpfile();
+    ASSERT(c->f != NULL);
+    c->saved = dup(2);
+    ASSERT(c->saved >= 0 && dup2(fileno(c->f), 2) == 2);
+}
+
+/* Puts stderr back and copies what was logged into buf (NUL-terminated, cut at cap - 1 bytes);
+ * returns its line count. The file stays when it has a name (the caller removes it). */
+static inline int test_capture_end(test_capture_t *c, char *buf, size_t cap) {
+    fflush(stderr);
+    ASSERT(dup2(c->saved, 2) == 2);
+    close(c->saved);
+    rewind(c->f);
+    size_t got = fread(buf, 1, cap - 1, c->f);
+    buf[got] = 0;
+    fclose(c->f);
+    return test_count_lines(buf);
 }
 
 /* The shared/ folder with real models and references, or NULL (the caller then skips). */

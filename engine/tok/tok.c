@@ -22,38 +22,13 @@
 
 /* ---- piece index ----------------------------------------------------------------------------- */
 
-/* FNV-1a, continued across two pieces so a pair can be looked up without copying it. */
-static uint32_t fnv1a(uint32_t h, const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h;
-}
-#define FNV_SEED 2166136261u
-
 static size_t piece_len(const eng_tok_t *t, int id) { return t->off[id + 1] - t->off[id]; }
 static const char *piece(const eng_tok_t *t, int id) { return t->bytes + t->off[id]; }
 
 /* The id of the piece equal to a[0..na) followed by b[0..nb), or -1. */
 static int lookup2(const eng_tok_t *t, const char *a, size_t na, const char *b, size_t nb) {
     if (na + nb > (size_t)t->max_piece) return -1;
-    uint32_t h = fnv1a(fnv1a(FNV_SEED, a, na), b, nb);
-    for (uint32_t i = h & t->slot_mask;; i = (i + 1) & t->slot_mask) {
-        int id = t->slots[i];
-        if (id < 0) return -1;
-        const char *p = piece(t, id);
-        if (piece_len(t, id) == na + nb && memcmp(p, a, na) == 0 && memcmp(p + na, b, nb) == 0)
-            return id;
-    }
-}
-
-/* An empty hash with at least twice as many slots as pieces, so probes stay short. */
-static int alloc_index(eng_tok_t *t) {
-    uint32_t n = 1;
-    while (n < 2u * (uint32_t)t->vocab_size) n <<= 1;
-    t->slots = malloc(n * sizeof *t->slots);
-    if (t->slots == NULL) return LANES_ENOMEM;
-    memset(t->slots, 0xff, n * sizeof *t->slots);
-    t->slot_mask = n - 1;
-    return LANES_OK;
+    return eng__strmap_get2(t->index, a, na, b, nb);
 }
 
 static void finish_index(eng_tok_t *t) {
@@ -61,25 +36,17 @@ static void finish_index(eng_tok_t *t) {
     for (int b = 0; b < 256; b++) t->byte_val[b] = (unsigned char)b;
 }
 
-/* Duplicate pieces keep the lowest id: run.c's bsearch would pick one arbitrarily. */
+/* In id order, so that of duplicate pieces the lowest id stays (the map keeps the first): run.c's
+ * bsearch would pick one arbitrarily. */
 int eng__tok_index(eng_tok_t *t, int *dup) {
-    int rc = alloc_index(t);
+    int rc = eng__strmap_create((size_t)t->vocab_size, &t->index);
     if (rc < 0) return rc;
     if (dup) *dup = -1;
     for (int id = 0; id < t->vocab_size; id++) {
         size_t len = piece_len(t, id);
-        uint32_t i = fnv1a(FNV_SEED, piece(t, id), len) & t->slot_mask;
-        for (;; i = (i + 1) & t->slot_mask) {
-            int o = t->slots[i];
-            if (o < 0) {
-                t->slots[i] = id;
-                break;
-            }
-            if (piece_len(t, o) == len && memcmp(piece(t, o), piece(t, id), len) == 0) {
-                if (dup && *dup < 0 && len > 0) *dup = id;
-                break;
-            }
-        }
+        rc = eng__strmap_put2(t->index, piece(t, id), len, NULL, 0, id, NULL);
+        if (rc < 0) return rc;
+        if (rc == 0 && dup && *dup < 0 && len > 0) *dup = id;
     }
     finish_index(t);
     return LANES_OK;
@@ -107,7 +74,7 @@ void eng_tok_destroy(eng_tok_t *t) {
     free(t->scores);
     free(t->off);
     free(t->bytes);
-    free(t->slots);
+    eng__strmap_destroy(t->index);
     free(t->type);
     free(t->doff);
     free(t->dbytes);
@@ -264,15 +231,14 @@ int eng_tok_save(const eng_tok_t *t, const char *path) {
 #define SYNTH_MAX_PIECE 16
 #define SYNTH_NCHARS 95              /* printable ASCII, " " first */
 
-/* Appends piece bytes; the index is built incrementally so merges can be checked for uniqueness. */
+/* Appends a piece unless one has its bytes already: returns 1 when added, 0 when not, or
+ * LANES_ENOMEM. The index grows with the pieces, so that merges stay unique. */
 static int synth_add(eng_tok_t *t, int id, const char *p, size_t n, float score) {
-    if (lookup2(t, p, n, "", 0) >= 0) return 0;
+    int rc = eng__strmap_put2(t->index, p, n, NULL, 0, id, NULL);
+    if (rc <= 0) return rc;
     memcpy(t->bytes + t->off[id], p, n);
     t->off[id + 1] = t->off[id] + (uint32_t)n;
     t->scores[id] = score;
-    uint32_t i = fnv1a(FNV_SEED, p, n) & t->slot_mask;
-    while (t->slots[i] >= 0) i = (i + 1) & t->slot_mask;
-    t->slots[i] = id;
     if ((int)n > t->max_piece) t->max_piece = (int)n;
     return 1;
 }
@@ -281,26 +247,26 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
     if (vocab_size < TOK_MIN_VOCAB + SYNTH_NCHARS || vocab_size > TOK_MAX_VOCAB)
         return LANES_EINVAL;
     eng_tok_t *t = eng__tok_alloc(vocab_size, (size_t)vocab_size * SYNTH_MAX_PIECE);
-    if (t == NULL || alloc_index(t) < 0) {
+    if (t == NULL || eng__strmap_create((size_t)vocab_size, &t->index) < 0) {
         eng_tok_destroy(t);
         return LANES_ENOMEM;
     }
     /* Letters weighted roughly by English frequency, so merges look like word pieces. */
     static const char common[] = " eeeettaaoinshrdlucmfwypvbgk etaoinsh";
     char buf[SYNTH_MAX_PIECE + 8];
-    int id = 0;
+    int id = 0, rc = 0;
     t->off[0] = 0;
     t->max_piece = 1;
-    synth_add(t, id++, "<unk>", 5, 0.0f);
-    synth_add(t, id++, "\n<s>\n", 5, 0.0f);
-    synth_add(t, id++, "\n</s>\n", 6, 0.0f);
-    for (int b = 0; b < 256; b++) {
+    static const char *const specials[] = {"<unk>", "\n<s>\n", "\n</s>\n"};
+    for (int k = 0; k < 3 && rc >= 0; k++)
+        rc = synth_add(t, id++, specials[k], strlen(specials[k]), 0.0f);
+    for (int b = 0; b < 256 && rc >= 0; b++) {
         snprintf(buf, sizeof buf, "<0x%02X>", b);
-        synth_add(t, id++, buf, 6, 0.0f);
+        rc = synth_add(t, id++, buf, 6, 0.0f);
     }
-    for (int c = 0; c < SYNTH_NCHARS; c++) {
+    for (int c = 0; c < SYNTH_NCHARS && rc >= 0; c++) {
         buf[0] = (char)(' ' + c);
-        synth_add(t, id, buf, 1, -(float)(id - TOK_MIN_VOCAB));
+        rc = synth_add(t, id, buf, 1, -(float)(id - TOK_MIN_VOCAB));
         id++;
     }
     /* Merges, with scores falling as the id grows so older merges win. First the prefixes of some
@@ -312,16 +278,16 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
         " with", " her", " his", " they", " The", " One", " Once", " Hello", " world", "ing", "ed",
         "er", "ly", "es", "en", "an", "th", "ou", "at", "or", "re", "st", "ll", "nd",
     };
-    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+    for (size_t w = 0; w < sizeof words / sizeof *words && rc >= 0; w++) {
         size_t n = strlen(words[w]);
-        for (size_t k = 2; k <= n && id < vocab_size; k++)
-            id += synth_add(t, id, words[w], k, -(float)(id - TOK_MIN_VOCAB));
+        for (size_t k = 2; k <= n && id < vocab_size && rc >= 0; k++)
+            if ((rc = synth_add(t, id, words[w], k, -(float)(id - TOK_MIN_VOCAB))) > 0) id++;
     }
     /* ... then random ones: an existing piece followed by a common letter or another piece,
      * unique and at most SYNTH_MAX_PIECE bytes. */
     int first_char = TOK_MIN_VOCAB;   /* the single characters */
     uint64_t s = seed;
-    while (id < vocab_size) {
+    while (id < vocab_size && rc >= 0) {
         uint64_t r = lanes_splitmix64(&s);
         int a = first_char + (int)(r % (uint64_t)(id - first_char));
         int b = (r >> 32) % 4 != 0
@@ -331,7 +297,11 @@ int eng_tok_synth(int vocab_size, uint64_t seed, eng_tok_t **out) {
         if (na + nb > SYNTH_MAX_PIECE) continue;
         memcpy(buf, piece(t, a), na);
         memcpy(buf + na, piece(t, b), nb);
-        if (synth_add(t, id, buf, na + nb, -(float)(id - TOK_MIN_VOCAB))) id++;
+        if ((rc = synth_add(t, id, buf, na + nb, -(float)(id - TOK_MIN_VOCAB))) > 0) id++;
+    }
+    if (rc < 0) {
+        eng_tok_destroy(t);
+        return rc;
     }
     finish_index(t);
     runc_max_text(t);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "bpe.h"
+#include "strmap.h"
 #include "tok.h"
 
 enum { TOK_RUNC, TOK_SPM, TOK_BPE };   /* eng_tok.kind */
@@ -24,8 +25,7 @@ struct eng_tok {
     float *scores;                   /* (vocab_size,) merge priority, higher first */
     uint32_t *off;                   /* (vocab_size + 1,) piece i is bytes[off[i] .. off[i + 1]) */
     char *bytes;                     /* all pieces back to back (GGUF: the token texts), owned */
-    int32_t *slots;                  /* open-addressing hash: piece bytes -> lowest id, -1 empty */
-    uint32_t slot_mask;              /* slot count - 1 (a power of two) */
+    eng_strmap_t *index;             /* piece bytes -> lowest id, owned */
     unsigned char byte_val[256];     /* byte_val[b] == b: what "<0xXX>" pieces decode to */
     size_t max_text;                 /* eng_tok_max_text() */
 
@@ -48,7 +48,7 @@ eng_tok_t *eng__tok_alloc(int vocab_size, size_t nbytes);
 
 /* Indexes pieces 0..vocab_size-1 for lookup; a duplicate keeps the lowest id and, if dup is not
  * NULL, *dup gets the first duplicate id of a non-empty piece (-1: none). Returns 0 or
- * LANES_ENOMEM. */
+ * LANES_ENOMEM (LANES_ETOOLONG for a piece of 4 GiB or more). */
 int eng__tok_index(eng_tok_t *t, int *dup);
 
 /* The id of the piece equal to p[0..n), or -1. */
