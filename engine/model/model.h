@@ -106,7 +106,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
 /* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */
 int eng_model_save(const eng_model_t *m, const char *path);
 
-/* Adds a llama model (no rope scaling) to a GGUF writer as llama.cpp names it: general.* and llama.*
+/* Adds a llama model to a GGUF writer as llama.cpp names it (Llama 3.1 rope_freqs included): general.* and llama.*
  * keys, every tensor in its type (borrowed: keep m until the writer has written). LANES_EINVAL for
  * other models; the writer's errors. */
 int eng_model_to_gguf(const eng_model_t *m, struct eng_gguf_writer *w);

@@ -43,9 +43,9 @@ static int add_str(eng_gguf_writer_t *w, const char *key, const char *s) {
 int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
     const eng_model_cfg_t *c = &m->cfg;
     const eng_weights_t *wt = &m->w;
-    if (strcmp(c->arch.name, "llama") != 0 || wt->rope_freqs != NULL) {
-        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama models without rope scaling are written "
-                  "to GGUF files", m->name);
+    if (strcmp(c->arch.name, "llama") != 0) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama models are written to GGUF files",
+                  m->name);
         return LANES_EINVAL;
     }
     const char *a = c->arch.name;
@@ -83,6 +83,8 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
                 return rc;
         }
     }
-    if ((rc = add_vec(w, "output_norm.weight", wt->out_norm, c->dim)) < 0) return rc;
+    if ((rc = add_vec(w, "output_norm.weight", wt->out_norm, c->dim)) < 0 ||
+        (rc = add_vec(w, "rope_freqs.weight", wt->rope_freqs, c->rope_dim / 2)) < 0)
+        return rc;
     return c->shared_cls ? LANES_OK : add_mat(w, "output.weight", &wt->cls);
 }

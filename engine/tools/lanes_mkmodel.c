@@ -12,7 +12,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lanes-mkmodel --preset tiny|15m|110m [--seed S] -o MODEL.bin -t TOKENIZER.bin\n"
-               "       lanes-mkmodel --preset tiny|15m|110m [--seed S] --format gguf\n"
+               "       lanes-mkmodel --preset tiny|15m|110m[-llama] [--seed S] --format gguf\n"
                "                     [--type f32|f16|bf16] -o MODEL.gguf\n");
 }
 
