@@ -108,8 +108,8 @@ static double blas_2048_gflops(void) {
 }
 
 static void kernel_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, cJSON *out) {
-    int kv = mc->dim * mc->n_kv_heads / mc->n_heads;
-    int shapes[][3] = {{mc->dim, mc->dim, 0}, {kv, mc->dim, 0}, {mc->hidden_dim, mc->dim, 0},
+    int q = mc->n_heads * mc->head_dim, kv = mc->n_kv_heads * mc->head_dim;
+    int shapes[][3] = {{q, mc->dim, 0}, {kv, mc->dim, 0}, {mc->hidden_dim, mc->dim, 0},
                        {mc->dim, mc->hidden_dim, 0}, {mc->vocab_size, mc->dim, 0}};
     const char *names[] = {"wq/wo", "wk/wv", "w1/w3", "w2", "wcls"};
     int ns[] = {1, 8, 32, 128};
@@ -117,7 +117,7 @@ static void kernel_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, cJSON *out) 
     printf("\n%-6s %6s %6s %4s %12s %12s %7s\n", "matrix", "rows", "k", "N", "ours GF/s",
            "openblas GF/s", "ratio");
     for (int s = 0; s < 5; s++) {
-        if (s == 1 && kv == mc->dim) continue;   /* same shape as wq */
+        if (s == 1 && kv == q) continue;   /* same shape as wq */
         int rows = shapes[s][0], k = shapes[s][1];
         float *w = random_floats((size_t)rows * k, 3);
         for (int i = 0; i < 4; i++) {
