@@ -36,7 +36,7 @@
 #define KT_W16_BUF_BYTES (64 * 1024) /* a 16-bit row block converted once for many columns */
 #endif
 #ifndef KT_PF_BLOCK_MAX
-#define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch the next rows only if they fit L1 beside these */
+#define KT_PF_BLOCK_MAX (16 * 1024) /* prefetch next fp32 rows only if they fit L1 beside these */
 #endif
 
 #ifndef KT_HAVE_HSUM_ROWS
@@ -76,7 +76,9 @@ KT_INLINE void w_expand(const int WT, float *out, const void *w, size_t ws, int 
 /* R rows x C columns of dot products, n (a multiple of 8) canonical steps then nt tail products:
  * w: row r at element r * ws of type WT, x: column c at x + c * xs, y: element (r, c) at y + c *
  * ycs + r * yrs. R, C and WT are constants after inlining, so the accumulators live in registers.
- * pf, if not NULL: the next R rows of W, fetched while this block computes. */
+ * pf, if not NULL: the next R rows of W, fetched while this block computes (16-bit rows into L2
+ * only: they are converted as loaded, so they would crowd L1 for no gain). They may lie past the
+ * matrix: a prefetch never faults, and its address is formed as an integer, not a pointer. */
 KT_INLINE void blk_body(const int R, const int C, const int WT, float *y, ptrdiff_t yrs,
                         ptrdiff_t ycs, const void *w, size_t ws, const float *x, size_t xs, int n,
                         int nt, int accumulate, const char *pf) {
@@ -86,7 +88,11 @@ KT_INLINE void blk_body(const int R, const int C, const int WT, float *y, ptrdif
     for (int j = 0; j < R * C; j++) acc[j] = v8_zero();
     for (int i = 0; i < n; i += 8) {
         if (pf)
-            for (size_t p = 0; p < R * 8 * es; p += 64) __builtin_prefetch(pf + i * R * es + p);
+            for (size_t p = 0; p < R * 8 * es; p += 64) {
+                const void *a = (const void *)((uintptr_t)pf + i * R * es + p);
+                if (WT == KT_F32) __builtin_prefetch(a);
+                else __builtin_prefetch(a, 0, 1);
+            }
         v8_t xv[KT_MAXACC];
 #pragma GCC unroll 16
         for (int c = 0; c < C; c++) xv[c] = v8_load(x + c * xs + i);
@@ -184,10 +190,13 @@ KT_INLINE void sweep(const int R, row_fn_t *row, row_fn_t *row1, size_t es, floa
     int r = 0;
     for (; r + R <= rows; r += R) {
         const char *wr = w + (size_t)r * k * es;
-        /* Prefetch the next rows while these compute when they fit L1 beside them: short rows
-         * from DRAM defeat the hardware prefetcher, long ones it handles better alone. */
-        const char *next =
-            r + 2 * R <= rows && R * k8 * es <= KT_PF_BLOCK_MAX ? wr + (size_t)R * k * es : NULL;
+        /* Prefetch the next rows while these compute: fp32 ones when they fit L1 beside them
+         * (short rows from DRAM defeat the hardware prefetcher, long ones it handles better
+         * alone); 16-bit ones always, into L2, past this call's last block too (there the
+         * engine's next row task reads), as the hardware alone streams them at ~80 % of the fp32
+         * byte rate (docs/PERF.md). */
+        const char *next = (es == 2 || (r + 2 * R <= rows && R * k8 * es <= KT_PF_BLOCK_MAX))
+                               ? (const char *)((uintptr_t)wr + (size_t)R * k * es) : NULL;
         row(y + r * yrs, yrs, ycs, wr, k, x, k, ncols, k8, nt, accumulate, next);
     }
     for (; r < rows; r++)

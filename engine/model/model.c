@@ -212,6 +212,11 @@ static float draw(int init, float a, size_t i, size_t n, uint64_t *rng) {
     }
 }
 
+/* Elements of t over all its layers (layers of them when per layer). */
+static size_t tensor_elems(const synth_tensor_t *t, size_t layers) {
+    return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1) * (t->per_layer ? layers : 1);
+}
+
 static eng_mat_t synth_mat(const char *p, const synth_tensor_t *t, int wtype) {
     return (eng_mat_t){p, wtype, t->rows, t->cols};
 }
@@ -239,7 +244,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     synth_tensors(cfg, llama2c_body, t);
     size_t off[T_COUNT], total = 0, l = (size_t)cfg->n_layers, msize = eng_wtype_size(wtype);
     for (int i = 0; i < T_COUNT; i++) {
-        size_t n = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1) * (t[i].per_layer ? l : 1);
+        size_t n = tensor_elems(&t[i], l);
         off[i] = total;
         total += (n * (t[i].cols ? msize : sizeof(float)) + 3) & ~(size_t)3;   /* floats aligned */
     }
@@ -250,7 +255,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     uint64_t rng = seed;
     char *base = m->data;
     for (int i = 0; i < T_COUNT; i++) {
-        size_t n = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1) * (t[i].per_layer ? l : 1);
+        size_t n = tensor_elems(&t[i], l);
         int type = t[i].cols ? wtype : ENG_WT_F32, init = t[i].init;
         float a = init == FAN_D ? fan_scale(cfg->dim) : init == FAN_H ? fan_scale(cfg->hidden_dim)
                   : init == FAN_Q ? fan_scale(cfg->n_heads * cfg->head_dim) : 0.1f;
