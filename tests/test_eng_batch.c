@@ -165,6 +165,14 @@ static void check_model(const char *name, const eng_bundle_t *b, int kinds) {
     }
 }
 
+/* Sanitizer builds look for memory and thread errors, not numerics: there each architecture runs
+ * in one weight type (every type still runs once); the other builds run the whole grid. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FULL_GRID 0
+#else
+#define FULL_GRID 1
+#endif
+
 int main(void) {
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 3), LANES_OK);
@@ -174,6 +182,7 @@ int main(void) {
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
         for (size_t w = a == 0; w < sizeof wtypes / sizeof *wtypes; w++) {
+            if (!FULL_GRID && w != (a + 1) % 3) continue;
             eng_model_cfg_t cfg;
             char name[64];
             ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
