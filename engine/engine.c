@@ -51,7 +51,8 @@ struct eng_ctx {
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
-    float *full;        /* (max_cols, vocab) raw logits of columns that need a whole row */
+    float *full;        /* (max_lanes, vocab) raw logits of top-k/top-p columns that bring no
+                         * logits buffer: bounded by lanes, not columns, for big vocabularies */
     float *samp_scratch;    /* (thread, eng__sample_scratch_words(vocab)) whole-row sampling */
     eng_sampler_t *samplers;    /* (lane,) */
     int32_t *lane_next; /* (lane,) validation scratch: next position expected in this step */
@@ -61,7 +62,8 @@ struct eng_ctx {
     int ncols, nsamp, layer;
     int32_t *samp_col;  /* (max_cols,) step column of each sampled column */
     float *samp_invt;   /* (max_cols,) 1/T for Gumbel lanes, 0 for greedy and full-row lanes */
-    uint8_t *samp_full; /* (max_cols,) 1: copy the raw row out (logits wanted or top-k/top-p) */
+    float **samp_row;   /* (max_cols,) where the raw row goes (the column's logits buffer, else a
+                         * row of full for top-k/top-p), or NULL */
     float gumbel_ub[1 << ENG_NOISE_BOUND_BITS];   /* eng__gumbel_bounds() */
 };
 
@@ -367,8 +369,8 @@ static void classify_task(void *opaque, int task, int tid) {
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         for (int s = 0; s < ns; s++) {
-            if (c->samp_full[s])
-                for (int r = 0; r < rows; r++) c->full[(size_t)s * vocab + t0 + r] = tile[r * ns + s];
+            if (c->samp_row[s])
+                for (int r = 0; r < rows; r++) c->samp_row[s][t0 + r] = tile[r * ns + s];
             if (c->samp_invt[s] > 0.0f) {
                 const eng_col_t *cl = &c->cols[c->samp_col[s]];
                 uint64_t key = noise_key(c->samplers[cl->lane].seed, cl->pos);
@@ -414,14 +416,14 @@ static void sample_task(void *opaque, int s, int tid) {
     int vocab = c->cfg.vocab_size;
     float u = eng__unit_from_bits(noise_bits(noise_key(smp->seed, cl->pos), UINT32_MAX));
     float *scratch = c->samp_scratch + (size_t)tid * eng__sample_scratch_words(vocab);
-    c->best_idx[s] = eng__sample_row(c->kern, c->full + (size_t)s * vocab, vocab, smp, u,
-                                     scratch);
+    c->best_idx[s] = eng__sample_row(c->kern, c->samp_row[s], vocab, smp, u, scratch);
 }
 
 /* ---- the step ------------------------------------------------------------------------------- */
 
 static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
     if (ncols < 0 || ncols > c->max_cols) return LANES_EINVAL;
+    int full_rows = 0;
     for (int i = 0; i < ncols; i++) c->lane_next[cols[i].lane < 0 || cols[i].lane >= c->max_lanes
                                                      ? 0 : cols[i].lane] = -1;
     for (int i = 0; i < ncols; i++) {
@@ -432,6 +434,9 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
         int32_t *next = &c->lane_next[cl->lane];
         if (*next >= 0 && cl->pos != *next) return LANES_EINVAL;
         *next = cl->pos + 1;
+        if (cl->sample && cl->logits == NULL && wants_full_row(&c->samplers[cl->lane]) &&
+            ++full_rows > c->max_lanes)
+            return LANES_EINVAL;
     }
     return LANES_OK;
 }
@@ -480,7 +485,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
-    int ns = 0, nfull = 0;
+    int ns = 0, nfull = 0, nrows = 0;
     for (int col = 0; col < ncols; col++) {
         out_tok[col] = -1;
         if (!cols[col].sample) continue;
@@ -488,7 +493,8 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         int full_row = wants_full_row(s);
         norm_row(c, c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->out_norm, w->out_norm_b);
         c->samp_col[ns] = col;
-        c->samp_full[ns] = full_row || cols[col].logits != NULL;
+        c->samp_row[ns] = cols[col].logits ? cols[col].logits
+                          : full_row ? c->full + (size_t)nrows++ * c->cfg.vocab_size : NULL;
         c->samp_invt[ns] = !samples_greedily(s) && !full_row ? 1.0f / s->temperature : 0.0f;
         nfull += full_row;
         ns++;
@@ -508,13 +514,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
                 c->best_idx[s] = c->best_idx[(size_t)t * c->max_cols + s];
             }
     if (nfull > 0) eng_pool_run(c->pool, ns, sample_task, c);
-    for (int s = 0; s < ns; s++) {
-        const eng_col_t *cl = &cols[c->samp_col[s]];
-        if (cl->logits)
-            memcpy(cl->logits, c->full + (size_t)s * c->cfg.vocab_size,
-                   (size_t)c->cfg.vocab_size * sizeof *cl->logits);
-        out_tok[c->samp_col[s]] = c->best_idx[s];
-    }
+    for (int s = 0; s < ns; s++) out_tok[c->samp_col[s]] = c->best_idx[s];
     return LANES_OK;
 }
 
@@ -578,13 +578,13 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(tile, nt * CLS_TILE * mc);
     BUF(best, cls_tasks * mc);
     BUF(best_idx, cls_tasks * mc);
-    BUF(full, mc * vocab);
+    BUF(full, lanes * vocab);
     BUF(samp_scratch, nt * eng__sample_scratch_words((int)vocab));
     BUF(samplers, lanes);
     BUF(lane_next, lanes);
     BUF(samp_col, mc);
     BUF(samp_invt, mc);
-    BUF(samp_full, mc);
+    BUF(samp_row, mc);
 #undef BUF
     return ok ? total : 0;
 }

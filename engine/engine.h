@@ -85,7 +85,10 @@ void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
 /* Runs one forward step. Columns of one lane must have consecutive positions in ascending order,
  * start at most at the lane's filled length, and stay below the context length
  * (eng_ctx_seq_len()); other lanes are untouched.
- * For each column with sample set, out_tok[i] receives the next token (others get -1).
+ * For each column with sample set, out_tok[i] receives the next token (others get -1). At most
+ * max_lanes sampled columns whose sampler uses top-k or top-p may come without a logits buffer (the
+ * context keeps a whole row of logits for each of those, and only max_lanes rows, so a big
+ * vocabulary costs lanes x vocab, not columns x vocab).
  * Returns LANES_OK or LANES_EINVAL for columns that break those rules (nothing is run then). */
 int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
 

@@ -247,6 +247,39 @@ static void test_fifo(void) {
     alarm(0);
 }
 
+/* Whole logit rows are kept for max_lanes top-k/top-p columns only: a step asking for more without
+ * logits buffers of their own is refused before anything runs; with buffers it runs, and the
+ * buffers get the rows the filtered draw was made from (a greedy twin gives the same logits). */
+static void test_full_rows(const eng_bundle_t *b) {
+    int vocab = eng_model_cfg(b->model)->vocab_size;
+    eng_ctx_t *c;
+    ASSERT_EQ(eng_ctx_create(b->model, &(eng_ctx_cfg_t){2, 8, 1, ENG_GEMM_LANES, 16}, &c), 0);
+    eng_ctx_set_sampler(c, 0, &(eng_sampler_t){0.8f, 5, 0.9f, 3});
+    eng_ctx_set_sampler(c, 1, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
+    eng_col_t cols[3];
+    int32_t tok[3];
+    float *logits = malloc(3 * (size_t)vocab * sizeof *logits);
+    float *greedy = malloc(3 * (size_t)vocab * sizeof *greedy);
+    for (int p = 0; p < 3; p++) cols[p] = (eng_col_t){0, p, 5 + p, 1, NULL};
+    ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_EINVAL);   /* 3 rows wanted, 2 lanes */
+    for (int p = 0; p < 3; p++) cols[p].logits = logits + (size_t)p * vocab;
+    ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_OK);
+    for (int p = 0; p < 3; p++) ASSERT(tok[p] >= 0 && tok[p] < vocab);
+    for (int p = 0; p < 3; p++)
+        cols[p] = (eng_col_t){1, p, 5 + p, 1, greedy + (size_t)p * vocab};
+    ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_OK);
+    ASSERT(memcmp(logits, greedy, 3 * (size_t)vocab * sizeof *logits) == 0);
+    for (int p = 0; p < 2; p++) cols[p] = (eng_col_t){0, 3 + p, 9, 1, NULL};
+    eng_ctx_set_sampler(c, 1, &(eng_sampler_t){0.8f, 5, 0.9f, 3});
+    cols[2] = (eng_col_t){1, 3, 9, 1, NULL};
+    ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_EINVAL);
+    cols[1] = cols[2];
+    ASSERT_EQ(eng_step(c, cols, 2, tok), LANES_OK);   /* two rows: one per lane */
+    free(logits);
+    free(greedy);
+    eng_ctx_destroy(c);
+}
+
 int main(void) {
     snprintf(tmp, sizeof tmp, "/tmp/test_eng_bounds.XXXXXX");
     ASSERT(mkdtemp(tmp) != NULL);
@@ -258,6 +291,7 @@ int main(void) {
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 1), 0);
     test_ctx_positions(&b);
+    test_full_rows(&b);
     test_sched_ctx(&b);
     test_affinity(&b);
     eng_bundle_close(&b);
