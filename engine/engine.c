@@ -56,6 +56,9 @@ struct eng_ctx {
     float *samp_scratch;    /* (thread, eng__sample_scratch_words(vocab)) whole-row sampling */
     eng_sampler_t *samplers;    /* (lane,) */
     int32_t *lane_next; /* (lane,) validation scratch: next position expected in this step */
+    int32_t *lane_len;  /* (lane,) positions with keys and values in the cache (a lane's filled
+                         * length): a column may not start past it, or attention would read the
+                         * cache of an older stream */
 
     /* The current step, for the pool's phase functions. */
     const eng_col_t *cols;
@@ -432,7 +435,7 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
             cl->token < 0 || cl->token >= c->cfg.vocab_size)
             return LANES_EINVAL;
         int32_t *next = &c->lane_next[cl->lane];
-        if (*next >= 0 && cl->pos != *next) return LANES_EINVAL;
+        if (*next >= 0 ? cl->pos != *next : cl->pos > c->lane_len[cl->lane]) return LANES_EINVAL;
         *next = cl->pos + 1;
         if (cl->sample && cl->logits == NULL && wants_full_row(&c->samplers[cl->lane]) &&
             ++full_rows > c->max_lanes)
@@ -445,6 +448,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     int rc = check_cols(c, cols, ncols);
     if (rc < 0) return rc;
     if (ncols == 0) return LANES_OK;
+    for (int i = 0; i < ncols; i++) c->lane_len[cols[i].lane] = cols[i].pos + 1;
     const eng_weights_t *w = c->w;
     int d = c->cfg.dim, kv = c->kv_dim, h = c->cfg.hidden_dim;
     c->cols = cols;
@@ -582,6 +586,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(samp_scratch, nt * eng__sample_scratch_words((int)vocab));
     BUF(samplers, lanes);
     BUF(lane_next, lanes);
+    BUF(lane_len, lanes);
     BUF(samp_col, mc);
     BUF(samp_invt, mc);
     BUF(samp_row, mc);

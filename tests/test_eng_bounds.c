@@ -103,6 +103,15 @@ static void test_ctx_positions(const eng_bundle_t *b) {
     ASSERT_EQ(eng_step(c, cols, 8, tok), 0);     /* positions 8..15: the last one that fits */
     cols[0] = (eng_col_t){0, 16, 5, 1, NULL};
     ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_EINVAL);
+    /* Past the filled length (lane 1 holds nothing yet; lane 0 again from position 0 holds 1). */
+    cols[0] = (eng_col_t){1, 1, 5, 1, NULL};
+    ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_EINVAL);
+    cols[0] = (eng_col_t){0, 0, 5, 1, NULL};
+    ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_OK);
+    cols[0] = (eng_col_t){0, 2, 5, 1, NULL};
+    ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_EINVAL);
+    cols[0] = (eng_col_t){0, 1, 5, 1, NULL};
+    ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_OK);
     eng_ctx_destroy(c);
 }
 
