@@ -21,6 +21,11 @@ builtin_llama=$("$bin/lanes-run" --preset tiny-llama -p "hello world" -n 20 --js
 [ "$from_gguf" = "$builtin_llama" ] || fail "GGUF model differs from the built-in one: $from_gguf"
 if "$bin/lanes-run" -m "$tmp/m.gguf" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "-z with GGUF accepted"; fi
 grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat "$tmp/err")"
+if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then
+  fail "--type f8 accepted"
+fi
+grep -q -- "--type f8: f32, f16 or bf16" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
+[ ! -e "$tmp/x.gguf" ] || fail "a file was written for a bad --type"
 if "$bin/lanes-mkmodel" --preset tiny --type f16 -o "$tmp/x.bin" -t "$tmp/x.tok" 2> "$tmp/err"; then
   fail "F16 llama2.c checkpoint accepted"
 fi

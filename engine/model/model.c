@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -24,6 +25,13 @@ const char *eng_wtype_name(int type) {
     case ENG_WT_BF16: return "BF16";
     default: return NULL;
     }
+}
+
+int eng_wtype_by_name(const char *name) {
+    static const int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (strcasecmp(name, eng_wtype_name(types[i])) == 0) return types[i];
+    return LANES_EINVAL;
 }
 
 size_t eng_wtype_size(int type) {

@@ -11,6 +11,7 @@
 /* Weight element types, numbered as ggml's (model/gguf.h ENG_GGML_*). */
 enum { ENG_WT_F32 = 0, ENG_WT_F16 = 1, ENG_WT_BF16 = 30 };
 const char *eng_wtype_name(int type);   /* "F32", "F16", "BF16"; NULL for others */
+int eng_wtype_by_name(const char *name); /* the reverse, any case ("f16"); LANES_EINVAL for others */
 size_t eng_wtype_size(int type);        /* bytes per element; 0 for others */
 
 enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean removed, with bias */

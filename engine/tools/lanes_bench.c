@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "base/lanes_arg.h"
 #include "base/lanes_log.h"
@@ -311,14 +310,6 @@ static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int 
     }
 }
 
-/* "f16" (any case) to ENG_WT_F16, and so on; -1 for other names. */
-static int wtype_by_name(const char *name) {
-    static const int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        if (strcasecmp(name, eng_wtype_name(types[i])) == 0) return types[i];
-    return -1;
-}
-
 /* "1,2,4" into v (at most MAX_POINTS); raises *max. Returns the count, or -1 if malformed. */
 static int parse_lanes(const char *list, int *v, int *max) {
     int n = 0;
@@ -366,7 +357,7 @@ int main(int argc, char **argv) {
         case 'L': sample_list = optarg; break;
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
         case 't':
-            if ((wtype = wtype_by_name(optarg)) < 0) {
+            if ((wtype = eng_wtype_by_name(optarg)) < 0) {
                 fprintf(stderr, "lanes-bench: --type %s: not f32, f16 or bf16\n", optarg);
                 return 2;
             }

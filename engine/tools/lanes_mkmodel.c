@@ -16,11 +16,6 @@ static void usage(FILE *f) {
                "                     [--type f32|f16|bf16] -o MODEL.gguf\n");
 }
 
-static int wtype_by_name(const char *s) {
-    return strcmp(s, "f32") == 0 ? ENG_WT_F32 : strcmp(s, "f16") == 0 ? ENG_WT_F16
-           : strcmp(s, "bf16") == 0 ? ENG_WT_BF16 : LANES_EINVAL;
-}
-
 static int write_gguf(const eng_bundle_t *b, const char *path) {
     eng_gguf_writer_t *w;
     int rc = eng_gguf_writer_create(0, &w);
@@ -48,7 +43,7 @@ int main(int argc, char **argv) {
         case 't': tok_out = optarg; break;
         case 'f': format = optarg; break;
         case 'y':
-            if ((wtype = wtype_by_name(optarg)) < 0) {
+            if ((wtype = eng_wtype_by_name(optarg)) < 0) {
                 fprintf(stderr, "lanes-mkmodel: --type %s: f32, f16 or bf16\n", optarg);
                 bad = 1;
             }
