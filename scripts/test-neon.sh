@@ -27,7 +27,7 @@ mkdir -p "$out"
     -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror \
     -I"$root/engine" -I"$root/tests" \
     "$root/tests/test_eng_kern.c" \
-    "$root"/engine/kern/{kern,scalar,neon,sse,avx2}.c "$root/engine/base/lanes_log.c" \
+    "$root"/engine/kern/{kern,scalar,quant,neon,sse,avx2}.c "$root/engine/base/lanes_log.c" \
     -lm -o "$out/test_eng_kern_neon"
 
 log="$out/test_eng_kern_neon.log"

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quant.h"
+
 /* Compute kernels, one table per ISA (kern_scalar.c, kern_sse.c, kern_avx2.c, kern_neon.c).
  *
  * The canonical reduction order. Every dot product of length k (and so every GEMM output element)
@@ -34,6 +36,15 @@ typedef struct {
                      int rows, int ncols, int k, int accumulate);
     void (*gemm_bf16)(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint16_t *w, const float *x,
                       int rows, int ncols, int k, int accumulate);
+
+    /* W (rows, a->k) in block-quantized weight type wtype (rows of whole blocks, back to back)
+     * @ A's first ncols columns -> Y, laid out as gemm's; a->type is eng_quant_act_type(wtype).
+     * Each element in quant.h's canonical order: the same bits on every table. */
+    void (*gemm_q)(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
+                   const eng_qact_t *a, int rows, int ncols, int accumulate);
+
+    /* Quantizes x (a->k values) into column col of a, as quant.h says for a->type. */
+    void (*quantize_act)(const eng_qact_t *a, int col, const float *x);
 
     /* y[i] = x[i] converted to fp32 for i < n, half.h's bits (NaNs included) on every table: an
      * embedding row or a norm/bias vector of a 16-bit model. */

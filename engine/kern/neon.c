@@ -65,7 +65,8 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) { return vbslq_s32(m, b, a);
 
 static const eng_kern_ops_t neon_ops = {
     .name = "neon", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
-    .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .gemm_q = eng__gemm_q_ref,
+    .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
     .swiglu = eng__swiglu_ref, .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 const eng_kern_ops_t *eng__kern_neon(void) { return &neon_ops; }
 #else

@@ -98,12 +98,14 @@ static void argmax(const float *tile, int rows, int ncols, int row0, float *best
 
 static const eng_kern_ops_t scalar_ops = {
     .name = "scalar", .fused = 1, .gemm = gemm_fused, .gemm_f16 = gemm_f16_fused,
-    .gemm_bf16 = gemm_bf16_fused, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .gemm_bf16 = gemm_bf16_fused, .gemm_q = eng__gemm_q_ref,
+    .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
     .dot = dot_fused, .dots = dots_fused, .wsum = wsum_fused, .swiglu = eng__swiglu_ref,
     .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 static const eng_kern_ops_t scalar_unfused_ops = {
     .name = "scalar-unfused", .fused = 0, .gemm = gemm_unfused, .gemm_f16 = gemm_f16_unfused,
-    .gemm_bf16 = gemm_bf16_unfused, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .gemm_bf16 = gemm_bf16_unfused, .gemm_q = eng__gemm_q_ref,
+    .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
     .dot = dot_unfused, .dots = dots_unfused, .wsum = wsum_unfused, .swiglu = eng__swiglu_ref,
     .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 

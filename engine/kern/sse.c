@@ -86,7 +86,8 @@ static inline ai_t ai_blend(ai_t a, ai_t b, am_t m) {
 
 static const eng_kern_ops_t sse_ops = {
     .name = "sse", .fused = 0, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
-    .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .gemm_q = eng__gemm_q_ref,
+    .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
     .swiglu = eng__swiglu_ref, .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 const eng_kern_ops_t *eng__kern_sse(void) { return &sse_ops; }
 #else

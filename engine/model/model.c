@@ -13,6 +13,7 @@
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
 #include "kern/half.h"
+#include "kern/quant.h"
 #include "model/gguf.h"
 #include "model_int.h"
 
@@ -23,12 +24,17 @@ const char *eng_wtype_name(int type) {
     case ENG_WT_F32: return "F32";
     case ENG_WT_F16: return "F16";
     case ENG_WT_BF16: return "BF16";
+    case ENG_WT_Q4_0: return "Q4_0";
+    case ENG_WT_Q8_0: return "Q8_0";
+    case ENG_WT_Q4_K: return "Q4_K";
+    case ENG_WT_Q6_K: return "Q6_K";
     default: return NULL;
     }
 }
 
 int eng_wtype_by_name(const char *name) {
-    static const int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
+    static const int types[] = {ENG_WT_F32,  ENG_WT_F16,  ENG_WT_BF16, ENG_WT_Q4_0,
+                                ENG_WT_Q8_0, ENG_WT_Q4_K, ENG_WT_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         if (strcasecmp(name, eng_wtype_name(types[i])) == 0) return types[i];
     return LANES_EINVAL;
@@ -36,6 +42,18 @@ int eng_wtype_by_name(const char *name) {
 
 size_t eng_wtype_size(int type) {
     return type == ENG_WT_F32 ? 4 : type == ENG_WT_F16 || type == ENG_WT_BF16 ? 2 : 0;
+}
+
+int eng_wtype_block(int type) {
+    if (eng_wtype_size(type)) return 1;
+    return eng_quant_block_bytes(type) ? eng_quant_block_values(type) : 0;
+}
+
+size_t eng_wtype_row_bytes(int type, int cols) {
+    int block = eng_wtype_block(type);
+    if (block == 0 || cols < 0 || cols % block != 0) return 0;
+    size_t unit = block == 1 ? eng_wtype_size(type) : eng_quant_block_bytes(type);
+    return (size_t)(cols / block) * unit;
 }
 
 /* The architectures a synthetic preset can take: each like the real family in what its forward

@@ -8,11 +8,18 @@
  * and read-only weights that stay in their file's element type (mmap'd, or synthetic). Nothing
  * here says which file format a model came from. */
 
-/* Weight element types, numbered as ggml's (model/gguf.h ENG_GGML_*). */
-enum { ENG_WT_F32 = 0, ENG_WT_F16 = 1, ENG_WT_BF16 = 30 };
-const char *eng_wtype_name(int type);   /* "F32", "F16", "BF16"; NULL for others */
-int eng_wtype_by_name(const char *name); /* the reverse, any case ("f16"); LANES_EINVAL for others */
-size_t eng_wtype_size(int type);        /* bytes per element; 0 for others */
+/* Weight types, numbered as ggml's (model/gguf.h ENG_GGML_*): element types, and block-quantized
+ * ones whose rows are whole blocks (kern/quant.h has their layouts). */
+enum {
+    ENG_WT_F32 = 0, ENG_WT_F16 = 1, ENG_WT_Q4_0 = 2, ENG_WT_Q8_0 = 8, ENG_WT_Q4_K = 12,
+    ENG_WT_Q6_K = 14, ENG_WT_BF16 = 30
+};
+const char *eng_wtype_name(int type);   /* "F32", "F16", "BF16", "Q4_0", ...; NULL for others */
+int eng_wtype_by_name(const char *name); /* the reverse, any case ("q8_0"); LANES_EINVAL for others */
+size_t eng_wtype_size(int type);        /* bytes per element of an element type; 0 for others */
+int eng_wtype_block(int type);          /* values per block: 1 for element types; 0 for unknown */
+/* Bytes of a row of cols values; 0 for an unknown type or cols not a whole number of blocks. */
+size_t eng_wtype_row_bytes(int type, int cols);
 
 enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean removed, with bias */
 enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);

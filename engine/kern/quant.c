@@ -1,0 +1,279 @@
+#include "quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "base/lanes_err.h"
+#include "half.h"
+#include "model/model.h"
+
+/* Byte layouts of the blocks (quant.h); read through memcpy-free byte offsets, as a GGUF tensor
+ * is only 32-byte aligned as a whole and a block may start anywhere. */
+enum {
+    Q8_0_BYTES = 34, Q4_0_BYTES = 18, Q4_K_BYTES = 144, Q6_K_BYTES = 210,
+    Q4_K_SCALES = 4, Q4_K_QS = 16, Q6_K_QH = 128, Q6_K_SCALES = 192, Q6_K_D = 208,
+};
+
+int eng_quant_block_values(int wtype) {
+    switch (wtype) {
+    case ENG_WT_Q8_0: case ENG_WT_Q4_0: return 32;
+    case ENG_WT_Q4_K: case ENG_WT_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+size_t eng_quant_block_bytes(int wtype) {
+    switch (wtype) {
+    case ENG_WT_Q8_0: return Q8_0_BYTES;
+    case ENG_WT_Q4_0: return Q4_0_BYTES;
+    case ENG_WT_Q4_K: return Q4_K_BYTES;
+    case ENG_WT_Q6_K: return Q6_K_BYTES;
+    default: return 0;
+    }
+}
+
+int eng_quant_act_type(int wtype) {
+    switch (wtype) {
+    case ENG_WT_Q8_0: case ENG_WT_Q4_0: return ENG_ACT_Q8_0;
+    case ENG_WT_Q4_K: case ENG_WT_Q6_K: return ENG_ACT_Q8_K;
+    default: return -1;
+    }
+}
+
+int eng_quant_act_block(int act_type) { return act_type == ENG_ACT_Q8_K ? 256 : 32; }
+
+size_t eng_qact_qs_len(int ncols, int k) { return (size_t)ncols * (size_t)k; }
+size_t eng_qact_d_len(int act_type, int ncols, int k) {
+    return (size_t)ncols * (size_t)(k / eng_quant_act_block(act_type));
+}
+size_t eng_qact_sums_len(int ncols, int k) { return (size_t)ncols * (size_t)(k / 16); }
+
+static float f16_at(const uint8_t *p) { return eng_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a Q4_K block. */
+static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* The 6-bit quant i (0..255) of a Q6_K block, without the -32: ggml's dequantize_row_q6_K walks two
+ * halves of 128, each four runs of 32 (low nibbles of ql[0..31], of ql[32..63], high nibbles of the
+ * same), with two bits of qh[l] each. */
+static int q6_quant(const uint8_t *blk, int i) {
+    int half = i / 128, run = i % 128 / 32, l = i % 32;
+    const uint8_t *ql = blk + 64 * half, *qh = blk + Q6_K_QH + 32 * half;
+    int lo = ql[l + 32 * (run & 1)];
+    lo = run < 2 ? lo & 0xF : lo >> 4;
+    return lo | ((qh[l] >> (2 * run)) & 3) << 4;
+}
+
+/* Sub-block (of 16) of value i of a Q6_K block, as ggml's scale index: is = l / 16, then + 2 per
+ * run, + 8 per half. */
+static int q6_scale_index(int i) { return 8 * (i / 128) + 2 * (i % 128 / 32) + i % 32 / 16; }
+
+void eng_dequant_row(int wtype, float *y, const void *row, int k) {
+    const uint8_t *p = row;
+    int nb = k / eng_quant_block_values(wtype);
+    for (int b = 0; b < nb; b++) {
+        switch (wtype) {
+        case ENG_WT_Q8_0: {
+            const uint8_t *blk = p + (size_t)b * Q8_0_BYTES;
+            float d = f16_at(blk);
+            for (int i = 0; i < 32; i++) y[32 * b + i] = (float)(int8_t)blk[2 + i] * d;
+            break;
+        }
+        case ENG_WT_Q4_0: {
+            const uint8_t *blk = p + (size_t)b * Q4_0_BYTES;
+            float d = f16_at(blk);
+            for (int i = 0; i < 16; i++) {
+                y[32 * b + i] = (float)((blk[2 + i] & 0xF) - 8) * d;
+                y[32 * b + 16 + i] = (float)((blk[2 + i] >> 4) - 8) * d;
+            }
+            break;
+        }
+        case ENG_WT_Q4_K: {
+            const uint8_t *blk = p + (size_t)b * Q4_K_BYTES;
+            float d = f16_at(blk), dmin = f16_at(blk + 2);
+            for (int s = 0; s < 8; s++) {
+                int sc, m;
+                scale_min_k4(s, blk + Q4_K_SCALES, &sc, &m);
+                float ds = d * (float)sc, ms = dmin * (float)m;
+                const uint8_t *q = blk + Q4_K_QS + 32 * (s / 2);
+                for (int l = 0; l < 32; l++) {
+                    int v = s % 2 ? q[l] >> 4 : q[l] & 0xF;
+                    y[256 * b + 32 * s + l] = ds * (float)v - ms;
+                }
+            }
+            break;
+        }
+        case ENG_WT_Q6_K: {
+            const uint8_t *blk = p + (size_t)b * Q6_K_BYTES;
+            float d = f16_at(blk + Q6_K_D);
+            for (int i = 0; i < 256; i++) {
+                float ds = d * (float)(int8_t)blk[Q6_K_SCALES + q6_scale_index(i)];
+                y[256 * b + i] = ds * (float)(q6_quant(blk, i) - 32);
+            }
+            break;
+        }
+        default: return;
+        }
+    }
+}
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = eng_f32_to_f16(v);
+    p[0] = (uint8_t)h;
+    p[1] = (uint8_t)(h >> 8);
+}
+
+int eng_quant_row(int wtype, void *out, const float *x, int k) {
+    uint8_t *p = out;
+    if (wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0) return LANES_EINVAL;
+    for (int b = 0; b < k / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < 32; i++)
+            if (amax < fabsf(xb[i])) amax = fabsf(xb[i]), max = xb[i];
+        if (wtype == ENG_WT_Q8_0) {
+            uint8_t *blk = p + (size_t)b * Q8_0_BYTES;
+            float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            put_f16(blk, d);
+            for (int i = 0; i < 32; i++) blk[2 + i] = (uint8_t)(int8_t)roundf(xb[i] * id);
+        } else {
+            uint8_t *blk = p + (size_t)b * Q4_0_BYTES;
+            float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            put_f16(blk, d);
+            for (int i = 0; i < 16; i++) {
+                int lo = (int8_t)(xb[i] * id + 8.5f), hi = (int8_t)(xb[16 + i] * id + 8.5f);
+                lo = lo < 15 ? lo : 15;
+                hi = hi < 15 ? hi : 15;
+                blk[2 + i] = (uint8_t)(lo | hi << 4);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ggml's nearest_int: round to nearest, ties to even, for |v| < 2^22. */
+static int nearest_int(float v) {
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+void eng__quantize_act_ref(const eng_qact_t *a, int col, const float *x) {
+    int k = a->k, block = eng_quant_act_block(a->type);
+    int8_t *qs = a->qs + (size_t)col * k;
+    float *d = a->d + (size_t)col * (k / block);
+    for (int b = 0; b < k / block; b++) {
+        const float *xb = x + block * b;
+        int8_t *q = qs + block * b;
+        if (a->type == ENG_ACT_Q8_0) {
+            float amax = 0.0f;
+            for (int i = 0; i < 32; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+            float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            d[b] = eng_f16_to_f32(eng_f32_to_f16(amax / 127.0f));
+            for (int i = 0; i < 32; i++) q[i] = (int8_t)nearest_int(xb[i] * id);
+        } else {
+            float amax = 0.0f, max = 0.0f;
+            for (int i = 0; i < 256; i++)
+                if (fabsf(xb[i]) > amax) amax = fabsf(xb[i]), max = xb[i];
+            if (amax == 0.0f) {
+                d[b] = 0.0f;
+                memset(q, 0, 256);
+                continue;
+            }
+            float iscale = -127.0f / max;
+            for (int i = 0; i < 256; i++) {
+                int v = nearest_int(iscale * xb[i]);
+                q[i] = (int8_t)(v < 127 ? v : 127);
+            }
+            d[b] = 1.0f / iscale;
+        }
+    }
+    int16_t *sums = a->sums + (size_t)col * (k / 16);
+    for (int g = 0; g < k / 16; g++) {
+        int s = 0;
+        for (int i = 0; i < 16; i++) s += qs[16 * g + i];
+        sums[g] = (int16_t)s;
+    }
+}
+
+/* One output element in the canonical order (quant.h). */
+static float dot_q(int wtype, const uint8_t *w, const eng_qact_t *a, int col) {
+    int k = a->k, block = eng_quant_block_values(wtype), nb = k / block;
+    const int8_t *x = a->qs + (size_t)col * k;
+    const float *dx = a->d + (size_t)col * nb;
+    const int16_t *sums = a->sums + (size_t)col * (k / 16);
+    float acc = 0.0f;
+    for (int b = 0; b < nb; b++) {
+        const int8_t *xb = x + block * b;
+        int32_t isum = 0;
+        float dw;
+        switch (wtype) {
+        case ENG_WT_Q8_0: {
+            const uint8_t *blk = w + (size_t)b * Q8_0_BYTES;
+            dw = f16_at(blk);
+            for (int i = 0; i < 32; i++) isum += (int8_t)blk[2 + i] * xb[i];
+            break;
+        }
+        case ENG_WT_Q4_0: {
+            const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+            dw = f16_at(blk);
+            for (int i = 0; i < 16; i++)
+                isum += ((blk[2 + i] & 0xF) - 8) * xb[i] + ((blk[2 + i] >> 4) - 8) * xb[16 + i];
+            break;
+        }
+        case ENG_WT_Q4_K: {
+            const uint8_t *blk = w + (size_t)b * Q4_K_BYTES;
+            dw = f16_at(blk);
+            int32_t msum = 0;
+            for (int s = 0; s < 8; s++) {
+                int sc, m;
+                scale_min_k4(s, blk + Q4_K_SCALES, &sc, &m);
+                const uint8_t *q = blk + Q4_K_QS + 32 * (s / 2);
+                int32_t sub = 0;
+                for (int l = 0; l < 32; l++) sub += (s % 2 ? q[l] >> 4 : q[l] & 0xF) * xb[32 * s + l];
+                isum += sc * sub;
+                msum += m * (sums[16 * b + 2 * s] + sums[16 * b + 2 * s + 1]);
+            }
+            acc = acc + dw * dx[b] * (float)isum;
+            acc = acc - f16_at(blk + 2) * dx[b] * (float)msum;
+            continue;
+        }
+        case ENG_WT_Q6_K: {
+            const uint8_t *blk = w + (size_t)b * Q6_K_BYTES;
+            dw = f16_at(blk + Q6_K_D);
+            for (int s = 0; s < 16; s++) {
+                int32_t sub = 0;
+                for (int l = 0; l < 16; l++) {
+                    int i = 16 * s + l;
+                    sub += (q6_quant(blk, i) - 32) * xb[i];
+                }
+                isum += (int8_t)blk[Q6_K_SCALES + q6_scale_index(16 * s)] * sub;
+            }
+            break;
+        }
+        default: return 0.0f;
+        }
+        acc = acc + dw * dx[b] * (float)isum;
+    }
+    return acc;
+}
+
+void eng__gemm_q_ref(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
+                     const eng_qact_t *a, int rows, int ncols, int accumulate) {
+    size_t row_bytes = (size_t)(a->k / eng_quant_block_values(wtype)) * eng_quant_block_bytes(wtype);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < ncols; c++) {
+            float *o = y + c * ycs + r * yrs;
+            float v = dot_q(wtype, (const uint8_t *)w + (size_t)r * row_bytes, a, c);
+            *o = accumulate ? *o + v : v;
+        }
+}

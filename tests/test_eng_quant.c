@@ -1,0 +1,117 @@
+/* The block-quantized weight formats (kern/quant.h): dequantization bit for bit equal to ggml's
+ * (shared/models/gguf/dequant/, every dumped tensor of every quantized q4-style file), the weight
+ * quantizers against their definition, and the activation quantizers' invariants. */
+#include <math.h>
+
+#include "kern/quant.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "test_util.h"
+
+static int g_checked;
+
+/* Every dumped tensor of one model: our dequantizer against ggml's, row by row. */
+static void check_dequant(const char *shared, const char *model) {
+    static const char *tensors[] = {"blk.0.attn_q.weight", "blk.0.ffn_down.weight", "output.weight",
+                                    "token_embd.weight"};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/gguf/%s.gguf", shared, model);
+    eng_gguf_t *g;
+    ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+    for (size_t i = 0; i < sizeof tensors / sizeof *tensors; i++) {
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_find(g, tensors[i]);
+        ASSERT(t != NULL && t->n_dims == 2);
+        int k = (int)t->dims[0], rows = (int)t->dims[1];
+        ASSERT_EQ(eng_wtype_row_bytes((int)t->type, k) * (size_t)rows, t->bytes);
+        snprintf(path, sizeof path, "%s/models/gguf/dequant/%s.%s.f32", shared, model, tensors[i]);
+        size_t n;
+        char *want = test_read_file(path, &n);
+        ASSERT_EQ(n, (size_t)rows * k * sizeof(float));
+        float *got = malloc((size_t)k * sizeof *got);
+        for (int r = 0; r < rows; r++) {
+            eng_dequant_row((int)t->type, got,
+                            (const char *)t->data + eng_wtype_row_bytes((int)t->type, k) * r, k);
+            if (memcmp(got, want + (size_t)r * k * sizeof(float), (size_t)k * sizeof *got) != 0) {
+                fprintf(stderr, "%s %s (%s): row %d differs from ggml's dequantization\n", model,
+                        tensors[i], eng_wtype_name((int)t->type), r);
+                exit(1);
+            }
+        }
+        fprintf(stderr, "dequant %s %s (%s): %d rows equal ggml's\n", model, tensors[i],
+                eng_wtype_name((int)t->type), rows);
+        g_checked++;
+        free(got);
+        free(want);
+    }
+    eng_gguf_close(g);
+}
+
+/* The value of activation i of column 0 as the quantizer left it. */
+static double act_value(const eng_qact_t *a, int i) {
+    return (double)a->qs[i] * (double)a->d[i / eng_quant_act_block(a->type)];
+}
+
+/* gemm_q's reference against a double dot of the dequantized weights and activations (the
+ * integer block dots are exact, so only fp32 rounding separates them), on the first rows of a
+ * real tensor of each type: this pins the meaning of every quant, scale and min. */
+static void check_dot(const char *shared, const char *model, const char *tensor, uint64_t seed) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/gguf/%s.gguf", shared, model);
+    eng_gguf_t *g;
+    ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+    const eng_gguf_tensor_t *t = eng_gguf_tensor_find(g, tensor);
+    ASSERT(t != NULL);
+    int type = (int)t->type, k = (int)t->dims[0], rows = 16, act = eng_quant_act_type(type);
+    float *x = malloc((size_t)k * sizeof *x), *w = malloc((size_t)k * sizeof *w);
+    for (int i = 0; i < k; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(seed >> 11) / 9007199254740992.0 * 2.0 - 1.0) * (i % 7 ? 1.0f : 5.0f);
+    }
+    eng_qact_t a = {act, k, malloc(eng_qact_qs_len(1, k)),
+                    malloc(eng_qact_d_len(act, 1, k) * sizeof(float)),
+                    malloc(eng_qact_sums_len(1, k) * sizeof(int16_t))};
+    eng__quantize_act_ref(&a, 0, x);
+    for (int i = 0; i < k; i++) /* the quantization error stays within half a step */
+        ASSERT(fabs(act_value(&a, i) - x[i]) <= 0.5 * fabs(a.d[i / eng_quant_act_block(act)]) * 1.0001 +
+                                                       fabs(x[i]) * 1e-3);
+    for (int gi = 0; gi < k / 16; gi++) {
+        int s = 0;
+        for (int i = 0; i < 16; i++) s += a.qs[16 * gi + i];
+        ASSERT_EQ(a.sums[gi], s);
+    }
+    float y[16];
+    eng__gemm_q_ref(y, 1, 0, type, t->data, &a, rows, 1, 0);
+    size_t rb = eng_wtype_row_bytes(type, k);
+    for (int r = 0; r < rows; r++) {
+        eng_dequant_row(type, w, (const char *)t->data + rb * r, k);
+        double want = 0.0, mag = 0.0;
+        for (int i = 0; i < k; i++) {
+            want += (double)w[i] * act_value(&a, i);
+            mag += fabs((double)w[i] * act_value(&a, i));
+        }
+        if (fabs(y[r] - want) > 1e-5 * mag + 1e-30) {
+            fprintf(stderr, "%s %s row %d: gemm_q %.9g, dequantized dot %.9g\n", model, tensor, r,
+                    y[r], want);
+            exit(1);
+        }
+    }
+    fprintf(stderr, "dot %s %s (%s x %s): %d rows agree with the dequantized dot\n", model, tensor,
+            eng_wtype_name(type), act == ENG_ACT_Q8_0 ? "Q8_0" : "Q8_K", rows);
+    free(a.qs), free(a.d), free(a.sums), free(x), free(w);
+    eng_gguf_close(g);
+}
+
+int main(void) {
+    const char *shared;
+    SKIP_WITHOUT_SHARED(shared);
+    static const char *models[] = {"q4-style.q4_0", "q4-style.q4_k_m", "q4-style.q6_k",
+                                   "q4-style.q8_0"};
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) check_dequant(shared, models[i]);
+    ASSERT_EQ(g_checked, 16);
+    check_dot(shared, "q4-style.q8_0", "blk.0.ffn_down.weight", 1);
+    check_dot(shared, "q4-style.q4_0", "blk.0.ffn_down.weight", 2);
+    check_dot(shared, "q4-style.q4_k_m", "blk.0.ffn_down.weight", 3);
+    check_dot(shared, "q4-style.q6_k", "blk.0.ffn_down.weight", 4);
+    check_dot(shared, "q4-style.q4_k_m", "blk.3.ffn_down.weight", 5); /* Q6_K in a Q4_K_M file */
+    return 0;
+}
