@@ -29,7 +29,15 @@ mkdir -p "$out"
     "$root/tests/test_eng_kern.c" \
     "$root"/engine/kern/{kern,scalar,quant,neon,sse,avx2}.c "$root/engine/base/lanes_log.c" \
     -lm -o "$out/test_eng_kern_neon"
+"$cc" -std=c11 -D_GNU_SOURCE -O2 -static -ffp-contract=off \
+    -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror \
+    -I"$root/engine" -I"$root/tests" \
+    "$root/tests/test_eng_kern_q.c" \
+    "$root"/engine/kern/{kern,scalar,quant,neon,sse,avx2}.c "$root/engine/base/lanes_log.c" \
+    -lm -o "$out/test_eng_kern_q_neon"
 
-log="$out/test_eng_kern_neon.log"
-"$qemu" "$out/test_eng_kern_neon" | tee "$log"
-grep -qx 'neon: ok' "$log" || { echo "FAIL: the neon table did not run"; exit 1; }
+for t in test_eng_kern_neon test_eng_kern_q_neon; do
+    log="$out/$t.log"
+    "$qemu" "$out/$t" | tee "$log"
+    grep -qx 'neon: ok' "$log" || { echo "FAIL: the neon table did not run ($t)"; exit 1; }
+done
