@@ -101,7 +101,59 @@ static void check_dot(const char *shared, const char *model, const char *tensor,
     eng_gguf_close(g);
 }
 
+/* Every quantizer: dequantize(quantize(x)) stays near x. Q8_0 and Q4_0 within half a step of
+ * their block (Q4_0's top level is clamped: one step), the plain Q4_K/Q6_K scaling within its
+ * error budget, and the relative RMS error as small as those formats allow. */
+static void check_roundtrip(int wtype, double max_rel_rms) {
+    int k = 512, rows = 64;
+    size_t rb = eng_wtype_row_bytes(wtype, k);
+    uint8_t *q = malloc(rb);
+    float *x = malloc(k * sizeof *x), *y = malloc(k * sizeof *y);
+    double err2 = 0.0, sum2 = 0.0;
+    uint64_t seed = 77;
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < k; i++) { /* roughly normal, a few outliers, a zero block */
+            double u = 0.0;
+            for (int j = 0; j < 4; j++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                u += (double)(seed >> 11) / 9007199254740992.0 - 0.5;
+            }
+            x[i] = (float)(u * (i % 97 == 0 ? 8.0 : 1.0)) * (r == 3 && i < 256 ? 0.0f : 0.1f);
+        }
+        ASSERT_EQ(eng_quant_row(wtype, q, x, k), 0);
+        eng_dequant_row(wtype, y, q, k);
+        int block = eng_quant_block_values(wtype);
+        for (int b = 0; b < k / block; b++) {
+            float amax = 0.0f;
+            for (int i = 0; i < block; i++) amax = fmaxf(amax, fabsf(x[b * block + i]));
+            /* a step of the block's coarsest level, and the fp16 rounding of the scale (2^-11 of
+             * up to 127 steps) */
+            double step = amax / (wtype == ENG_WT_Q8_0 ? 127.0 : wtype == ENG_WT_Q6_K ? 31.0 : 7.5);
+            for (int i = 0; i < block; i++) {
+                double e = fabs((double)y[b * block + i] - x[b * block + i]);
+                if (e > step * (wtype == ENG_WT_Q8_0 ? 0.5 : 1.0) + amax * 0x1p-10 + 1e-7) {
+                    fprintf(stderr, "%s row %d value %d: %g became %g (step %g)\n",
+                            eng_wtype_name(wtype), r, b * block + i, x[b * block + i],
+                            y[b * block + i], step);
+                    exit(1);
+                }
+                err2 += e * e;
+                sum2 += (double)x[b * block + i] * x[b * block + i];
+            }
+        }
+    }
+    double rel = sqrt(err2 / sum2);
+    fprintf(stderr, "roundtrip %s: relative RMS error %.4f (bound %.3f)\n", eng_wtype_name(wtype),
+            rel, max_rel_rms);
+    ASSERT(rel < max_rel_rms);
+    free(q), free(x), free(y);
+}
+
 int main(void) {
+    check_roundtrip(ENG_WT_Q8_0, 0.01);
+    check_roundtrip(ENG_WT_Q4_0, 0.16);
+    check_roundtrip(ENG_WT_Q4_K, 0.11);
+    check_roundtrip(ENG_WT_Q6_K, 0.03);
     const char *shared;
     SKIP_WITHOUT_SHARED(shared);
     static const char *models[] = {"q4-style.q4_0", "q4-style.q4_k_m", "q4-style.q6_k",

@@ -131,8 +131,99 @@ static void put_f16(uint8_t *p, float v) {
     p[1] = (uint8_t)(h >> 8);
 }
 
+/* ggml's nearest_int: round to nearest, ties to even, for |v| < 2^22. */
+static int nearest_int(float v) {
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* One Q4_K block of x[0..256) by plain min/max scaling: each sub-block of 32 spans [min(0, lo),
+ * hi] in 15 steps; the 8 steps and 8 mins are then quantized to 6 bits against the largest of
+ * each (d, dmin), and every value to its nearest level of the rounded step and min. */
+static void quant_q4_k_block(uint8_t *blk, const float *x) {
+    float step[8], mn[8], max_step = 0.0f, max_min = 0.0f;
+    for (int s = 0; s < 8; s++) {
+        float lo = 0.0f, hi = x[32 * s];
+        for (int l = 0; l < 32; l++) {
+            float v = x[32 * s + l];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        step[s] = hi > lo ? (hi - lo) / 15.0f : 0.0f;
+        mn[s] = -lo;
+        max_step = step[s] > max_step ? step[s] : max_step;
+        max_min = mn[s] > max_min ? mn[s] : max_min;
+    }
+    float d = max_step / 63.0f, dmin = max_min / 63.0f;
+    put_f16(blk, d);
+    put_f16(blk + 2, dmin);
+    d = f16_at(blk), dmin = f16_at(blk + 2);
+    uint8_t *sc = blk + Q4_K_SCALES, *qs = blk + Q4_K_QS;
+    memset(sc, 0, 12);
+    int scs[8], ms[8];
+    for (int s = 0; s < 8; s++) {
+        scs[s] = d > 0.0f ? clamp_int(nearest_int(step[s] / d), 0, 63) : 0;
+        ms[s] = dmin > 0.0f ? clamp_int(nearest_int(mn[s] / dmin), 0, 63) : 0;
+        if (s < 4) { /* the inverse of scale_min_k4 */
+            sc[s] |= (uint8_t)scs[s];
+            sc[s + 4] |= (uint8_t)ms[s];
+        } else {
+            sc[s + 4] = (uint8_t)((scs[s] & 0xF) | (ms[s] & 0xF) << 4);
+            sc[s - 4] |= (uint8_t)(scs[s] >> 4 << 6);
+            sc[s] |= (uint8_t)(ms[s] >> 4 << 6);
+        }
+    }
+    memset(qs, 0, 128);
+    for (int s = 0; s < 8; s++) {
+        float ds = d * (float)scs[s], m = dmin * (float)ms[s];
+        for (int l = 0; l < 32; l++) {
+            int q = ds > 0.0f ? clamp_int(nearest_int((x[32 * s + l] + m) / ds), 0, 15) : 0;
+            qs[32 * (s / 2) + l] |= (uint8_t)(s % 2 ? q << 4 : q);
+        }
+    }
+}
+
+/* One Q6_K block by plain absmax scaling: each sub-block of 16 gets the step amax / 32 (the
+ * value of largest magnitude lands on -32), the 16 steps are quantized to int8 against the
+ * largest, and every value to its nearest level of the rounded step. */
+static void quant_q6_k_block(uint8_t *blk, const float *x) {
+    float step[16], max_step = 0.0f, amax_step = 0.0f;
+    for (int s = 0; s < 16; s++) {
+        float amax = 0.0f, max = 0.0f;
+        for (int l = 0; l < 16; l++)
+            if (fabsf(x[16 * s + l]) > amax) amax = fabsf(x[16 * s + l]), max = x[16 * s + l];
+        step[s] = max / -32.0f;
+        if (fabsf(step[s]) > amax_step) amax_step = fabsf(step[s]), max_step = step[s];
+    }
+    float d = max_step / 127.0f;
+    memset(blk, 0, Q6_K_BYTES);
+    put_f16(blk + Q6_K_D, d);
+    d = f16_at(blk + Q6_K_D);
+    for (int i = 0; i < 256; i++) {
+        int s = i / 16;
+        int sc = d != 0.0f ? clamp_int(nearest_int(step[s] / d), -128, 127) : 0;
+        blk[Q6_K_SCALES + q6_scale_index(i)] = (uint8_t)(int8_t)sc;
+        float ds = d * (float)sc;
+        int q = ds != 0.0f ? clamp_int(nearest_int(x[i] / ds), -32, 31) + 32 : 32;
+        int half = i / 128, run = i % 128 / 32, l = i % 32; /* q6_quant's layout, written */
+        uint8_t *ql = blk + 64 * half + l + 32 * (run & 1), *qh = blk + Q6_K_QH + 32 * half + l;
+        *ql |= (uint8_t)(run < 2 ? q & 0xF : (q & 0xF) << 4);
+        *qh |= (uint8_t)((q >> 4) << (2 * run));
+    }
+}
+
 int eng_quant_row(int wtype, void *out, const float *x, int k) {
     uint8_t *p = out;
+    if (wtype == ENG_WT_Q4_K || wtype == ENG_WT_Q6_K) {
+        for (int b = 0; b < k / 256; b++)
+            (wtype == ENG_WT_Q4_K ? quant_q4_k_block : quant_q6_k_block)(
+                p + (size_t)b * eng_quant_block_bytes(wtype), x + 256 * b);
+        return 0;
+    }
     if (wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0) return LANES_EINVAL;
     for (int b = 0; b < k / 32; b++) {
         const float *xb = x + 32 * b;
@@ -157,14 +248,6 @@ int eng_quant_row(int wtype, void *out, const float *x, int k) {
         }
     }
     return 0;
-}
-
-/* ggml's nearest_int: round to nearest, ties to even, for |v| < 2^22. */
-static int nearest_int(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
 }
 
 void eng__quantize_act_ref(const eng_qact_t *a, int col, const float *x) {

@@ -76,8 +76,11 @@ void eng_dequant_row(int wtype, float *y, const void *row, int k);
 /* Quantizes k values (a multiple of the block) into one row of weight type wtype as llama.cpp's
  * llama-quantize does with plain absmax scaling: Q8_0 by ggml's quantize_row_q8_0_ref (d = amax /
  * 127, q = roundf(x * (1 / d))), Q4_0 by quantize_row_q4_0_ref (d = max / -8 of the value of
- * largest magnitude, q = min(15, (int8)(x * (1 / d) + 8.5))); d stored as fp16. Returns 0, or
- * LANES_EINVAL for other types. */
+ * largest magnitude, q = min(15, (int8)(x * (1 / d) + 8.5))); d stored as fp16. Q4_K and Q6_K
+ * by lanes' own plain scaling (min/max per sub-block for Q4_K, absmax for Q6_K, the sub-block
+ * scales rounded to their 6 or 8 bits, each value to its nearest level), not llama-quantize's
+ * iterative scale search: valid files of those types, for benchmarks and tests, a little less
+ * accurate than llama-quantize's. Returns 0, or LANES_EINVAL for other types. */
 int eng_quant_row(int wtype, void *out, const float *x, int k);
 
 /* The references behind the scalar table (kern.h quantize_act and gemm_q). */
