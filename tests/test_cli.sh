@@ -24,7 +24,7 @@ grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat 
 if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then
   fail "--type f8 accepted"
 fi
-grep -q -- "--type f8: f32, f16 or bf16" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
+grep -q -- "--type f8: f32, f16, bf16, q8_0 or q4_0" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
 [ ! -e "$tmp/x.gguf" ] || fail "a file was written for a bad --type"
 if "$bin/lanes-mkmodel" --preset tiny --type f16 -o "$tmp/x.bin" -t "$tmp/x.tok" 2> "$tmp/err"; then
   fail "F16 llama2.c checkpoint accepted"
