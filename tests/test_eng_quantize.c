@@ -1,7 +1,7 @@
 /* lanes-quantize against llama.cpp's llama-quantize, tensor by tensor: its Q8_0 and F16 files of
- * shared/models/gguf (llama3-style, stories260K with its F16 fallback, q4-style) and its Q4_0 file
- * (all but the output matrix, which llama-quantize alone puts in Q6_K) are what lanes-quantize
- * writes from the F32 files; a Q4_0 file dequantized back is eng_dequant_row of its bytes, within
+ * shared/models/gguf (llama3-style, stories260K and aidreams260K with their F16 fallback,
+ * q4-style) and its Q4_0 file (all but the output matrix, which llama-quantize alone puts in
+ * Q6_K) are what lanes-quantize writes from the F32 files; a Q4_0 file dequantized back is eng_dequant_row of its bytes, within
  * Q4_0's error; a Q4_K_M file (any type lanes reads) requantizes to Q8_0 of its dequantization. */
 #include <math.h>
 #include <stdint.h>
@@ -292,6 +292,7 @@ int main(void) {
     against_llama_quantize("llama3-style.f32", "f16", "llama3-style.f16", NULL);
     against_llama_quantize("stories260K.f32", "q8_0", "stories260K.q8_0", NULL);
     against_llama_quantize("stories260K.f32", "f16", "stories260K.f16", NULL);
+    against_llama_quantize("aidreams260K.f32", "q8_0", "aidreams260K.q8_0", NULL);
     against_llama_quantize("q4-style.f32", "q8_0", "q4-style.q8_0", NULL);
     against_llama_quantize("q4-style.f32", "q4_0", "q4-style.q4_0", "output.weight");
     q4_0_round_trip();
