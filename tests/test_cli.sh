@@ -24,11 +24,41 @@ grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat 
 if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then
   fail "--type f8 accepted"
 fi
-grep -q -- "--type f8: f32, f16 or bf16" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
+grep -q -- "--type f8: f32, f16, bf16, q8_0 or q4_0" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
 [ ! -e "$tmp/x.gguf" ] || fail "a file was written for a bad --type"
 if "$bin/lanes-mkmodel" --preset tiny --type f16 -o "$tmp/x.bin" -t "$tmp/x.tok" 2> "$tmp/err"; then
   fail "F16 llama2.c checkpoint accepted"
 fi
+
+# lanes-quantize: a synthetic F32 file quantized to Q8_0 holds what lanes-mkmodel --type q8_0 makes
+# (the same summary: F16 for tiny's two ffn_down, noted once each); bad input is one line, exit 1.
+q=$bin/lanes-quantize
+"$bin/lanes-mkmodel" --preset tiny-llama --seed 1 --format gguf --type q8_0 -o "$tmp/m8.gguf" 2> "$tmp/err"
+grep -q "2 matrices stay F16" "$tmp/err" || fail "mkmodel q8_0 did not note the F16 matrices: $(cat "$tmp/err")"
+"$q" "$tmp/m.gguf" "$tmp/q8.gguf" --type q8_0 > "$tmp/out" 2> "$tmp/err" || fail "lanes-quantize failed: $(cat "$tmp/err")"
+[ "$(grep -c "written as F16" "$tmp/err")" -eq 2 ] || fail "expected two F16 notes: $(cat "$tmp/err")"
+"$q" "$tmp/m8.gguf" "$tmp/q8b.gguf" --type q8_0 > "$tmp/out8" 2> /dev/null
+[ "$(sed 's/^[^:]*://' "$tmp/out")" = "$(sed 's/^[^:]*://' "$tmp/out8")" ] ||
+  fail "lanes-quantize and mkmodel q8_0 differ: $(cat "$tmp/out") vs $(cat "$tmp/out8")"
+qerr() {   # expected exit code, text the one error line holds, then the arguments
+  local want=$1 text=$2 rc=0
+  shift 2
+  "$q" "$@" > /dev/null 2> "$tmp/err" || rc=$?
+  [ "$rc" -eq "$want" ] || fail "lanes-quantize $*: exit $rc, expected $want: $(cat "$tmp/err")"
+  [ "$want" -eq 2 ] || [ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "lanes-quantize $*: not one line: $(cat "$tmp/err")"
+  grep -q -- "$text" "$tmp/err" || fail "lanes-quantize $*: unclear error: $(cat "$tmp/err")"
+}
+qerr 2 "usage:" "$tmp/m.gguf" "$tmp/x.gguf"
+qerr 2 "usage:" "$tmp/m.gguf" --type q8_0
+qerr 1 "--type q4_k: q8_0, q4_0, f16 or f32" "$tmp/m.gguf" "$tmp/x.gguf" --type q4_k
+qerr 1 "$tmp/none.gguf" "$tmp/none.gguf" "$tmp/x.gguf" --type q8_0
+qerr 1 "$tmp/t.bin" "$tmp/t.bin" "$tmp/x.gguf" --type q8_0
+cp "$tmp/m.gguf" "$tmp/same.gguf"
+qerr 1 "both the input and the output" "$tmp/same.gguf" "$tmp/./same.gguf" --type f16
+cmp -s "$tmp/m.gguf" "$tmp/same.gguf" || fail "lanes-quantize changed its input"
+qerr 1 "$tmp/no/x.gguf" "$tmp/m.gguf" "$tmp/no/x.gguf" --type f16
+[ ! -e "$tmp/x.gguf" ] || fail "lanes-quantize wrote a file on an error"
+echo "cli: lanes-quantize ok"
 
 # Several prompts run as lanes of the same steps give what each gives alone.
 printf 'Once upon a time\nThe little dog\n\nOne day\n' > "$tmp/prompts"

@@ -1,12 +1,15 @@
 /* Writing models as GGUF (lanes-mkmodel --format gguf): a synthetic llama model in each weight
  * type, written with its tokenizer and opened again, has the same shape, the same tensor bytes, the
- * same tokenizer, and gives bitwise the same logits as the model in memory. */
+ * same tokenizer, and gives bitwise the same logits as the model in memory. A quantized synthetic
+ * model is its F32 twin quantized row by row (F16 where rows are not whole blocks), and its file
+ * holds those bytes with llama.cpp's file type. */
 #include <stdint.h>
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "bundle.h"
 #include "engine.h"
+#include "kern/quant.h"
 #include "model/gguf.h"
 #include "score.h"
 #include "test_util.h"
@@ -21,6 +24,97 @@ static void same_mat(const eng_mat_t *a, const eng_mat_t *b) {
 static void same_vec(const float *a, const float *b, int n) {
     ASSERT((a == NULL) == (b == NULL));
     if (a) ASSERT(memcmp(a, b, (size_t)n * sizeof *a) == 0);
+}
+
+/* q is f32 (the same shape, F32) stored as wtype, or as F16 when its rows are not whole blocks. */
+static void quantized_twin(const eng_mat_t *q, const eng_mat_t *f32, int wtype) {
+    ASSERT(f32->type == ENG_WT_F32 && q->rows == f32->rows && q->cols == f32->cols);
+    int want = f32->cols % eng_wtype_block(wtype) == 0 ? wtype : ENG_WT_F16;
+    ASSERT_EQ(q->type, want);
+    size_t rb = eng_wtype_row_bytes(want, q->cols);
+    unsigned char *row = malloc(rb);
+    for (int r = 0; r < q->rows; r++) {
+        const float *x = (const float *)f32->data + (size_t)r * f32->cols;
+        ASSERT_EQ(eng_wtype_row_from_f32(want, row, x, q->cols), LANES_OK);
+        if (want == wtype) {   /* the conversion is eng_quant_row itself */
+            unsigned char *ref = malloc(rb);
+            ASSERT_EQ(eng_quant_row(wtype, ref, x, q->cols), 0);
+            ASSERT(memcmp(ref, row, rb) == 0);
+            free(ref);
+        }
+        ASSERT(memcmp((const char *)q->data + (size_t)r * rb, row, rb) == 0);
+    }
+    free(row);
+}
+
+/* The tensor named name in g has m's type, shape and bytes. */
+static void file_has_mat(const eng_gguf_t *g, const char *name, const eng_mat_t *m) {
+    const eng_gguf_tensor_t *t = eng_gguf_tensor_find(g, name);
+    ASSERT(t != NULL);
+    ASSERT_EQ(t->type, m->type);
+    ASSERT(t->n_dims == 2 && t->dims[0] == (uint64_t)m->cols && t->dims[1] == (uint64_t)m->rows);
+    ASSERT_EQ(t->bytes, (size_t)m->rows * eng_wtype_row_bytes(m->type, m->cols));
+    ASSERT(memcmp(t->data, m->data, t->bytes) == 0);
+}
+
+static uint64_t u32_key(const eng_gguf_t *g, const char *key) {
+    const eng_gguf_kv_t *kv = eng_gguf_kv_find(g, key);
+    ASSERT(kv != NULL && kv->val.type == ENG_GGUF_U32);
+    return kv->val.num.u;
+}
+
+/* A quantized synthetic model of shape cfg against its F32 twin, in memory and as a GGUF file. */
+static void quantized(const eng_model_cfg_t *cfg, int wtype, const char *path) {
+    eng_model_t *q, *f;
+    ASSERT_EQ(eng_model_synth(cfg, 7, wtype, &q), LANES_OK);
+    ASSERT_EQ(eng_model_synth(cfg, 7, ENG_WT_F32, &f), LANES_OK);
+    ASSERT_EQ(eng_model_wtype(q), wtype);
+    const eng_weights_t *wq = eng_model_weights(q), *wf = eng_model_weights(f);
+    int d = cfg->dim, f16 = 0;
+    quantized_twin(&wq->tok_emb, &wf->tok_emb, wtype);
+    quantized_twin(&wq->cls, &wf->cls, wtype);
+    same_vec(wq->out_norm, wf->out_norm, d);
+    same_vec(wq->rope_freqs, wf->rope_freqs, cfg->rope_dim / 2);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const eng_layer_t *a = &wq->layers[l], *b = &wf->layers[l];
+        const eng_mat_t *ma[] = {&a->wq, &a->wk, &a->wv, &a->wo, &a->w_gate, &a->w_up, &a->w_down};
+        const eng_mat_t *mb[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        for (int i = 0; i < 7; i++) {
+            quantized_twin(ma[i], mb[i], wtype);
+            f16 += ma[i]->type == ENG_WT_F16;
+        }
+        same_vec(a->attn_norm, b->attn_norm, d);
+        same_vec(a->ffn_norm, b->ffn_norm, d);
+    }
+
+    eng_gguf_writer_t *w;
+    ASSERT_EQ(eng_gguf_writer_create(0, &w), LANES_OK);
+    ASSERT_EQ(eng_model_to_gguf(q, w), LANES_OK);
+    ASSERT_EQ(eng_gguf_writer_write(w, path), LANES_OK);
+    eng_gguf_writer_destroy(w);
+    eng_gguf_t *g;
+    ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+    ASSERT_EQ(u32_key(g, "general.file_type"), wtype == ENG_WT_Q8_0 ? 7 : 2);
+    ASSERT_EQ(u32_key(g, "general.quantization_version"), 2);
+    file_has_mat(g, "token_embd.weight", &wq->tok_emb);
+    file_has_mat(g, "output.weight", &wq->cls);
+    char name[64];
+    for (int l = 0; l < cfg->n_layers; l++) {
+        snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
+        file_has_mat(g, name, &wq->layers[l].wq);
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        file_has_mat(g, name, &wq->layers[l].w_down);
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_find(g, name);
+        ASSERT(t != NULL && t->type == ENG_GGML_F32);
+    }
+    eng_gguf_close(g);
+    printf("to_gguf %s hidden %d: every matrix its F32 twin's rows quantized (%d F16 for rows not "
+           "whole blocks), written as file type %d\n", eng_wtype_name(wtype), cfg->hidden_dim,
+           f16, wtype == ENG_WT_Q8_0 ? 7 : 2);
+    ASSERT_EQ(f16, cfg->hidden_dim % 32 ? cfg->n_layers : 0);
+    eng_model_destroy(q);
+    eng_model_destroy(f);
 }
 
 static void scores(const eng_model_t *m, const int32_t *seq, int n, eng_score_t *out) {
@@ -110,6 +204,16 @@ int main(void) {
         ASSERT_EQ(unlink(path), 0);
         printf("to_gguf %s: shape, tensors, tokenizer and logits equal after a round trip\n",
                eng_wtype_name(types[i]));
+    }
+    /* tiny-llama's ffn_down rows (172) fit no block: they stay F16; hidden 256 fits. */
+    eng_model_cfg_t cfg;
+    ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
+    for (int h = 0; h < 2; h++) {
+        cfg.hidden_dim = h ? 256 : 172;
+        for (int q = 0; q < 2; q++) {
+            quantized(&cfg, q ? ENG_WT_Q4_0 : ENG_WT_Q8_0, path);
+            ASSERT_EQ(unlink(path), 0);
+        }
     }
     ASSERT_EQ(rmdir(dir), 0);
     return 0;

@@ -11,6 +11,7 @@
 typedef struct eng_gguf eng_gguf_t;
 
 #define ENG_GGUF_ALIGNMENT 32u    /* of tensor data, when general.alignment is absent */
+#define ENG_GGUF_QUANT_VERSION 2u /* general.quantization_version of ggml's block layouts */
 
 /* Metadata value types, numbered as in the file. */
 enum {

@@ -56,6 +56,36 @@ size_t eng_wtype_row_bytes(int type, int cols) {
     return (size_t)(cols / block) * unit;
 }
 
+int eng_wtype_row_to_f32(int type, float *y, const void *row, int n) {
+    if (n < 0 || eng_wtype_row_bytes(type, n) == 0) return LANES_EINVAL;
+    const uint16_t *h = row;
+    if (type == ENG_WT_F32) memcpy(y, row, (size_t)n * sizeof *y);
+    else if (type == ENG_WT_F16) for (int i = 0; i < n; i++) y[i] = eng_f16_to_f32(h[i]);
+    else if (type == ENG_WT_BF16) for (int i = 0; i < n; i++) y[i] = eng_bf16_to_f32(h[i]);
+    else eng_dequant_row(type, y, row, n);
+    return LANES_OK;
+}
+
+int eng_wtype_row_from_f32(int type, void *row, const float *x, int n) {
+    if (n < 0 || eng_wtype_row_bytes(type, n) == 0) return LANES_EINVAL;
+    if (type == ENG_WT_F32) memcpy(row, x, (size_t)n * sizeof *x);
+    else if (type == ENG_WT_F16) eng_gguf_f32_to_f16(row, x, (size_t)n);
+    else if (type == ENG_WT_BF16) eng_gguf_f32_to_bf16(row, x, (size_t)n);
+    else return eng_quant_row(type, row, x, n);
+    return LANES_OK;
+}
+
+int eng_wtype_file_type(int type) {
+    switch (type) {
+    case ENG_WT_F32: return 0;
+    case ENG_WT_F16: return 1;
+    case ENG_WT_BF16: return 32;
+    case ENG_WT_Q8_0: return 7;
+    case ENG_WT_Q4_0: return 2;
+    default: return -1;
+    }
+}
+
 /* The architectures a synthetic preset can take: each like the real family in what its forward
  * pass does (biases, RoPE mode, QK norm, norms, activation, positions, classifier). */
 static const struct {
@@ -243,8 +273,18 @@ static size_t tensor_elems(const synth_tensor_t *t, size_t layers) {
     return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1) * (t->per_layer ? layers : 1);
 }
 
-static eng_mat_t synth_mat(const char *p, const synth_tensor_t *t, int wtype) {
-    return (eng_mat_t){p, wtype, t->rows, t->cols};
+/* The type synthetic tensor t is stored in when the model's matrices are wtype: vectors and the
+ * learned positions stay F32 (llama-quantize leaves position_embd alone too), and a block type whose
+ * blocks do not tile a row falls back to F16, as llama-quantize does. */
+static int synth_type(const synth_tensor_t *t, int i, int wtype) {
+    if (t->cols == 0 || (i == T_POS && eng_wtype_block(wtype) > 1)) return ENG_WT_F32;
+    return eng_wtype_row_bytes(wtype, t->cols) ? wtype : ENG_WT_F16;
+}
+
+/* Bytes of one layer's (or the model's) instance of t stored as type. */
+static size_t synth_bytes(const synth_tensor_t *t, int type) {
+    return t->cols ? (size_t)t->rows * eng_wtype_row_bytes(type, t->cols)
+                   : (size_t)t->rows * sizeof(float);
 }
 
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out) {
@@ -253,7 +293,8 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
         (strcmp(cfg->arch.name, "llama") != 0 || cfg->head_dim * cfg->n_heads != cfg->dim ||
          cfg->rope_dim != cfg->head_dim))
         why = "run.c numerics need the llama2.c architecture and shape";
-    if (why == NULL && eng_wtype_size(wtype) == 0) why = "unknown weight type";
+    if (why == NULL && eng_wtype_size(wtype) == 0 && wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0)
+        why = "weight type not F32, F16, BF16, Q8_0 or Q4_0";
     if (why == NULL && (cfg->arch.rope == ENG_ROPE_NONE) != (cfg->rope_dim == 0))
         why = "rope_dim must be 0 exactly when the architecture has no RoPE";
     if (why) {
@@ -268,36 +309,49 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     int llama2c_body = cfg->numerics == ENG_NUMERICS_RUNC && wtype == ENG_WT_F32;
     synth_tensor_t t[T_COUNT];
     synth_tensors(cfg, llama2c_body, t);
-    size_t off[T_COUNT], total = 0, l = (size_t)cfg->n_layers, msize = eng_wtype_size(wtype);
+    int type[T_COUNT], max_row = 0, n_f16 = 0, f16_cols = 0;
+    size_t off[T_COUNT], total = 0, l = (size_t)cfg->n_layers;
     for (int i = 0; i < T_COUNT; i++) {
-        size_t n = tensor_elems(&t[i], l);
+        type[i] = synth_type(&t[i], i, wtype);
+        if (t[i].rows && type[i] != wtype && type[i] == ENG_WT_F16) {
+            n_f16 += t[i].per_layer ? cfg->n_layers : 1;
+            f16_cols = t[i].cols;
+        }
+        int row = t[i].cols ? t[i].cols : t[i].rows;
+        max_row = row > max_row ? row : max_row;
         off[i] = total;
-        total += (n * (t[i].cols ? msize : sizeof(float)) + 3) & ~(size_t)3;   /* floats aligned */
+        total += (synth_bytes(&t[i], type[i]) * (t[i].per_layer ? l : 1) + 3) & ~(size_t)3;
     }
-    if ((m->data = malloc(total)) == NULL) {
+    float *row = malloc((size_t)max_row * sizeof *row);
+    if (row == NULL || (m->data = malloc(total)) == NULL) {
+        free(row);
         eng_model_destroy(m);
         return LANES_ENOMEM;
     }
+    if (n_f16)
+        LANES_LOG(LANES_LOG_WARN, "synthetic model: %d matrices stay F16: their rows of %d values "
+                  "are not whole %s blocks of %d", n_f16, f16_cols, eng_wtype_name(wtype),
+                  eng_wtype_block(wtype));
+    /* Drawn in the same order whatever the type, then stored a row at a time, so a quantized or
+     * 16-bit model is its F32 twin converted row by row. */
     uint64_t rng = seed;
     char *base = m->data;
     for (int i = 0; i < T_COUNT; i++) {
-        size_t n = tensor_elems(&t[i], l);
-        int type = t[i].cols ? wtype : ENG_WT_F32, init = t[i].init;
+        size_t n = tensor_elems(&t[i], l), j = 0;
+        int init = t[i].init, len = t[i].cols ? t[i].cols : t[i].rows;
+        size_t row_bytes = eng_wtype_row_bytes(type[i], len);
         float a = init == FAN_D ? fan_scale(cfg->dim) : init == FAN_H ? fan_scale(cfg->hidden_dim)
                   : init == FAN_Q ? fan_scale(cfg->n_heads * cfg->head_dim) : 0.1f;
-        for (size_t j = 0; j < n; j++) {
-            float v = draw(init, a, j, n, &rng);
-            char *p = base + off[i];
-            if (type == ENG_WT_F16) ((uint16_t *)p)[j] = eng_f32_to_f16(v);
-            else if (type == ENG_WT_BF16) ((uint16_t *)p)[j] = eng_f32_to_bf16(v);
-            else ((float *)p)[j] = v;
+        for (size_t r = 0; j < n; r++) {
+            for (int c = 0; c < len; c++, j++) row[c] = draw(init, a, j, n, &rng);
+            eng_wtype_row_from_f32(type[i], base + off[i] + r * row_bytes, row, len);
         }
     }
-#define AT(i, layer) (t[i].rows ? base + off[i] + (size_t)(layer) * (size_t)t[i].rows *            \
-                                      (t[i].cols ? (size_t)t[i].cols * msize : sizeof(float))      \
+    free(row);
+#define AT(i, layer) (t[i].rows ? base + off[i] + (size_t)(layer) * synth_bytes(&t[i], type[i]) \
                                 : NULL)
 #define VEC(i, layer) ((const float *)AT(i, layer))
-#define MAT(i, layer) synth_mat(AT(i, layer), &t[i], wtype)
+#define MAT(i, layer) ((eng_mat_t){AT(i, layer), type[i], t[i].rows, t[i].cols})
     for (int j = 0; j < cfg->n_layers; j++)
         m->layers[j] = (eng_layer_t){
             .attn_norm = VEC(T_ATTN_NORM, j), .attn_norm_b = VEC(T_ATTN_NORM_B, j),

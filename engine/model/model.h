@@ -20,6 +20,14 @@ size_t eng_wtype_size(int type);        /* bytes per element of an element type;
 int eng_wtype_block(int type);          /* values per block: 1 for element types; 0 for unknown */
 /* Bytes of a row of cols values; 0 for an unknown type or cols not a whole number of blocks. */
 size_t eng_wtype_row_bytes(int type, int cols);
+/* A row of n values of type to fp32 (exact for the element types, ggml's dequantization for the
+ * block types), and fp32 to a row of type (rounding to nearest even, or eng_quant_row: Q8_0 and
+ * Q4_0 only). Return 0, or LANES_EINVAL for a type it cannot convert or n not whole blocks. */
+int eng_wtype_row_to_f32(int type, float *y, const void *row, int n);
+int eng_wtype_row_from_f32(int type, void *row, const float *x, int n);
+/* general.file_type (llama.cpp's LLAMA_FTYPE_*) of a GGUF file whose matrices are mostly type:
+ * 0 ALL_F32, 1 MOSTLY_F16, 32 MOSTLY_BF16, 7 MOSTLY_Q8_0, 2 MOSTLY_Q4_0; -1 for others. */
+int eng_wtype_file_type(int type);
 
 enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean removed, with bias */
 enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);
@@ -107,16 +115,20 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
 /* Builds a deterministic random-weight model in memory (same seed, same bits on any machine) with
  * every tensor cfg's architecture has (norm weights near 1, random biases), its matrices in weight
- * type wtype (ENG_WT_*): the fp32 draws rounded to nearest even, so a 16-bit model is its F32
- * twin rounded. */
+ * type wtype (F32, F16, BF16, Q8_0 or Q4_0): the fp32 draws rounded to nearest even or quantized
+ * row by row with eng_quant_row (kern/quant.h), so a model is its F32 twin converted. In a
+ * quantized model the embedding and the classifier are quantized too; as llama-quantize does, a
+ * matrix whose rows are not whole blocks stays F16 (logged once) and learned positions stay F32.
+ * Vectors are F32. */
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out);
 
 /* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */
 int eng_model_save(const eng_model_t *m, const char *path);
 
 /* Adds a llama model to a GGUF writer as llama.cpp names it (Llama 3.1 rope_freqs included): general.* and llama.*
- * keys, every tensor in its type (borrowed: keep m until the writer has written). LANES_EINVAL for
- * other models; the writer's errors. */
+ * keys (general.file_type as eng_wtype_file_type, general.quantization_version 2 when quantized),
+ * every tensor in its type (borrowed: keep m until the writer has written). LANES_EINVAL for
+ * other models or a model type with no file_type; the writer's errors. */
 int eng_model_to_gguf(const eng_model_t *m, struct eng_gguf_writer *w);
 
 void eng_model_destroy(eng_model_t *m);   /* NULL is fine */

@@ -7,14 +7,11 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-/* general.file_type as llama.cpp numbers it (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_BF16). */
-static uint32_t file_type(int wtype) { return wtype == ENG_WT_F16 ? 1 : wtype == ENG_WT_BF16 ? 32 : 0; }
-
 static int add_mat(eng_gguf_writer_t *w, const char *name, const eng_mat_t *m) {
     if (m->data == NULL) return LANES_OK;
     uint64_t dims[2] = {(uint64_t)m->cols, (uint64_t)m->rows};
     return eng_gguf_writer_add_tensor(w, name, (uint32_t)m->type, 2, dims, m->data,
-                                      (size_t)m->rows * (size_t)m->cols * eng_wtype_size(m->type));
+                                      (size_t)m->rows * eng_wtype_row_bytes(m->type, m->cols));
 }
 
 static int add_vec(eng_gguf_writer_t *w, const char *name, const float *v, int n) {
@@ -48,11 +45,20 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
                   m->name);
         return LANES_EINVAL;
     }
+    int ftype = eng_wtype_file_type(m->wtype);
+    if (ftype < 0) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: %s weights have no general.file_type to write",
+                  m->name, eng_wtype_name(m->wtype));
+        return LANES_EINVAL;
+    }
     const char *a = c->arch.name;
     int rc;
     if ((rc = add_str(w, "general.architecture", a)) < 0 || (rc = add_str(w, "general.name", m->name)) < 0 ||
         (rc = eng_gguf_writer_add(w, "general.file_type", &(eng_gguf_value_t){
-             .type = ENG_GGUF_U32, .num.u = file_type(m->wtype)})) < 0 ||
+             .type = ENG_GGUF_U32, .num.u = (uint64_t)ftype})) < 0 ||
+        (eng_wtype_block(m->wtype) > 1 &&
+         (rc = eng_gguf_writer_add(w, "general.quantization_version", &(eng_gguf_value_t){
+              .type = ENG_GGUF_U32, .num.u = ENG_GGUF_QUANT_VERSION})) < 0) ||
         (rc = add_u32(w, a, "block_count", (uint64_t)c->n_layers)) < 0 ||
         (rc = add_u32(w, a, "context_length", (uint64_t)c->seq_len)) < 0 ||
         (rc = add_u32(w, a, "embedding_length", (uint64_t)c->dim)) < 0 ||

@@ -1,5 +1,5 @@
 /* lanes-mkmodel: writes a deterministic synthetic model: a llama2.c checkpoint with its tokenizer,
- * or one GGUF file (weights in F32, F16 or BF16, the tokenizer in its metadata). */
+ * or one GGUF file (weights in F32, F16, BF16, Q8_0 or Q4_0, the tokenizer in its metadata). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,10 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: lanes-mkmodel --preset tiny|15m|110m [--seed S] -o MODEL.bin -t TOKENIZER.bin\n"
                "       lanes-mkmodel --preset tiny|15m|110m[-llama] [--seed S] --format gguf\n"
-               "                     [--type f32|f16|bf16] -o MODEL.gguf\n");
+               "                     [--type f32|f16|bf16|q8_0|q4_0] -o MODEL.gguf\n"
+               "A quantized model is its F32 twin quantized row by row as llama-quantize does,\n"
+               "embedding and classifier included; matrices whose rows are not whole 32-value\n"
+               "blocks (the tiny preset's ffn_down) stay F16.\n");
 }
 
 static int write_gguf(const eng_bundle_t *b, const char *path) {
@@ -43,8 +46,10 @@ int main(int argc, char **argv) {
         case 't': tok_out = optarg; break;
         case 'f': format = optarg; break;
         case 'y':
-            if ((wtype = eng_wtype_by_name(optarg)) < 0) {
-                fprintf(stderr, "lanes-mkmodel: --type %s: f32, f16 or bf16\n", optarg);
+            wtype = eng_wtype_by_name(optarg);
+            if (wtype != ENG_WT_F32 && wtype != ENG_WT_F16 && wtype != ENG_WT_BF16 &&
+                wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0) {
+                fprintf(stderr, "lanes-mkmodel: --type %s: f32, f16, bf16, q8_0 or q4_0\n", optarg);
                 bad = 1;
             }
             break;
