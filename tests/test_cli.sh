@@ -24,7 +24,7 @@ grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat 
 if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then
   fail "--type f8 accepted"
 fi
-grep -q -- "--type f8: f32, f16, bf16, q8_0 or q4_0" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
+grep -q -- "--type f8: f32, f16, bf16, q8_0, q4_0, q4_k or q6_k" "$tmp/err" || fail "unclear --type error: $(cat "$tmp/err")"
 [ ! -e "$tmp/x.gguf" ] || fail "a file was written for a bad --type"
 if "$bin/lanes-mkmodel" --preset tiny --type f16 -o "$tmp/x.bin" -t "$tmp/x.tok" 2> "$tmp/err"; then
   fail "F16 llama2.c checkpoint accepted"
@@ -34,7 +34,7 @@ fi
 # (the same summary: F16 for tiny's two ffn_down, noted once each); bad input is one line, exit 1.
 q=$bin/lanes-quantize
 "$bin/lanes-mkmodel" --preset tiny-llama --seed 1 --format gguf --type q8_0 -o "$tmp/m8.gguf" 2> "$tmp/err"
-grep -q "2 matrices stay F16" "$tmp/err" || fail "mkmodel q8_0 did not note the F16 matrices: $(cat "$tmp/err")"
+grep -q "2 matrices are F16" "$tmp/err" || fail "mkmodel q8_0 did not note the F16 matrices: $(cat "$tmp/err")"
 "$q" "$tmp/m.gguf" "$tmp/q8.gguf" --type q8_0 > "$tmp/out" 2> "$tmp/err" || fail "lanes-quantize failed: $(cat "$tmp/err")"
 [ "$(grep -c "written as F16" "$tmp/err")" -eq 2 ] || fail "expected two F16 notes: $(cat "$tmp/err")"
 "$q" "$tmp/m8.gguf" "$tmp/q8b.gguf" --type q8_0 > "$tmp/out8" 2> /dev/null
@@ -50,7 +50,7 @@ qerr() {   # expected exit code, text the one error line holds, then the argumen
 }
 qerr 2 "usage:" "$tmp/m.gguf" "$tmp/x.gguf"
 qerr 2 "usage:" "$tmp/m.gguf" --type q8_0
-qerr 1 "--type q4_k: q8_0, q4_0, f16 or f32" "$tmp/m.gguf" "$tmp/x.gguf" --type q4_k
+qerr 1 "--type q5_k: q8_0, q4_0, q4_k, q6_k, f16, bf16 or f32" "$tmp/m.gguf" "$tmp/x.gguf" --type q5_k
 qerr 1 "$tmp/none.gguf" "$tmp/none.gguf" "$tmp/x.gguf" --type q8_0
 qerr 1 "$tmp/t.bin" "$tmp/t.bin" "$tmp/x.gguf" --type q8_0
 cp "$tmp/m.gguf" "$tmp/same.gguf"

@@ -82,8 +82,16 @@ int eng_wtype_file_type(int type) {
     case ENG_WT_BF16: return 32;
     case ENG_WT_Q8_0: return 7;
     case ENG_WT_Q4_0: return 2;
+    case ENG_WT_Q4_K: return 14;
+    case ENG_WT_Q6_K: return 18;
     default: return -1;
     }
+}
+
+int eng_wtype_fallback(int type, int cols) {
+    if (eng_wtype_row_bytes(type, cols)) return type;
+    if (eng_wtype_block(type) == 256 && eng_wtype_row_bytes(ENG_WT_Q8_0, cols)) return ENG_WT_Q8_0;
+    return ENG_WT_F16;
 }
 
 /* The architectures a synthetic preset can take: each like the real family in what its forward
@@ -275,10 +283,10 @@ static size_t tensor_elems(const synth_tensor_t *t, size_t layers) {
 
 /* The type synthetic tensor t is stored in when the model's matrices are wtype: vectors and the
  * learned positions stay F32 (llama-quantize leaves position_embd alone too), and a block type whose
- * blocks do not tile a row falls back to F16, as llama-quantize does. */
+ * blocks do not tile a row falls back (eng_wtype_fallback), as llama-quantize does. */
 static int synth_type(const synth_tensor_t *t, int i, int wtype) {
     if (t->cols == 0 || (i == T_POS && eng_wtype_block(wtype) > 1)) return ENG_WT_F32;
-    return eng_wtype_row_bytes(wtype, t->cols) ? wtype : ENG_WT_F16;
+    return eng_wtype_fallback(wtype, t->cols);
 }
 
 /* Bytes of one layer's (or the model's) instance of t stored as type. */
@@ -287,14 +295,31 @@ static size_t synth_bytes(const synth_tensor_t *t, int type) {
                    : (size_t)t->rows * sizeof(float);
 }
 
+/* One warning per row length whose matrices could not take wtype (type[i] is what they took). */
+static void log_fallbacks(const eng_model_cfg_t *cfg, const synth_tensor_t *t, const int *type,
+                          int wtype) {
+    for (int i = 0; i < T_COUNT; i++) {
+        if (!t[i].rows || !t[i].cols || i == T_POS || type[i] == wtype) continue;
+        int n = 0, first = 1;
+        for (int j = 0; j < T_COUNT; j++)
+            if (t[j].rows && t[j].cols == t[i].cols && j != T_POS && type[j] == type[i]) {
+                first &= j >= i;
+                n += t[j].per_layer ? cfg->n_layers : 1;
+            }
+        if (first)
+            LANES_LOG(LANES_LOG_WARN, "synthetic model: %d matrices are %s: their rows of %d values "
+                      "are not whole %s blocks of %d", n, eng_wtype_name(type[i]), t[i].cols,
+                      eng_wtype_name(wtype), eng_wtype_block(wtype));
+    }
+}
+
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out) {
     const char *why = eng__model_check_cfg(cfg);
     if (why == NULL && cfg->numerics == ENG_NUMERICS_RUNC &&
         (strcmp(cfg->arch.name, "llama") != 0 || cfg->head_dim * cfg->n_heads != cfg->dim ||
          cfg->rope_dim != cfg->head_dim))
         why = "run.c numerics need the llama2.c architecture and shape";
-    if (why == NULL && eng_wtype_size(wtype) == 0 && wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0)
-        why = "weight type not F32, F16, BF16, Q8_0 or Q4_0";
+    if (why == NULL && eng_wtype_block(wtype) == 0) why = "unknown weight type";
     if (why == NULL && (cfg->arch.rope == ENG_ROPE_NONE) != (cfg->rope_dim == 0))
         why = "rope_dim must be 0 exactly when the architecture has no RoPE";
     if (why) {
@@ -309,14 +334,10 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     int llama2c_body = cfg->numerics == ENG_NUMERICS_RUNC && wtype == ENG_WT_F32;
     synth_tensor_t t[T_COUNT];
     synth_tensors(cfg, llama2c_body, t);
-    int type[T_COUNT], max_row = 0, n_f16 = 0, f16_cols = 0;
+    int type[T_COUNT], max_row = 0;
     size_t off[T_COUNT], total = 0, l = (size_t)cfg->n_layers;
     for (int i = 0; i < T_COUNT; i++) {
         type[i] = synth_type(&t[i], i, wtype);
-        if (t[i].rows && type[i] != wtype && type[i] == ENG_WT_F16) {
-            n_f16 += t[i].per_layer ? cfg->n_layers : 1;
-            f16_cols = t[i].cols;
-        }
         int row = t[i].cols ? t[i].cols : t[i].rows;
         max_row = row > max_row ? row : max_row;
         off[i] = total;
@@ -328,10 +349,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
         eng_model_destroy(m);
         return LANES_ENOMEM;
     }
-    if (n_f16)
-        LANES_LOG(LANES_LOG_WARN, "synthetic model: %d matrices stay F16: their rows of %d values "
-                  "are not whole %s blocks of %d", n_f16, f16_cols, eng_wtype_name(wtype),
-                  eng_wtype_block(wtype));
+    log_fallbacks(cfg, t, type, wtype);
     /* Drawn in the same order whatever the type, then stored a row at a time, so a quantized or
      * 16-bit model is its F32 twin converted row by row. */
     uint64_t rng = seed;

@@ -21,13 +21,17 @@ int eng_wtype_block(int type);          /* values per block: 1 for element types
 /* Bytes of a row of cols values; 0 for an unknown type or cols not a whole number of blocks. */
 size_t eng_wtype_row_bytes(int type, int cols);
 /* A row of n values of type to fp32 (exact for the element types, ggml's dequantization for the
- * block types), and fp32 to a row of type (rounding to nearest even, or eng_quant_row: Q8_0 and
- * Q4_0 only). Return 0, or LANES_EINVAL for a type it cannot convert or n not whole blocks. */
+ * block types), and fp32 to a row of type (rounding to nearest even, or eng_quant_row). Return 0, or LANES_EINVAL for a type it cannot convert or n not whole blocks. */
 int eng_wtype_row_to_f32(int type, float *y, const void *row, int n);
 int eng_wtype_row_from_f32(int type, void *row, const float *x, int n);
 /* general.file_type (llama.cpp's LLAMA_FTYPE_*) of a GGUF file whose matrices are mostly type:
- * 0 ALL_F32, 1 MOSTLY_F16, 32 MOSTLY_BF16, 7 MOSTLY_Q8_0, 2 MOSTLY_Q4_0; -1 for others. */
+ * 0 ALL_F32, 1 MOSTLY_F16, 32 MOSTLY_BF16, 7 MOSTLY_Q8_0, 2 MOSTLY_Q4_0, 14 MOSTLY_Q4_K_S (every
+ * matrix Q4_K), 18 MOSTLY_Q6_K; -1 for others. */
 int eng_wtype_file_type(int type);
+/* The type a matrix with rows of cols values is written in when type is asked for: type itself
+ * when its blocks tile the row; else, as llama-quantize falls back, Q8_0 for a k-quant when 32
+ * tiles it, and F16 otherwise. */
+int eng_wtype_fallback(int type, int cols);
 
 enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean removed, with bias */
 enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);

@@ -1,5 +1,6 @@
 /* lanes-mkmodel: writes a deterministic synthetic model: a llama2.c checkpoint with its tokenizer,
- * or one GGUF file (weights in F32, F16, BF16, Q8_0 or Q4_0, the tokenizer in its metadata). */
+ * or one GGUF file (weights in F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K, the tokenizer in its
+ * metadata). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +14,11 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: lanes-mkmodel --preset tiny|15m|110m [--seed S] -o MODEL.bin -t TOKENIZER.bin\n"
                "       lanes-mkmodel --preset tiny|15m|110m[-llama] [--seed S] --format gguf\n"
-               "                     [--type f32|f16|bf16|q8_0|q4_0] -o MODEL.gguf\n"
-               "A quantized model is its F32 twin quantized row by row as llama-quantize does,\n"
-               "embedding and classifier included; matrices whose rows are not whole 32-value\n"
-               "blocks (the tiny preset's ffn_down) stay F16.\n");
+               "                     [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] -o MODEL.gguf\n"
+               "A quantized model is its F32 twin quantized row by row (Q8_0, Q4_0 as llama-quantize\n"
+               "does; Q4_K, Q6_K by lanes' plain scaling), embedding and classifier included. A\n"
+               "matrix whose rows are not whole blocks falls back as llama-quantize's does: a\n"
+               "k-quant to Q8_0 where 32-value blocks fit, else F16 (the tiny preset's ffn_down).\n");
 }
 
 static int write_gguf(const eng_bundle_t *b, const char *path) {
@@ -47,9 +49,9 @@ int main(int argc, char **argv) {
         case 'f': format = optarg; break;
         case 'y':
             wtype = eng_wtype_by_name(optarg);
-            if (wtype != ENG_WT_F32 && wtype != ENG_WT_F16 && wtype != ENG_WT_BF16 &&
-                wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0) {
-                fprintf(stderr, "lanes-mkmodel: --type %s: f32, f16, bf16, q8_0 or q4_0\n", optarg);
+            if (wtype < 0) {
+                fprintf(stderr, "lanes-mkmodel: --type %s: f32, f16, bf16, q8_0, q4_0, q4_k or "
+                        "q6_k\n", optarg);
                 bad = 1;
             }
             break;

@@ -13,14 +13,16 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lanes-quantize IN.gguf OUT.gguf --type q8_0|q4_0|f16|f32\n"
+            "usage: lanes-quantize IN.gguf OUT.gguf --type q8_0|q4_0|q4_k|q6_k|f16|bf16|f32\n"
             "Writes OUT with IN's metadata (general.file_type set, general.quantization_version 2\n"
-            "added for q8_0/q4_0) and IN's tensors in IN's order: every matrix (token_embd and\n"
+            "added for block types) and IN's tensors in IN's order: every matrix (token_embd and\n"
             "output included) dequantized from any type lanes reads (F32, F16, BF16, Q8_0, Q4_0,\n"
-            "Q4_K, Q6_K) and quantized to --type with llama-quantize's reference quantizers;\n"
+            "Q4_K, Q6_K) and quantized to --type: Q8_0 and Q4_0 with llama-quantize's reference\n"
+            "quantizers, Q4_K and Q6_K with lanes' plain scaling (not llama-quantize's search);\n"
             "vectors (norms, biases, rope_freqs) and position_embd unchanged. A matrix whose rows\n"
-            "are not whole 32-value blocks is written as F16, with a note (llama-quantize refuses\n"
-            "Q8_0 there and falls back to F16 from the k-quants). OUT appears only when complete.\n");
+            "are not whole blocks falls back, with a note: a k-quant to Q8_0 where 32-value\n"
+            "blocks fit, else F16 (llama-quantize refuses Q8_0 there). OUT appears only when\n"
+            "complete.\n");
 }
 
 /* 1 when llama-quantize would convert tensor t: a matrix, but not a norm or learned positions. */
@@ -65,13 +67,12 @@ static int add_converted(job_t *j, const eng_gguf_tensor_t *t, const char *name,
 
 /* Adds tensor t of g as it goes into the output. */
 static int add_tensor(job_t *j, const eng_gguf_tensor_t *t, const char *name, int wtype) {
-    int type = wtype, block = eng_wtype_block(wtype), convert = is_converted(t);
-    if (convert && t->dims[0] % (uint64_t)block != 0) {
+    int type = wtype, convert = is_converted(t);
+    int cols = t->dims[0] > (uint64_t)INT32_MAX ? 0 : (int)t->dims[0];
+    if (convert && cols && (type = eng_wtype_fallback(wtype, cols)) != wtype)
         fprintf(stderr, "lanes-quantize: %s: rows of %llu values are not whole %s blocks of %d: "
-                "written as F16\n", name, (unsigned long long)t->dims[0], eng_wtype_name(wtype),
-                block);
-        type = ENG_WT_F16;
-    }
+                "written as %s\n", name, (unsigned long long)t->dims[0], eng_wtype_name(wtype),
+                eng_wtype_block(wtype), eng_wtype_name(type));
     if (!convert || t->type == (uint32_t)type) {
         j->count[t->type]++;
         return eng_gguf_writer_add_tensor(j->w, name, t->type, t->n_dims, t->dims, t->data,
@@ -183,8 +184,9 @@ int main(int argc, char **argv) {
     }
     const char *in = argv[optind], *out = argv[optind + 1];
     int wtype = eng_wtype_by_name(type_name);
-    if (wtype != ENG_WT_Q8_0 && wtype != ENG_WT_Q4_0 && wtype != ENG_WT_F16 && wtype != ENG_WT_F32) {
-        fprintf(stderr, "lanes-quantize: --type %s: q8_0, q4_0, f16 or f32\n", type_name);
+    if (wtype < 0) {
+        fprintf(stderr, "lanes-quantize: --type %s: q8_0, q4_0, q4_k, q6_k, f16, bf16 or f32\n",
+                type_name);
         return 1;
     }
     if (same_file(in, out)) {
