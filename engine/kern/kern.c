@@ -5,6 +5,10 @@
 
 #include "base/lanes_log.h"
 
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
 static int cpu_has(const char *what) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
@@ -14,6 +18,7 @@ static int cpu_has(const char *what) {
                __builtin_cpu_supports("f16c");
     return 0;
 #elif defined(__aarch64__)
+    if (strcmp(what, "neon-dot") == 0) return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
     return strcmp(what, "neon") == 0;
 #else
     (void)what;
@@ -28,6 +33,7 @@ const eng_kern_ops_t *eng_kern_by_name(const char *name) {
     if (strcmp(name, "sse") == 0) ops = eng__kern_sse();
     else if (strcmp(name, "avx2") == 0) ops = eng__kern_avx2();
     else if (strcmp(name, "neon") == 0) ops = eng__kern_neon();
+    else if (strcmp(name, "neon-dot") == 0) ops = eng__kern_neon_dot();
     return ops && cpu_has(name) ? ops : NULL;
 }
 
@@ -40,7 +46,7 @@ const eng_kern_ops_t *eng_kern_best(void) {
         ops = eng_kern_by_name(forced);
         if (!ops) LANES_LOG(LANES_LOG_WARN, "kern: LANES_SIMD=%s not available here", forced);
     }
-    static const char *order[] = {"avx2", "neon", "sse"};
+    static const char *order[] = {"avx2", "neon-dot", "neon", "sse"};
     for (size_t i = 0; !ops && i < sizeof order / sizeof *order; i++) ops = eng_kern_by_name(order[i]);
     if (!ops) ops = eng__kern_scalar();
     chosen = ops;

@@ -18,7 +18,7 @@
  * is what makes the engine batch-invariant (DESIGN.md invariant 2). */
 
 typedef struct {
-    const char *name;   /* "scalar", "scalar-unfused", "sse", "avx2", "neon" */
+    const char *name;   /* "scalar", "scalar-unfused", "sse", "avx2", "neon", "neon-dot" */
     int fused;          /* 1: multiply-adds round once */
 
     /* W (rows, k) @ X (ncols, k) -> Y. w: row-major, row stride k. x: lane-major, column stride k.
@@ -78,8 +78,9 @@ typedef struct {
     float (*exp_sum)(float *p, const float *x, float max, int n);
 } eng_kern_ops_t;
 
-/* The best table this CPU runs, or the one LANES_SIMD=scalar|sse|avx2|neon forces (an unsupported
- * forced name logs a warning and falls back). Never NULL. Thread-safe after the first call. */
+/* The best table this CPU runs, or the one LANES_SIMD=scalar|sse|avx2|neon|neon-dot forces (an
+ * unsupported forced name logs a warning and falls back). Never NULL. Thread-safe after the first
+ * call. */
 const eng_kern_ops_t *eng_kern_best(void);
 
 /* A table by name, or NULL if unknown or this CPU cannot run it. */
@@ -91,6 +92,7 @@ const eng_kern_ops_t *eng__kern_scalar_unfused(void);
 const eng_kern_ops_t *eng__kern_sse(void);
 const eng_kern_ops_t *eng__kern_avx2(void);
 const eng_kern_ops_t *eng__kern_neon(void);
+const eng_kern_ops_t *eng__kern_neon_dot(void);  /* NEON with ARMv8.2 dotprod (sdot) */
 
 /* The reference SwiGLU, shared by the tables that have no faster one. */
 void eng__swiglu_ref(float *a, const float *b, int n);

@@ -50,17 +50,6 @@ size_t eng_qact_sums_len(int ncols, int k) { return (size_t)ncols * (size_t)(k /
 
 static float f16_at(const uint8_t *p) { return eng_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
-/* ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a Q4_K block. */
-static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 /* The 6-bit quant i (0..255) of a Q6_K block, without the -32: ggml's dequantize_row_q6_K walks two
  * halves of 128, each four runs of 32 (low nibbles of ql[0..31], of ql[32..63], high nibbles of the
  * same), with two bits of qh[l] each. */
@@ -101,7 +90,7 @@ void eng_dequant_row(int wtype, float *y, const void *row, int k) {
             float d = f16_at(blk), dmin = f16_at(blk + 2);
             for (int s = 0; s < 8; s++) {
                 int sc, m;
-                scale_min_k4(s, blk + Q4_K_SCALES, &sc, &m);
+                eng__q4k_scale_min(s, blk + Q4_K_SCALES, &sc, &m);
                 float ds = d * (float)sc, ms = dmin * (float)m;
                 const uint8_t *q = blk + Q4_K_QS + 32 * (s / 2);
                 for (int l = 0; l < 32; l++) {
@@ -319,7 +308,7 @@ static float dot_q(int wtype, const uint8_t *w, const eng_qact_t *a, int col) {
             int32_t msum = 0;
             for (int s = 0; s < 8; s++) {
                 int sc, m;
-                scale_min_k4(s, blk + Q4_K_SCALES, &sc, &m);
+                eng__q4k_scale_min(s, blk + Q4_K_SCALES, &sc, &m);
                 const uint8_t *q = blk + Q4_K_QS + 32 * (s / 2);
                 int32_t sub = 0;
                 for (int l = 0; l < 32; l++) sub += (s % 2 ? q[l] >> 4 : q[l] & 0xF) * xb[32 * s + l];

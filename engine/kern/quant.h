@@ -83,6 +83,18 @@ void eng_dequant_row(int wtype, float *y, const void *row, int k);
  * accurate than llama-quantize's. Returns 0, or LANES_EINVAL for other types. */
 int eng_quant_row(int wtype, void *out, const float *x, int k);
 
+/* ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j (0..7) of a Q4_K block, whose
+ * 12 packed scale bytes are at q. Inline: the SIMD tables decode one per sub-block and row. */
+static inline void eng__q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
 /* The references behind the scalar table (kern.h quantize_act and gemm_q). */
 void eng__quantize_act_ref(const eng_qact_t *a, int col, const float *x);
 void eng__gemm_q_ref(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
