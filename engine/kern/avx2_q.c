@@ -1,0 +1,452 @@
+#include "kern.h"
+
+/* The AVX2 quantized kernels of avx2.c's table: activation quantization and gemm_q, equal to
+ * quant.h's references bit for bit. Built with avx2.c's flags; empty anywhere else.
+ *
+ * The GEMM keeps 8 rows of one column in the 8 lanes of a register ("vertical"): a block of 8 rows
+ * is unpacked once into a buffer where register g of a weight block holds, for each row, its
+ * values 4g..4g+3 as bytes, and every column then meets it with its own 4 activations broadcast
+ * (vpbroadcastd from memory). So vpmaddubsw sums within a row only, no horizontal reduction is
+ * needed, and each block's float steps (quant.h's canonical order) run 8 output elements per
+ * instruction. Integer block dots are exact whatever order they are summed in; that is all the
+ * freedom taken. The unsigned operand of vpmaddubsw is always the weight: Q4 nibbles and Q6 quants
+ * as they are (pairs stay below 2 * 63 * 127, so short runs add in 16 bits), Q8_0 as |w| with w's
+ * sign moved onto the activation (vpsignb; 2 * 128 * 127 still fits). */
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "half.h"
+#include "model/model.h"
+
+/* ggml's nearest_int, 8 at a time, as quant.c: the same float add and bit operations, so the same
+ * int for every input (out of range and NaN included). */
+static inline __m256i nearest8(__m256 v) {
+    __m256i i = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12582912.0f)));
+    return _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)),
+                            _mm256_set1_epi32(0x00400000));
+}
+
+/* The low bytes of 32 int32 (as the reference's (int8_t) cast) stored in order at q. */
+static inline void store_low_bytes(int8_t *q, const __m256i v[4]) {
+    __m256i m = _mm256_set1_epi32(0xff);
+    __m256i a = _mm256_packus_epi32(_mm256_and_si256(v[0], m), _mm256_and_si256(v[1], m));
+    __m256i b = _mm256_packus_epi32(_mm256_and_si256(v[2], m), _mm256_and_si256(v[3], m));
+    __m256i p = _mm256_packus_epi16(a, b); /* dwords: v0 v1 v2 v3 lows | v0 v1 v2 v3 highs */
+    _mm256_storeu_si256((__m256i *)q,
+                        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/* max |x[i]| over 8n values, NaN never winning (max_ps returns its second operand on NaN), as the
+ * reference's ordered compares. */
+static inline float absmax(const float *x, int n) {
+    __m256 sign = _mm256_set1_ps(-0.0f), m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i++) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * i)), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+/* 32 values times s, rounded, stored as bytes; for Q8_K also clamped at 127 first. */
+static inline void quant32(int8_t *q, const float *x, __m256 s, int clamp) {
+    __m256i v[4];
+    for (int j = 0; j < 4; j++) {
+        v[j] = nearest8(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), s));
+        if (clamp) v[j] = _mm256_min_epi32(v[j], _mm256_set1_epi32(127));
+    }
+    store_low_bytes(q, v);
+}
+
+void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
+    int k = a->k, block = eng_quant_act_block(a->type);
+    int8_t *qs = a->qs + (size_t)col * k;
+    float *d = a->d + (size_t)col * (k / block);
+    for (int b = 0; b < k / block; b++) {
+        const float *xb = x + block * b;
+        int8_t *q = qs + block * b;
+        float amax = absmax(xb, block / 8);
+        if (a->type == ENG_ACT_Q8_0) {
+            d[b] = eng_f16_to_f32(eng_f32_to_f16(amax / 127.0f));
+            __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+            quant32(q, xb, id, 0);
+            continue;
+        }
+        if (amax == 0.0f) {
+            d[b] = 0.0f;
+            memset(q, 0, 256);
+            continue;
+        }
+        /* The reference's max is the first value of largest magnitude. */
+        int first = 0;
+        __m256 am = _mm256_set1_ps(amax), sign = _mm256_set1_ps(-0.0f);
+        for (int i = 0; i < 256; i += 8) {
+            __m256 e = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)), am, _CMP_EQ_OQ);
+            int mask = _mm256_movemask_ps(e);
+            if (mask) {
+                first = i + __builtin_ctz((unsigned)mask);
+                break;
+            }
+        }
+        float iscale = -127.0f / xb[first];
+        for (int i = 0; i < 256; i += 32) quant32(q + i, xb + i, _mm256_set1_ps(iscale), 1);
+        d[b] = 1.0f / iscale;
+    }
+    /* The 16-value sums: bytes to pairs to quads (exact), then two quads per sum. */
+    int16_t *sums = a->sums + (size_t)col * (k / 16);
+    __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int g = 0; g < k / 16; g += 4) {
+        __m256i lo = _mm256_loadu_si256((const __m256i *)(qs + 16 * g));
+        __m256i hi = k / 16 - g >= 4 ? _mm256_loadu_si256((const __m256i *)(qs + 16 * g + 32))
+                                     : _mm256_setzero_si256();
+        __m256i ql = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, lo), one16);
+        __m256i qh = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, hi), one16);
+        __m256i s = _mm256_hadd_epi32(ql, qh);  /* pairs of quads: sums 0 0 2 2 | 1 1 3 3 */
+        s = _mm256_hadd_epi32(s, s);             /* 0 2 0 2 | 1 3 1 3 */
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, s);
+        int16_t v[4] = {(int16_t)t[0], (int16_t)t[4], (int16_t)t[1], (int16_t)t[5]};
+        int n = k / 16 - g < 4 ? k / 16 - g : 4;
+        memcpy(sums + g, v, (size_t)n * sizeof *v);
+    }
+}
+
+/* ---- gemm_q ---- */
+
+#define KQ_INLINE static inline __attribute__((always_inline))
+enum {
+    KQ_PACK_YMM = 512,   /* the unpacked weights of 8 rows: 16 KiB, in L1 beside the columns */
+    KQ_COL_TILE = 128,   /* columns whose partial sums wait in a buffer between weight chunks */
+};
+
+/* Registers per unpacked block of 8 rows (quant.h layouts):
+ *   Q8_0  8 |w|, 8 w (its signs), fp32 d per row
+ *   Q4_0  8 q, d
+ *   Q4_K  64 q (8 per sub-block); 8 sub-block scales and 8 mins, each s16 twice per row (lanes
+ *         2j, 2j + 1: vpmaddwd's pairs); d; dmin
+ *   Q6_K  64 q (4 per sub-block of 16); 16 scales s16 twice per row; 8 scale pairs (sub-blocks
+ *         2t, 2t + 1) per row for the -32 term; d */
+KQ_INLINE int block_values(const int WT) { return WT == ENG_WT_Q8_0 || WT == ENG_WT_Q4_0 ? 32 : 256; }
+KQ_INLINE size_t block_bytes(const int WT) {
+    return WT == ENG_WT_Q8_0 ? 34 : WT == ENG_WT_Q4_0 ? 18 : WT == ENG_WT_Q4_K ? 144 : 210;
+}
+KQ_INLINE int pack_regs(const int WT) {
+    return WT == ENG_WT_Q8_0 ? 17 : WT == ENG_WT_Q4_0 ? 9 : WT == ENG_WT_Q4_K ? 82 : 89;
+}
+
+/* out[g] = bytes 4g..4g+3 of each row v[j] in lane j: an 8 x 8 transpose of dwords. */
+KQ_INLINE void transpose8(__m256i *out, const __m256i v[8]) {
+    __m256i t[8], u[8];
+    #pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    #pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) { /* u[4i + m]: dword m (and m + 4) of rows 4i..4i+3 */
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) {
+        _mm256_store_si256(out + m, _mm256_permute2x128_si256(u[m], u[4 + m], 0x20));
+        _mm256_store_si256(out + 4 + m, _mm256_permute2x128_si256(u[m], u[4 + m], 0x31));
+    }
+}
+
+static inline uint16_t u16_at(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* The fp32 of the f16 at byte off of each row's block: one register (vcvtph2ps is half.h's). */
+KQ_INLINE void store_f16s(__m256i *out, const uint8_t *const blk[8], int off) {
+    _Alignas(16) uint16_t h[8];
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) h[j] = u16_at(blk[j] + off);
+    _mm256_store_ps((float *)out, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)h)));
+}
+
+/* 16 bytes of nibbles to 32 values: low nibbles first, as Q4_0 and Q4_K order them. */
+static inline __m256i nibbles(__m128i q) {
+    __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+/* The 32 six-bit quants of run r (0..3) of half h of a Q6_K block (quant.c's q6_quant). */
+static inline __m256i q6_run(const uint8_t *blk, int h, int r) {
+    __m256i ql = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (r & 1)));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+    __m256i lo = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), _mm256_set1_epi8(3));
+    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+}
+
+/* ggml's get_scale_min_k4, as quant.c. */
+static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Unpacks blocks b0..b0+nb-1 of the 8 rows at row[] into out (pack_regs(WT) registers each). */
+KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int b0, int nb) {
+    const size_t bb = block_bytes(WT);
+    for (int b = b0; b < b0 + nb; b++, out += pack_regs(WT)) {
+        const uint8_t *blk[8];
+        __m256i v[8];
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) blk[j] = row[j] + (size_t)b * bb;
+        if (WT == ENG_WT_Q8_0) {
+            #pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_si256((const __m256i *)(blk[j] + 2));
+            transpose8(out + 8, v);
+            #pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) out[g] = _mm256_abs_epi8(out[8 + g]); /* -128: 128 as u8 */
+            store_f16s(out + 16, blk, 0);
+        } else if (WT == ENG_WT_Q4_0) {
+            #pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                v[j] = nibbles(_mm_loadu_si128((const __m128i *)(blk[j] + 2)));
+            transpose8(out, v);
+            store_f16s(out + 8, blk, 0);
+        } else if (WT == ENG_WT_Q4_K) {
+            #pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) {
+                #pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(blk[j] + 16 + 32 * (s / 2)));
+                    if (s & 1) q = _mm256_srli_epi16(q, 4);
+                    v[j] = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+                }
+                transpose8(out + 8 * s, v);
+            }
+            int16_t *sc = (int16_t *)(out + 64), *mn = (int16_t *)(out + 72);
+            #pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                #pragma GCC unroll 8
+                for (int s = 0; s < 8; s++) {
+                    int a, m;
+                    scale_min_k4(s, blk[j] + 4, &a, &m);
+                    sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = (int16_t)a;
+                    mn[16 * s + 2 * j] = mn[16 * s + 2 * j + 1] = (int16_t)m;
+                }
+            store_f16s(out + 80, blk, 0);
+            store_f16s(out + 81, blk, 2);
+        } else {
+            #pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                #pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    #pragma GCC unroll 8
+                    for (int j = 0; j < 8; j++) v[j] = q6_run(blk[j], h, r);
+                    transpose8(out + 8 * (4 * h + r), v);
+                }
+            int16_t *sc = (int16_t *)(out + 64), *pair = (int16_t *)(out + 80);
+            #pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+                #pragma GCC unroll 16
+                for (int s = 0; s < 16; s++) {
+                    int16_t v6 = (int8_t)blk[j][192 + s];
+                    sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = v6;
+                    pair[16 * (s / 2) + 2 * j + (s & 1)] = v6;
+                }
+            store_f16s(out + 88, blk, 208);
+        }
+    }
+}
+
+/* Four activation bytes (or two 16-value sums) in every lane. */
+static inline __m256i bcast4(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* acc + (dw * dx) * (float)isum: one block's canonical float steps for 8 rows. */
+static inline __m256 fstep(__m256 acc, __m256 dw, float dx, __m256i isum) {
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx)),
+                                            _mm256_cvtepi32_ps(isum)));
+}
+
+/* C columns of activations, at block 0 of each. */
+typedef struct {
+    const int8_t *x[2];
+    const float *d[2];
+    const int16_t *sums[2];
+} kq_cols_t;
+
+/* acc[c] (8 rows of column c) through blocks b0..b0+nb-1, unpacked at P. */
+KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i *P,
+                          const kq_cols_t *cs, int b0, int nb) {
+    const __m256i one16 = _mm256_set1_epi16(1);
+    for (int b = b0; b < b0 + nb; b++, P += pack_regs(WT)) {
+        __m256i is[2], ms[2];
+        #pragma GCC unroll 2
+        for (int c = 0; c < C; c++) is[c] = ms[c] = _mm256_setzero_si256();
+        if (WT == ENG_WT_Q8_0) {
+            #pragma GCC unroll 8
+            for (int g = 0; g < 8; g++)
+                #pragma GCC unroll 2
+                for (int c = 0; c < C; c++) {
+                    __m256i x = _mm256_sign_epi8(bcast4(cs->x[c] + 32 * b + 4 * g), P[8 + g]);
+                    is[c] = _mm256_add_epi32(
+                        is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(P[g], x), one16));
+                }
+        } else if (WT == ENG_WT_Q4_0) {
+            __m256i s16[2];
+            #pragma GCC unroll 2
+            for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
+            #pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) /* 8 pairs of at most 2 * 15 * 127 fit 16 bits */
+                #pragma GCC unroll 2
+                for (int c = 0; c < C; c++)
+                    s16[c] = _mm256_add_epi16(
+                        s16[c], _mm256_maddubs_epi16(P[g], bcast4(cs->x[c] + 32 * b + 4 * g)));
+            #pragma GCC unroll 2
+            for (int c = 0; c < C; c++) /* q x - 8 x: the sum of x from the two 16-sums */
+                is[c] = _mm256_add_epi32(
+                    _mm256_madd_epi16(s16[c], one16),
+                    _mm256_madd_epi16(bcast4(cs->sums[c] + 2 * b), _mm256_set1_epi16(-8)));
+        } else if (WT == ENG_WT_Q4_K) {
+            #pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) {
+                __m256i s16[2];
+                #pragma GCC unroll 2
+                for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
+                #pragma GCC unroll 8
+                for (int g = 0; g < 8; g++)
+                    #pragma GCC unroll 2
+                    for (int c = 0; c < C; c++)
+                        s16[c] = _mm256_add_epi16(
+                            s16[c], _mm256_maddubs_epi16(
+                                        P[8 * s + g], bcast4(cs->x[c] + 256 * b + 32 * s + 4 * g)));
+                #pragma GCC unroll 2
+                for (int c = 0; c < C; c++) {
+                    is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(s16[c], P[64 + s]));
+                    ms[c] = _mm256_add_epi32(
+                        ms[c], _mm256_madd_epi16(P[72 + s], bcast4(cs->sums[c] + 16 * b + 2 * s)));
+                }
+            }
+        } else {
+            #pragma GCC unroll 16
+            for (int s = 0; s < 16; s++)
+                #pragma GCC unroll 2
+                for (int c = 0; c < C; c++) { /* two pairs of at most 2 * 63 * 127 fit 16 bits */
+                    const int8_t *x = cs->x[c] + 256 * b + 16 * s;
+                    __m256i lo = _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s], bcast4(x)),
+                                                  _mm256_maddubs_epi16(P[4 * s + 1], bcast4(x + 4)));
+                    __m256i hi = _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s + 2], bcast4(x + 8)),
+                                                  _mm256_maddubs_epi16(P[4 * s + 3], bcast4(x + 12)));
+                    is[c] = _mm256_add_epi32(is[c], _mm256_add_epi32(_mm256_madd_epi16(lo, P[64 + s]),
+                                                                     _mm256_madd_epi16(hi, P[64 + s])));
+                }
+            #pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) /* the -32: sum of scale times 16-sum */
+                #pragma GCC unroll 2
+                for (int c = 0; c < C; c++)
+                    ms[c] = _mm256_add_epi32(
+                        ms[c], _mm256_madd_epi16(P[80 + t], bcast4(cs->sums[c] + 16 * b + 2 * t)));
+            #pragma GCC unroll 2
+            for (int c = 0; c < C; c++) is[c] = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 5));
+        }
+        const int dreg = WT == ENG_WT_Q8_0 ? 16 : WT == ENG_WT_Q4_0 ? 8 : WT == ENG_WT_Q4_K ? 80 : 88;
+        __m256 dw = _mm256_castsi256_ps(P[dreg]);
+        #pragma GCC unroll 2
+        for (int c = 0; c < C; c++) acc[c] = fstep(acc[c], dw, cs->d[c][b], is[c]);
+        if (WT == ENG_WT_Q4_K) {
+            __m256 dmin = _mm256_castsi256_ps(P[81]);
+            #pragma GCC unroll 2
+            for (int c = 0; c < C; c++)
+                acc[c] = _mm256_sub_ps(acc[c], _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(cs->d[c][b])),
+                                                             _mm256_cvtepi32_ps(ms[c])));
+        }
+    }
+}
+
+/* One weight chunk against the rows of C columns from column c: partial sums from accbuf (unless
+ * this is the first chunk) and back to it, or to y after the last. */
+typedef struct {
+    float *y;
+    ptrdiff_t yrs, ycs;
+    const eng_qact_t *a;
+    int nr, accumulate, first, last;
+    float *accbuf;   /* 8 per column of the tile */
+} kq_out_t;
+
+KQ_INLINE void run_cols(const int WT, const int C, const kq_out_t *o, const __m256i *P, int c,
+                        int ct, int b0, int nb) {
+    const eng_qact_t *a = o->a;
+    int k = a->k, nbx = k / eng_quant_act_block(a->type);
+    kq_cols_t cs;
+    __m256 acc[2];
+    #pragma GCC unroll 2
+    for (int i = 0; i < C; i++) {
+        cs.x[i] = a->qs + (size_t)(c + i) * k;
+        cs.d[i] = a->d + (size_t)(c + i) * nbx;
+        cs.sums[i] = a->sums + (size_t)(c + i) * (k / 16);
+        acc[i] = o->first ? _mm256_setzero_ps() : _mm256_load_ps(o->accbuf + 8 * (c - ct + i));
+    }
+    run_blocks(WT, C, acc, P, &cs, b0, nb);
+    #pragma GCC unroll 2
+    for (int i = 0; i < C; i++) {
+        if (!o->last) {
+            _mm256_store_ps(o->accbuf + 8 * (c - ct + i), acc[i]);
+            continue;
+        }
+        float *y = o->y + (c + i) * o->ycs;
+        if (o->yrs == 1 && o->nr == 8) {
+            _mm256_storeu_ps(y, o->accumulate ? _mm256_add_ps(_mm256_loadu_ps(y), acc[i]) : acc[i]);
+            continue;
+        }
+        float h[8];
+        _mm256_storeu_ps(h, acc[i]);
+        for (int r = 0; r < o->nr; r++) {
+            float *e = y + r * o->yrs;
+            *e = o->accumulate ? *e + h[r] : h[r];
+        }
+    }
+}
+
+KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint8_t *w,
+                      const eng_qact_t *a, int rows, int ncols, int accumulate) {
+    int nblk = a->k / block_values(WT), chunk = KQ_PACK_YMM / pack_regs(WT);
+    size_t rb = (size_t)nblk * block_bytes(WT);
+    _Alignas(32) __m256i buf[KQ_PACK_YMM];
+    _Alignas(32) float accbuf[8 * KQ_COL_TILE];
+    for (int r0 = 0; r0 < rows; r0 += 8) {
+        kq_out_t o = {y + r0 * yrs, yrs, ycs, a, rows - r0 < 8 ? rows - r0 : 8, accumulate, 0, 0,
+                      accbuf};
+        const uint8_t *row[8];
+        /* Past the last row, repeat it: valid memory, and those lanes are never stored. */
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) row[j] = w + (size_t)(r0 + (j < o.nr ? j : o.nr - 1)) * rb;
+        for (int ct = 0; ct < ncols; ct += KQ_COL_TILE) {
+            int ce = ncols - ct < KQ_COL_TILE ? ncols : ct + KQ_COL_TILE;
+            for (int b0 = 0; b0 < nblk; b0 += chunk) {
+                int nb = nblk - b0 < chunk ? nblk - b0 : chunk;
+                pack(WT, buf, row, b0, nb);
+                o.first = b0 == 0;
+                o.last = b0 + nb == nblk;
+                int c = ct;
+                for (; c + 2 <= ce; c += 2) run_cols(WT, 2, &o, buf, c, ct, b0, nb);
+                if (c < ce) run_cols(WT, 1, &o, buf, c, ct, b0, nb);
+            }
+        }
+    }
+}
+
+void eng__gemm_q_avx2(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
+                      const eng_qact_t *a, int rows, int ncols, int accumulate) {
+    switch (wtype) {
+    case ENG_WT_Q8_0: gemm_t(ENG_WT_Q8_0, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
+    case ENG_WT_Q4_0: gemm_t(ENG_WT_Q4_0, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
+    case ENG_WT_Q4_K: gemm_t(ENG_WT_Q4_K, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
+    case ENG_WT_Q6_K: gemm_t(ENG_WT_Q6_K, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
+    default: eng__gemm_q_ref(y, yrs, ycs, wtype, w, a, rows, ncols, accumulate); break;
+    }
+}
+#endif
