@@ -117,6 +117,7 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
 enum {
     KQ_PACK_YMM = 512,   /* the unpacked weights of 8 rows: 16 KiB, in L1 beside the columns */
     KQ_COL_TILE = 128,   /* columns whose partial sums wait in a buffer between weight chunks */
+    KQ_MC = 4,           /* columns that share each load of the unpacked weights */
 };
 
 /* Registers per unpacked block of 8 rows (quant.h layouts):
@@ -137,19 +138,19 @@ KQ_INLINE int pack_regs(const int WT) {
 /* out[g] = bytes 4g..4g+3 of each row v[j] in lane j: an 8 x 8 transpose of dwords. */
 KQ_INLINE void transpose8(__m256i *out, const __m256i v[8]) {
     __m256i t[8], u[8];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
         t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
     }
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++) { /* u[4i + m]: dword m (and m + 4) of rows 4i..4i+3 */
         u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
         u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
         u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
         u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int m = 0; m < 4; m++) {
         _mm256_store_si256(out + m, _mm256_permute2x128_si256(u[m], u[4 + m], 0x20));
         _mm256_store_si256(out + 4 + m, _mm256_permute2x128_si256(u[m], u[4 + m], 0x31));
@@ -161,7 +162,7 @@ static inline uint16_t u16_at(const uint8_t *p) { return (uint16_t)(p[0] | p[1] 
 /* The fp32 of the f16 at byte off of each row's block: one register (vcvtph2ps is half.h's). */
 KQ_INLINE void store_f16s(__m256i *out, const uint8_t *const blk[8], int off) {
     _Alignas(16) uint16_t h[8];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) h[j] = u16_at(blk[j] + off);
     _mm256_store_ps((float *)out, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)h)));
 }
@@ -198,25 +199,25 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
     for (int b = b0; b < b0 + nb; b++, out += pack_regs(WT)) {
         const uint8_t *blk[8];
         __m256i v[8];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) blk[j] = row[j] + (size_t)b * bb;
         if (WT == ENG_WT_Q8_0) {
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_si256((const __m256i *)(blk[j] + 2));
             transpose8(out + 8, v);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int g = 0; g < 8; g++) out[g] = _mm256_abs_epi8(out[8 + g]); /* -128: 128 as u8 */
             store_f16s(out + 16, blk, 0);
         } else if (WT == ENG_WT_Q4_0) {
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
                 v[j] = nibbles(_mm_loadu_si128((const __m128i *)(blk[j] + 2)));
             transpose8(out, v);
             store_f16s(out + 8, blk, 0);
         } else if (WT == ENG_WT_Q4_K) {
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int s = 0; s < 8; s++) {
-                #pragma GCC unroll 8
+#pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) {
                     __m256i q = _mm256_loadu_si256((const __m256i *)(blk[j] + 16 + 32 * (s / 2)));
                     if (s & 1) q = _mm256_srli_epi16(q, 4);
@@ -225,9 +226,9 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
                 transpose8(out + 8 * s, v);
             }
             int16_t *sc = (int16_t *)(out + 64), *mn = (int16_t *)(out + 72);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
-                #pragma GCC unroll 8
+#pragma GCC unroll 8
                 for (int s = 0; s < 8; s++) {
                     int a, m;
                     scale_min_k4(s, blk[j] + 4, &a, &m);
@@ -237,18 +238,18 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
             store_f16s(out + 80, blk, 0);
             store_f16s(out + 81, blk, 2);
         } else {
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int h = 0; h < 2; h++)
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int r = 0; r < 4; r++) {
-                    #pragma GCC unroll 8
+#pragma GCC unroll 8
                     for (int j = 0; j < 8; j++) v[j] = q6_run(blk[j], h, r);
                     transpose8(out + 8 * (4 * h + r), v);
                 }
             int16_t *sc = (int16_t *)(out + 64), *pair = (int16_t *)(out + 80);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
-                #pragma GCC unroll 16
+#pragma GCC unroll 16
                 for (int s = 0; s < 16; s++) {
                     int16_t v6 = (int8_t)blk[j][192 + s];
                     sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = v6;
@@ -274,9 +275,9 @@ static inline __m256 fstep(__m256 acc, __m256 dw, float dx, __m256i isum) {
 
 /* C columns of activations, at block 0 of each. */
 typedef struct {
-    const int8_t *x[2];
-    const float *d[2];
-    const int16_t *sums[2];
+    const int8_t *x[KQ_MC];
+    const float *d[KQ_MC];
+    const int16_t *sums[KQ_MC];
 } kq_cols_t;
 
 /* acc[c] (8 rows of column c) through blocks b0..b0+nb-1, unpacked at P. */
@@ -284,47 +285,47 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
                           const kq_cols_t *cs, int b0, int nb) {
     const __m256i one16 = _mm256_set1_epi16(1);
     for (int b = b0; b < b0 + nb; b++, P += pack_regs(WT)) {
-        __m256i is[2], ms[2];
-        #pragma GCC unroll 2
+        __m256i is[KQ_MC], ms[KQ_MC];
+#pragma GCC unroll 4
         for (int c = 0; c < C; c++) is[c] = ms[c] = _mm256_setzero_si256();
         if (WT == ENG_WT_Q8_0) {
-            #pragma GCC unroll 8
+#pragma GCC unroll 2
             for (int g = 0; g < 8; g++)
-                #pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++) {
                     __m256i x = _mm256_sign_epi8(bcast4(cs->x[c] + 32 * b + 4 * g), P[8 + g]);
                     is[c] = _mm256_add_epi32(
                         is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(P[g], x), one16));
                 }
         } else if (WT == ENG_WT_Q4_0) {
-            __m256i s16[2];
-            #pragma GCC unroll 2
+            __m256i s16[KQ_MC];
+#pragma GCC unroll 4
             for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
-            #pragma GCC unroll 8
+#pragma GCC unroll 2
             for (int g = 0; g < 8; g++) /* 8 pairs of at most 2 * 15 * 127 fit 16 bits */
-                #pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++)
                     s16[c] = _mm256_add_epi16(
                         s16[c], _mm256_maddubs_epi16(P[g], bcast4(cs->x[c] + 32 * b + 4 * g)));
-            #pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int c = 0; c < C; c++) /* q x - 8 x: the sum of x from the two 16-sums */
                 is[c] = _mm256_add_epi32(
                     _mm256_madd_epi16(s16[c], one16),
                     _mm256_madd_epi16(bcast4(cs->sums[c] + 2 * b), _mm256_set1_epi16(-8)));
         } else if (WT == ENG_WT_Q4_K) {
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int s = 0; s < 8; s++) {
-                __m256i s16[2];
-                #pragma GCC unroll 2
+                __m256i s16[KQ_MC];
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
-                #pragma GCC unroll 8
+#pragma GCC unroll 2
                 for (int g = 0; g < 8; g++)
-                    #pragma GCC unroll 2
+#pragma GCC unroll 4
                     for (int c = 0; c < C; c++)
                         s16[c] = _mm256_add_epi16(
                             s16[c], _mm256_maddubs_epi16(
                                         P[8 * s + g], bcast4(cs->x[c] + 256 * b + 32 * s + 4 * g)));
-                #pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++) {
                     is[c] = _mm256_add_epi32(is[c], _mm256_madd_epi16(s16[c], P[64 + s]));
                     ms[c] = _mm256_add_epi32(
@@ -332,9 +333,9 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
                 }
             }
         } else {
-            #pragma GCC unroll 16
+#pragma GCC unroll 16
             for (int s = 0; s < 16; s++)
-                #pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++) { /* two pairs of at most 2 * 63 * 127 fit 16 bits */
                     const int8_t *x = cs->x[c] + 256 * b + 16 * s;
                     __m256i lo = _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s], bcast4(x)),
@@ -344,22 +345,22 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
                     is[c] = _mm256_add_epi32(is[c], _mm256_add_epi32(_mm256_madd_epi16(lo, P[64 + s]),
                                                                      _mm256_madd_epi16(hi, P[64 + s])));
                 }
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int t = 0; t < 8; t++) /* the -32: sum of scale times 16-sum */
-                #pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int c = 0; c < C; c++)
                     ms[c] = _mm256_add_epi32(
                         ms[c], _mm256_madd_epi16(P[80 + t], bcast4(cs->sums[c] + 16 * b + 2 * t)));
-            #pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int c = 0; c < C; c++) is[c] = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 5));
         }
         const int dreg = WT == ENG_WT_Q8_0 ? 16 : WT == ENG_WT_Q4_0 ? 8 : WT == ENG_WT_Q4_K ? 80 : 88;
         __m256 dw = _mm256_castsi256_ps(P[dreg]);
-        #pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int c = 0; c < C; c++) acc[c] = fstep(acc[c], dw, cs->d[c][b], is[c]);
         if (WT == ENG_WT_Q4_K) {
             __m256 dmin = _mm256_castsi256_ps(P[81]);
-            #pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int c = 0; c < C; c++)
                 acc[c] = _mm256_sub_ps(acc[c], _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(cs->d[c][b])),
                                                              _mm256_cvtepi32_ps(ms[c])));
@@ -377,13 +378,28 @@ typedef struct {
     float *accbuf;   /* 8 per column of the tile */
 } kq_out_t;
 
+/* The o->nr rows of column c: y = acc, or y + acc. */
+static inline void store_rows(const kq_out_t *o, int c, __m256 acc) {
+    float *y = o->y + c * o->ycs;
+    if (o->yrs == 1 && o->nr == 8) {
+        _mm256_storeu_ps(y, o->accumulate ? _mm256_add_ps(_mm256_loadu_ps(y), acc) : acc);
+        return;
+    }
+    float h[8];
+    _mm256_storeu_ps(h, acc);
+    for (int r = 0; r < o->nr; r++) {
+        float *e = y + r * o->yrs;
+        *e = o->accumulate ? *e + h[r] : h[r];
+    }
+}
+
 KQ_INLINE void run_cols(const int WT, const int C, const kq_out_t *o, const __m256i *P, int c,
                         int ct, int b0, int nb) {
     const eng_qact_t *a = o->a;
     int k = a->k, nbx = k / eng_quant_act_block(a->type);
     kq_cols_t cs;
-    __m256 acc[2];
-    #pragma GCC unroll 2
+    __m256 acc[KQ_MC];
+#pragma GCC unroll 4
     for (int i = 0; i < C; i++) {
         cs.x[i] = a->qs + (size_t)(c + i) * k;
         cs.d[i] = a->d + (size_t)(c + i) * nbx;
@@ -391,24 +407,147 @@ KQ_INLINE void run_cols(const int WT, const int C, const kq_out_t *o, const __m2
         acc[i] = o->first ? _mm256_setzero_ps() : _mm256_load_ps(o->accbuf + 8 * (c - ct + i));
     }
     run_blocks(WT, C, acc, P, &cs, b0, nb);
-    #pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int i = 0; i < C; i++) {
-        if (!o->last) {
-            _mm256_store_ps(o->accbuf + 8 * (c - ct + i), acc[i]);
-            continue;
+        if (o->last) store_rows(o, c + i, acc[i]);
+        else _mm256_store_ps(o->accbuf + 8 * (c - ct + i), acc[i]);
+    }
+}
+
+
+/* Few columns: unpacking 8 rows costs more than it saves, so each row's block meets the column
+ * as it lies ("horizontal"), and the 8 rows' int32 vectors are then reduced together. */
+
+/* Lane j = the sum of v[j]'s lanes (exact: int32). */
+KQ_INLINE __m256i reduce8(const __m256i v[8]) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* The fp32 of the f16 at byte off of each row's block b. */
+KQ_INLINE __m256 f16s_at(const uint8_t *const row[8], size_t at) {
+    return _mm256_cvtph_ps(_mm_setr_epi16(
+        (short)u16_at(row[0] + at), (short)u16_at(row[1] + at), (short)u16_at(row[2] + at),
+        (short)u16_at(row[3] + at), (short)u16_at(row[4] + at), (short)u16_at(row[5] + at),
+        (short)u16_at(row[6] + at), (short)u16_at(row[7] + at)));
+}
+
+/* Q4_K's 8 scales (bytes 0..7) and 8 mins (bytes 8..15) from its 12 packed bytes, as ggml's
+ * AVX2 code unpacks them: the same values as scale_min_k4. */
+static inline __m128i q4k_scales_mins(const uint8_t *q) {
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    uint32_t m03 = u[1] & 0x3f3f3f3f;
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    u[2] = m03;
+    u[0] &= 0x3f3f3f3f;
+    return _mm_loadu_si128((const __m128i *)u);
+}
+
+/* Word i of s (16-bit lanes) in every lane of its 128-bit half; i may differ per half. */
+static inline __m256i bcast_word(__m256i s, int lo, int hi) {
+    __m256i m = _mm256_setr_epi8(2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo,
+                                 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo,
+                                 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * hi, 2 * hi + 1, 2 * hi,
+                                 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi,
+                                 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1);
+    return _mm256_shuffle_epi8(s, m);
+}
+
+/* 8 rows (row[j] at their first block) against one column, all blocks: the 8 sums. */
+KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *x,
+                       const float *dx, const int16_t *sums, int nblk) {
+    const size_t bb = block_bytes(WT);
+    const __m256i one16 = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nblk; b++) {
+        const size_t o = (size_t)b * bb;
+        __m256i v[8], mv[8];
+        if (WT == ENG_WT_Q8_0) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m256i w = _mm256_loadu_si256((const __m256i *)(row[j] + o + 2));
+                v[j] = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w)), one16);
+            }
+        } else if (WT == ENG_WT_Q4_0) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * b));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m256i q = nibbles(_mm_loadu_si128((const __m128i *)(row[j] + o + 2)));
+                v[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), one16);
+            }
+        } else if (WT == ENG_WT_Q4_K) {
+            const int8_t *xb = x + 256 * b;
+            /* The 32-value sub-block sums, 16-bit (at most 32 * 127), twice. */
+            __m256i s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(sums + 16 * b)), one16);
+            __m128i ss = _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m128i sm = q4k_scales_mins(row[j] + o + 4);
+                __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+                __m256i acc32 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++) { /* sub-blocks 2t and 2t + 1: one 32-byte load */
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(row[j] + o + 16 + 32 * t));
+                    __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f));
+                    __m256i pl = _mm256_maddubs_epi16(
+                        lo, _mm256_loadu_si256((const __m256i *)(xb + 64 * t)));
+                    __m256i ph = _mm256_maddubs_epi16(
+                        hi, _mm256_loadu_si256((const __m256i *)(xb + 64 * t + 32)));
+                    acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(pl, bcast_word(sc, 2 * t, 2 * t)));
+                    acc32 = _mm256_add_epi32(acc32,
+                                             _mm256_madd_epi16(ph, bcast_word(sc, 2 * t + 1, 2 * t + 1)));
+                }
+                v[j] = acc32;
+                mv[j] = _mm256_castsi128_si256(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), ss));
+            }
+        } else {
+            const int8_t *xb = x + 256 * b;
+            __m256i sums16 = _mm256_loadu_si256((const __m256i *)(sums + 16 * b));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *blk = row[j] + o;
+                __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+                /* sum_s sc_s * (16-sum of x)_s, times 32, comes off at the end */
+                __m256i acc32 = _mm256_slli_epi32(_mm256_madd_epi16(sc16, sums16), 5);
+                acc32 = _mm256_sub_epi32(_mm256_setzero_si256(), acc32);
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    /* scales 8h..8h+7 in both halves: run r's sub-blocks are 8h + 2r and + 1 */
+                    __m256i sch = _mm256_permute4x64_epi64(sc16, h ? 0xee : 0x44);
+#pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++) {
+                        __m256i q = q6_run(blk, h, r);
+                        __m256i p = _mm256_maddubs_epi16(
+                            q, _mm256_loadu_si256((const __m256i *)(xb + 128 * h + 32 * r)));
+                        acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(p, bcast_word(sch, 2 * r, 2 * r + 1)));
+                    }
+                }
+                v[j] = acc32;
+            }
         }
-        float *y = o->y + (c + i) * o->ycs;
-        if (o->yrs == 1 && o->nr == 8) {
-            _mm256_storeu_ps(y, o->accumulate ? _mm256_add_ps(_mm256_loadu_ps(y), acc[i]) : acc[i]);
-            continue;
-        }
-        float h[8];
-        _mm256_storeu_ps(h, acc[i]);
-        for (int r = 0; r < o->nr; r++) {
-            float *e = y + r * o->yrs;
-            *e = o->accumulate ? *e + h[r] : h[r];
+        __m256i is = reduce8(v);
+        if (WT == ENG_WT_Q4_0) /* q x - 8 x */
+            is = _mm256_sub_epi32(is, _mm256_set1_epi32(8 * (sums[2 * b] + sums[2 * b + 1])));
+        const size_t dat = WT == ENG_WT_Q6_K ? 208 : 0;
+        acc = fstep(acc, f16s_at(row, o + dat), dx[b], is);
+        if (WT == ENG_WT_Q4_K) {
+            __m128i m01 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[0]), _mm256_castsi256_si128(mv[1]));
+            __m128i m23 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[2]), _mm256_castsi256_si128(mv[3]));
+            __m128i m45 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[4]), _mm256_castsi256_si128(mv[5]));
+            __m128i m67 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[6]), _mm256_castsi256_si128(mv[7]));
+            __m256i ms = _mm256_set_m128i(_mm_hadd_epi32(m45, m67), _mm_hadd_epi32(m01, m23));
+            acc = _mm256_sub_ps(acc, _mm256_mul_ps(_mm256_mul_ps(f16s_at(row, o + 2), _mm256_set1_ps(dx[b])),
+                                                   _mm256_cvtepi32_ps(ms)));
         }
     }
+    return acc;
 }
 
 KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint8_t *w,
@@ -422,8 +561,15 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
                       accbuf};
         const uint8_t *row[8];
         /* Past the last row, repeat it: valid memory, and those lanes are never stored. */
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) row[j] = w + (size_t)(r0 + (j < o.nr ? j : o.nr - 1)) * rb;
+        if (ncols < (WT == ENG_WT_Q6_K ? 3 : 2)) { /* where hrow8 measured faster */
+            int nbx = a->k / eng_quant_act_block(a->type);
+            for (int c = 0; c < ncols; c++)
+                store_rows(&o, c, hrow8(WT, row, a->qs + (size_t)c * a->k, a->d + (size_t)c * nbx,
+                                        a->sums + (size_t)c * (a->k / 16), nblk));
+            continue;
+        }
         for (int ct = 0; ct < ncols; ct += KQ_COL_TILE) {
             int ce = ncols - ct < KQ_COL_TILE ? ncols : ct + KQ_COL_TILE;
             for (int b0 = 0; b0 < nblk; b0 += chunk) {
@@ -432,6 +578,7 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
                 o.first = b0 == 0;
                 o.last = b0 + nb == nblk;
                 int c = ct;
+                for (; c + KQ_MC <= ce; c += KQ_MC) run_cols(WT, KQ_MC, &o, buf, c, ct, b0, nb);
                 for (; c + 2 <= ce; c += 2) run_cols(WT, 2, &o, buf, c, ct, b0, nb);
                 if (c < ce) run_cols(WT, 1, &o, buf, c, ct, b0, nb);
             }
