@@ -225,7 +225,7 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
                 }
                 transpose8(out + 8 * s, v);
             }
-            int16_t *sc = (int16_t *)(out + 64), *mn = (int16_t *)(out + 72);
+            int16_t sc[8 * 16], mn[8 * 16];
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
 #pragma GCC unroll 8
@@ -235,6 +235,8 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
                     sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = (int16_t)a;
                     mn[16 * s + 2 * j] = mn[16 * s + 2 * j + 1] = (int16_t)m;
                 }
+            memcpy(out + 64, sc, sizeof sc);
+            memcpy(out + 72, mn, sizeof mn);
             store_f16s(out + 80, blk, 0);
             store_f16s(out + 81, blk, 2);
         } else {
@@ -246,7 +248,7 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
                     for (int j = 0; j < 8; j++) v[j] = q6_run(blk[j], h, r);
                     transpose8(out + 8 * (4 * h + r), v);
                 }
-            int16_t *sc = (int16_t *)(out + 64), *pair = (int16_t *)(out + 80);
+            int16_t sc[16 * 16], pair[8 * 16];
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
 #pragma GCC unroll 16
@@ -255,6 +257,8 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
                     sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = v6;
                     pair[16 * (s / 2) + 2 * j + (s & 1)] = v6;
                 }
+            memcpy(out + 64, sc, sizeof sc);
+            memcpy(out + 80, pair, sizeof pair);
             store_f16s(out + 88, blk, 208);
         }
     }
@@ -535,7 +539,8 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
 #pragma GCC unroll 2
                 for (int h = 0; h < 2; h++) {
                     /* scales 8h..8h+7 in both halves: run r's sub-blocks are 8h + 2r and + 1 */
-                    __m256i sch = _mm256_permute4x64_epi64(sc16, h ? 0xee : 0x44);
+                    __m256i sch = h ? _mm256_permute4x64_epi64(sc16, 0xee)
+                                      : _mm256_permute4x64_epi64(sc16, 0x44);
 #pragma GCC unroll 4
                     for (int r = 0; r < 4; r++) {
                         __m256i q = q6_run(blk, h, r);
