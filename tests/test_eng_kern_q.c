@@ -215,7 +215,8 @@ static void test_gemm_q(void) {
         check_gemm_q(wtype, 9, 2, block * (block == 32 ? 61 : 7), 1, 1);
         check_gemm_q(wtype, 10, 131, 2 * block, rng_int(0, 1), rng_int(0, 1));
         check_gemm_q(wtype, 3, 260, block * (block == 32 ? 40 : 5), 1, 0);
-        cases += 6;
+        check_gemm_q(wtype, 9, 5, 0, 0, 0);   /* k = 0: every output is 0 */
+        cases += 7;
     }
     printf("gemm_q: %d cases ok\n", cases);
 }

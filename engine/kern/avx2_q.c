@@ -583,7 +583,8 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
         /* Past the last row, repeat it: valid memory, and those lanes are never stored. */
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) row[j] = w + (size_t)(r0 + (j < o.nr ? j : o.nr - 1)) * rb;
-        if (ncols < (WT == ENG_WT_Q6_K ? 3 : 2)) { /* where hrow8 measured faster */
+        /* hrow8 where it measured faster, and for k = 0 (it stores the zeros) */
+        if (ncols < (WT == ENG_WT_Q6_K ? 3 : 2) || nblk == 0) {
             int nbx = a->k / eng_quant_act_block(a->type);
             for (int c = 0; c < ncols; c++)
                 store_rows(&o, c, hrow8(WT, row, a->qs + (size_t)c * a->k, a->d + (size_t)c * nbx,
