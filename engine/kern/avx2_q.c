@@ -11,7 +11,11 @@
  * instruction. Integer block dots are exact whatever order they are summed in; that is all the
  * freedom taken. The unsigned operand of vpmaddubsw is always the weight: Q4 nibbles and Q6 quants
  * as they are (pairs stay below 2 * 63 * 127, so short runs add in 16 bits), Q8_0 as |w| with w's
- * sign moved onto the activation (vpsignb; 2 * 128 * 127 still fits). */
+ * sign moved onto the activation (vpsignb; 2 * 128 * 127 still fits).
+ *
+ * One column is the exception (hrow8): there the unpacking would cost more than it saves, so each
+ * row's block meets the column as it lies and the 8 rows' int32 vectors are reduced together
+ * before the same float steps. */
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #include <string.h>
@@ -41,7 +45,8 @@ static inline void store_low_bytes(int8_t *q, const __m256i v[4]) {
  * reference's ordered compares. */
 static inline float absmax(const float *x, int n) {
     __m256 sign = _mm256_set1_ps(-0.0f), m = _mm256_setzero_ps();
-    for (int i = 0; i < n; i++) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * i)), m);
+    for (int i = 0; i < n; i++)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * i)), m);
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
@@ -81,7 +86,8 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
         int first = 0;
         __m256 am = _mm256_set1_ps(amax), sign = _mm256_set1_ps(-0.0f);
         for (int i = 0; i < 256; i += 8) {
-            __m256 e = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)), am, _CMP_EQ_OQ);
+            __m256 e =
+                _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)), am, _CMP_EQ_OQ);
             int mask = _mm256_movemask_ps(e);
             if (mask) {
                 first = i + __builtin_ctz((unsigned)mask);
@@ -101,8 +107,8 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
                                      : _mm256_setzero_si256();
         __m256i ql = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, lo), one16);
         __m256i qh = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, hi), one16);
-        __m256i s = _mm256_hadd_epi32(ql, qh);  /* pairs of quads: sums 0 0 2 2 | 1 1 3 3 */
-        s = _mm256_hadd_epi32(s, s);             /* 0 2 0 2 | 1 3 1 3 */
+        __m256i s = _mm256_hadd_epi32(ql, qh); /* pairs of quads: sums 0 0 2 2 | 1 1 3 3 */
+        s = _mm256_hadd_epi32(s, s);           /* 0 2 0 2 | 1 3 1 3 */
         int32_t t[8];
         _mm256_storeu_si256((__m256i *)t, s);
         int16_t v[4] = {(int16_t)t[0], (int16_t)t[4], (int16_t)t[1], (int16_t)t[5]};
@@ -115,9 +121,9 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
 
 #define KQ_INLINE static inline __attribute__((always_inline))
 enum {
-    KQ_PACK_YMM = 512,   /* the unpacked weights of 8 rows: 16 KiB, in L1 beside the columns */
-    KQ_COL_TILE = 128,   /* columns whose partial sums wait in a buffer between weight chunks */
-    KQ_MC = 4,           /* columns that share each load of the unpacked weights */
+    KQ_PACK_YMM = 512, /* the unpacked weights of 8 rows: 16 KiB, in L1 beside the columns */
+    KQ_COL_TILE = 128, /* columns whose partial sums wait in a buffer between weight chunks */
+    KQ_MC = 4,         /* columns that share each load of the unpacked weights */
 };
 
 /* Registers per unpacked block of 8 rows (quant.h layouts):
@@ -127,7 +133,10 @@ enum {
  *         2j, 2j + 1: vpmaddwd's pairs); d; dmin
  *   Q6_K  64 q (4 per sub-block of 16); 16 scales s16 twice per row; 8 scale pairs (sub-blocks
  *         2t, 2t + 1) per row for the -32 term; d */
-KQ_INLINE int block_values(const int WT) { return WT == ENG_WT_Q8_0 || WT == ENG_WT_Q4_0 ? 32 : 256; }
+/* quant.h's block sizes as constants the compiler folds. */
+KQ_INLINE int block_values(const int WT) {
+    return WT == ENG_WT_Q8_0 || WT == ENG_WT_Q4_0 ? 32 : 256;
+}
 KQ_INLINE size_t block_bytes(const int WT) {
     return WT == ENG_WT_Q8_0 ? 34 : WT == ENG_WT_Q4_0 ? 18 : WT == ENG_WT_Q4_K ? 144 : 210;
 }
@@ -182,15 +191,17 @@ static inline __m256i q6_run(const uint8_t *blk, int h, int r) {
     return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
 }
 
-/* ggml's get_scale_min_k4, as quant.c. */
-static void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
+/* Q4_K's 8 scales (bytes 0..7) and 8 mins (bytes 8..15) from its 12 packed bytes, as ggml's
+ * AVX2 code unpacks them: the same values as quant.c's scale_min_k4. */
+static inline __m128i q4k_scales_mins(const uint8_t *q) {
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    uint32_t m03 = u[1] & 0x3f3f3f3f;
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    u[2] = m03;
+    u[0] &= 0x3f3f3f3f;
+    return _mm_loadu_si128((const __m128i *)u);
 }
 
 /* Unpacks blocks b0..b0+nb-1 of the 8 rows at row[] into out (pack_regs(WT) registers each). */
@@ -227,14 +238,15 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int
             }
             int16_t sc[8 * 16], mn[8 * 16];
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++)
+            for (int j = 0; j < 8; j++) {
+                uint8_t u[16];
+                _mm_storeu_si128((__m128i *)u, q4k_scales_mins(blk[j] + 4));
 #pragma GCC unroll 8
                 for (int s = 0; s < 8; s++) {
-                    int a, m;
-                    scale_min_k4(s, blk[j] + 4, &a, &m);
-                    sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = (int16_t)a;
-                    mn[16 * s + 2 * j] = mn[16 * s + 2 * j + 1] = (int16_t)m;
+                    sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = u[s];
+                    mn[16 * s + 2 * j] = mn[16 * s + 2 * j + 1] = u[8 + s];
                 }
+            }
             memcpy(out + 64, sc, sizeof sc);
             memcpy(out + 72, mn, sizeof mn);
             store_f16s(out + 80, blk, 0);
@@ -273,8 +285,8 @@ static inline __m256i bcast4(const void *p) {
 
 /* acc + (dw * dx) * (float)isum: one block's canonical float steps for 8 rows. */
 static inline __m256 fstep(__m256 acc, __m256 dw, float dx, __m256i isum) {
-    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx)),
-                                            _mm256_cvtepi32_ps(isum)));
+    return _mm256_add_ps(
+        acc, _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx)), _mm256_cvtepi32_ps(isum)));
 }
 
 /* C columns of activations, at block 0 of each. */
@@ -342,12 +354,15 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
 #pragma GCC unroll 4
                 for (int c = 0; c < C; c++) { /* two pairs of at most 2 * 63 * 127 fit 16 bits */
                     const int8_t *x = cs->x[c] + 256 * b + 16 * s;
-                    __m256i lo = _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s], bcast4(x)),
-                                                  _mm256_maddubs_epi16(P[4 * s + 1], bcast4(x + 4)));
-                    __m256i hi = _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s + 2], bcast4(x + 8)),
-                                                  _mm256_maddubs_epi16(P[4 * s + 3], bcast4(x + 12)));
-                    is[c] = _mm256_add_epi32(is[c], _mm256_add_epi32(_mm256_madd_epi16(lo, P[64 + s]),
-                                                                     _mm256_madd_epi16(hi, P[64 + s])));
+                    __m256i lo =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s], bcast4(x)),
+                                         _mm256_maddubs_epi16(P[4 * s + 1], bcast4(x + 4)));
+                    __m256i hi =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(P[4 * s + 2], bcast4(x + 8)),
+                                         _mm256_maddubs_epi16(P[4 * s + 3], bcast4(x + 12)));
+                    is[c] =
+                        _mm256_add_epi32(is[c], _mm256_add_epi32(_mm256_madd_epi16(lo, P[64 + s]),
+                                                                 _mm256_madd_epi16(hi, P[64 + s])));
                 }
 #pragma GCC unroll 8
             for (int t = 0; t < 8; t++) /* the -32: sum of scale times 16-sum */
@@ -356,9 +371,13 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
                     ms[c] = _mm256_add_epi32(
                         ms[c], _mm256_madd_epi16(P[80 + t], bcast4(cs->sums[c] + 16 * b + 2 * t)));
 #pragma GCC unroll 4
-            for (int c = 0; c < C; c++) is[c] = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 5));
+            for (int c = 0; c < C; c++)
+                is[c] = _mm256_sub_epi32(is[c], _mm256_slli_epi32(ms[c], 5));
         }
-        const int dreg = WT == ENG_WT_Q8_0 ? 16 : WT == ENG_WT_Q4_0 ? 8 : WT == ENG_WT_Q4_K ? 80 : 88;
+        const int dreg = WT == ENG_WT_Q8_0   ? 16
+                         : WT == ENG_WT_Q4_0 ? 8
+                         : WT == ENG_WT_Q4_K ? 80
+                                             : 88;
         __m256 dw = _mm256_castsi256_ps(P[dreg]);
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) acc[c] = fstep(acc[c], dw, cs->d[c][b], is[c]);
@@ -366,8 +385,9 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
             __m256 dmin = _mm256_castsi256_ps(P[81]);
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++)
-                acc[c] = _mm256_sub_ps(acc[c], _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(cs->d[c][b])),
-                                                             _mm256_cvtepi32_ps(ms[c])));
+                acc[c] = _mm256_sub_ps(
+                    acc[c], _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(cs->d[c][b])),
+                                          _mm256_cvtepi32_ps(ms[c])));
         }
     }
 }
@@ -379,7 +399,7 @@ typedef struct {
     ptrdiff_t yrs, ycs;
     const eng_qact_t *a;
     int nr, accumulate, first, last;
-    float *accbuf;   /* 8 per column of the tile */
+    float *accbuf; /* 8 per column of the tile */
 } kq_out_t;
 
 /* The o->nr rows of column c: y = acc, or y + acc. */
@@ -413,14 +433,15 @@ KQ_INLINE void run_cols(const int WT, const int C, const kq_out_t *o, const __m2
     run_blocks(WT, C, acc, P, &cs, b0, nb);
 #pragma GCC unroll 4
     for (int i = 0; i < C; i++) {
-        if (o->last) store_rows(o, c + i, acc[i]);
-        else _mm256_store_ps(o->accbuf + 8 * (c - ct + i), acc[i]);
+        if (o->last)
+            store_rows(o, c + i, acc[i]);
+        else
+            _mm256_store_ps(o->accbuf + 8 * (c - ct + i), acc[i]);
     }
 }
 
-
-/* Few columns: unpacking 8 rows costs more than it saves, so each row's block meets the column
- * as it lies ("horizontal"), and the 8 rows' int32 vectors are then reduced together. */
+/* One column: unpacking 8 rows costs more than it saves, so each row's block meets the column as
+ * it lies ("horizontal"), and the 8 rows' int32 vectors are then reduced together. */
 
 /* Lane j = the sum of v[j]'s lanes (exact: int32). */
 KQ_INLINE __m256i reduce8(const __m256i v[8]) {
@@ -430,51 +451,40 @@ KQ_INLINE __m256i reduce8(const __m256i v[8]) {
                             _mm256_permute2x128_si256(a, b, 0x31));
 }
 
-/* The fp32 of the f16 at byte off of each row's block b. */
+/* The fp32 of the f16 at byte offset at of each row. */
 KQ_INLINE __m256 f16s_at(const uint8_t *const row[8], size_t at) {
-    return _mm256_cvtph_ps(_mm_setr_epi16(
-        (short)u16_at(row[0] + at), (short)u16_at(row[1] + at), (short)u16_at(row[2] + at),
-        (short)u16_at(row[3] + at), (short)u16_at(row[4] + at), (short)u16_at(row[5] + at),
-        (short)u16_at(row[6] + at), (short)u16_at(row[7] + at)));
-}
-
-/* Q4_K's 8 scales (bytes 0..7) and 8 mins (bytes 8..15) from its 12 packed bytes, as ggml's
- * AVX2 code unpacks them: the same values as scale_min_k4. */
-static inline __m128i q4k_scales_mins(const uint8_t *q) {
-    uint32_t u[4];
-    memcpy(u, q, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    uint32_t m03 = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = m03;
-    u[0] &= 0x3f3f3f3f;
-    return _mm_loadu_si128((const __m128i *)u);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)u16_at(row[0] + at), (short)u16_at(row[1] + at),
+                                          (short)u16_at(row[2] + at), (short)u16_at(row[3] + at),
+                                          (short)u16_at(row[4] + at), (short)u16_at(row[5] + at),
+                                          (short)u16_at(row[6] + at), (short)u16_at(row[7] + at)));
 }
 
 /* Word i of s (16-bit lanes) in every lane of its 128-bit half; i may differ per half. */
 static inline __m256i bcast_word(__m256i s, int lo, int hi) {
-    __m256i m = _mm256_setr_epi8(2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo,
-                                 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo,
-                                 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * hi, 2 * hi + 1, 2 * hi,
-                                 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi,
-                                 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1);
+    __m256i m = _mm256_setr_epi8(
+        2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo,
+        2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * hi, 2 * hi + 1,
+        2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi,
+        2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1);
     return _mm256_shuffle_epi8(s, m);
 }
 
 /* Block b of the row 8 below r into L1, about one prefetch per 64 bytes: 8 streams are more than
- * the hardware prefetcher keeps ahead of alone (Q8_0 from L3: 35 -> 50 GFLOP/s). Past the matrix
+ * the hardware prefetcher keeps ahead of alone (Q8_0 from L3: 31-34 -> 45 GFLOP/s). Past the matrix
  * is harmless: a prefetch never faults, and its address is formed as an integer. */
 KQ_INLINE void prefetch_below(const int WT, const uint8_t *r, size_t below, int b) {
-    const int n = WT == ENG_WT_Q8_0 ? b % 2 == 0 : WT == ENG_WT_Q4_0 ? b % 3 == 0
-                  : WT == ENG_WT_Q4_K ? 2 : 3;
+    const int n = WT == ENG_WT_Q8_0   ? b % 2 == 0
+                  : WT == ENG_WT_Q4_0 ? b % 3 == 0
+                  : WT == ENG_WT_Q4_K ? 2
+                                      : 3;
     uintptr_t a = (uintptr_t)r + (size_t)b * block_bytes(WT) + below;
 #pragma GCC unroll 3
     for (int p = 0; p < n; p++) _mm_prefetch((const char *)(a + 64 * p), _MM_HINT_T0);
 }
 
 /* 8 rows (row[j] at their first block) against one column, all blocks: the 8 sums. */
-KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *x,
-                       const float *dx, const int16_t *sums, int nblk) {
+KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *x, const float *dx,
+                       const int16_t *sums, int nblk) {
     const size_t bb = block_bytes(WT), pfd = 8 * (size_t)nblk * bb;
     const __m256i one16 = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
@@ -501,8 +511,10 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
         } else if (WT == ENG_WT_Q4_K) {
             const int8_t *xb = x + 256 * b;
             /* The 32-value sub-block sums, 16-bit (at most 32 * 127), twice. */
-            __m256i s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(sums + 16 * b)), one16);
-            __m128i ss = _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+            __m256i s32 =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(sums + 16 * b)), one16);
+            __m128i ss =
+                _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
                 prefetch_below(WT, row[j], pfd, b);
@@ -518,12 +530,14 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
                         lo, _mm256_loadu_si256((const __m256i *)(xb + 64 * t)));
                     __m256i ph = _mm256_maddubs_epi16(
                         hi, _mm256_loadu_si256((const __m256i *)(xb + 64 * t + 32)));
-                    acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(pl, bcast_word(sc, 2 * t, 2 * t)));
                     acc32 = _mm256_add_epi32(acc32,
-                                             _mm256_madd_epi16(ph, bcast_word(sc, 2 * t + 1, 2 * t + 1)));
+                                             _mm256_madd_epi16(pl, bcast_word(sc, 2 * t, 2 * t)));
+                    acc32 = _mm256_add_epi32(
+                        acc32, _mm256_madd_epi16(ph, bcast_word(sc, 2 * t + 1, 2 * t + 1)));
                 }
                 v[j] = acc32;
-                mv[j] = _mm256_castsi128_si256(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), ss));
+                mv[j] = _mm256_castsi128_si256(
+                    _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), ss));
             }
         } else {
             const int8_t *xb = x + 256 * b;
@@ -540,13 +554,14 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
                 for (int h = 0; h < 2; h++) {
                     /* scales 8h..8h+7 in both halves: run r's sub-blocks are 8h + 2r and + 1 */
                     __m256i sch = h ? _mm256_permute4x64_epi64(sc16, 0xee)
-                                      : _mm256_permute4x64_epi64(sc16, 0x44);
+                                    : _mm256_permute4x64_epi64(sc16, 0x44);
 #pragma GCC unroll 4
                     for (int r = 0; r < 4; r++) {
                         __m256i q = q6_run(blk, h, r);
                         __m256i p = _mm256_maddubs_epi16(
                             q, _mm256_loadu_si256((const __m256i *)(xb + 128 * h + 32 * r)));
-                        acc32 = _mm256_add_epi32(acc32, _mm256_madd_epi16(p, bcast_word(sch, 2 * r, 2 * r + 1)));
+                        acc32 = _mm256_add_epi32(
+                            acc32, _mm256_madd_epi16(p, bcast_word(sch, 2 * r, 2 * r + 1)));
                     }
                 }
                 v[j] = acc32;
@@ -558,13 +573,18 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
         const size_t dat = WT == ENG_WT_Q6_K ? 208 : 0;
         acc = fstep(acc, f16s_at(row, o + dat), dx[b], is);
         if (WT == ENG_WT_Q4_K) {
-            __m128i m01 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[0]), _mm256_castsi256_si128(mv[1]));
-            __m128i m23 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[2]), _mm256_castsi256_si128(mv[3]));
-            __m128i m45 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[4]), _mm256_castsi256_si128(mv[5]));
-            __m128i m67 = _mm_hadd_epi32(_mm256_castsi256_si128(mv[6]), _mm256_castsi256_si128(mv[7]));
+            __m128i m01 =
+                _mm_hadd_epi32(_mm256_castsi256_si128(mv[0]), _mm256_castsi256_si128(mv[1]));
+            __m128i m23 =
+                _mm_hadd_epi32(_mm256_castsi256_si128(mv[2]), _mm256_castsi256_si128(mv[3]));
+            __m128i m45 =
+                _mm_hadd_epi32(_mm256_castsi256_si128(mv[4]), _mm256_castsi256_si128(mv[5]));
+            __m128i m67 =
+                _mm_hadd_epi32(_mm256_castsi256_si128(mv[6]), _mm256_castsi256_si128(mv[7]));
             __m256i ms = _mm256_set_m128i(_mm_hadd_epi32(m45, m67), _mm_hadd_epi32(m01, m23));
-            acc = _mm256_sub_ps(acc, _mm256_mul_ps(_mm256_mul_ps(f16s_at(row, o + 2), _mm256_set1_ps(dx[b])),
-                                                   _mm256_cvtepi32_ps(ms)));
+            acc = _mm256_sub_ps(
+                acc, _mm256_mul_ps(_mm256_mul_ps(f16s_at(row, o + 2), _mm256_set1_ps(dx[b])),
+                                   _mm256_cvtepi32_ps(ms)));
         }
     }
     return acc;
@@ -577,8 +597,8 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
     _Alignas(32) __m256i buf[KQ_PACK_YMM];
     _Alignas(32) float accbuf[8 * KQ_COL_TILE];
     for (int r0 = 0; r0 < rows; r0 += 8) {
-        kq_out_t o = {y + r0 * yrs, yrs, ycs, a, rows - r0 < 8 ? rows - r0 : 8, accumulate, 0, 0,
-                      accbuf};
+        kq_out_t o = {y + r0 * yrs, yrs, ycs, a,     rows - r0 < 8 ? rows - r0 : 8,
+                      accumulate,   0,   0,   accbuf};
         const uint8_t *row[8];
         /* Past the last row, repeat it: valid memory, and those lanes are never stored. */
 #pragma GCC unroll 8
@@ -587,8 +607,9 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
         if (ncols < (WT == ENG_WT_Q6_K ? 3 : 2) || nblk == 0) {
             int nbx = a->k / eng_quant_act_block(a->type);
             for (int c = 0; c < ncols; c++)
-                store_rows(&o, c, hrow8(WT, row, a->qs + (size_t)c * a->k, a->d + (size_t)c * nbx,
-                                        a->sums + (size_t)c * (a->k / 16), nblk));
+                store_rows(&o, c,
+                           hrow8(WT, row, a->qs + (size_t)c * a->k, a->d + (size_t)c * nbx,
+                                 a->sums + (size_t)c * (a->k / 16), nblk));
             continue;
         }
         for (int ct = 0; ct < ncols; ct += KQ_COL_TILE) {
@@ -610,11 +631,21 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
 void eng__gemm_q_avx2(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
                       const eng_qact_t *a, int rows, int ncols, int accumulate) {
     switch (wtype) {
-    case ENG_WT_Q8_0: gemm_t(ENG_WT_Q8_0, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
-    case ENG_WT_Q4_0: gemm_t(ENG_WT_Q4_0, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
-    case ENG_WT_Q4_K: gemm_t(ENG_WT_Q4_K, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
-    case ENG_WT_Q6_K: gemm_t(ENG_WT_Q6_K, y, yrs, ycs, w, a, rows, ncols, accumulate); break;
-    default: eng__gemm_q_ref(y, yrs, ycs, wtype, w, a, rows, ncols, accumulate); break;
+    case ENG_WT_Q8_0:
+        gemm_t(ENG_WT_Q8_0, y, yrs, ycs, w, a, rows, ncols, accumulate);
+        break;
+    case ENG_WT_Q4_0:
+        gemm_t(ENG_WT_Q4_0, y, yrs, ycs, w, a, rows, ncols, accumulate);
+        break;
+    case ENG_WT_Q4_K:
+        gemm_t(ENG_WT_Q4_K, y, yrs, ycs, w, a, rows, ncols, accumulate);
+        break;
+    case ENG_WT_Q6_K:
+        gemm_t(ENG_WT_Q6_K, y, yrs, ycs, w, a, rows, ncols, accumulate);
+        break;
+    default:
+        eng__gemm_q_ref(y, yrs, ycs, wtype, w, a, rows, ncols, accumulate);
+        break;
     }
 }
 #endif
