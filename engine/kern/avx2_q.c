@@ -72,7 +72,7 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
         int8_t *q = qs + block * b;
         float amax = absmax(xb, block / 8);
         if (a->type == ENG_ACT_Q8_0) {
-            d[b] = eng_f16_to_f32(eng_f32_to_f16(amax / 127.0f));
+            d[b] = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT)); /* half.h's */
             __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
             quant32(q, xb, id, 0);
             continue;
