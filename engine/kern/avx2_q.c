@@ -204,14 +204,31 @@ static inline __m128i q4k_scales_mins(const uint8_t *q) {
     return _mm_loadu_si128((const __m128i *)u);
 }
 
+/* Block b of the row 8 below r into L1, about one prefetch per 64 bytes: 8 streams are more than
+ * the hardware prefetcher keeps ahead of alone (Q8_0 from L3: 31-34 -> 45 GFLOP/s). Past the matrix
+ * is harmless: a prefetch never faults, and its address is formed as an integer. */
+KQ_INLINE void prefetch_below(const int WT, const uint8_t *r, size_t below, int b) {
+    const int n = WT == ENG_WT_Q8_0   ? b % 2 == 0
+                  : WT == ENG_WT_Q4_0 ? b % 3 == 0
+                  : WT == ENG_WT_Q4_K ? 2
+                                      : 3;
+    uintptr_t a = (uintptr_t)r + (size_t)b * block_bytes(WT) + below;
+#pragma GCC unroll 3
+    for (int p = 0; p < n; p++) _mm_prefetch((const char *)(a + 64 * p), _MM_HINT_T0);
+}
+
 /* Unpacks blocks b0..b0+nb-1 of the 8 rows at row[] into out (pack_regs(WT) registers each). */
-KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], int b0, int nb) {
+KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], size_t below, int b0,
+                    int nb) {
     const size_t bb = block_bytes(WT);
     for (int b = b0; b < b0 + nb; b++, out += pack_regs(WT)) {
         const uint8_t *blk[8];
         __m256i v[8];
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) blk[j] = row[j] + (size_t)b * bb;
+        for (int j = 0; j < 8; j++) {
+            blk[j] = row[j] + (size_t)b * bb;
+            prefetch_below(WT, row[j], below, b);
+        }
         if (WT == ENG_WT_Q8_0) {
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_si256((const __m256i *)(blk[j] + 2));
@@ -469,19 +486,6 @@ static inline __m256i bcast_word(__m256i s, int lo, int hi) {
     return _mm256_shuffle_epi8(s, m);
 }
 
-/* Block b of the row 8 below r into L1, about one prefetch per 64 bytes: 8 streams are more than
- * the hardware prefetcher keeps ahead of alone (Q8_0 from L3: 31-34 -> 45 GFLOP/s). Past the matrix
- * is harmless: a prefetch never faults, and its address is formed as an integer. */
-KQ_INLINE void prefetch_below(const int WT, const uint8_t *r, size_t below, int b) {
-    const int n = WT == ENG_WT_Q8_0   ? b % 2 == 0
-                  : WT == ENG_WT_Q4_0 ? b % 3 == 0
-                  : WT == ENG_WT_Q4_K ? 2
-                                      : 3;
-    uintptr_t a = (uintptr_t)r + (size_t)b * block_bytes(WT) + below;
-#pragma GCC unroll 3
-    for (int p = 0; p < n; p++) _mm_prefetch((const char *)(a + 64 * p), _MM_HINT_T0);
-}
-
 /* 8 rows (row[j] at their first block) against one column, all blocks: the 8 sums. */
 KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *x, const float *dx,
                        const int16_t *sums, int nblk) {
@@ -616,7 +620,7 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
             int ce = ncols - ct < KQ_COL_TILE ? ncols : ct + KQ_COL_TILE;
             for (int b0 = 0; b0 < nblk; b0 += chunk) {
                 int nb = nblk - b0 < chunk ? nblk - b0 : chunk;
-                pack(WT, buf, row, b0, nb);
+                pack(WT, buf, row, 8 * rb, b0, nb);
                 o.first = b0 == 0;
                 o.last = b0 + nb == nblk;
                 int c = ct;
