@@ -209,7 +209,14 @@ static void test_gemm_q(void) {
         }
         check_gemm_q(wtype, 33, 3, 3 * block, 0, 0); /* odd rows meeting the main column block */
         check_gemm_q(wtype, 8, 1, block, 1, 1);
-        cases += 2;
+        /* Long rows (a SIMD kernel may take the weights in several chunks, carrying each
+         * element's sum across them) and more columns than a kernel's column tile. */
+        check_gemm_q(wtype, 11, 3, block * (block == 32 ? 130 : 17), rng_int(0, 1), 0);
+        check_gemm_q(wtype, 9, 2, block * (block == 32 ? 61 : 7), 1, 1);
+        check_gemm_q(wtype, 10, 131, 2 * block, rng_int(0, 1), rng_int(0, 1));
+        check_gemm_q(wtype, 3, 260, block * (block == 32 ? 40 : 5), 1, 0);
+        check_gemm_q(wtype, 9, 5, 0, 0, 0);   /* k = 0: every output is 0 */
+        cases += 7;
     }
     printf("gemm_q: %d cases ok\n", cases);
 }

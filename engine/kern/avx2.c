@@ -179,8 +179,8 @@ static float exp_sum(float *p, const float *x, float max, int n) {
 
 static const eng_kern_ops_t avx2_ops = {
     .name = "avx2", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
-    .gemm_q = eng__gemm_q_ref,
-    .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .gemm_q = eng__gemm_q_avx2,
+    .quantize_act = eng__quantize_act_avx2, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
     .swiglu = swiglu, .argmax = argmax, .exp_sum = exp_sum};
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
 #else

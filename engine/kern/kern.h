@@ -94,6 +94,11 @@ const eng_kern_ops_t *eng__kern_avx2(void);
 const eng_kern_ops_t *eng__kern_neon(void);
 const eng_kern_ops_t *eng__kern_neon_dot(void);  /* NEON with ARMv8.2 dotprod (sdot) */
 
+/* The AVX2 table's quantized kernels (kern/avx2_q.c). */
+void eng__gemm_q_avx2(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
+                      const eng_qact_t *a, int rows, int ncols, int accumulate);
+void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x);
+
 /* The reference SwiGLU, shared by the tables that have no faster one. */
 void eng__swiglu_ref(float *a, const float *b, int n);
 

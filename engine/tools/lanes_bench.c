@@ -162,19 +162,70 @@ static void run_wtype(void *opaque) {
                                                              a->n, a->k, 0);
 }
 
-/* F16 and BF16 weights against fp32 on the model's shapes: the best kernel table on one thread
- * (no thread split to blur it), so the ratio is the kernels' own. The 16-bit kernels read half
- * the bytes: that pays where the weights stream from memory (wcls; every matrix of a big model). */
+typedef struct {
+    const eng_kern_ops_t *ops;
+    int wtype, quantize; /* quantize: time the activation quantization of the n columns instead */
+    float *y;
+    const void *w;
+    const float *x;
+    const eng_qact_t *q;
+    int rows, n;
+} qtype_arg_t;
+
+static void run_qtype(void *opaque) {
+    qtype_arg_t *a = opaque;
+    if (a->quantize)
+        for (int c = 0; c < a->n; c++) a->ops->quantize_act(a->q, c, a->x + (size_t)c * a->q->k);
+    else
+        a->ops->gemm_q(a->y, 1, a->rows, a->wtype, a->w, a->q, a->rows, a->n, 0);
+}
+
+/* rows x k weights of a quantized type: w quantized where lanes has the quantizer (Q8_0, Q4_0),
+ * else random bytes with small finite scales (the kernels' cost does not depend on the values). */
+static uint8_t *quant_weights(int wtype, const float *w, int rows, int k) {
+    size_t bb = eng_quant_block_bytes(wtype), rb = (size_t)(k / eng_quant_block_values(wtype)) * bb;
+    uint8_t *q = malloc(rb * rows);
+    if (eng_quant_row(wtype, q, w, k) == 0) {
+        for (int r = 1; r < rows; r++) eng_quant_row(wtype, q + rb * r, w + (size_t)r * k, k);
+        return q;
+    }
+    unsigned seed = 7;
+    for (size_t i = 0; i < rb * rows; i++)
+        q[i] = (uint8_t)((seed = seed * 1664525u + 1013904223u) >> 24);
+    for (size_t b = 0; b < rb * rows / bb; b++) { /* d (and Q4_K's dmin) = 2^-10 */
+        size_t at = b * bb + (wtype == ENG_WT_Q6_K ? 208 : 0);
+        q[at] = 0x00, q[at + 1] = 0x14;
+        if (wtype == ENG_WT_Q4_K) q[at + 2] = 0x00, q[at + 3] = 0x14;
+    }
+    return q;
+}
+
+/* A table cell; 0 is a shape the type does not apply to. */
+static void print_cell(double v) {
+    if (v) printf(" %7.1f", v);
+    else printf(" %7s", "-");
+}
+
+/* F16, BF16 and the quantized types against fp32 on the model's shapes: the best kernel table on
+ * one thread (no thread split to blur it), so the ratio is the kernels' own. The 16-bit kernels
+ * read half the bytes, Q8_0 about a quarter: that pays where the weights stream from memory
+ * (wcls; every matrix of a big model). The quantized GEMMs are timed without the activation
+ * quantization (once per step and input in the engine, shared by wq/wk/wv and by w1/w3), which
+ * is timed on its own: microseconds for the N columns. k-quants need k a multiple of 256. */
 static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
     const eng_kern_ops_t *ops = eng_kern_best();
     int shapes[][2] = {{mc->dim, mc->dim}, {mc->hidden_dim, mc->dim}, {mc->dim, mc->hidden_dim},
                        {mc->vocab_size, mc->dim}};
     const char *names[] = {"wq/wo", "w1/w3", "w2", "wcls"};
+    static const int qtypes[] = {ENG_WT_Q8_0, ENG_WT_Q4_0, ENG_WT_Q4_K, ENG_WT_Q6_K};
+    static const char *const qkeys[] = {"q8_0_gflops", "q4_0_gflops", "q4_k_gflops", "q6_k_gflops"};
     int ns[] = {1, 128};
     cJSON *arr = cJSON_AddArrayToObject(out, "weight_types");
-    printf("\nweight types, %s kernels, 1 thread (GFLOP/s)\n", ops->name);
-    printf("%-6s %6s %6s %4s %9s %9s %9s %7s %7s\n", "matrix", "rows", "k", "N", "f32", "f16",
-           "bf16", "f16/f32", "bf16/f32");
+    printf("\nweight types, %s kernels, 1 thread (GFLOP/s; activation quantization in us)\n",
+           ops->name);
+    printf("%-6s %6s %6s %4s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n", "matrix", "rows", "k",
+           "N", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "f16/f32", "q8/f32", "act8us",
+           "actKus");
     for (int s = 0; s < 4; s++) {
         int rows = shapes[s][0], k = shapes[s][1];
         size_t nw = (size_t)rows * k;
@@ -186,16 +237,40 @@ static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
             w16[0][i] = (uint16_t)(0x3800u | ((seed >> 8) & 0x83ffu));
             w16[1][i] = (uint16_t)(0x3f00u | ((seed >> 8) & 0x807fu));
         }
+        uint8_t *wq[4] = {0};
+        for (int t = 0; t < 4; t++)
+            if (k % eng_quant_block_values(qtypes[t]) == 0)
+                wq[t] = quant_weights(qtypes[t], w, rows, k);
         for (int i = 0; i < 2; i++) {
             int n = ns[i];
             float *x = random_floats((size_t)n * k, 4), *y = malloc((size_t)n * rows * sizeof *y);
-            double flops = 2.0 * rows * (double)k * n, gf[3];
+            double flops = 2.0 * rows * (double)k * n, gf[3], gq[4] = {0}, act_us[2] = {0};
             for (int t = 0; t < 3; t++) {
                 wtype_arg_t a = {ops, t, y, t ? (const void *)w16[t - 1] : w, x, rows, n, k};
                 gf[t] = flops / time_best(run_wtype, &a) * 1e-9;
             }
-            printf("%-6s %6d %6d %4d %9.1f %9.1f %9.1f %6.2fx %6.2fx\n", names[s], rows, k, n,
-                   gf[0], gf[1], gf[2], gf[1] / gf[0], gf[2] / gf[0]);
+            for (int act = ENG_ACT_Q8_0; act <= ENG_ACT_Q8_K; act++) {
+                if (k % eng_quant_act_block(act)) continue;
+                eng_qact_t q = {act, k, malloc(eng_qact_qs_len(n, k)),
+                                malloc(eng_qact_d_len(act, n, k) * sizeof(float)),
+                                malloc(eng_qact_sums_len(n, k) * sizeof(int16_t))};
+                qtype_arg_t a = {ops, 0, 1, y, NULL, x, &q, rows, n};
+                act_us[act] = time_best(run_qtype, &a) * 1e6;
+                run_qtype(&a);
+                a.quantize = 0;
+                for (int t = 0; t < 4; t++)
+                    if (wq[t] && eng_quant_act_type(qtypes[t]) == act) {
+                        a.wtype = qtypes[t], a.w = wq[t];
+                        gq[t] = flops / time_best(run_qtype, &a) * 1e-9;
+                    }
+                free(q.qs), free(q.d), free(q.sums);
+            }
+            printf("%-6s %6d %6d %4d %7.1f %7.1f %7.1f", names[s], rows, k, n, gf[0], gf[1], gf[2]);
+            for (int t = 0; t < 4; t++) print_cell(gq[t]);
+            printf(" %6.2fx %6.2fx", gf[1] / gf[0], gq[0] / gf[0]);
+            print_cell(act_us[0]);
+            print_cell(act_us[1]);
+            printf("\n");
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "matrix", names[s]);
             cJSON_AddNumberToObject(o, "rows", rows);
@@ -204,6 +279,10 @@ static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
             cJSON_AddNumberToObject(o, "f32_gflops", gf[0]);
             cJSON_AddNumberToObject(o, "f16_gflops", gf[1]);
             cJSON_AddNumberToObject(o, "bf16_gflops", gf[2]);
+            for (int t = 0; t < 4; t++)
+                if (gq[t]) cJSON_AddNumberToObject(o, qkeys[t], gq[t]);
+            cJSON_AddNumberToObject(o, "act_q8_0_us", act_us[0]);
+            if (act_us[1]) cJSON_AddNumberToObject(o, "act_q8_k_us", act_us[1]);
             cJSON_AddItemToArray(arr, o);
             free(x);
             free(y);
@@ -211,6 +290,7 @@ static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
         free(w);
         free(w16[0]);
         free(w16[1]);
+        for (int t = 0; t < 4; t++) free(wq[t]);
     }
 }
 
