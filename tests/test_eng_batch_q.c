@@ -4,7 +4,8 @@
  * (more requests than lanes, so some join mid-flight at shifted lanes), for prefill chunks of 1, 7
  * and whole prompts, on 1 or 2 threads, and on the OpenBLAS backend (which has no quantized GEMM
  * and runs the lane kernel). Activations are quantized per column, so none of that may change a
- * bit. CMake runs it once per kernel table (LANES_SIMD). Sanitizer builds run a reduced grid. */
+ * bit. Last, a model whose inputs feed matrices of both activation types. CMake runs it once per
+ * kernel table (LANES_SIMD). Sanitizer builds run a reduced grid. */
 #include <stdint.h>
 
 #include "base/lanes_err.h"
@@ -79,11 +80,14 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
 #define FULL_GRID 1
 #endif
 
-static void check_file(const char *dir, const char *stem) {
+static void open_file(eng_bundle_t *b, const char *dir, const char *stem) {
     char path[4200];
     snprintf(path, sizeof path, "%s/models/gguf/%s.gguf", dir, stem);
-    eng_bundle_t b;
-    ASSERT_EQ(eng_bundle_open(&b, path, NULL, NULL, 0), LANES_OK);
+    ASSERT_EQ(eng_bundle_open(b, path, NULL, NULL, 0), LANES_OK);
+}
+
+static void check_model(const char *stem, const eng_bundle_t *pb) {
+    eng_bundle_t b = *pb;
     int vocab = eng_model_cfg(b.model)->vocab_size;
     static result_t base[N_TARGETS], got[N_TARGETS];
     for (int t = 0; t < N_TARGETS; t++) {
@@ -121,7 +125,6 @@ static void check_file(const char *dir, const char *stem) {
         free(base[t].logits);
         free(got[t].logits);
     }
-    eng_bundle_close(&b);
 }
 
 int main(void) {
@@ -129,6 +132,22 @@ int main(void) {
     SKIP_WITHOUT_SHARED(shared);
     static const char *files[] = {"q4-style.q8_0", "q4-style.q4_k_m", "q4-style.q4_0",
                                   "q4-style.q6_k"};
-    for (size_t i = 0; i < (FULL_GRID ? 4u : 2u); i++) check_file(shared, files[i]);
+    eng_bundle_t b[4];
+    for (int i = 0; i < 4; i++) open_file(&b[i], shared, files[i]);
+    for (int i = 0; i < (FULL_GRID ? 4 : 2); i++) check_model(files[i], &b[i]);
+    /* One input feeding matrices of both activation types (Q8_0 and Q8_K), as a file mixing
+     * Q4_0 or Q8_0 with k-quants has: Q4_0's model with matrices of the same shape from the
+     * others swapped in (the layers are the model's own memory). */
+    eng_layer_t *l = (eng_layer_t *)eng_model_weights(b[2].model)->layers;
+    const eng_layer_t *q8 = eng_model_weights(b[0].model)->layers;
+    const eng_layer_t *q4k = eng_model_weights(b[1].model)->layers;
+    const eng_layer_t *q6k = eng_model_weights(b[3].model)->layers;
+    l[0].wk = q6k[0].wk;        /* xb: Q8_0 for q and v, Q8_K for k */
+    l[1].w_up = q4k[1].w_up;    /* gate Q4_0, up Q4_K */
+    l[2].wo = q8[2].wo;
+    l[2].w_down = q6k[2].w_down;
+    l[3].wv = q8[3].wv;
+    check_model("q4-style mixed Q4_0/Q8_0/Q4_K/Q6_K", &b[2]);
+    for (int i = 0; i < 4; i++) eng_bundle_close(&b[i]);
     return 0;
 }
