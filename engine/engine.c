@@ -44,6 +44,11 @@ struct eng_ctx {
     float *v;           /* (col, kv_dim) */
     float *hb, *hb2;    /* (col, hidden) */
     float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
+    /* The current projection input's columns quantized for block-quantized weights, one buffer
+     * per activation type (ENG_ACT_*), each (col, widest k); qmask: the types that input's
+     * matrices need (bit 1 << ENG_ACT_*), set by qact_begin(). */
+    eng_qact_t qact[2];
+    int qmask;
     float *key_cache;   /* (layer, lane, ctx_len, kv_dim) */
     float *value_cache; /* (layer, lane, ctx_len, kv_dim) */
     float *rope_cos, *rope_sin;     /* (ctx_len, rope_pairs) */
@@ -85,10 +90,39 @@ static void norm_row(const eng_ctx_t *c, float *o, const float *x, const float *
         for (int j = 0; j < d; j++) o[j] += b[j];
 }
 
-/* xb = norm(x) of every column. */
-static void norm_cols(eng_ctx_t *c, const float *w, const float *b) {
-    for (int col = 0; col < c->ncols; col++)
-        norm_row(c, c->xb + (size_t)col * c->cfg.dim, c->x + (size_t)col * c->cfg.dim, w, b);
+/* The activation type matrix m multiplies with, as a qmask bit; 0 for float weights (and for
+ * an absent matrix). */
+static int act_bit(const eng_mat_t *m) {
+    int t = eng_quant_act_type(m->type);
+    return t < 0 ? 0 : 1 << t;
+}
+
+/* The next projection input has k values per column, to be quantized to the types in mask.
+ * Each input is quantized once per step where it is already in cache: the attention and FFN
+ * inputs right after their norm (the calling thread walks the columns there), wo's at the end of
+ * its column's attention task, the classifier's after its final norm; hb, whose rows the FFN
+ * tasks split, in a pool phase of its own over columns. */
+static void qact_begin(eng_ctx_t *c, int mask, int k) {
+    c->qmask = mask;
+    for (int t = 0; t < 2; t++) c->qact[t].k = k;
+}
+
+/* Quantizes column col of the input (x: its k values) for every type in qmask. Each column is
+ * quantized alone (quant.h), so it may run on any thread, before or after its neighbours. */
+static void qact_col(const eng_ctx_t *c, int col, const float *x) {
+    for (int t = 0; t < 2; t++)
+        if (c->qmask & 1 << t) c->kern->quantize_act(&c->qact[t], col, x);
+}
+
+/* xb = norm(x) of every column, quantized for the types in mask while the row is in L1. */
+static void norm_cols(eng_ctx_t *c, const float *w, const float *b, int mask) {
+    int d = c->cfg.dim;
+    qact_begin(c, mask, d);
+    for (int col = 0; col < c->ncols; col++) {
+        float *xb = c->xb + (size_t)col * d;
+        norm_row(c, xb, c->x + (size_t)col * d, w, b);
+        qact_col(c, col, xb);
+    }
 }
 
 /* y[col * ld + i] += b[i] for i < n of every column; b NULL: nothing. */
@@ -124,19 +158,22 @@ static uint32_t noise_bits(uint64_t key, uint32_t index) {
 
 /* ---- GEMM backends -------------------------------------------------------------------------- */
 
-/* W (rows, k) @ X (ncols, k) -> Y, laid out as kern.h's gemm; W in its weight type. */
+/* W (rows, k) @ X (ncols, k) -> Y, laid out as kern.h's gemm; W in its weight type. Quantized
+ * weights multiply qx, X's columns quantized to their activation type (the lane kernel's inputs;
+ * the OpenBLAS backend has no such GEMM). */
 typedef struct {
     float *y;
     ptrdiff_t yrs, ycs;
     const void *w;
     int wtype;
     const float *x;
+    const eng_qact_t *qx;
     int rows, k, accumulate;
 } gemm_job_t;
 
-/* Row r of weights w of type wtype and rows of k elements. */
+/* Row r of weights w of type wtype and rows of k values. */
 static const void *weight_row(const void *w, int wtype, int k, int r) {
-    return (const char *)w + (size_t)r * (size_t)k * eng_wtype_size(wtype);
+    return (const char *)w + (size_t)r * eng_wtype_row_bytes(wtype, k);
 }
 
 static void run_job_rows(const eng_ctx_t *c, const gemm_job_t *j, int ncols, int r0, int r1) {
@@ -150,16 +187,27 @@ static void run_job_rows(const eng_ctx_t *c, const gemm_job_t *j, int ncols, int
     case ENG_WT_BF16:
         c->kern->gemm_bf16(y, j->yrs, j->ycs, w, j->x, r1 - r0, ncols, j->k, j->accumulate);
         break;
-    default:
+    case ENG_WT_F32:
         c->kern->gemm(y, j->yrs, j->ycs, w, j->x, r1 - r0, ncols, j->k, j->accumulate);
+        break;
+    default:
+        c->kern->gemm_q(y, j->yrs, j->ycs, j->wtype, w, j->qx, r1 - r0, ncols, j->accumulate);
         break;
     }
 }
 
+/* The quantized activations a job on weights of type wtype reads: the current input's columns in
+ * that type's activation type (qact_begin() set their k), or NULL for float weights. */
+static const eng_qact_t *job_qx(const eng_ctx_t *c, int wtype) {
+    int t = eng_quant_act_type(wtype);
+    return t < 0 ? NULL : &c->qact[t];
+}
+
 /* A job over all rows of matrix m. */
-static gemm_job_t mat_job(float *y, ptrdiff_t yrs, ptrdiff_t ycs, const eng_mat_t *m,
-                          const float *x, int accumulate) {
-    return (gemm_job_t){y, yrs, ycs, m->data, m->type, x, m->rows, m->cols, accumulate};
+static gemm_job_t mat_job(const eng_ctx_t *c, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
+                          const eng_mat_t *m, const float *x, int accumulate) {
+    return (gemm_job_t){y, yrs, ycs, m->data, m->type, x, job_qx(c, m->type), m->rows, m->cols,
+                        accumulate};
 }
 
 /* y = row r of m as fp32: an embedding row in any weight type. */
@@ -168,12 +216,13 @@ static void mat_row_f32(const eng_ctx_t *c, float *y, const eng_mat_t *m, int r)
     switch (m->type) {
     case ENG_WT_F16: c->kern->f16_to_f32(y, row, m->cols); break;
     case ENG_WT_BF16: c->kern->bf16_to_f32(y, row, m->cols); break;
-    default: memcpy(y, row, (size_t)m->cols * sizeof *y); break;
+    case ENG_WT_F32: memcpy(y, row, (size_t)m->cols * sizeof *y); break;
+    default: eng_dequant_row(m->type, y, row, m->cols); break;
     }
 }
 
-/* The OpenBLAS backend, for comparison: F32 weights only, so 16-bit ones take the lane kernel on
- * the calling thread (OpenBLAS has no such GEMM). */
+/* The OpenBLAS backend, for comparison: F32 weights only, so 16-bit and quantized ones take the
+ * lane kernel on the calling thread (OpenBLAS has no such GEMM). */
 static void blas_job(const eng_ctx_t *c, const gemm_job_t *j, int ncols) {
     if (j->wtype != ENG_WT_F32) {
         run_job_rows(c, j, ncols, 0, j->rows);
@@ -228,7 +277,7 @@ static void run_jobs(eng_ctx_t *c, const gemm_job_t *jobs, int njobs) {
 
 void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int rows, int ncols,
                   int k) {
-    gemm_job_t j = {y, 1, rows, w, ENG_WT_F32, x, rows, k, 0};
+    gemm_job_t j = {y, 1, rows, w, ENG_WT_F32, x, NULL, rows, k, 0};
     c->ncols = ncols;
     run_jobs(c, &j, 1);
 }
@@ -240,11 +289,11 @@ static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
     int h = c->cfg.hidden_dim;
     if (c->cfg.arch.ffn == ENG_FFN_GELU) {
-        jobs[0] = mat_job(c->hb, 1, h, &lw->w_up, c->xb, 0);
+        jobs[0] = mat_job(c, c->hb, 1, h, &lw->w_up, c->xb, 0);
         return 1;
     }
-    jobs[0] = mat_job(c->hb, 1, h, &lw->w_gate, c->xb, 0);
-    jobs[1] = mat_job(c->hb2, 1, h, &lw->w_up, c->xb, 0);
+    jobs[0] = mat_job(c, c->hb, 1, h, &lw->w_gate, c->xb, 0);
+    jobs[1] = mat_job(c, c->hb2, 1, h, &lw->w_up, c->xb, 0);
     return 2;
 }
 
@@ -281,11 +330,11 @@ static void ffn_up_task(void *opaque, int task, int tid) {
 static void residual_proj(eng_ctx_t *c, const eng_mat_t *w, const float *in, const float *b) {
     int d = c->cfg.dim;
     if (b == NULL) {
-        gemm_job_t j = mat_job(c->x, 1, d, w, in, 1);
+        gemm_job_t j = mat_job(c, c->x, 1, d, w, in, 1);
         run_jobs(c, &j, 1);
         return;
     }
-    gemm_job_t j = mat_job(c->xo, 1, d, w, in, 0);
+    gemm_job_t j = mat_job(c, c->xo, 1, d, w, in, 0);
     run_jobs(c, &j, 1);
     for (int col = 0; col < c->ncols; col++) {
         float *x = c->x + (size_t)col * d, *o = c->xo + (size_t)col * d;
@@ -310,6 +359,15 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
         softmax(att, cl->pos + 1);
         c->kern->wsum(out + h * hs, att, vc + kvo, kv_dim, cl->pos + 1, hs);
     }
+    qact_col(c, col, out);   /* wo's input, while this task has it in cache */
+}
+
+/* w_down's input is whole only when every FFN row task is done, so it is quantized in a phase of
+ * its own, a column per task. */
+static void hb_quant_task(void *opaque, int col, int tid) {
+    (void)tid;
+    eng_ctx_t *c = opaque;
+    qact_col(c, col, c->hb + (size_t)col * c->cfg.hidden_dim);
 }
 
 /* One task per column: their cost grows with position, so they are claimed one at a time. */
@@ -368,7 +426,7 @@ static void classify_task(void *opaque, int task, int tid) {
         int rows = r1 - t0 < CLS_TILE ? r1 - t0 : CLS_TILE;
         const eng_mat_t *cls = &c->w->cls;
         gemm_job_t j = {tile, ns, 1, weight_row(cls->data, cls->type, d, t0), cls->type, c->xs,
-                        rows, d, 0};
+                        job_qx(c, cls->type), rows, d, 0};
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         for (int s = 0; s < ns; s++) {
@@ -467,17 +525,19 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     for (int l = 0; l < c->cfg.n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
         c->layer = l;
-        norm_cols(c, lw->attn_norm, lw->attn_norm_b);
+        norm_cols(c, lw->attn_norm, lw->attn_norm_b,
+                  act_bit(&lw->wq) | act_bit(&lw->wk) | act_bit(&lw->wv));
         gemm_job_t qkv[3] = {
-            mat_job(c->q, 1, c->q_dim, &lw->wq, c->xb, 0),
-            mat_job(c->k, 1, kv, &lw->wk, c->xb, 0),
-            mat_job(c->v, 1, kv, &lw->wv, c->xb, 0),
+            mat_job(c, c->q, 1, c->q_dim, &lw->wq, c->xb, 0),
+            mat_job(c, c->k, 1, kv, &lw->wk, c->xb, 0),
+            mat_job(c, c->v, 1, kv, &lw->wv, c->xb, 0),
         };
         run_jobs(c, qkv, 3);
         qkv_finish(c);
+        qact_begin(c, act_bit(&lw->wo), c->q_dim);
         eng_pool_run(c->pool, ncols, attention_task, c);
         residual_proj(c, &lw->wo, c->xb, lw->bo);
-        norm_cols(c, lw->ffn_norm, lw->ffn_norm_b);
+        norm_cols(c, lw->ffn_norm, lw->ffn_norm_b, act_bit(&lw->w_gate) | act_bit(&lw->w_up));
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
             gemm_job_t up[2];
             run_jobs(c, up, ffn_up_jobs(c, up));
@@ -485,17 +545,21 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         } else {
             eng_pool_run(c->pool, ceil_div(h, ROW_TASK), ffn_up_task, c);
         }
+        qact_begin(c, act_bit(&lw->w_down), h);
+        if (c->qmask) eng_pool_run(c->pool, ncols, hb_quant_task, c);
         residual_proj(c, &lw->w_down, c->hb, lw->b_down);
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
     int ns = 0, nfull = 0, nrows = 0;
+    qact_begin(c, act_bit(&w->cls), d);
     for (int col = 0; col < ncols; col++) {
         out_tok[col] = -1;
         if (!cols[col].sample) continue;
         const eng_sampler_t *s = &c->samplers[cols[col].lane];
         int full_row = wants_full_row(s);
         norm_row(c, c->xs + (size_t)ns * d, c->x + (size_t)col * d, w->out_norm, w->out_norm_b);
+        qact_col(c, ns, c->xs + (size_t)ns * d);
         c->samp_col[ns] = col;
         c->samp_row[ns] = cols[col].logits ? cols[col].logits
                           : full_row ? c->full + (size_t)nrows++ * c->cfg.vocab_size : NULL;
@@ -552,6 +616,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
     size_t qd = (size_t)c->q_dim, xbd = qd > d ? qd : d;
     size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
+    int kq = (int)(xbd > h ? xbd : h);   /* the widest projection input */
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
     size_t cache = (size_t)c->cfg.n_layers * lanes * seq * kv;
     size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK, rope = seq * (size_t)c->rope_pairs;
@@ -574,6 +639,13 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(hb, mc * h);
     BUF(hb2, mc * h);
     BUF(xs, mc * d);
+    /* Whatever the weights are: the plan has only the model's shape, and each type adds 1.25
+     * bytes per value of the widest input, next to the 4 of each float activation. */
+    for (int t = 0; t < 2; t++) {
+        BUF(qact[t].qs, eng_qact_qs_len((int)mc, kq));
+        BUF(qact[t].d, eng_qact_d_len(t, (int)mc, kq));
+        BUF(qact[t].sums, eng_qact_sums_len((int)mc, kq));
+    }
     BUF(key_cache, cache);
     BUF(value_cache, cache);
     BUF(rope_cos, rope);
@@ -611,6 +683,7 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->q_dim = mc->n_heads * mc->head_dim;
     c->kv_dim = mc->n_kv_heads * mc->head_dim;
     c->rope_pairs = mc->rope_dim / 2;
+    for (int t = 0; t < 2; t++) c->qact[t].type = t;
 }
 
 /* "9.0 GiB": bytes for a log line. */
@@ -656,9 +729,10 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
     return LANES_OK;
 }
 
-/* 1 when m is a matrix of type F32/F16/BF16 and shape (rows, cols). */
+/* 1 when m is a matrix of a supported weight type, rows of whole blocks, of shape (rows, cols). */
 static int mat_ok(const eng_mat_t *m, int rows, int cols) {
-    return m->data != NULL && eng_wtype_size(m->type) != 0 && m->rows == rows && m->cols == cols;
+    return m->data != NULL && eng_wtype_row_bytes(m->type, cols) != 0 && m->rows == rows &&
+           m->cols == cols;
 }
 
 /* Every tensor the architecture reads is there in the shape the config gives, so a loader's

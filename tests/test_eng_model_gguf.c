@@ -1,10 +1,10 @@
 /* GGUF models (engine/model/from_gguf.c): small GGUF files of each architecture written here,
  * loaded and checked role by role; then each broken in one way (missing or mistyped keys, out of
- * range values, missing, misshapen, quantized or unknown tensors): each must give LANES_EMODEL and
- * exactly one log line "model PATH: ..." naming the problem (this test also runs under
- * ASan+UBSan). Then every F32/F16 file of the four architectures in ../shared/models/gguf loads
- * with the hyperparameters README.md and FAMILIES.md state, and the quantized and other-arch files
- * there are refused by name. */
+ * range values, missing, misshapen, unsupported-type or unknown tensors): each must give
+ * LANES_EMODEL and exactly one log line "model PATH: ..." naming the problem (this test also runs
+ * under ASan+UBSan). Then every F32/F16/quantized file of the four architectures in
+ * ../shared/models/gguf loads with the hyperparameters and tensor types README.md, FAMILIES.md and
+ * QUANT.md state, and the other-arch files there are refused by name. */
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -28,9 +28,10 @@ typedef struct {
 
 typedef struct {
     char name[64];
-    uint32_t type, n_dims;   /* ENG_GGML_F32, F16, BF16 or Q8_0 */
+    uint32_t type, n_dims;   /* any ENG_GGML_* */
     uint64_t dims[2];
-    float val;               /* every element (rounded to F16/BF16 by the writer's rounding) */
+    float val;               /* every element (rounded to F16/BF16 by the writer's rounding);
+                              * blocks of other types are all zero bytes */
 } ten_t;
 
 typedef struct {
@@ -166,9 +167,10 @@ static void base_spec(spec_t *s, const char *arch) {
 }
 
 static uint64_t tensor_bytes(const ten_t *t) {
-    uint64_t n = t->dims[0] * (t->n_dims > 1 ? t->dims[1] : 1);
-    if (t->type == ENG_GGML_Q8_0) return n / 32 * 34;
-    return n * (t->type == ENG_GGML_F32 ? 4 : 2);
+    size_t bytes;
+    char why[160];
+    ASSERT_EQ(eng_gguf_tensor_size(t->type, t->n_dims, t->dims, &bytes, why, sizeof why), LANES_OK);
+    return bytes;
 }
 
 /* Writes s as a GGUF file through the project's writer (model/gguf_write.c), aligned to its
@@ -209,7 +211,8 @@ static void write_spec(const spec_t *s, const char *file) {
         for (size_t j = 0; t->type == ENG_GGML_F32 && j < n; j++) ((float *)data[i])[j] = t->val;
         if (t->type == ENG_GGML_F16) eng_gguf_f32_to_f16(data[i], (const float[]){t->val}, 1);
         if (t->type == ENG_GGML_BF16) eng_gguf_f32_to_bf16(data[i], (const float[]){t->val}, 1);
-        for (size_t j = 1; t->type != ENG_GGML_F32 && t->type != ENG_GGML_Q8_0 && j < n; j++)
+        int half = t->type == ENG_GGML_F16 || t->type == ENG_GGML_BF16;
+        for (size_t j = 1; half && j < n; j++)
             ((uint16_t *)data[i])[j] = ((uint16_t *)data[i])[0];
         ASSERT_EQ(eng_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->dims, data[i],
                                              bytes), LANES_OK);
@@ -217,6 +220,24 @@ static void write_spec(const spec_t *s, const char *file) {
     ASSERT_EQ(eng_gguf_writer_write(w, file), LANES_OK);
     eng_gguf_writer_destroy(w);
     for (int i = 0; i < s->nt; i++) free(data[i]);
+}
+
+/* Rewrites the ggml type of tensor name in a written file (its info: name, n_dims, dims, type). */
+static void patch_type(const char *file, const char *name, uint32_t type) {
+    FILE *f = fopen(file, "r+b");
+    ASSERT(f != NULL);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f), len = strlen(name);
+    char *at = NULL;
+    for (size_t i = 8; !at && i + len <= n; i++)
+        if (memcmp(buf + i, name, len) == 0 && buf[i - 8] == (char)len) at = buf + i;
+    ASSERT(at != NULL);
+    uint32_t n_dims;
+    memcpy(&n_dims, at + len, 4);
+    long off = (long)(at - buf) + (long)len + 4 + 8 * (long)n_dims;
+    ASSERT(fseek(f, off, SEEK_SET) == 0);
+    ASSERT(fwrite(&type, 4, 1, f) == 1);
+    ASSERT(fclose(f) == 0);
 }
 
 /* ---- loading with the log captured ---- */
@@ -404,6 +425,43 @@ static void test_good(void) {
     w = eng_model_weights(m);
     ASSERT(w->rope_freqs == file_tensor(m, "rope_freqs.weight")->data && w->rope_freqs[3] == 4);
     eng_model_destroy(m);
+
+    /* Block-quantized matrices, each tensor its own type (Q4_K_M files mix types, some keep an
+     * F16 tensor): in place, and the type of most bytes names the model. */
+    base_spec(&s, "llama");
+    for (int i = 0; i < s.nt; i++)
+        if (s.t[i].n_dims == 2) s.t[i].type = ENG_GGML_Q8_0;
+    find_t(&s, "token_embd.weight")->type = ENG_GGML_Q4_0;
+    find_t(&s, "blk.0.attn_v.weight")->type = ENG_GGML_Q4_0;
+    find_t(&s, "blk.1.ffn_down.weight")->type = ENG_GGML_F16;
+    ASSERT_EQ(load_spec(&s, &m), LANES_OK);
+    ASSERT_EQ(test_count_lines(logbuf), 0);
+    w = eng_model_weights(m);
+    ASSERT_EQ(eng_model_wtype(m), ENG_WT_Q8_0);
+    ASSERT_STR_EQ(eng_wtype_name(eng_model_wtype(m)), "Q8_0");
+    expect_in_file(m, &w->tok_emb, "token_embd.weight");
+    expect_in_file(m, &w->cls, "token_embd.weight");
+    expect_in_file(m, &w->layers[0].wq, "blk.0.attn_q.weight");
+    expect_in_file(m, &w->layers[0].wv, "blk.0.attn_v.weight");
+    expect_in_file(m, &w->layers[1].w_down, "blk.1.ffn_down.weight");
+    ASSERT_EQ(w->layers[0].wv.type, ENG_WT_Q4_0);
+    ASSERT_EQ(w->layers[1].w_down.type, ENG_WT_F16);
+    uint64_t bytes = 0;
+    for (int i = 0; i < s.nt; i++) bytes += tensor_bytes(&s.t[i]);
+    ASSERT_EQ(eng_model_weight_bytes(m), bytes);
+    eng_model_destroy(m);
+
+    /* gpt2's fused QKV in Q8_0: its row views start at whole rows of 34-byte blocks. */
+    base_spec(&s, "gpt2");
+    for (int i = 0; i < s.nt; i++)
+        if (s.t[i].n_dims == 2) s.t[i].type = ENG_GGML_Q8_0;
+    ASSERT_EQ(load_spec(&s, &m), LANES_OK);
+    const eng_layer_t *l1 = &eng_model_weights(m)->layers[1];
+    const char *qkv = file_tensor(m, "blk.1.attn_qkv.weight")->data;
+    size_t row = D / 32 * 34;
+    ASSERT(l1->wq.data == qkv && l1->wk.data == qkv + D * row && l1->wv.data == qkv + 2 * D * row);
+    ASSERT(l1->wq.type == ENG_WT_Q8_0 && l1->wv.type == ENG_WT_Q8_0 && l1->wv.rows == D);
+    eng_model_destroy(m);
 }
 
 static void test_bad(void) {
@@ -519,10 +577,25 @@ static void test_bad(void) {
          "1 dimensions, expected 2 (tensor blk.1.attn_q.weight)");
     CASE("llama", find_t(&s, "token_embd.weight")->n_dims = 1,
          "1 dimensions, expected 2 (tensor token_embd.weight)");
-    CASE("llama", find_t(&s, "blk.0.attn_q.weight")->type = ENG_GGML_Q8_0,
-         "weight type Q8_0 not supported yet (tensor blk.0.attn_q.weight)\n");
     CASE("llama", find_t(&s, "output_norm.weight")->type = ENG_GGML_Q8_0,
-         "weight type Q8_0 not supported yet (tensor output_norm.weight)\n");
+         "weight type Q8_0 not supported for a vector (F32, F16, BF16 are) (tensor "
+         "output_norm.weight)\n");
+    CASE("llama", find_t(&s, "blk.1.ffn_norm.weight")->type = ENG_GGML_Q4_0,
+         "weight type Q4_0 not supported for a vector|(tensor blk.1.ffn_norm.weight)\n");
+    CASE("llama", find_t(&s, "blk.0.attn_q.weight")->type = ENG_GGML_Q4_1,
+         "weight type Q4_1 not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are) (tensor "
+         "blk.0.attn_q.weight)\n");
+    CASE("llama", find_t(&s, "blk.1.ffn_up.weight")->type = ENG_GGML_Q5_0,
+         "weight type Q5_0 not supported|(tensor blk.1.ffn_up.weight)\n");
+    CASE("llama", find_t(&s, "token_embd.weight")->type = ENG_GGML_IQ4_NL,
+         "weight type IQ4_NL not supported|(tensor token_embd.weight)\n");
+    /* 256-value blocks do not fit the 32-wide rows: the type check, first, names the tensor. */
+    CASE("llama", add_t(&s, "blk.0.ffn_gate_exps.weight", 256, 2)->type = ENG_GGML_Q5_K,
+         "weight type Q5_K not supported|(tensor blk.0.ffn_gate_exps.weight)\n");
+    CASE("llama", add_t(&s, "blk.0.ffn_gate_exps.weight", 256, 2)->type = ENG_GGML_Q2_K,
+         "weight type Q2_K not supported|(tensor blk.0.ffn_gate_exps.weight)\n");
+    CASE("llama", add_t(&s, "blk.0.ffn_gate_exps.weight", 256, 2)->type = ENG_GGML_IQ4_XS,
+         "weight type IQ4_XS not supported|(tensor blk.0.ffn_gate_exps.weight)\n");
     CASE("llama", add_t(&s, "blk.0.ffn_gate_inp.weight", D, 4),
          "unexpected tensor for the llama architecture with 2 layers (tensor "
          "blk.0.ffn_gate_inp.weight)");
@@ -565,6 +638,39 @@ static void test_bad(void) {
                    "general.alignment 2");
         break;
     }
+    /* general.alignment 1: a Q8_0 token_embd at an odd address is refused (its blocks' fp16
+     * scales are read as uint16). */
+    for (int pad = 0;; pad++) {
+        ASSERT(pad < 2);
+        base_spec(&s, "llama");
+        set_u(&s, "general.alignment", ENG_GGUF_U32, 1);
+        set_s(&s, "general.name", pad ? "crafted." : "crafted");
+        find_t(&s, "token_embd.weight")->type = ENG_GGML_Q8_0;
+        write_spec(&s, path);
+        eng_gguf_t *g;
+        ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+        uintptr_t at = (uintptr_t)eng_gguf_tensor_find(g, "token_embd.weight")->data;
+        eng_gguf_close(g);
+        if (at % 2 == 0) continue;
+        expect_bad(&s, "data not aligned to its 2-byte block scales (tensor token_embd.weight)",
+                   "general.alignment 1, Q8_0");
+        break;
+    }
+    /* A Q4_K row of 32 values is not a whole number of 256-value blocks: the GGUF reader
+     * refuses the file (the writer cannot make one, so an F32 tensor's type is patched). */
+    base_spec(&s, "llama");
+    write_spec(&s, path);
+    patch_type(path, "blk.0.attn_q.weight", ENG_GGML_Q4_K);
+    eng_model_t *m;
+    int rc = load_file(path, &m);
+    char head[4200];
+    snprintf(head, sizeof head, "gguf %s: ", path);
+    if (rc != LANES_EMODEL || test_count_lines(logbuf) != 1 || !strstr(logbuf, head) ||
+        !strstr(logbuf, "row length 32 not a multiple of the Q4_K block (256) (tensor "
+                        "blk.0.attn_q.weight)")) {
+        fprintf(stderr, "case Q4_K row of 32: rc %d, log:\n%s", rc, logbuf);
+        exit(1);
+    }
 }
 
 /* ---- the files in ../shared ---- */
@@ -601,6 +707,32 @@ static const fact_t facts[] = {
      ENG_WT_F32, 0, 0},
     {"q4-style.f32", "llama", "llama", 256, 768, 4, 4, 2, 64, 64, 10000, 1e-5f, 512, 512, 0,
      ENG_WT_F32, 0, 0},
+    /* Quantized: wtype is the type of most matrix bytes, which every attn_q has. */
+    {"llama3-style.q8_0", "llama", "llama3-style (random weights)", 32, 352, 4, 8, 2, 4, 4,
+     500000, 1e-5f, 50257, 512, 0, ENG_WT_Q8_0, 0, 0},
+    {"stories260K.q8_0", "llama", "llama", 64, 172, 5, 8, 4, 8, 8, 10000, 1e-5f, 512, 512, 0,
+     ENG_WT_Q8_0, 0, 0},
+    {"aidreams260K.q8_0", "llama", "llama", 64, 172, 4, 4, 4, 16, 16, 10000, 1e-5f, 512, 128, 0,
+     ENG_WT_Q8_0, 0, 0},
+    {"q4-style.q4_0", "llama", "llama", 256, 768, 4, 4, 2, 64, 64, 10000, 1e-5f, 512, 512, 0,
+     ENG_WT_Q4_0, 0, 0},
+    {"q4-style.q4_k_m", "llama", "llama", 256, 768, 4, 4, 2, 64, 64, 10000, 1e-5f, 512, 512, 0,
+     ENG_WT_Q4_K, 0, 0},
+    {"q4-style.q6_k", "llama", "llama", 256, 768, 4, 4, 2, 64, 64, 10000, 1e-5f, 512, 512, 0,
+     ENG_WT_Q6_K, 0, 0},
+    {"q4-style.q8_0", "llama", "llama", 256, 768, 4, 4, 2, 64, 64, 10000, 1e-5f, 512, 512, 0,
+     ENG_WT_Q8_0, 0, 0},
+};
+
+/* QUANT.md's tensors of another type than the file's main one. */
+static const struct { const char *file, *tensor; int wtype; } odd_types[] = {
+    {"stories260K.q8_0", "blk.4.ffn_down.weight", ENG_WT_F16},
+    {"aidreams260K.q8_0", "blk.0.ffn_down.weight", ENG_WT_F16},
+    {"q4-style.q4_0", "output.weight", ENG_WT_Q6_K},
+    {"q4-style.q4_k_m", "output.weight", ENG_WT_Q6_K},
+    {"q4-style.q4_k_m", "blk.2.attn_v.weight", ENG_WT_Q6_K},
+    {"q4-style.q4_k_m", "blk.3.ffn_down.weight", ENG_WT_Q6_K},
+    {"q4-style.q4_k_m", "blk.1.ffn_down.weight", ENG_WT_Q4_K},
 };
 
 static void file_path(char *buf, size_t cap, const char *dir, const char *stem) {
@@ -646,8 +778,22 @@ static void test_facts(const char *dir) {
             ASSERT((ly->bq != NULL) == f->qkv_bias && (ly->bv != NULL) == f->qkv_bias);
             ASSERT((ly->bo != NULL) == gpt2 && (ly->b_down != NULL) == gpt2);
             ASSERT((ly->q_norm != NULL) == c->arch.qk_norm);
-            ASSERT(ly->wq.type == f->wtype && ly->w_down.type == f->wtype);
+            ASSERT(ly->wq.type == f->wtype);
+            if (gpt2) continue;
+            /* Every matrix is its file tensor, in that tensor's own type. */
+            static const char *roles[] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                          "ffn_gate", "ffn_up", "ffn_down"};
+            const eng_mat_t *mats[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate,
+                                       &ly->w_up, &ly->w_down};
+            for (int r = 0; r < 7; r++) {
+                char name[64];
+                snprintf(name, sizeof name, "blk.%d.%s.weight", l, roles[r]);
+                expect_in_file(m, mats[r], name);
+            }
         }
+        for (size_t j = 0; j < sizeof odd_types / sizeof *odd_types; j++)
+            if (strcmp(odd_types[j].file, f->file) == 0)
+                ASSERT_EQ(file_tensor(m, odd_types[j].tensor)->type, odd_types[j].wtype);
         expect_in_file(m, &w->tok_emb, "token_embd.weight");
         expect_in_file(m, &w->cls, f->shared_cls ? "token_embd.weight" : "output.weight");
         char last[64];
@@ -666,29 +812,8 @@ static void test_facts(const char *dir) {
     }
 }
 
-/* The quantized files name their first tensor (in file order) of a type not supported yet; the
- * other architectures name themselves. */
+/* The other architectures name themselves. */
 static void test_refused(const char *dir) {
-    static const char *quant[] = {"llama3-style.q8_0", "stories260K.q8_0", "aidreams260K.q8_0",
-                                  "q4-style.q4_0",    "q4-style.q4_k_m",  "q4-style.q6_k",
-                                  "q4-style.q8_0"};
-    for (size_t i = 0; i < sizeof quant / sizeof *quant; i++) {
-        char file[4200], want[256];
-        file_path(file, sizeof file, dir, quant[i]);
-        eng_gguf_t *g;
-        ASSERT_EQ(eng_gguf_open(file, &g), LANES_OK);
-        const eng_gguf_tensor_t *first = NULL;
-        for (size_t j = 0; !first && j < eng_gguf_tensor_count(g); j++) {
-            const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, j);
-            if (t->type != ENG_GGML_F32 && t->type != ENG_GGML_F16) first = t;
-        }
-        ASSERT(first != NULL);
-        snprintf(want, sizeof want, "weight type %s not supported yet (tensor %.*s)\n",
-                 eng_gguf_type_name(first->type), (int)first->name_len, first->name);
-        eng_gguf_close(g);
-        eng_model_t *m;
-        expect_bad_log(load_file(file, &m), file, want, quant[i]);
-    }
     static const char *other[] = {"gemma3", "gemma4", "qwen35"};
     for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
         char file[4200], stem[64], want[256];
@@ -710,7 +835,7 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s/models/gguf", shared);
     test_facts(dir);
     test_refused(dir);
-    printf("shared: %zu model files load as documented; 7 quantized and 3 other-arch files "
+    printf("shared: %zu model files (7 quantized) load as documented; 3 other-arch files "
            "refused\n", sizeof facts / sizeof *facts);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* GGUF models: the model description from general.architecture and the <arch>.* keys (as
  * llama.cpp reads them, defaults included), tensors mapped by role. Matrices stay in the file's
- * mapping in their own type; only 16-bit vectors are copied, as fp32, into m->vecs. */
+ * mapping in their own type, each its own (Q4_K_M files mix Q4_K and Q6_K; some keep an F16
+ * tensor); only 16-bit vectors are copied, as fp32, into m->vecs. */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,9 +274,8 @@ static int read_vocab(ld_t *ld, eng_model_cfg_t *c) {
     return LANES_OK;
 }
 
-static int is_weight_type(uint32_t t) {
-    return t == ENG_GGML_F32 || t == ENG_GGML_F16 || t == ENG_GGML_BF16;
-}
+/* The ggml numbering of weight types is model.h's: any type it names a block for is supported. */
+static int is_weight_type(uint32_t t) { return t <= ENG_WT_BF16 && eng_wtype_block((int)t) != 0; }
 
 /* Points dst (an eng_mat_t, or a const float * for a vector) at tensor t of role r, after checking
  * its shape and alignment; 16-bit vectors are converted into ld->vec_next. */
@@ -295,9 +295,12 @@ static int bind(ld_t *ld, const eng_gguf_tensor_t *t, const role_t *r, void *dst
                     (unsigned long long)t->dims[1], (unsigned long long)cols,
                     (unsigned long long)rows, nm, name);
     }
+    /* general.alignment may be 1 or 2. Blocks are an even number of bytes with their fp16 scales
+     * at even offsets, so 2-byte alignment lets kernels load those as uint16. */
     size_t es = eng_wtype_size((int)t->type);
-    if ((uintptr_t)t->data % es != 0)   /* general.alignment may be 1 or 2 */
-        return fail(ld, "data not aligned to its %zu-byte elements (tensor %.*s)", es, nm, name);
+    if ((uintptr_t)t->data % (es ? es : 2) != 0)
+        return fail(ld, "data not aligned to its %zu-byte %s (tensor %.*s)", es ? es : 2,
+                    es ? "elements" : "block scales", nm, name);
     if (want_dims == 2) {
         *(eng_mat_t *)dst = (eng_mat_t){t->data, (int)t->type, (int)rows, (int)cols};
         return LANES_OK;
@@ -319,7 +322,7 @@ static int bind(ld_t *ld, const eng_gguf_tensor_t *t, const role_t *r, void *dst
 static void split_fused(const ld_t *ld, eng_layer_t *l, const eng_mat_t *qkv, const float *b) {
     int q = (int)ld->n[N_Q], kv = (int)ld->n[N_KV];
     if (qkv) {
-        size_t row = (size_t)qkv->cols * eng_wtype_size(qkv->type);
+        size_t row = eng_wtype_row_bytes(qkv->type, qkv->cols);
         const char *p = qkv->data;
         l->wq = (eng_mat_t){p, qkv->type, q, qkv->cols};
         l->wk = (eng_mat_t){p + (size_t)q * row, qkv->type, kv, qkv->cols};
@@ -418,11 +421,15 @@ static int load(ld_t *ld, eng_model_t **out) {
     size_t nt = eng_gguf_tensor_count(g), vec_floats = 0;
     for (size_t i = 0; i < nt; i++) {
         const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
-        if (!is_weight_type(t->type)) {
-            const char *tn = eng_gguf_type_name(t->type);
-            return fail(ld, "weight type %s not supported yet (tensor %s)", tn ? tn : "?",
+        const char *tn = eng_gguf_type_name(t->type);
+        if (!is_weight_type(t->type))
+            return fail(ld, "weight type %s not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K "
+                        "are) (tensor %s)", tn ? tn : "?",
                         printable(t->name, t->name_len, shown, sizeof shown));
-        }
+        /* ggml keeps norms and biases in float types; a quantized one would need its own path */
+        if (t->n_dims == 1 && eng_wtype_block((int)t->type) != 1)
+            return fail(ld, "weight type %s not supported for a vector (F32, F16, BF16 are) "
+                        "(tensor %s)", tn, printable(t->name, t->name_len, shown, sizeof shown));
         if (t->n_dims == 1 && t->type != ENG_GGML_F32) vec_floats += t->dims[0];
     }
     if ((rc = read_cfg(ld, &c)) < 0 || (rc = read_vocab(ld, &c)) < 0) return rc;
@@ -474,8 +481,8 @@ static int load(ld_t *ld, eng_model_t **out) {
         if (t->n_dims == 2) by_type[t->type] += t->bytes;
     }
     m->wtype = ENG_WT_F32;
-    if (by_type[ENG_WT_F16] > by_type[m->wtype]) m->wtype = ENG_WT_F16;
-    if (by_type[ENG_WT_BF16] > by_type[m->wtype]) m->wtype = ENG_WT_BF16;
+    for (int t = 1; t <= ENG_WT_BF16; t++)
+        if (by_type[t] > by_type[m->wtype]) m->wtype = t;
     *out = m;
     return LANES_OK;
 }
