@@ -6,13 +6,16 @@
  * F16 weights: gap 0.05, top-1 logits within relative 2e-2 (llama.cpp rounds the activations to
  * F16 before F16 matmuls, we do not); free-running printed, not required (README.md shows llama.cpp
  * itself changes course under F16-sized perturbations).
- * Quantized weights ("quant" argument): gap 0.25 and only the first generated position's top-1
- * logit, within 1e-2 absolute: llama.cpp quantizes the activations too, and on the random
- * q4-style model one activation rounding that differs cascades to logit changes of ~0.1 (QUANT.md:
- * even an exact emulation of ggml reproduces 0-5 of 10 of its sequences in full), so free-running
- * matches are printed with each prompt's first differing index, not required. Then the trained
- * stories260K Q8_0 must tell the F32 model's greedy stories: the same first 32 tokens on at least
- * 8 of 10 prompts (its texts are printed, to be read). */
+ * Quantized weights ("quant" argument): gap 0.25, and the first generated position's top-1 logit
+ * within 1e-2 absolute on more than half of the prompts and within the gap on every one.
+ * llama.cpp quantizes the activations too, so an activation 1 ulp away from ggml's can round to
+ * another int8, and on the random q4-style model such a flip cascades to logit changes of ~0.1
+ * (QUANT.md): a prompt is either within ~5e-5 or off by 3e-3..0.1, while an arithmetic that
+ * differs from ggml's (no activation quantization, another rounding) moves every prompt. Free-
+ * running matches are printed with each prompt's first differing index, not required (QUANT.md:
+ * even an exact emulation of ggml reproduces only 0-5 of 10 q4-style sequences in full). Then the
+ * trained stories260K Q8_0 must tell the F32 model's greedy stories: the same first 32 tokens on
+ * at least 8 of 10 prompts (its texts are printed, to be read). */
 #include <math.h>
 #include <stdint.h>
 
@@ -49,8 +52,9 @@ enum { W_F32, W_F16, W_QUANT };
 
 typedef struct {
     double gap;         /* positions whose recorded top-2 gap exceeds this must give the ref's id */
-    double tol;         /* top-1 logit tolerance: relative at every position, or absolute at the
-                         * first generated one (first_only) */
+    double tol;         /* top-1 logit tolerance: relative at every position, or (first_only)
+                         * absolute at the first generated one, on more than half of the prompts
+                         * and within gap on all */
     int first_only;
     int free_required;  /* every prompt must reproduce all generated ids free-running */
 } rule_t;
@@ -89,8 +93,10 @@ static int encode(const eng_bundle_t *b, const char *text, int32_t *ids) {
                           ids, MAX_SEQ);
 }
 
-static void check_model(const char *shared, const case_t *cs) {
+/* Returns how many of the file's checks failed (each is logged). */
+static int check_model(const char *shared, const case_t *cs) {
     const rule_t *ru = &rules[cs->kind];
+    double limit = ru->first_only ? ru->gap : ru->tol;     /* for every checked logit */
     char rpath[1024];
     snprintf(rpath, sizeof rpath, "%s/refs/gguf/%s.greedy.jsonl", shared, cs->file);
     static ref_t refs[MAX_REFS];
@@ -99,7 +105,8 @@ static void check_model(const char *shared, const case_t *cs) {
     eng_bundle_t b;
     eng_ctx_t *ctx = open_model(shared, cs->file, n, &b);
     double worst = 0;
-    int checked = 0, matched = 0, bad_logits = 0, full_matches = 0;
+    int checked = 0, matched = 0, bad_logits = 0, near_first = 0, full_matches = 0;
+    char firsts[256] = "";
     static eng_score_t sc[MAX_SEQ];
     static eng_gen_req_t reqs[MAX_REFS];
     static int32_t out[MAX_REFS][MAX_SEQ];
@@ -126,11 +133,16 @@ static void check_model(const char *shared, const case_t *cs) {
             double err = fabs((double)s->top1 - r->top1[g]);
             if (!ru->first_only) err /= fabs((double)r->top1[g]);
             if (err > worst) worst = err;
-            if (err > ru->tol) {
+            if (ru->first_only) {
+                size_t len = strlen(firsts);
+                snprintf(firsts + len, sizeof firsts - len, " %.1e", err);
+                near_first += err <= ru->tol;
+            }
+            if (err > limit) {
                 bad_logits++;
                 fprintf(stderr, "%s prompt %d generated %d: top-1 logit %.6g, llama.cpp %.6g "
                         "(%s error %.3g > %.3g)\n", cs->file, i, g, s->top1, r->top1[g],
-                        ru->first_only ? "absolute" : "relative", err, ru->tol);
+                        ru->first_only ? "absolute" : "relative", err, limit);
             }
         }
         reqs[i] = (eng_gen_req_t){r->prompt_tokens, r->n_prompt, r->n_gen, {0.0f, 0, 1.0f, 0},
@@ -149,18 +161,26 @@ static void check_model(const char *shared, const case_t *cs) {
         else
             snprintf(diffs + len, sizeof diffs - len, " %d", k);
     }
-    printf("%-20s %d prompts: ids equal; teacher-forced %d/%d positions with gap > %.2g equal; "
-           "top-1 logit %s error %.2g (limit %.2g); free-running %d/%d in full, first "
-           "differing generated index per prompt:%s\n", cs->file, n, matched, checked, ru->gap,
-           ru->first_only ? "first position absolute" : "relative", worst, ru->tol,
+    printf("%-20s %d prompts: ids equal; teacher-forced %d/%d positions with gap > %.2g equal; ",
+           cs->file, n, matched, checked, ru->gap);
+    if (ru->first_only)
+        printf("first top-1 logit absolute error per prompt%s (max %.2g; %d within %.2g); ", firsts,
+               worst, near_first, ru->tol);
+    else
+        printf("top-1 logit relative error %.2g (limit %.2g); ", worst, ru->tol);
+    printf("free-running %d/%d in full, first differing generated index per prompt:%s\n",
            full_matches, n, diffs);
     fflush(stdout);
-    ASSERT_EQ(matched, checked);
-    ASSERT_EQ(bad_logits, 0);
-    if (ru->free_required) ASSERT_EQ(full_matches, n);
+    int failed = (matched != checked) + (bad_logits > 0) +
+                 (ru->free_required && full_matches != n) + (ru->first_only && 2 * near_first <= n);
+    if (failed)
+        fprintf(stderr, "%s: FAILED (%d/%d positions equal, %d logits off, %d of %d prompts' first "
+                "logits within %.2g, %d/%d free-running)\n", cs->file, matched, checked,
+                bad_logits, near_first, n, ru->tol, full_matches, n);
     eng_ctx_destroy(ctx);
     eng_bundle_close(&b);
     for (int i = 0; i < n; i++) free(refs[i].prompt);
+    return failed;
 }
 
 /* A greedy story on one line (newlines as \n): the text of ids[0..n) after prev. */
@@ -186,8 +206,9 @@ static void print_story(const char *label, const eng_tok_t *tok, const int32_t *
 #define STORY_SAME 32
 #define STORY_SAME_MIN 8
 
-/* stories260K Q8_0 (every matrix Q8_0 but the F16 ffn_down) against its F32 original. */
-static void check_stories(const char *shared) {
+/* stories260K Q8_0 (every matrix Q8_0 but the F16 ffn_down) against its F32 original; returns
+ * 1 if too few stories agree. */
+static int check_stories(const char *shared) {
     /* The five public prompts of refs/gguf/, the three others of llama2.c's run.c references
      * (refs/stories260K.greedy.jsonl), and two sentences of its tokenizer references
      * (refs/tok512.encode.jsonl): no reference file holds more prompts for this model. */
@@ -240,8 +261,8 @@ static void check_stories(const char *shared) {
     printf("%s: %d/%d prompts give the F32 model's first %d tokens (at least %d required)\n",
            files[1], same, N_STORIES, STORY_SAME, STORY_SAME_MIN);
     fflush(stdout);
-    ASSERT_GE(same, STORY_SAME_MIN);
     for (int m = 0; m < 2; m++) eng_bundle_close(&b[m]);
+    return same < STORY_SAME_MIN;
 }
 
 int main(int argc, char **argv) {
@@ -269,7 +290,8 @@ int main(int argc, char **argv) {
     const case_t *cases = quant ? quant_cases : float_cases;
     size_t n = quant ? sizeof quant_cases / sizeof *quant_cases
                      : sizeof float_cases / sizeof *float_cases;
-    for (size_t i = 0; i < n; i++) check_model(shared, &cases[i]);
-    if (quant) check_stories(shared);
-    return 0;
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) failed += check_model(shared, &cases[i]);
+    if (quant) failed += check_stories(shared);
+    return failed ? 1 : 0;
 }
