@@ -44,11 +44,13 @@ struct eng_ctx {
     float *v;           /* (col, kv_dim) */
     float *hb, *hb2;    /* (col, hidden) */
     float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
-    /* The current projection input's columns quantized for block-quantized weights, one buffer
-     * per activation type (ENG_ACT_*), each (col, widest k); qmask: the types that input's
-     * matrices need (bit 1 << ENG_ACT_*), set by qact_begin(). */
+    /* The current projection input's columns as its matrices multiply them: quantized for
+     * block-quantized weights, one buffer per activation type (ENG_ACT_*), and rounded to F16 or
+     * BF16 for 16-bit weights of a GGUF model (act_of()), each (col, widest k); qmask: the types
+     * that input's matrices need (bit 1 << act_of()), set by qact_begin(). */
     eng_qact_t qact[2];
-    int qmask;
+    float *xr[2];
+    int qmask, kr;
     float *key_cache;   /* (layer, lane, ctx_len, kv_dim) */
     float *value_cache; /* (layer, lane, ctx_len, kv_dim) */
     float *rope_cos, *rope_sin;     /* (ctx_len, rope_pairs) */
@@ -90,10 +92,21 @@ static void norm_row(const eng_ctx_t *c, float *o, const float *x, const float *
         for (int j = 0; j < d; j++) o[j] += b[j];
 }
 
-/* The activation type matrix m multiplies with, as a qmask bit; 0 for float weights (and for
- * an absent matrix). */
-static int act_bit(const eng_mat_t *m) {
-    int t = eng_quant_act_type(m->type);
+/* What the activations of a matrix of type wtype are turned into: ENG_ACT_* for block-quantized
+ * weights; ACT_F16 / ACT_BF16 (rounded, kept in fp32) for 16-bit weights where the model follows
+ * ggml's rounding, as ggml computes those products against a 16-bit copy of the activations
+ * (its vec_dot_type); -1: used as they are. */
+enum { ACT_F16 = 2, ACT_BF16 = 3, ACT_TYPES };
+static int act_of(const eng_ctx_t *c, int wtype) {
+    if (c->cfg.numerics == ENG_NUMERICS_GGML && wtype == ENG_WT_F16) return ACT_F16;
+    if (c->cfg.numerics == ENG_NUMERICS_GGML && wtype == ENG_WT_BF16) return ACT_BF16;
+    return eng_quant_act_type(wtype);
+}
+
+/* act_of() of matrix m as a qmask bit; 0 for activations used as they are (and an absent
+ * matrix). */
+static int act_bit(const eng_ctx_t *c, const eng_mat_t *m) {
+    int t = act_of(c, m->type);
     return t < 0 ? 0 : 1 << t;
 }
 
@@ -104,6 +117,7 @@ static int act_bit(const eng_mat_t *m) {
  * tasks split, in a pool phase of its own over columns. */
 static void qact_begin(eng_ctx_t *c, int mask, int k) {
     c->qmask = mask;
+    c->kr = k;
     for (int t = 0; t < 2; t++) c->qact[t].k = k;
 }
 
@@ -112,6 +126,8 @@ static void qact_begin(eng_ctx_t *c, int mask, int k) {
 static void qact_col(const eng_ctx_t *c, int col, const float *x) {
     for (int t = 0; t < 2; t++)
         if (c->qmask & 1 << t) c->kern->quantize_act(&c->qact[t], col, x);
+    if (c->qmask & 1 << ACT_F16) c->kern->round_f16(c->xr[0] + (size_t)col * c->kr, x, c->kr);
+    if (c->qmask & 1 << ACT_BF16) c->kern->round_bf16(c->xr[1] + (size_t)col * c->kr, x, c->kr);
 }
 
 /* xb = norm(x) of every column, quantized for the types in mask while the row is in L1. */
@@ -203,11 +219,18 @@ static const eng_qact_t *job_qx(const eng_ctx_t *c, int wtype) {
     return t < 0 ? NULL : &c->qact[t];
 }
 
+/* The float activations a job on weights of type wtype reads: the input x, or its copy rounded
+ * to 16 bits (act_of()). */
+static const float *job_x(const eng_ctx_t *c, int wtype, const float *x) {
+    int t = act_of(c, wtype);
+    return t == ACT_F16 || t == ACT_BF16 ? c->xr[t - ACT_F16] : x;
+}
+
 /* A job over all rows of matrix m. */
 static gemm_job_t mat_job(const eng_ctx_t *c, float *y, ptrdiff_t yrs, ptrdiff_t ycs,
                           const eng_mat_t *m, const float *x, int accumulate) {
-    return (gemm_job_t){y, yrs, ycs, m->data, m->type, x, job_qx(c, m->type), m->rows, m->cols,
-                        accumulate};
+    return (gemm_job_t){y,       yrs, ycs, m->data, m->type, job_x(c, m->type, x),
+                        job_qx(c, m->type), m->rows, m->cols, accumulate};
 }
 
 /* y = row r of m as fp32: an embedding row in any weight type. */
@@ -425,8 +448,8 @@ static void classify_task(void *opaque, int task, int tid) {
     for (int t0 = r0; t0 < r1; t0 += CLS_TILE) {
         int rows = r1 - t0 < CLS_TILE ? r1 - t0 : CLS_TILE;
         const eng_mat_t *cls = &c->w->cls;
-        gemm_job_t j = {tile, ns, 1, weight_row(cls->data, cls->type, d, t0), cls->type, c->xs,
-                        job_qx(c, cls->type), rows, d, 0};
+        gemm_job_t j = {tile, ns, 1, weight_row(cls->data, cls->type, d, t0), cls->type,
+                        job_x(c, cls->type, c->xs), job_qx(c, cls->type), rows, d, 0};
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         for (int s = 0; s < ns; s++) {
@@ -526,7 +549,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         const eng_layer_t *lw = &w->layers[l];
         c->layer = l;
         norm_cols(c, lw->attn_norm, lw->attn_norm_b,
-                  act_bit(&lw->wq) | act_bit(&lw->wk) | act_bit(&lw->wv));
+                  act_bit(c, &lw->wq) | act_bit(c, &lw->wk) | act_bit(c, &lw->wv));
         gemm_job_t qkv[3] = {
             mat_job(c, c->q, 1, c->q_dim, &lw->wq, c->xb, 0),
             mat_job(c, c->k, 1, kv, &lw->wk, c->xb, 0),
@@ -534,10 +557,11 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         };
         run_jobs(c, qkv, 3);
         qkv_finish(c);
-        qact_begin(c, act_bit(&lw->wo), c->q_dim);
+        qact_begin(c, act_bit(c, &lw->wo), c->q_dim);
         eng_pool_run(c->pool, ncols, attention_task, c);
         residual_proj(c, &lw->wo, c->xb, lw->bo);
-        norm_cols(c, lw->ffn_norm, lw->ffn_norm_b, act_bit(&lw->w_gate) | act_bit(&lw->w_up));
+        norm_cols(c, lw->ffn_norm, lw->ffn_norm_b,
+                  act_bit(c, &lw->w_gate) | act_bit(c, &lw->w_up));
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
             gemm_job_t up[2];
             run_jobs(c, up, ffn_up_jobs(c, up));
@@ -545,14 +569,14 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         } else {
             eng_pool_run(c->pool, ceil_div(h, ROW_TASK), ffn_up_task, c);
         }
-        qact_begin(c, act_bit(&lw->w_down), h);
+        qact_begin(c, act_bit(c, &lw->w_down), h);
         if (c->qmask) eng_pool_run(c->pool, ncols, hb_quant_task, c);
         residual_proj(c, &lw->w_down, c->hb, lw->b_down);
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
     int ns = 0, nfull = 0, nrows = 0;
-    qact_begin(c, act_bit(&w->cls), d);
+    qact_begin(c, act_bit(c, &w->cls), d);
     for (int col = 0; col < ncols; col++) {
         out_tok[col] = -1;
         if (!cols[col].sample) continue;
@@ -639,12 +663,14 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(hb, mc * h);
     BUF(hb2, mc * h);
     BUF(xs, mc * d);
-    /* Whatever the weights are: the plan has only the model's shape, and each type adds 1.25
-     * bytes per value of the widest input, next to the 4 of each float activation. */
+    /* Whatever the weights are: the plan has only the model's shape, and each quantized type
+     * adds 1.25 bytes per value of the widest input, each 16-bit rounding 4, next to the 4 of
+     * each float activation. */
     for (int t = 0; t < 2; t++) {
         BUF(qact[t].qs, eng_qact_qs_len((int)mc, kq));
         BUF(qact[t].d, eng_qact_d_len(t, (int)mc, kq));
         BUF(qact[t].sums, eng_qact_sums_len((int)mc, kq));
+        BUF(xr[t], mc * (size_t)kq);
     }
     BUF(key_cache, cache);
     BUF(value_cache, cache);

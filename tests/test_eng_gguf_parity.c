@@ -4,10 +4,11 @@
  * reference's next id at every position whose recorded top-2 logit gap exceeds the binding gap.
  * F32 weights: gap 0.05, every top-1 logit within relative 1e-3, all 64 generated ids free-running.
  * F16 weights: gap 0.05, top-1 logits within relative 2e-2 (llama.cpp rounds the activations to
- * F16 before F16 matmuls, we do not); free-running printed, not required (README.md shows llama.cpp
- * itself changes course under F16-sized perturbations).
+ * F16 before F16 matmuls, and so do we for GGUF models, but an activation on the other side of a
+ * rounding edge takes another F16 value); free-running printed, not required (README.md shows
+ * llama.cpp itself changes course under F16-sized perturbations).
  * Quantized weights ("quant" argument): gap 0.25, and the first generated position's top-1 logit
- * within 1e-2 absolute on more than half of the prompts and within the gap on every one.
+ * within 1e-2 absolute on all prompts but at most one per file, and within the gap on every one.
  * llama.cpp quantizes the activations too, so an activation 1 ulp away from ggml's can round to
  * another int8, and on the random q4-style model such a flip cascades to logit changes of ~0.1
  * (QUANT.md): a prompt is either within ~5e-5 or off by 3e-3..0.1, while an arithmetic that
@@ -53,8 +54,8 @@ enum { W_F32, W_F16, W_QUANT };
 typedef struct {
     double gap;         /* positions whose recorded top-2 gap exceeds this must give the ref's id */
     double tol;         /* top-1 logit tolerance: relative at every position, or (first_only)
-                         * absolute at the first generated one, on more than half of the prompts
-                         * and within gap on all */
+                         * absolute at the first generated one, on all prompts but one and
+                         * within gap on all */
     int first_only;
     int free_required;  /* every prompt must reproduce all generated ids free-running */
 } rule_t;
@@ -168,7 +169,7 @@ static int check_model(const char *shared, const case_t *cs) {
            full_matches, n, diffs);
     fflush(stdout);
     int failed = (matched != checked) + (bad_logits > 0) +
-                 (ru->free_required && full_matches != n) + (ru->first_only && 2 * near_first <= n);
+                 (ru->free_required && full_matches != n) + (ru->first_only && near_first < n - 1);
     if (failed)
         fprintf(stderr, "%s: FAILED (%d/%d positions equal, %d logits off, %d of %d prompts' first "
                 "logits within %.2g, %d/%d free-running)\n", cs->file, matched, checked,

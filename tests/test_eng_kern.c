@@ -234,6 +234,37 @@ static void test_half_convert(void) {
 /* A random finite 16-bit weight: mostly within a few binades of 1 (so that a different order of
  * the multiply-adds would round differently), sometimes a subnormal, a zero or any finite value
  * of the type short of overflowing the sums. */
+/* round_f16/round_bf16 of every table against half.h's conversions, on values around every
+ * rounding edge: all exponents (F16 overflow and subnormals, fp32 subnormals), ties, inf, NaN. */
+static void test_round16(void) {
+    enum { N = 1 << 16 };
+    float *x = alloc_floats(N), *want = alloc_floats(N), *got = alloc_floats(N);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)rng_next();
+        if (i % 4 == 1) u = (u & 0xffff0000u) | 0x8000u | (u & 0x10000u);  /* BF16 ties */
+        if (i % 4 == 2) u = (u & 0xffffe000u) | 0x1000u;                     /* F16 ties */
+        if (i % 8 == 3) u = (u & 0x807fffffu) | (uint32_t)rng_int(96, 145) << 23;  /* F16 range */
+        memcpy(&x[i], &u, sizeof u);
+    }
+    x[0] = INFINITY, x[1] = -INFINITY, x[2] = NAN, x[3] = 65520.0f, x[4] = 65519.0f, x[5] = 0x1p-25f;
+    for (int bf = 0; bf < 2; bf++) {
+        (bf ? eng__round_bf16_ref : eng__round_f16_ref)(want, x, N);
+        for (int t = 0; t < NTABLES; t++) {
+            if (!tables[t]) continue;
+            int n = N - rng_int(0, 7);  /* a tail too */
+            (bf ? tables[t]->round_bf16 : tables[t]->round_f16)(got, x, n);
+            for (int i = 0; i < n; i++)
+                if (bits(got[i]) != bits(want[i])) {
+                    fprintf(stderr, "%s round_%s(%a): %a vs %a\n", tables[t]->name,
+                            bf ? "bf16" : "f16", x[i], got[i], want[i]);
+                    exit(1);
+                }
+        }
+    }
+    free(x), free(want), free(got);
+    printf("round16: ok\n");
+}
+
 static uint16_t rng_w16(int bf) {
     int r = rng_int(0, 15), neg = rng_int(0, 1);
     int mbits = bf ? 7 : 10, bias = bf ? 127 : 15, emax = bf ? bias + 40 : 30;
@@ -620,6 +651,7 @@ int main(void) {
     }
     test_gemm();
     test_half_convert();
+    test_round16();
     test_gemm16();
     test_argmax();
     test_attention();

@@ -177,10 +177,38 @@ static float exp_sum(float *p, const float *x, float max, int n) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
+/* vcvtps2ph with round-to-nearest-even is eng_f32_to_f16 (half.h), NaNs included. */
+static void round_f16(float *y, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                                 _MM_FROUND_TO_NEAREST_INT)));
+    eng__round_f16_ref(y + i, x + i, n - i);
+}
+
+/* eng_f32_to_bf16's integer rounding, 8 wide: NaN quieted, everything else rounded to nearest
+ * even on the 16 bits cut. */
+static void round_bf16(float *y, const float *x, int n) {
+    int i = 0;
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(x + i));
+        __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+        __m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd);
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+        __m256i q = _mm256_or_si256(u, _mm256_set1_epi32(0x00400000));
+        r = _mm256_blendv_epi8(r, q, nan);
+        r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
+        _mm256_storeu_si256((__m256i *)(y + i), r);
+    }
+    eng__round_bf16_ref(y + i, x + i, n - i);
+}
+
 static const eng_kern_ops_t avx2_ops = {
     .name = "avx2", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
     .gemm_q = eng__gemm_q_avx2,
-    .quantize_act = eng__quantize_act_avx2, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .quantize_act = eng__quantize_act_avx2, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .round_f16 = round_f16, .round_bf16 = round_bf16, .dot = dot, .dots = dots, .wsum = wsum,
     .swiglu = swiglu, .argmax = argmax, .exp_sum = exp_sum};
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
 #else

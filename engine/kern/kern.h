@@ -51,6 +51,11 @@ typedef struct {
     void (*f16_to_f32)(float *y, const uint16_t *x, int n);
     void (*bf16_to_f32)(float *y, const uint16_t *x, int n);
 
+    /* y[i] = x[i] rounded to F16 / BF16 (half.h's eng_f32_to_f16 / eng_f32_to_bf16) and back, for
+     * i < n, half.h's bits on every table: the activations of a 16-bit GEMM as ggml rounds them. */
+    void (*round_f16)(float *y, const float *x, int n);
+    void (*round_bf16)(float *y, const float *x, int n);
+
     /* The same reduction as one gemm element. */
     float (*dot)(const float *a, const float *b, int k);
 
@@ -101,6 +106,10 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x);
 
 /* The reference SwiGLU, shared by the tables that have no faster one. */
 void eng__swiglu_ref(float *a, const float *b, int n);
+
+/* The reference roundings to 16 bits, likewise. */
+void eng__round_f16_ref(float *y, const float *x, int n);
+void eng__round_bf16_ref(float *y, const float *x, int n);
 
 /* The reference exp_sum, likewise. */
 float eng__exp_sum_ref(float *p, const float *x, float max, int n);

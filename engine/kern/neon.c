@@ -140,7 +140,8 @@ static inline qi_t qi_dot_sc_dp(qi_t acc, q8_t w, q8_t x, int s) {
 #define NEON_OPS(nm, gemm_q_fn)                                                          \
     {.name = nm, .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16, \
      .gemm_q = gemm_q_fn, .quantize_act = quantize_act, .f16_to_f32 = f16_to_f32,        \
-     .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,                 \
+     .bf16_to_f32 = bf16_to_f32, .round_f16 = eng__round_f16_ref,                        \
+     .round_bf16 = eng__round_bf16_ref, .dot = dot, .dots = dots, .wsum = wsum,          \
      .swiglu = eng__swiglu_ref, .argmax = argmax, .exp_sum = eng__exp_sum_ref}
 static const eng_kern_ops_t neon_ops = NEON_OPS("neon", gemm_q);
 static const eng_kern_ops_t neon_dot_ops = NEON_OPS("neon-dot", gemm_q_dp);

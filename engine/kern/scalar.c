@@ -69,6 +69,13 @@ static void bf16_to_f32(float *y, const uint16_t *x, int n) {
 DEFINE_ATTN(dots_fused, wsum_fused, dot_fused, madd_fused)
 DEFINE_ATTN(dots_unfused, wsum_unfused, dot_unfused, madd_unfused)
 
+void eng__round_f16_ref(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = eng_f16_to_f32(eng_f32_to_f16(x[i]));
+}
+void eng__round_bf16_ref(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = eng_bf16_to_f32(eng_f32_to_bf16(x[i]));
+}
+
 void eng__swiglu_ref(float *a, const float *b, int n) {
     for (int i = 0; i < n; i++) a[i] = eng_swiglu1(a[i], b[i]);
 }
@@ -100,12 +107,14 @@ static const eng_kern_ops_t scalar_ops = {
     .name = "scalar", .fused = 1, .gemm = gemm_fused, .gemm_f16 = gemm_f16_fused,
     .gemm_bf16 = gemm_bf16_fused, .gemm_q = eng__gemm_q_ref,
     .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .round_f16 = eng__round_f16_ref, .round_bf16 = eng__round_bf16_ref,
     .dot = dot_fused, .dots = dots_fused, .wsum = wsum_fused, .swiglu = eng__swiglu_ref,
     .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 static const eng_kern_ops_t scalar_unfused_ops = {
     .name = "scalar-unfused", .fused = 0, .gemm = gemm_unfused, .gemm_f16 = gemm_f16_unfused,
     .gemm_bf16 = gemm_bf16_unfused, .gemm_q = eng__gemm_q_ref,
     .quantize_act = eng__quantize_act_ref, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
+    .round_f16 = eng__round_f16_ref, .round_bf16 = eng__round_bf16_ref,
     .dot = dot_unfused, .dots = dots_unfused, .wsum = wsum_unfused, .swiglu = eng__swiglu_ref,
     .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 

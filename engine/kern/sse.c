@@ -149,7 +149,8 @@ static inline qi_t qf_nearest(qf_t v) {
 static const eng_kern_ops_t sse_ops = {
     .name = "sse", .fused = 0, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
     .gemm_q = gemm_q, .quantize_act = quantize_act, .f16_to_f32 = f16_to_f32,
-    .bf16_to_f32 = bf16_to_f32, .dot = dot, .dots = dots, .wsum = wsum,
+    .bf16_to_f32 = bf16_to_f32, .round_f16 = eng__round_f16_ref,
+    .round_bf16 = eng__round_bf16_ref, .dot = dot, .dots = dots, .wsum = wsum,
     .swiglu = eng__swiglu_ref, .argmax = argmax, .exp_sum = eng__exp_sum_ref};
 const eng_kern_ops_t *eng__kern_sse(void) { return &sse_ops; }
 #else
