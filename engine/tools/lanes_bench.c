@@ -20,7 +20,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m[-ARCH]\n"
-            "                   [--type f32|f16|bf16]] [--threads N]\n"
+            "                   [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k]] [--threads N]\n"
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
             "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
             "                   [--sample-lanes 1,32,128] [--rounds N] [--json FILE]\n"
@@ -438,7 +438,8 @@ int main(int argc, char **argv) {
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
         case 't':
             if ((wtype = eng_wtype_by_name(optarg)) < 0) {
-                fprintf(stderr, "lanes-bench: --type %s: not f32, f16 or bf16\n", optarg);
+                fprintf(stderr, "lanes-bench: --type %s: not f32, f16, bf16, q8_0, q4_0, q4_k or "
+                        "q6_k\n", optarg);
                 return 2;
             }
             break;
