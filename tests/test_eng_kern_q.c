@@ -16,25 +16,10 @@
 #include "kern/half.h"
 #include "kern/quant.h"
 #include "model/model.h"
+#include "test_rng.h"
 #include "test_util.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
-static float rng_unit(void) { return (float)(rng_next() >> 40) / (float)(1 << 24) * 2.0f - 1.0f; }
 static float rng_val(void) { return ldexpf(rng_unit(), rng_int(-6, 3)); }
-
-static uint32_t bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -222,9 +207,7 @@ static void test_gemm_q(void) {
 }
 
 int main(void) {
-    const char *seed = getenv("LANES_TEST_SEED");
-    if (seed) rng_state = strtoull(seed, NULL, 0);
-    printf("seed 0x%llx\n", (unsigned long long)rng_state);
+    test_rng_seed(0x2545f4914f6cdd1dull);
     for (int t = 0; t < NTABLES; t++) {
         tables[t] = eng_kern_by_name(table_names[t]);
         if (tables[t]) ASSERT_STR_EQ(tables[t]->name, table_names[t]);
