@@ -18,7 +18,8 @@ static void same_mat(const eng_mat_t *a, const eng_mat_t *b) {
     ASSERT_EQ(a->type, b->type);
     ASSERT_EQ(a->rows, b->rows);
     ASSERT_EQ(a->cols, b->cols);
-    ASSERT(memcmp(a->data, b->data, (size_t)a->rows * a->cols * eng_wtype_size(a->type)) == 0);
+    size_t row = eng_wtype_row_bytes(a->type, a->cols);
+    ASSERT(row > 0 && memcmp(a->data, b->data, (size_t)a->rows * row) == 0);
 }
 
 static void same_vec(const float *a, const float *b, int n) {
@@ -197,8 +198,8 @@ int main(void) {
     char dir[] = "/tmp/lanes-to-gguf-XXXXXX", path[64];
     ASSERT(mkdtemp(dir) != NULL);
     lanes_log_level = LANES_LOG_ERROR;
-    int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
-    for (int i = 0; i < 3; i++) {
+    int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16, ENG_WT_Q8_0, ENG_WT_Q4_0};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         snprintf(path, sizeof path, "%s/m.gguf", dir);
         round_trip(types[i], path);
         ASSERT_EQ(unlink(path), 0);
