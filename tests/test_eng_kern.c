@@ -34,8 +34,8 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
-static const char *const table_names[] = {"scalar", "scalar-unfused", "sse", "avx2", "neon",
-                                          "neon-dot"};
+static const char *const table_names[] = {"scalar", "scalar-unfused", "sse", "avx2",
+                                          "avx2-vnni", "neon", "neon-dot"};
 enum { NTABLES = sizeof table_names / sizeof *table_names };
 static const eng_kern_ops_t *tables[NTABLES];
 

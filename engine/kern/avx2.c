@@ -204,13 +204,17 @@ static void round_bf16(float *y, const float *x, int n) {
     eng__round_bf16_ref(y + i, x + i, n - i);
 }
 
-static const eng_kern_ops_t avx2_ops = {
-    .name = "avx2", .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,
-    .gemm_q = eng__gemm_q_avx2,
-    .quantize_act = eng__quantize_act_avx2, .f16_to_f32 = f16_to_f32, .bf16_to_f32 = bf16_to_f32,
-    .round_f16 = round_f16, .round_bf16 = round_bf16, .dot = dot, .dots = dots, .wsum = wsum,
-    .swiglu = swiglu, .argmax = argmax, .exp_sum = exp_sum};
+/* "avx2-vnni" differs only in gemm_q (avx2_qdp.c); kern.c offers it only where the CPU has it. */
+#define AVX2_OPS(NAME, GEMM_Q)                                                                     \
+    {.name = NAME, .fused = 1, .gemm = gemm, .gemm_f16 = gemm_f16, .gemm_bf16 = gemm_bf16,         \
+     .gemm_q = GEMM_Q, .quantize_act = eng__quantize_act_avx2, .f16_to_f32 = f16_to_f32,          \
+     .bf16_to_f32 = bf16_to_f32, .round_f16 = round_f16, .round_bf16 = round_bf16, .dot = dot,    \
+     .dots = dots, .wsum = wsum, .swiglu = swiglu, .argmax = argmax, .exp_sum = exp_sum}
+static const eng_kern_ops_t avx2_ops = AVX2_OPS("avx2", eng__gemm_q_avx2);
+static const eng_kern_ops_t avx2_vnni_ops = AVX2_OPS("avx2-vnni", eng__gemm_q_avx2_vnni);
 const eng_kern_ops_t *eng__kern_avx2(void) { return &avx2_ops; }
+const eng_kern_ops_t *eng__kern_avx2_vnni(void) { return &avx2_vnni_ops; }
 #else
 const eng_kern_ops_t *eng__kern_avx2(void) { return NULL; }
+const eng_kern_ops_t *eng__kern_avx2_vnni(void) { return NULL; }
 #endif

@@ -15,13 +15,24 @@
  *
  * One column is the exception (hrow8): there the unpacking would cost more than it saves, so each
  * row's block meets the column as it lies and the 8 rows' int32 vectors are reduced together
- * before the same float steps. */
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+ * before the same float steps.
+ *
+ * avx2_qdp.c builds gemm_q a second time with KQ_DP set and AVX512-VNNI/VL enabled, for the
+ * "avx2-vnni" table: there Q8_0's many-column blocks take vpdpbusd on w + 128 (one instruction
+ * for 32 multiply-adds, where vpsignb, vpmaddubsw and vpmaddwd compete for the same two ports),
+ * less 128 times the column's block sum. The same exact integers, so the same bits. */
+#ifndef KQ_DP
+#define KQ_DP 0
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) &&                                  \
+    (!KQ_DP || (defined(__AVX512VNNI__) && defined(__AVX512VL__)))
 #include <immintrin.h>
 #include <string.h>
 
 #include "half.h"
 #include "model/model.h"
+
+#if !KQ_DP /* the activation quantization is the same in both tables: built once */
 
 /* ggml's nearest_int, 8 at a time, as quant.c: the same float add and bit operations, so the same
  * int for every input (out of range and NaN included). */
@@ -116,6 +127,7 @@ void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x) {
         memcpy(sums + g, v, (size_t)n * sizeof *v);
     }
 }
+#endif
 
 /* ---- gemm_q ---- */
 
@@ -234,7 +246,12 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], siz
             for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_si256((const __m256i *)(blk[j] + 2));
             transpose8(out + 8, v);
 #pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) out[g] = _mm256_abs_epi8(out[8 + g]); /* -128: 128 as u8 */
+            for (int g = 0; g < 8; g++)
+#if KQ_DP
+                out[g] = _mm256_xor_si256(out[8 + g], _mm256_set1_epi8(-128)); /* w + 128 as u8 */
+#else
+                out[g] = _mm256_abs_epi8(out[8 + g]); /* -128: 128 as u8 */
+#endif
             store_f16s(out + 16, blk, 0);
         } else if (WT == ENG_WT_Q4_0) {
 #pragma GCC unroll 8
@@ -322,6 +339,17 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) is[c] = ms[c] = _mm256_setzero_si256();
         if (WT == ENG_WT_Q8_0) {
+#if KQ_DP
+#pragma GCC unroll 2
+            for (int g = 0; g < 8; g++)
+#pragma GCC unroll 4
+                for (int c = 0; c < C; c++)
+                    is[c] = _mm256_dpbusd_epi32(is[c], P[g], bcast4(cs->x[c] + 32 * b + 4 * g));
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) /* (w + 128) x - 128 x: the sum of x from its 16-sums */
+                is[c] = _mm256_add_epi32(
+                    is[c], _mm256_madd_epi16(bcast4(cs->sums[c] + 2 * b), _mm256_set1_epi16(-128)));
+#else
 #pragma GCC unroll 2
             for (int g = 0; g < 8; g++)
 #pragma GCC unroll 4
@@ -330,6 +358,7 @@ KQ_INLINE void run_blocks(const int WT, const int C, __m256 *acc, const __m256i 
                     is[c] = _mm256_add_epi32(
                         is[c], _mm256_madd_epi16(_mm256_maddubs_epi16(P[g], x), one16));
                 }
+#endif
         } else if (WT == ENG_WT_Q4_0) {
             __m256i s16[KQ_MC];
 #pragma GCC unroll 4
@@ -632,8 +661,13 @@ KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, cons
     }
 }
 
+#if KQ_DP
+void eng__gemm_q_avx2_vnni(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
+                           const eng_qact_t *a, int rows, int ncols, int accumulate) {
+#else
 void eng__gemm_q_avx2(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
                       const eng_qact_t *a, int rows, int ncols, int accumulate) {
+#endif
     switch (wtype) {
     case ENG_WT_Q8_0:
         gemm_t(ENG_WT_Q8_0, y, yrs, ycs, w, a, rows, ncols, accumulate);

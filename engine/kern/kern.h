@@ -18,7 +18,8 @@
  * is what makes the engine batch-invariant (DESIGN.md invariant 2). */
 
 typedef struct {
-    const char *name;   /* "scalar", "scalar-unfused", "sse", "avx2", "neon", "neon-dot" */
+    const char *name;   /* "scalar", "scalar-unfused", "sse", "avx2", "avx2-vnni", "neon",
+                           "neon-dot" */
     int fused;          /* 1: multiply-adds round once */
 
     /* W (rows, k) @ X (ncols, k) -> Y. w: row-major, row stride k. x: lane-major, column stride k.
@@ -96,6 +97,7 @@ const eng_kern_ops_t *eng__kern_scalar(void);
 const eng_kern_ops_t *eng__kern_scalar_unfused(void);
 const eng_kern_ops_t *eng__kern_sse(void);
 const eng_kern_ops_t *eng__kern_avx2(void);
+const eng_kern_ops_t *eng__kern_avx2_vnni(void); /* AVX2 with AVX512-VNNI/VL (vpdpbusd on ymm) */
 const eng_kern_ops_t *eng__kern_neon(void);
 const eng_kern_ops_t *eng__kern_neon_dot(void);  /* NEON with ARMv8.2 dotprod (sdot) */
 
@@ -103,6 +105,8 @@ const eng_kern_ops_t *eng__kern_neon_dot(void);  /* NEON with ARMv8.2 dotprod (s
 void eng__gemm_q_avx2(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
                       const eng_qact_t *a, int rows, int ncols, int accumulate);
 void eng__quantize_act_avx2(const eng_qact_t *a, int col, const float *x);
+void eng__gemm_q_avx2_vnni(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
+                           const eng_qact_t *a, int rows, int ncols, int accumulate);
 
 /* The reference SwiGLU, shared by the tables that have no faster one. */
 void eng__swiglu_ref(float *a, const float *b, int n);
