@@ -163,13 +163,14 @@ static uint32_t rng_next(uint64_t *st) {
 }
 
 /* The engine's table, and every table this CPU runs: each must draw the same ids. */
-static const eng_kern_ops_t *kern, *tables[5];
+static const eng_kern_ops_t *kern, *tables[7];
 static int ntables;
 
 static void find_tables(void) {
-    static const char *names[] = {"scalar", "scalar-unfused", "sse", "avx2", "neon"};
+    static const char *names[] = {"scalar", "scalar-unfused", "sse", "avx2", "avx2-vnni", "neon",
+                                  "neon-dot"};
     kern = eng_kern_best();
-    for (int t = 0; t < 5; t++)
+    for (size_t t = 0; t < sizeof names / sizeof *names; t++)
         if ((tables[ntables] = eng_kern_by_name(names[t])) != NULL) ntables++;
 }
 
