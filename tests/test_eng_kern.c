@@ -21,6 +21,7 @@
 #endif
 
 #include "kern/half.h"
+#include "test_kern.h"
 #include "test_rng.h"
 #include "test_util.h"
 #include "kern/vexp.h"
@@ -34,10 +35,6 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
-static const char *const table_names[] = {"scalar", "scalar-unfused", "sse", "avx2",
-                                          "avx2-vnni", "neon", "neon-dot"};
-enum { NTABLES = sizeof table_names / sizeof *table_names };
-static const eng_kern_ops_t *tables[NTABLES];
 
 typedef struct {
     int rows, ncols, k, accumulate, channel_major;
@@ -78,7 +75,7 @@ static void check_gemm_case(const gemm_case_t *gc) {
         const eng_kern_ops_t *ref = f ? tables[0] : tables[1];
         ref->gemm(yref[f], l.yrs, l.ycs, w, x, rows, ncols, k, gc->accumulate);
     }
-    for (int t = 0; t < NTABLES; t++) {
+    for (int t = 0; t < ntables; t++) {
         const eng_kern_ops_t *ops = tables[t];
         if (!ops) continue;
         memcpy(y, y0, l.n * sizeof *y0);
@@ -194,7 +191,7 @@ static void test_half_convert(void) {
         for (int i = 0; i < 65537; i++) all[i] = (uint16_t)(i * 40503u); /* all, permuted */
         for (int i = 0; i < 65537; i++)
             want[i] = bf ? eng_bf16_to_f32(all[i]) : eng_f16_to_f32(all[i]);
-        for (int t = 0; t < NTABLES; t++) {
+        for (int t = 0; t < ntables; t++) {
             if (!tables[t]) continue;
             void (*cvt)(float *, const uint16_t *, int) =
                 bf ? tables[t]->bf16_to_f32 : tables[t]->f16_to_f32;
@@ -234,7 +231,7 @@ static void test_round16(void) {
     x[0] = INFINITY, x[1] = -INFINITY, x[2] = NAN, x[3] = 65520.0f, x[4] = 65519.0f, x[5] = 0x1p-25f;
     for (int bf = 0; bf < 2; bf++) {
         (bf ? eng__round_bf16_ref : eng__round_f16_ref)(want, x, N);
-        for (int t = 0; t < NTABLES; t++) {
+        for (int t = 0; t < ntables; t++) {
             if (!tables[t]) continue;
             int n = N - rng_int(0, 7);  /* a tail too */
             (bf ? tables[t]->round_bf16 : tables[t]->round_f16)(got, x, n);
@@ -285,7 +282,7 @@ static void check_gemm16_case(const gemm_case_t *gc, int bf) {
         (bf ? ref->gemm_bf16 : ref->gemm_f16)(yref[f], l.yrs, l.ycs, w, x, rows, ncols, k,
                                               gc->accumulate);
     }
-    for (int t = 0; t < NTABLES; t++) {
+    for (int t = 0; t < ntables; t++) {
         const eng_kern_ops_t *ops = tables[t];
         if (!ops) continue;
         memcpy(y, y0, l.n * sizeof *y0);
@@ -362,7 +359,7 @@ static void check_argmax_case(int rows, int ncols, fill_t fill) {
         ASSERT_EQ(ridx[ncols / 3], 0);
         ASSERT(rbest[ncols / 3] == -INFINITY);
     }
-    for (int t = 2; t < NTABLES; t++) { /* the scalar tables share one argmax */
+    for (int t = 2; t < ntables; t++) { /* the scalar tables share one argmax */
         const eng_kern_ops_t *ops = tables[t];
         if (!ops) continue;
         for (int i = 0; i < ncols; i++) best[i] = -INFINITY, idx[i] = 0;
@@ -403,7 +400,7 @@ static void test_attention(void) {
         float *owant = alloc_floats((size_t)len), *ogot = alloc_floats((size_t)len);
         for (int i = 0; i < len; i++) q[i] = rng_val();
         for (size_t i = 0; i < (size_t)n * stride; i++) k[i] = rng_val();
-        for (int t = 0; t < NTABLES; t++) {
+        for (int t = 0; t < ntables; t++) {
             if (!tables[t]) continue;
             const eng_kern_ops_t *ref = tables[t]->fused ? tables[0] : tables[1];
             ref->dots(want, q, k, stride, n, len);
@@ -561,7 +558,7 @@ static void test_swiglu(void) {
         }
         memcpy(want, a0, (size_t)n * sizeof(float));
         tables[0]->swiglu(want, b, n);
-        for (int t = 0; t < NTABLES; t++) {
+        for (int t = 0; t < ntables; t++) {
             if (!tables[t]) continue;
             memcpy(got, a0, (size_t)n * sizeof(float));
             tables[t]->swiglu(got, b, n);
@@ -597,7 +594,7 @@ static void test_exp_sum(void) {
                             : max + 4.0f * rng_unit();          /* sums that round */
         }
         float sum = eng__exp_sum_ref(want, x, max, n);
-        for (int t = 0; t < NTABLES; t++) {
+        for (int t = 0; t < ntables; t++) {
             if (!tables[t]) continue;
             float s = tables[t]->exp_sum(got, x, max, n);
             for (int i = 0; i < n; i++)
@@ -625,13 +622,8 @@ int main(void) {
 #ifndef LANES_NO_OPENBLAS
     openblas_set_num_threads(1);
 #endif
-    ASSERT(eng_kern_by_name("scalar") != NULL && eng_kern_by_name("scalar-unfused") != NULL);
     ASSERT(eng_kern_best() != NULL);
-    for (int t = 0; t < NTABLES; t++) {
-        tables[t] = eng_kern_by_name(table_names[t]);
-        if (tables[t]) ASSERT_STR_EQ(tables[t]->name, table_names[t]);
-        printf("%s: %s\n", table_names[t], tables[t] ? "testing" : "not available here");
-    }
+    test_kern_open();
     test_gemm();
     test_half_convert();
     test_round16();
@@ -641,7 +633,6 @@ int main(void) {
     test_vexp();
     test_swiglu();
     test_exp_sum();
-    for (int t = 0; t < NTABLES; t++)
-        if (tables[t]) printf("%s: ok\n", table_names[t]);
+    test_kern_done();
     return 0;
 }

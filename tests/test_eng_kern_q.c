@@ -16,6 +16,7 @@
 #include "kern/half.h"
 #include "kern/quant.h"
 #include "model/model.h"
+#include "test_kern.h"
 #include "test_rng.h"
 #include "test_util.h"
 
@@ -27,10 +28,6 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-static const char *const table_names[] = {"scalar", "scalar-unfused", "sse", "avx2",
-                                          "avx2-vnni", "neon", "neon-dot"};
-enum { NTABLES = sizeof table_names / sizeof *table_names };
-static const eng_kern_ops_t *tables[NTABLES];
 
 static const int wtypes[] = {ENG_WT_Q8_0, ENG_WT_Q4_0, ENG_WT_Q4_K, ENG_WT_Q6_K};
 static const char *const wtype_names[] = {"Q8_0", "Q4_0", "Q4_K", "Q6_K"};
@@ -104,7 +101,7 @@ static void test_quantize_act(void) {
             for (int b = 0; b < ncols * k / block; b++) fill_block(x + b * block, block, rng_int(0, 8));
             eng_qact_t want = qact_alloc(act, ncols, k), got = qact_alloc(act, ncols, k);
             for (int c = 0; c < ncols; c++) eng__quantize_act_ref(&want, c, x + (size_t)c * k);
-            for (int t = 0; t < NTABLES; t++) {
+            for (int t = 0; t < ntables; t++) {
                 if (!tables[t]) continue;
                 memset(got.qs, 0x55, eng_qact_qs_len(ncols, k));
                 for (int c = 0; c < ncols; c++) tables[t]->quantize_act(&got, c, x + (size_t)c * k);
@@ -161,7 +158,7 @@ static void check_gemm_q(int wtype, int rows, int ncols, int k, int accumulate, 
     for (size_t i = 0; i < n + 2 * guard; i++) init[i] = rng_val();
     memcpy(want, init, (n + 2 * guard) * sizeof *want);
     eng__gemm_q_ref(want + guard, yrs, ycs, wtype, w, &a, rows, ncols, accumulate);
-    for (int t = 0; t < NTABLES; t++) {
+    for (int t = 0; t < ntables; t++) {
         if (!tables[t]) continue;
         memcpy(got, init, (n + 2 * guard) * sizeof *got);
         tables[t]->gemm_q(got + guard, yrs, ycs, wtype, w, &a, rows, ncols, accumulate);
@@ -208,14 +205,9 @@ static void test_gemm_q(void) {
 
 int main(void) {
     test_rng_seed(0x2545f4914f6cdd1dull);
-    for (int t = 0; t < NTABLES; t++) {
-        tables[t] = eng_kern_by_name(table_names[t]);
-        if (tables[t]) ASSERT_STR_EQ(tables[t]->name, table_names[t]);
-        printf("%s: %s\n", table_names[t], tables[t] ? "testing" : "not available here");
-    }
+    test_kern_open();
     test_quantize_act();
     test_gemm_q();
-    for (int t = 0; t < NTABLES; t++)
-        if (tables[t]) printf("%s: ok\n", table_names[t]);
+    test_kern_done();
     return 0;
 }

@@ -163,15 +163,15 @@ static uint32_t rng_next(uint64_t *st) {
 }
 
 /* The engine's table, and every table this CPU runs: each must draw the same ids. */
-static const eng_kern_ops_t *kern, *tables[7];
+static const eng_kern_ops_t *kern, *tables[16];
 static int ntables;
 
+/* Every table this CPU runs. */
 static void find_tables(void) {
-    static const char *names[] = {"scalar", "scalar-unfused", "sse", "avx2", "avx2-vnni", "neon",
-                                  "neon-dot"};
     kern = eng_kern_best();
-    for (size_t t = 0; t < sizeof names / sizeof *names; t++)
-        if ((tables[ntables] = eng_kern_by_name(names[t])) != NULL) ntables++;
+    const char *name;
+    for (int t = 0; (name = eng_kern_name_at(t)) != NULL && ntables < 16; t++)
+        if ((tables[ntables] = eng_kern_by_name(name)) != NULL) ntables++;
 }
 
 static void *scratch_for(int n) {

@@ -28,16 +28,26 @@ static int cpu_has(const char *what) {
 #endif
 }
 
+/* Every table of every build, best first after the two references (eng_kern_best's order). */
+static const struct {
+    const char *name;
+    const eng_kern_ops_t *(*get)(void);
+} all_tables[] = {
+    {"scalar", eng__kern_scalar}, {"scalar-unfused", eng__kern_scalar_unfused},
+    {"avx2-vnni", eng__kern_avx2_vnni}, {"avx2", eng__kern_avx2}, {"neon-dot", eng__kern_neon_dot},
+    {"neon", eng__kern_neon}, {"sse", eng__kern_sse},
+};
+enum { N_TABLES = sizeof all_tables / sizeof *all_tables, N_REFERENCES = 2 };
+
+const char *eng_kern_name_at(int i) { return i >= 0 && i < N_TABLES ? all_tables[i].name : NULL; }
+
 const eng_kern_ops_t *eng_kern_by_name(const char *name) {
-    if (strcmp(name, "scalar") == 0) return eng__kern_scalar();
-    if (strcmp(name, "scalar-unfused") == 0) return eng__kern_scalar_unfused();
-    const eng_kern_ops_t *ops = NULL;
-    if (strcmp(name, "sse") == 0) ops = eng__kern_sse();
-    else if (strcmp(name, "avx2") == 0) ops = eng__kern_avx2();
-    else if (strcmp(name, "avx2-vnni") == 0) ops = eng__kern_avx2_vnni();
-    else if (strcmp(name, "neon") == 0) ops = eng__kern_neon();
-    else if (strcmp(name, "neon-dot") == 0) ops = eng__kern_neon_dot();
-    return ops && cpu_has(name) ? ops : NULL;
+    for (int i = 0; i < N_TABLES; i++) {
+        if (strcmp(name, all_tables[i].name) != 0) continue;
+        const eng_kern_ops_t *ops = all_tables[i].get();
+        return ops && (i < N_REFERENCES || cpu_has(name)) ? ops : NULL;
+    }
+    return NULL;
 }
 
 const eng_kern_ops_t *eng_kern_best(void) {
@@ -49,8 +59,7 @@ const eng_kern_ops_t *eng_kern_best(void) {
         ops = eng_kern_by_name(forced);
         if (!ops) LANES_LOG(LANES_LOG_WARN, "kern: LANES_SIMD=%s not available here", forced);
     }
-    static const char *order[] = {"avx2-vnni", "avx2", "neon-dot", "neon", "sse"};
-    for (size_t i = 0; !ops && i < sizeof order / sizeof *order; i++) ops = eng_kern_by_name(order[i]);
+    for (int i = N_REFERENCES; !ops && i < N_TABLES; i++) ops = eng_kern_by_name(all_tables[i].name);
     if (!ops) ops = eng__kern_scalar();
     chosen = ops;
     return ops;

@@ -92,6 +92,10 @@ const eng_kern_ops_t *eng_kern_best(void);
 /* A table by name, or NULL if unknown or this CPU cannot run it. */
 const eng_kern_ops_t *eng_kern_by_name(const char *name);
 
+/* The name of table i of all this build knows ("scalar", "scalar-unfused", then the SIMD ones,
+ * best first), whether this CPU runs it or not; NULL past the last. */
+const char *eng_kern_name_at(int i);
+
 /* Per-ISA tables; NULL-returning getters where the ISA is not compiled in. */
 const eng_kern_ops_t *eng__kern_scalar(void);
 const eng_kern_ops_t *eng__kern_scalar_unfused(void);
