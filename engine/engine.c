@@ -50,7 +50,7 @@ struct eng_ctx {
      * that input's matrices need (bit 1 << act_of()), set by qact_begin(). */
     eng_qact_t qact[2];
     float *xr[2];
-    int qmask, kr;
+    int qmask;
     float *key_cache;   /* (layer, lane, ctx_len, kv_dim) */
     float *value_cache; /* (layer, lane, ctx_len, kv_dim) */
     float *rope_cos, *rope_sin;     /* (ctx_len, rope_pairs) */
@@ -96,7 +96,7 @@ static void norm_row(const eng_ctx_t *c, float *o, const float *x, const float *
  * weights; ACT_F16 / ACT_BF16 (rounded, kept in fp32) for 16-bit weights where the model follows
  * ggml's rounding, as ggml computes those products against a 16-bit copy of the activations
  * (its vec_dot_type); -1: used as they are. */
-enum { ACT_F16 = 2, ACT_BF16 = 3, ACT_TYPES };
+enum { ACT_F16 = 2, ACT_BF16 = 3 };   /* after ENG_ACT_Q8_0 and ENG_ACT_Q8_K */
 static int act_of(const eng_ctx_t *c, int wtype) {
     if (c->cfg.numerics == ENG_NUMERICS_GGML && wtype == ENG_WT_F16) return ACT_F16;
     if (c->cfg.numerics == ENG_NUMERICS_GGML && wtype == ENG_WT_BF16) return ACT_BF16;
@@ -117,7 +117,6 @@ static int act_bit(const eng_ctx_t *c, const eng_mat_t *m) {
  * tasks split, in a pool phase of its own over columns. */
 static void qact_begin(eng_ctx_t *c, int mask, int k) {
     c->qmask = mask;
-    c->kr = k;
     for (int t = 0; t < 2; t++) c->qact[t].k = k;
 }
 
@@ -126,8 +125,9 @@ static void qact_begin(eng_ctx_t *c, int mask, int k) {
 static void qact_col(const eng_ctx_t *c, int col, const float *x) {
     for (int t = 0; t < 2; t++)
         if (c->qmask & 1 << t) c->kern->quantize_act(&c->qact[t], col, x);
-    if (c->qmask & 1 << ACT_F16) c->kern->round_f16(c->xr[0] + (size_t)col * c->kr, x, c->kr);
-    if (c->qmask & 1 << ACT_BF16) c->kern->round_bf16(c->xr[1] + (size_t)col * c->kr, x, c->kr);
+    int k = c->qact[0].k;   /* every type's k is the input's */
+    if (c->qmask & 1 << ACT_F16) c->kern->round_f16(c->xr[0] + (size_t)col * k, x, k);
+    if (c->qmask & 1 << ACT_BF16) c->kern->round_bf16(c->xr[1] + (size_t)col * k, x, k);
 }
 
 /* xb = norm(x) of every column, quantized for the types in mask while the row is in L1. */
@@ -664,13 +664,13 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(hb2, mc * h);
     BUF(xs, mc * d);
     /* Whatever the weights are: the plan has only the model's shape, and each quantized type
-     * adds 1.25 bytes per value of the widest input, each 16-bit rounding 4, next to the 4 of
-     * each float activation. */
+     * adds 1.25 bytes per value of the widest input, each 16-bit rounding (ggml numerics only) 4,
+     * next to the 4 of each float activation. */
     for (int t = 0; t < 2; t++) {
         BUF(qact[t].qs, eng_qact_qs_len((int)mc, kq));
         BUF(qact[t].d, eng_qact_d_len(t, (int)mc, kq));
         BUF(qact[t].sums, eng_qact_sums_len((int)mc, kq));
-        BUF(xr[t], mc * (size_t)kq);
+        BUF(xr[t], c->cfg.numerics == ENG_NUMERICS_GGML ? mc * (size_t)kq : 0);
     }
     BUF(key_cache, cache);
     BUF(value_cache, cache);

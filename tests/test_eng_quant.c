@@ -149,7 +149,28 @@ static void check_roundtrip(int wtype, double max_rel_rms) {
     free(q), free(x), free(y);
 }
 
+/* An inf or NaN weight is written as ggml's x86 build writes it (quant 0; inf makes the block's
+ * scale inf), defined behaviour where a float-to-int8 conversion of NaN is not (the UBSan build
+ * checks float-cast-overflow). */
+static void check_nonfinite(void) {
+    float x[32];
+    for (int i = 0; i < 32; i++) x[i] = (float)(i - 16) / 16.0f;
+    x[3] = NAN;
+    uint8_t q8[34], q4[18];
+    ASSERT_EQ(eng_quant_row(ENG_WT_Q8_0, q8, x, 32), 0);
+    ASSERT_EQ(q8[2 + 3], 0);
+    ASSERT_EQ((int8_t)q8[2 + 0], -127);
+    ASSERT_EQ(eng_quant_row(ENG_WT_Q4_0, q4, x, 32), 0);
+    ASSERT_EQ(q4[2 + 3] & 0xF, 0);
+    x[5] = INFINITY;
+    ASSERT_EQ(eng_quant_row(ENG_WT_Q8_0, q8, x, 32), 0);
+    for (int i = 0; i < 32; i++) ASSERT_EQ(q8[2 + i], 0);
+    ASSERT_EQ(q8[0] | q8[1] << 8, 0x7c00);   /* d = inf */
+    fprintf(stderr, "non-finite weights: quantized to 0, as ggml on x86\n");
+}
+
 int main(void) {
+    check_nonfinite();
     check_roundtrip(ENG_WT_Q8_0, 0.01);
     check_roundtrip(ENG_WT_Q4_0, 0.16);
     check_roundtrip(ENG_WT_Q4_K, 0.11);

@@ -84,7 +84,7 @@ typedef struct {
     float (*exp_sum)(float *p, const float *x, float max, int n);
 } eng_kern_ops_t;
 
-/* The best table this CPU runs, or the one LANES_SIMD=scalar|sse|avx2|neon|neon-dot forces (an
+/* The best table this CPU runs, or the one LANES_SIMD=NAME forces (eng_kern_name_at's names; an
  * unsupported forced name logs a warning and falls back). Never NULL. Thread-safe after the first
  * call. */
 const eng_kern_ops_t *eng_kern_best(void);

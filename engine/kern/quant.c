@@ -130,6 +130,11 @@ static int nearest_int(float v) {
 
 static int clamp_int(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* (int8_t)v as ggml's quantizers write it, but defined for every float: NaN (from an inf or NaN
+ * weight: inf * 0 is NaN) gives 0, the low byte of what x86's conversion returns for it; values
+ * outside int8's range, which finite weights never produce here, give 0 too. */
+static int8_t to_i8(float v) { return v > -129.0f && v < 128.0f ? (int8_t)v : 0; }
+
 /* One Q4_K block of x[0..256) by plain min/max scaling: each sub-block of 32 spans [min(0, lo),
  * hi] in 15 steps; the 8 steps and 8 mins are then quantized to 6 bits against the largest of
  * each (d, dmin), and every value to its nearest level of the rounded step and min. */
@@ -223,13 +228,13 @@ int eng_quant_row(int wtype, void *out, const float *x, int k) {
             uint8_t *blk = p + (size_t)b * Q8_0_BYTES;
             float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             put_f16(blk, d);
-            for (int i = 0; i < 32; i++) blk[2 + i] = (uint8_t)(int8_t)roundf(xb[i] * id);
+            for (int i = 0; i < 32; i++) blk[2 + i] = (uint8_t)to_i8(roundf(xb[i] * id));
         } else {
             uint8_t *blk = p + (size_t)b * Q4_0_BYTES;
             float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             put_f16(blk, d);
             for (int i = 0; i < 16; i++) {
-                int lo = (int8_t)(xb[i] * id + 8.5f), hi = (int8_t)(xb[16 + i] * id + 8.5f);
+                int lo = to_i8(xb[i] * id + 8.5f), hi = to_i8(xb[16 + i] * id + 8.5f);
                 lo = lo < 15 ? lo : 15;
                 hi = hi < 15 ? hi : 15;
                 blk[2 + i] = (uint8_t)(lo | hi << 4);

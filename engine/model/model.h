@@ -119,10 +119,11 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
 /* Builds a deterministic random-weight model in memory (same seed, same bits on any machine) with
  * every tensor cfg's architecture has (norm weights near 1, random biases), its matrices in weight
- * type wtype (F32, F16, BF16, Q8_0 or Q4_0): the fp32 draws rounded to nearest even or quantized
- * row by row with eng_quant_row (kern/quant.h), so a model is its F32 twin converted. In a
- * quantized model the embedding and the classifier are quantized too; as llama-quantize does, a
- * matrix whose rows are not whole blocks stays F16 (logged once) and learned positions stay F32.
+ * type wtype (any ENG_WT_*): the fp32 draws rounded to nearest even or quantized row by row
+ * with eng_quant_row (kern/quant.h), so a model is its F32 twin converted. In a quantized model
+ * the embedding and the classifier are quantized too; as llama-quantize does, a matrix whose rows
+ * are not whole blocks falls back (eng_wtype_fallback, logged once per row length) and learned
+ * positions stay F32.
  * Vectors are F32. */
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out);
 

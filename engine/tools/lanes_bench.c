@@ -180,23 +180,11 @@ static void run_qtype(void *opaque) {
         a->ops->gemm_q(a->y, 1, a->rows, a->wtype, a->w, a->q, a->rows, a->n, 0);
 }
 
-/* rows x k weights of a quantized type: w quantized where lanes has the quantizer (Q8_0, Q4_0),
- * else random bytes with small finite scales (the kernels' cost does not depend on the values). */
+/* rows x k weights w quantized to wtype row by row; NULL when out of memory. */
 static uint8_t *quant_weights(int wtype, const float *w, int rows, int k) {
-    size_t bb = eng_quant_block_bytes(wtype), rb = (size_t)(k / eng_quant_block_values(wtype)) * bb;
+    size_t rb = eng_wtype_row_bytes(wtype, k);
     uint8_t *q = malloc(rb * rows);
-    if (eng_quant_row(wtype, q, w, k) == 0) {
-        for (int r = 1; r < rows; r++) eng_quant_row(wtype, q + rb * r, w + (size_t)r * k, k);
-        return q;
-    }
-    unsigned seed = 7;
-    for (size_t i = 0; i < rb * rows; i++)
-        q[i] = (uint8_t)((seed = seed * 1664525u + 1013904223u) >> 24);
-    for (size_t b = 0; b < rb * rows / bb; b++) { /* d (and Q4_K's dmin) = 2^-10 */
-        size_t at = b * bb + (wtype == ENG_WT_Q6_K ? 208 : 0);
-        q[at] = 0x00, q[at + 1] = 0x14;
-        if (wtype == ENG_WT_Q4_K) q[at + 2] = 0x00, q[at + 3] = 0x14;
-    }
+    for (int r = 0; q && r < rows; r++) eng_quant_row(wtype, q + rb * r, w + (size_t)r * k, k);
     return q;
 }
 

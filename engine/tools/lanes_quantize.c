@@ -34,12 +34,14 @@ static int is_converted(const eng_gguf_tensor_t *t) {
     return !(n == sizeof pos - 1 && memcmp(t->name, pos, n) == 0);
 }
 
+enum { TYPE_SLOTS = 64 };
+
 typedef struct {
     const char *in;
     eng_gguf_writer_t *w;
     void **bufs;            /* owned: converted tensors' data, which w borrows */
     size_t n_bufs;
-    size_t count[ENG_GGML_BF16 + 1];   /* tensors written, by ggml type */
+    size_t count[TYPE_SLOTS];   /* tensors written, by ggml type (the reader knows fewer) */
 } job_t;
 
 /* Adds tensor t as type wtype, converted row by row into a buffer the job keeps. */
@@ -74,7 +76,7 @@ static int add_tensor(job_t *j, const eng_gguf_tensor_t *t, const char *name, in
                 "written as %s\n", name, (unsigned long long)t->dims[0], eng_wtype_name(wtype),
                 eng_wtype_block(wtype), eng_wtype_name(type));
     if (!convert || t->type == (uint32_t)type) {
-        j->count[t->type]++;
+        if (t->type < TYPE_SLOTS) j->count[t->type]++;
         return eng_gguf_writer_add_tensor(j->w, name, t->type, t->n_dims, t->dims, t->data,
                                           t->bytes);
     }
@@ -156,7 +158,7 @@ static int quantize(const char *in, const char *out, int wtype) {
     if (rc == LANES_OK) rc = eng_gguf_writer_write(j.w, out);
     if (rc == LANES_OK) {
         printf("%s: %zu tensors:", out, n);
-        for (uint32_t t = 0; t <= ENG_GGML_BF16; t++)
+        for (uint32_t t = 0; t < TYPE_SLOTS; t++)
             if (j.count[t]) printf(" %zu %s", j.count[t], eng_gguf_type_name(t));
         printf("\n");
     }
