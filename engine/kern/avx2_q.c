@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "half.h"
-#include "model/model.h"
+#include "wtype.h"
 
 #if !KQ_DP /* the activation quantization is the same in both tables: built once */
 
@@ -145,13 +145,6 @@ enum {
  *         2j, 2j + 1: vpmaddwd's pairs); d; dmin
  *   Q6_K  64 q (4 per sub-block of 16); 16 scales s16 twice per row; 8 scale pairs (sub-blocks
  *         2t, 2t + 1) per row for the -32 term; d */
-/* quant.h's block sizes as constants the compiler folds. */
-KQ_INLINE int block_values(const int WT) {
-    return WT == ENG_WT_Q8_0 || WT == ENG_WT_Q4_0 ? 32 : 256;
-}
-KQ_INLINE size_t block_bytes(const int WT) {
-    return WT == ENG_WT_Q8_0 ? 34 : WT == ENG_WT_Q4_0 ? 18 : WT == ENG_WT_Q4_K ? 144 : 210;
-}
 KQ_INLINE int pack_regs(const int WT) {
     return WT == ENG_WT_Q8_0 ? 17 : WT == ENG_WT_Q4_0 ? 9 : WT == ENG_WT_Q4_K ? 82 : 89;
 }
@@ -178,13 +171,12 @@ KQ_INLINE void transpose8(__m256i *out, const __m256i v[8]) {
     }
 }
 
-static inline uint16_t u16_at(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 /* The fp32 of the f16 at byte off of each row's block: one register (vcvtph2ps is half.h's). */
 KQ_INLINE void store_f16s(__m256i *out, const uint8_t *const blk[8], int off) {
     _Alignas(16) uint16_t h[8];
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) h[j] = u16_at(blk[j] + off);
+    for (int j = 0; j < 8; j++) h[j] = eng_quant_u16(blk[j] + off);
     _mm256_store_ps((float *)out, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)h)));
 }
 
@@ -197,7 +189,7 @@ static inline __m256i nibbles(__m128i q) {
 /* The 32 six-bit quants of run r (0..3) of half h of a Q6_K block (quant.c's q6_quant). */
 static inline __m256i q6_run(const uint8_t *blk, int h, int r) {
     __m256i ql = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (r & 1)));
-    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + ENG_Q6_K_QH + 32 * h));
     __m256i lo = _mm256_and_si256(r < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), _mm256_set1_epi8(3));
     return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
@@ -224,7 +216,7 @@ KQ_INLINE void prefetch_below(const int WT, const uint8_t *r, size_t below, int 
                   : WT == ENG_WT_Q4_0 ? b % 3 == 0
                   : WT == ENG_WT_Q4_K ? 2
                                       : 3;
-    uintptr_t a = (uintptr_t)r + (size_t)b * block_bytes(WT) + below;
+    uintptr_t a = (uintptr_t)r + (size_t)b * eng_quant_block_bytes(WT) + below;
 #pragma GCC unroll 3
     for (int p = 0; p < n; p++) _mm_prefetch((const char *)(a + 64 * p), _MM_HINT_T0);
 }
@@ -232,7 +224,7 @@ KQ_INLINE void prefetch_below(const int WT, const uint8_t *r, size_t below, int 
 /* Unpacks blocks b0..b0+nb-1 of the 8 rows at row[] into out (pack_regs(WT) registers each). */
 KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], size_t below, int b0,
                     int nb) {
-    const size_t bb = block_bytes(WT);
+    const size_t bb = eng_quant_block_bytes(WT);
     for (int b = b0; b < b0 + nb; b++, out += pack_regs(WT)) {
         const uint8_t *blk[8];
         __m256i v[8];
@@ -305,7 +297,7 @@ KQ_INLINE void pack(const int WT, __m256i *out, const uint8_t *const row[8], siz
                 }
             memcpy(out + 64, sc, sizeof sc);
             memcpy(out + 80, pair, sizeof pair);
-            store_f16s(out + 88, blk, 208);
+            store_f16s(out + 88, blk, ENG_Q6_K_D);
         }
     }
 }
@@ -499,10 +491,11 @@ KQ_INLINE __m256i reduce8(const __m256i v[8]) {
 
 /* The fp32 of the f16 at byte offset at of each row. */
 KQ_INLINE __m256 f16s_at(const uint8_t *const row[8], size_t at) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)u16_at(row[0] + at), (short)u16_at(row[1] + at),
-                                          (short)u16_at(row[2] + at), (short)u16_at(row[3] + at),
-                                          (short)u16_at(row[4] + at), (short)u16_at(row[5] + at),
-                                          (short)u16_at(row[6] + at), (short)u16_at(row[7] + at)));
+    return _mm256_cvtph_ps(_mm_setr_epi16(
+        (short)eng_quant_u16(row[0] + at), (short)eng_quant_u16(row[1] + at),
+        (short)eng_quant_u16(row[2] + at), (short)eng_quant_u16(row[3] + at),
+        (short)eng_quant_u16(row[4] + at), (short)eng_quant_u16(row[5] + at),
+        (short)eng_quant_u16(row[6] + at), (short)eng_quant_u16(row[7] + at)));
 }
 
 /* Word i of s (16-bit lanes) in every lane of its 128-bit half; i may differ per half. */
@@ -518,7 +511,7 @@ static inline __m256i bcast_word(__m256i s, int lo, int hi) {
 /* 8 rows (row[j] at their first block) against one column, all blocks: the 8 sums. */
 KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *x, const float *dx,
                        const int16_t *sums, int nblk) {
-    const size_t bb = block_bytes(WT), pfd = 8 * (size_t)nblk * bb;
+    const size_t bb = eng_quant_block_bytes(WT), pfd = 8 * (size_t)nblk * bb;
     const __m256i one16 = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nblk; b++) {
@@ -579,7 +572,8 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
             for (int j = 0; j < 8; j++) {
                 const uint8_t *blk = row[j] + o;
                 prefetch_below(WT, row[j], pfd, b);
-                __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+                __m256i sc16 =
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + ENG_Q6_K_SCALES)));
                 /* sum_s sc_s * (16-sum of x)_s, times 32, comes off at the end */
                 __m256i acc32 = _mm256_slli_epi32(_mm256_madd_epi16(sc16, sums16), 5);
                 acc32 = _mm256_sub_epi32(_mm256_setzero_si256(), acc32);
@@ -625,8 +619,8 @@ KQ_INLINE __m256 hrow8(const int WT, const uint8_t *const row[8], const int8_t *
 
 KQ_INLINE void gemm_t(const int WT, float *y, ptrdiff_t yrs, ptrdiff_t ycs, const uint8_t *w,
                       const eng_qact_t *a, int rows, int ncols, int accumulate) {
-    int nblk = a->k / block_values(WT), chunk = KQ_PACK_YMM / pack_regs(WT);
-    size_t rb = (size_t)nblk * block_bytes(WT);
+    int nblk = a->k / eng_quant_block_values(WT), chunk = KQ_PACK_YMM / pack_regs(WT);
+    size_t rb = (size_t)nblk * eng_quant_block_bytes(WT);
     _Alignas(32) __m256i buf[KQ_PACK_YMM];
     _Alignas(32) float accbuf[8 * KQ_COL_TILE];
     for (int r0 = 0; r0 < rows; r0 += 8) {

@@ -59,7 +59,8 @@ const eng_kern_ops_t *eng_kern_best(void) {
         ops = eng_kern_by_name(forced);
         if (!ops) LANES_LOG(LANES_LOG_WARN, "kern: LANES_SIMD=%s not available here", forced);
     }
-    for (int i = N_REFERENCES; !ops && i < N_TABLES; i++) ops = eng_kern_by_name(all_tables[i].name);
+    for (int i = N_REFERENCES; !ops && i < N_TABLES; i++)
+        ops = eng_kern_by_name(all_tables[i].name);
     if (!ops) ops = eng__kern_scalar();
     chosen = ops;
     return ops;

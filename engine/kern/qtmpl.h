@@ -37,7 +37,7 @@
 #include <math.h>
 
 #include "half.h"
-#include "model/model.h"
+#include "wtype.h"
 #include "quant.h"
 
 #ifndef KQ_NAME
@@ -58,37 +58,39 @@ typedef struct {
     uint16_t d, dmin;   /* f16 bits */
 } kq_blk_t;
 
-static inline uint16_t kq_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 KQ_INLINE void q_unpack(const int WT, kq_blk_t *u, const uint8_t *blk) {
     const q8_t lo4 = q8_set1(0x0F), hi2 = q8_set1(0x30);
     if (WT == ENG_WT_Q8_0) {
-        u->d = kq_u16(blk);
+        u->d = eng_quant_u16(blk);
         u->v[0] = q8_load(blk + 2);
         u->v[1] = q8_load(blk + 18);
     } else if (WT == ENG_WT_Q4_0) {
-        u->d = kq_u16(blk);
+        u->d = eng_quant_u16(blk);
         q8_t q = q8_load(blk + 2), eight = q8_set1(8);
         u->v[0] = q8_sub(q8_and(q, lo4), eight);
         u->v[1] = q8_sub(q8_and(q8_shr16(q, 4), lo4), eight);
     } else if (WT == ENG_WT_Q4_K) {
-        u->d = kq_u16(blk);
-        u->dmin = kq_u16(blk + 2);
-        for (int s = 0; s < 8; s++) eng__q4k_scale_min(s, blk + 4, &u->sc[s], &u->m[s]);
+        u->d = eng_quant_u16(blk);
+        u->dmin = eng_quant_u16(blk + 2);
+        for (int s = 0; s < 8; s++)
+            eng__q4k_scale_min(s, blk + ENG_Q4_K_SCALES, &u->sc[s], &u->m[s]);
         for (int j = 0; j < 4; j++) { /* sub-blocks 2j, 2j + 1: low, high nibbles of 32 bytes */
-            q8_t q0 = q8_load(blk + 16 + 32 * j), q1 = q8_load(blk + 16 + 32 * j + 16);
+            const uint8_t *qs = blk + ENG_Q4_K_QS + 32 * j;
+            q8_t q0 = q8_load(qs), q1 = q8_load(qs + 16);
             u->v[4 * j] = q8_and(q0, lo4);
             u->v[4 * j + 1] = q8_and(q1, lo4);
             u->v[4 * j + 2] = q8_and(q8_shr16(q0, 4), lo4);
             u->v[4 * j + 3] = q8_and(q8_shr16(q1, 4), lo4);
         }
     } else { /* Q6_K: quant.c's q6_quant, 16 values at a time; vector s has scale s */
-        u->d = kq_u16(blk + 208);
+        u->d = eng_quant_u16(blk + ENG_Q6_K_D);
         for (int s = 0; s < 16; s++) u->sc[s] = (int8_t)blk[192 + s];
         const q8_t off = q8_set1(32);
         for (int h = 0; h < 2; h++)
             for (int p = 0; p < 2; p++) {
-                const uint8_t *ql = blk + 64 * h + 16 * p, *qh = blk + 128 + 32 * h + 16 * p;
+                const uint8_t *ql = blk + 64 * h + 16 * p;
+                const uint8_t *qh = blk + ENG_Q6_K_QH + 32 * h + 16 * p;
                 q8_t l0 = q8_load(ql), l1 = q8_load(ql + 32), b = q8_load(qh);
                 q8_t *v = u->v + 8 * h + p;   /* runs of 32 are two vectors apart */
                 v[0] = q8_sub(q8_or(q8_and(l0, lo4), q8_and(q8_shl16(b, 4), hi2)), off);

@@ -5,32 +5,7 @@
 
 #include "base/lanes_err.h"
 #include "half.h"
-#include "model/model.h"
-
-/* Byte layouts of the blocks (quant.h); read through memcpy-free byte offsets, as a GGUF tensor
- * is only 32-byte aligned as a whole and a block may start anywhere. */
-enum {
-    Q8_0_BYTES = 34, Q4_0_BYTES = 18, Q4_K_BYTES = 144, Q6_K_BYTES = 210,
-    Q4_K_SCALES = 4, Q4_K_QS = 16, Q6_K_QH = 128, Q6_K_SCALES = 192, Q6_K_D = 208,
-};
-
-int eng_quant_block_values(int wtype) {
-    switch (wtype) {
-    case ENG_WT_Q8_0: case ENG_WT_Q4_0: return 32;
-    case ENG_WT_Q4_K: case ENG_WT_Q6_K: return 256;
-    default: return 0;
-    }
-}
-
-size_t eng_quant_block_bytes(int wtype) {
-    switch (wtype) {
-    case ENG_WT_Q8_0: return Q8_0_BYTES;
-    case ENG_WT_Q4_0: return Q4_0_BYTES;
-    case ENG_WT_Q4_K: return Q4_K_BYTES;
-    case ENG_WT_Q6_K: return Q6_K_BYTES;
-    default: return 0;
-    }
-}
+#include "wtype.h"
 
 int eng_quant_act_type(int wtype) {
     switch (wtype) {
@@ -48,14 +23,14 @@ size_t eng_qact_d_len(int act_type, int ncols, int k) {
 }
 size_t eng_qact_sums_len(int ncols, int k) { return (size_t)ncols * (size_t)(k / 16); }
 
-static float f16_at(const uint8_t *p) { return eng_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static float f16_at(const uint8_t *p) { return eng_f16_to_f32(eng_quant_u16(p)); }
 
 /* The 6-bit quant i (0..255) of a Q6_K block, without the -32: ggml's dequantize_row_q6_K walks two
  * halves of 128, each four runs of 32 (low nibbles of ql[0..31], of ql[32..63], high nibbles of the
  * same), with two bits of qh[l] each. */
 static int q6_quant(const uint8_t *blk, int i) {
     int half = i / 128, run = i % 128 / 32, l = i % 32;
-    const uint8_t *ql = blk + 64 * half, *qh = blk + Q6_K_QH + 32 * half;
+    const uint8_t *ql = blk + 64 * half, *qh = blk + ENG_Q6_K_QH + 32 * half;
     int lo = ql[l + 32 * (run & 1)];
     lo = run < 2 ? lo & 0xF : lo >> 4;
     return lo | ((qh[l] >> (2 * run)) & 3) << 4;
@@ -71,13 +46,13 @@ void eng_dequant_row(int wtype, float *y, const void *row, int k) {
     for (int b = 0; b < nb; b++) {
         switch (wtype) {
         case ENG_WT_Q8_0: {
-            const uint8_t *blk = p + (size_t)b * Q8_0_BYTES;
+            const uint8_t *blk = p + (size_t)b * ENG_Q8_0_BYTES;
             float d = f16_at(blk);
             for (int i = 0; i < 32; i++) y[32 * b + i] = (float)(int8_t)blk[2 + i] * d;
             break;
         }
         case ENG_WT_Q4_0: {
-            const uint8_t *blk = p + (size_t)b * Q4_0_BYTES;
+            const uint8_t *blk = p + (size_t)b * ENG_Q4_0_BYTES;
             float d = f16_at(blk);
             for (int i = 0; i < 16; i++) {
                 y[32 * b + i] = (float)((blk[2 + i] & 0xF) - 8) * d;
@@ -86,13 +61,13 @@ void eng_dequant_row(int wtype, float *y, const void *row, int k) {
             break;
         }
         case ENG_WT_Q4_K: {
-            const uint8_t *blk = p + (size_t)b * Q4_K_BYTES;
+            const uint8_t *blk = p + (size_t)b * ENG_Q4_K_BYTES;
             float d = f16_at(blk), dmin = f16_at(blk + 2);
             for (int s = 0; s < 8; s++) {
                 int sc, m;
-                eng__q4k_scale_min(s, blk + Q4_K_SCALES, &sc, &m);
+                eng__q4k_scale_min(s, blk + ENG_Q4_K_SCALES, &sc, &m);
                 float ds = d * (float)sc, ms = dmin * (float)m;
-                const uint8_t *q = blk + Q4_K_QS + 32 * (s / 2);
+                const uint8_t *q = blk + ENG_Q4_K_QS + 32 * (s / 2);
                 for (int l = 0; l < 32; l++) {
                     int v = s % 2 ? q[l] >> 4 : q[l] & 0xF;
                     y[256 * b + 32 * s + l] = ds * (float)v - ms;
@@ -101,10 +76,10 @@ void eng_dequant_row(int wtype, float *y, const void *row, int k) {
             break;
         }
         case ENG_WT_Q6_K: {
-            const uint8_t *blk = p + (size_t)b * Q6_K_BYTES;
-            float d = f16_at(blk + Q6_K_D);
+            const uint8_t *blk = p + (size_t)b * ENG_Q6_K_BYTES;
+            float d = f16_at(blk + ENG_Q6_K_D);
             for (int i = 0; i < 256; i++) {
-                float ds = d * (float)(int8_t)blk[Q6_K_SCALES + q6_scale_index(i)];
+                float ds = d * (float)(int8_t)blk[ENG_Q6_K_SCALES + q6_scale_index(i)];
                 y[256 * b + i] = ds * (float)(q6_quant(blk, i) - 32);
             }
             break;
@@ -156,7 +131,7 @@ static void quant_q4_k_block(uint8_t *blk, const float *x) {
     put_f16(blk, d);
     put_f16(blk + 2, dmin);
     d = f16_at(blk), dmin = f16_at(blk + 2);
-    uint8_t *sc = blk + Q4_K_SCALES, *qs = blk + Q4_K_QS;
+    uint8_t *sc = blk + ENG_Q4_K_SCALES, *qs = blk + ENG_Q4_K_QS;
     memset(sc, 0, 12);
     int scs[8], ms[8];
     for (int s = 0; s < 8; s++) {
@@ -194,17 +169,17 @@ static void quant_q6_k_block(uint8_t *blk, const float *x) {
         if (fabsf(step[s]) > amax_step) amax_step = fabsf(step[s]), max_step = step[s];
     }
     float d = max_step / 127.0f;
-    memset(blk, 0, Q6_K_BYTES);
-    put_f16(blk + Q6_K_D, d);
-    d = f16_at(blk + Q6_K_D);
+    memset(blk, 0, ENG_Q6_K_BYTES);
+    put_f16(blk + ENG_Q6_K_D, d);
+    d = f16_at(blk + ENG_Q6_K_D);
     for (int i = 0; i < 256; i++) {
         int s = i / 16;
         int sc = d != 0.0f ? clamp_int(nearest_int(step[s] / d), -128, 127) : 0;
-        blk[Q6_K_SCALES + q6_scale_index(i)] = (uint8_t)(int8_t)sc;
+        blk[ENG_Q6_K_SCALES + q6_scale_index(i)] = (uint8_t)(int8_t)sc;
         float ds = d * (float)sc;
         int q = ds != 0.0f ? clamp_int(nearest_int(x[i] / ds), -32, 31) + 32 : 32;
         int half = i / 128, run = i % 128 / 32, l = i % 32; /* q6_quant's layout, written */
-        uint8_t *ql = blk + 64 * half + l + 32 * (run & 1), *qh = blk + Q6_K_QH + 32 * half + l;
+        uint8_t *ql = blk + 64 * half + l + 32 * (run & 1), *qh = blk + ENG_Q6_K_QH + 32 * half + l;
         *ql |= (uint8_t)(run < 2 ? q & 0xF : (q & 0xF) << 4);
         *qh |= (uint8_t)((q >> 4) << (2 * run));
     }
@@ -225,12 +200,12 @@ int eng_quant_row(int wtype, void *out, const float *x, int k) {
         for (int i = 0; i < 32; i++)
             if (amax < fabsf(xb[i])) amax = fabsf(xb[i]), max = xb[i];
         if (wtype == ENG_WT_Q8_0) {
-            uint8_t *blk = p + (size_t)b * Q8_0_BYTES;
+            uint8_t *blk = p + (size_t)b * ENG_Q8_0_BYTES;
             float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             put_f16(blk, d);
             for (int i = 0; i < 32; i++) blk[2 + i] = (uint8_t)to_i8(roundf(xb[i] * id));
         } else {
-            uint8_t *blk = p + (size_t)b * Q4_0_BYTES;
+            uint8_t *blk = p + (size_t)b * ENG_Q4_0_BYTES;
             float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             put_f16(blk, d);
             for (int i = 0; i < 16; i++) {
@@ -295,28 +270,29 @@ static float dot_q(int wtype, const uint8_t *w, const eng_qact_t *a, int col) {
         float dw;
         switch (wtype) {
         case ENG_WT_Q8_0: {
-            const uint8_t *blk = w + (size_t)b * Q8_0_BYTES;
+            const uint8_t *blk = w + (size_t)b * ENG_Q8_0_BYTES;
             dw = f16_at(blk);
             for (int i = 0; i < 32; i++) isum += (int8_t)blk[2 + i] * xb[i];
             break;
         }
         case ENG_WT_Q4_0: {
-            const uint8_t *blk = w + (size_t)b * Q4_0_BYTES;
+            const uint8_t *blk = w + (size_t)b * ENG_Q4_0_BYTES;
             dw = f16_at(blk);
             for (int i = 0; i < 16; i++)
                 isum += ((blk[2 + i] & 0xF) - 8) * xb[i] + ((blk[2 + i] >> 4) - 8) * xb[16 + i];
             break;
         }
         case ENG_WT_Q4_K: {
-            const uint8_t *blk = w + (size_t)b * Q4_K_BYTES;
+            const uint8_t *blk = w + (size_t)b * ENG_Q4_K_BYTES;
             dw = f16_at(blk);
             int32_t msum = 0;
             for (int s = 0; s < 8; s++) {
                 int sc, m;
-                eng__q4k_scale_min(s, blk + Q4_K_SCALES, &sc, &m);
-                const uint8_t *q = blk + Q4_K_QS + 32 * (s / 2);
+                eng__q4k_scale_min(s, blk + ENG_Q4_K_SCALES, &sc, &m);
+                const uint8_t *q = blk + ENG_Q4_K_QS + 32 * (s / 2);
                 int32_t sub = 0;
-                for (int l = 0; l < 32; l++) sub += (s % 2 ? q[l] >> 4 : q[l] & 0xF) * xb[32 * s + l];
+                for (int l = 0; l < 32; l++)
+                    sub += (s % 2 ? q[l] >> 4 : q[l] & 0xF) * xb[32 * s + l];
                 isum += sc * sub;
                 msum += m * (sums[16 * b + 2 * s] + sums[16 * b + 2 * s + 1]);
             }
@@ -325,15 +301,15 @@ static float dot_q(int wtype, const uint8_t *w, const eng_qact_t *a, int col) {
             continue;
         }
         case ENG_WT_Q6_K: {
-            const uint8_t *blk = w + (size_t)b * Q6_K_BYTES;
-            dw = f16_at(blk + Q6_K_D);
+            const uint8_t *blk = w + (size_t)b * ENG_Q6_K_BYTES;
+            dw = f16_at(blk + ENG_Q6_K_D);
             for (int s = 0; s < 16; s++) {
                 int32_t sub = 0;
                 for (int l = 0; l < 16; l++) {
                     int i = 16 * s + l;
                     sub += (q6_quant(blk, i) - 32) * xb[i];
                 }
-                isum += (int8_t)blk[Q6_K_SCALES + q6_scale_index(16 * s)] * sub;
+                isum += (int8_t)blk[ENG_Q6_K_SCALES + q6_scale_index(16 * s)] * sub;
             }
             break;
         }
@@ -346,7 +322,8 @@ static float dot_q(int wtype, const uint8_t *w, const eng_qact_t *a, int col) {
 
 void eng__gemm_q_ref(float *y, ptrdiff_t yrs, ptrdiff_t ycs, int wtype, const void *w,
                      const eng_qact_t *a, int rows, int ncols, int accumulate) {
-    size_t row_bytes = (size_t)(a->k / eng_quant_block_values(wtype)) * eng_quant_block_bytes(wtype);
+    size_t row_bytes =
+        (size_t)(a->k / eng_quant_block_values(wtype)) * eng_quant_block_bytes(wtype);
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < ncols; c++) {
             float *o = y + c * ycs + r * yrs;

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtype.h"
+
 /* Block-quantized weights (ggml's Q8_0, Q4_0, Q4_K, Q6_K, as GGUF files store them) and the
  * int8 activations they are multiplied with. These are the scalar references; every kernel table
  * (kern.h gemm_q, quantize_act) equals them bit for bit.
@@ -20,7 +22,8 @@
  *         sub-blocks of 16 with an int8 scale; 6-bit q from 4 bits of ql and 2 of qh laid out as
  *         ggml's dequantize_row_q6_K; value = (d * scales[s]) * (q - 32)
  * Dequantization evaluates exactly those float expressions in that order (no fused multiply-add),
- * which is what ggml's to_float does: the files in shared/models/gguf/dequant/ equal it bit for bit.
+ * which is what ggml's to_float does: the files in shared/models/gguf/dequant/ equal it bit for
+ * bit.
  *
  * Activations are quantized per column, once per step and input, so a column's bits never depend
  * on its company:
@@ -46,9 +49,35 @@
 
 enum { ENG_ACT_Q8_0, ENG_ACT_Q8_K };
 
-/* Values and bytes per block of a quantized weight type (model.h ENG_WT_*); 0 for other types. */
-int eng_quant_block_values(int wtype);
-size_t eng_quant_block_bytes(int wtype);
+/* Byte offsets inside the blocks, which kernels read byte by byte: a GGUF tensor is only aligned
+ * as a whole, and a block may start anywhere. */
+enum {
+    ENG_Q8_0_BYTES = 34, ENG_Q4_0_BYTES = 18, ENG_Q4_K_BYTES = 144, ENG_Q6_K_BYTES = 210,
+    ENG_Q4_K_SCALES = 4, ENG_Q4_K_QS = 16,
+    ENG_Q6_K_QH = 128, ENG_Q6_K_SCALES = 192, ENG_Q6_K_D = 208,
+};
+
+/* Values and bytes per block of a quantized weight type (wtype.h ENG_WT_*); 0 for other types.
+ * Inline, so that a kernel specialised on a constant type folds them. */
+static inline int eng_quant_block_values(int wtype) {
+    switch (wtype) {
+    case ENG_WT_Q8_0: case ENG_WT_Q4_0: return 32;
+    case ENG_WT_Q4_K: case ENG_WT_Q6_K: return 256;
+    default: return 0;
+    }
+}
+static inline size_t eng_quant_block_bytes(int wtype) {
+    switch (wtype) {
+    case ENG_WT_Q8_0: return ENG_Q8_0_BYTES;
+    case ENG_WT_Q4_0: return ENG_Q4_0_BYTES;
+    case ENG_WT_Q4_K: return ENG_Q4_K_BYTES;
+    case ENG_WT_Q6_K: return ENG_Q6_K_BYTES;
+    default: return 0;
+    }
+}
+
+/* The little-endian 16-bit word at p (a block's fp16 scale). */
+static inline uint16_t eng_quant_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 /* The activation type a quantized weight type multiplies with; -1 for others. */
 int eng_quant_act_type(int wtype);

@@ -4,16 +4,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kern/wtype.h"
+
 /* A decoder-only transformer: its shape, the architecture descriptor the one forward pass reads,
  * and read-only weights that stay in their file's element type (mmap'd, or synthetic). Nothing
  * here says which file format a model came from. */
 
-/* Weight types, numbered as ggml's (model/gguf.h ENG_GGML_*): element types, and block-quantized
- * ones whose rows are whole blocks (kern/quant.h has their layouts). */
-enum {
-    ENG_WT_F32 = 0, ENG_WT_F16 = 1, ENG_WT_Q4_0 = 2, ENG_WT_Q8_0 = 8, ENG_WT_Q4_K = 12,
-    ENG_WT_Q6_K = 14, ENG_WT_BF16 = 30
-};
+/* Weight types: ENG_WT_* (kern/wtype.h), ggml's numbers. */
 const char *eng_wtype_name(int type);   /* "F32", "F16", "BF16", "Q4_0", ...; NULL for others */
 int eng_wtype_by_name(const char *name); /* the reverse, any case ("q8_0"); LANES_EINVAL for others */
 size_t eng_wtype_size(int type);        /* bytes per element of an element type; 0 for others */
