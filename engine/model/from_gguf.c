@@ -11,7 +11,6 @@
 
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
-#include "kern/half.h"
 #include "model/gguf.h"
 #include "model_int.h"
 
@@ -307,10 +306,8 @@ static int bind(ld_t *ld, const eng_gguf_tensor_t *t, const role_t *r, void *dst
     }
     const float *v = t->data;
     if (t->type != ENG_GGML_F32) {
-        float *out = ld->vec_next;
-        const uint16_t *h = t->data;   /* 2-byte aligned, checked above */
-        for (uint64_t i = 0; i < cols; i++)
-            out[i] = t->type == ENG_GGML_F16 ? eng_f16_to_f32(h[i]) : eng_bf16_to_f32(h[i]);
+        float *out = ld->vec_next;   /* F16 or BF16: quantized vectors were refused above */
+        eng_wtype_row_to_f32((int)t->type, out, t->data, (int)cols);
         ld->vec_next += cols;
         v = out;
     }
