@@ -59,11 +59,27 @@ typedef struct {
     uint64_t seed;
 } eng_sampler_t;
 
+/* Most top alternatives a column can ask log-probabilities for (OpenAI's chat API allows 20). */
+#define ENG_MAX_TOP_LOGPROBS 20
+
+/* Log-probabilities of a sampled column: the log-softmax of its raw logits (temperature and the
+ * filters play no part, as vLLM and OpenAI report them). */
+typedef struct {
+    int top_n;          /* in: alternatives wanted, 0..ENG_MAX_TOP_LOGPROBS */
+    float chosen;       /* out: the sampled token's log-probability */
+    int n;              /* out: alternatives given: top_n, or the vocabulary when it is smaller */
+    int32_t top_id[ENG_MAX_TOP_LOGPROBS];   /* out: the most probable ids, first the highest,
+                                             * equal values by lower id */
+    float top_lp[ENG_MAX_TOP_LOGPROBS];     /* out: their log-probabilities */
+} eng_logprobs_t;
+
 /* One column of a step: the token at position pos of the stream in KV slot lane. */
 typedef struct {
     int32_t lane, pos, token;
     int32_t sample;     /* nonzero: pick the token at pos + 1 from this column's logits */
     float *logits;      /* optional, borrows: receives the raw vocab logits of a sampled column */
+    eng_logprobs_t *logprobs;   /* optional, borrows: filled for a sampled column, on the compute
+                                 * pool; columns without one pay nothing for it */
 } eng_col_t;
 
 /* Sizes a context of cfg for model shape mc and checks it against avail bytes (eng_ctx_create()
@@ -86,9 +102,9 @@ void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
  * start at most at the lane's filled length, and stay below the context length
  * (eng_ctx_seq_len()); other lanes are untouched.
  * For each column with sample set, out_tok[i] receives the next token (others get -1). At most
- * max_lanes sampled columns whose sampler uses top-k or top-p may come without a logits buffer (the
- * context keeps a whole row of logits for each of those, and only max_lanes rows, so a big
- * vocabulary costs lanes x vocab, not columns x vocab).
+ * max_lanes sampled columns whose sampler uses top-k or top-p, or that ask for logprobs, may come
+ * without a logits buffer (the context keeps a whole row of logits for each of those, and only
+ * max_lanes rows, so a big vocabulary costs lanes x vocab, not columns x vocab).
  * Returns LANES_OK or LANES_EINVAL for columns that break those rules (nothing is run then). */
 int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
 

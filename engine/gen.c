@@ -17,19 +17,19 @@ const char *eng_end_name(int end) {
 
 void eng_stream_init(eng_stream_t *s, int lane, const int32_t *prompt, int n_prompt, int max_new,
                      const eng_tok_t *tok) {
-    *s = (eng_stream_t){prompt, tok, n_prompt, max_new, lane, 0, -1, 0, ENG_END_NONE};
+    *s = (eng_stream_t){prompt, tok, n_prompt, max_new, lane, 0, -1, 0, ENG_END_NONE, 0};
 }
 
 int eng_stream_cols(const eng_stream_t *s, int budget, eng_col_t *cols) {
     if (s->end || budget <= 0) return 0;
     if (s->pos >= s->n_prompt) {
-        cols[0] = (eng_col_t){s->lane, s->pos, s->last, 1, NULL};
+        cols[0] = (eng_col_t){s->lane, s->pos, s->last, 1, NULL, NULL};
         return 1;
     }
     int n = s->n_prompt - s->pos < budget ? s->n_prompt - s->pos : budget;
     for (int i = 0; i < n; i++) {
         int p = s->pos + i;
-        cols[i] = (eng_col_t){s->lane, p, s->prompt[p], p == s->n_prompt - 1, NULL};
+        cols[i] = (eng_col_t){s->lane, p, s->prompt[p], p == s->n_prompt - 1, NULL, NULL};
     }
     return n;
 }

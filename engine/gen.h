@@ -22,6 +22,8 @@ typedef struct {
     int pos;                /* next position to feed */
     int32_t last;           /* last emitted token (fed at pos once the prompt is done) */
     int n_gen, end;
+    int ignore_eos;         /* set after eng_stream_init(): end-of-generation ids are ordinary
+                             * tokens (emitted, fed back), so only length or context end it */
 } eng_stream_t;
 
 /* n_prompt must be 1..eng_ctx_seq_len() and max_new >= 1. */

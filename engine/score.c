@@ -26,7 +26,7 @@ int eng_score(eng_ctx_t *c, int lane, const int32_t *tokens, int n, eng_score_t 
     for (int p0 = 0; p0 < n; p0 += max_cols) {
         int k = n - p0 < max_cols ? n - p0 : max_cols;
         for (int i = 0; i < k; i++)
-            cols[i] = (eng_col_t){lane, p0 + i, tokens[p0 + i], 1, logits + (size_t)i * vocab};
+            cols[i] = (eng_col_t){lane, p0 + i, tokens[p0 + i], 1, logits + (size_t)i * vocab, NULL};
         if ((rc = eng_step(c, cols, k, next)) < 0) goto done;
         for (int i = 0; i < k; i++) {
             const float *row = logits + (size_t)i * vocab;

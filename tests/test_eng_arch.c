@@ -274,7 +274,7 @@ static void check_forward(const char *preset, int wtype) {
     eng_col_t cols[N];
     for (int t = 0; t < N; t++) {
         ids[t] = (int32_t)((t * 97 + 5) % vocab);
-        cols[t] = (eng_col_t){0, t, ids[t], 1, got + (size_t)t * vocab};
+        cols[t] = (eng_col_t){0, t, ids[t], 1, got + (size_t)t * vocab, NULL};
     }
     eng_ctx_t *ctx;
     ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, N, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);

@@ -97,20 +97,20 @@ static void test_ctx_positions(const eng_bundle_t *b) {
     eng_ctx_set_sampler(c, 0, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
     eng_col_t cols[16];
     int32_t tok[16];
-    for (int p = 0; p < 8; p++) cols[p] = (eng_col_t){0, p, 5 + p, p == 7, NULL};
+    for (int p = 0; p < 8; p++) cols[p] = (eng_col_t){0, p, 5 + p, p == 7, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 8, tok), 0);
-    for (int p = 0; p < 8; p++) cols[p] = (eng_col_t){0, 8 + p, 5 + p, p == 7, NULL};
+    for (int p = 0; p < 8; p++) cols[p] = (eng_col_t){0, 8 + p, 5 + p, p == 7, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 8, tok), 0);     /* positions 8..15: the last one that fits */
-    cols[0] = (eng_col_t){0, 16, 5, 1, NULL};
+    cols[0] = (eng_col_t){0, 16, 5, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_EINVAL);
     /* Past the filled length (lane 1 holds nothing yet; lane 0 again from position 0 holds 1). */
-    cols[0] = (eng_col_t){1, 1, 5, 1, NULL};
+    cols[0] = (eng_col_t){1, 1, 5, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_EINVAL);
-    cols[0] = (eng_col_t){0, 0, 5, 1, NULL};
+    cols[0] = (eng_col_t){0, 0, 5, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_OK);
-    cols[0] = (eng_col_t){0, 2, 5, 1, NULL};
+    cols[0] = (eng_col_t){0, 2, 5, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_EINVAL);
-    cols[0] = (eng_col_t){0, 1, 5, 1, NULL};
+    cols[0] = (eng_col_t){0, 1, 5, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 1, tok), LANES_OK);
     eng_ctx_destroy(c);
 }
@@ -269,18 +269,18 @@ static void test_full_rows(const eng_bundle_t *b) {
     int32_t tok[3];
     float *logits = malloc(3 * (size_t)vocab * sizeof *logits);
     float *greedy = malloc(3 * (size_t)vocab * sizeof *greedy);
-    for (int p = 0; p < 3; p++) cols[p] = (eng_col_t){0, p, 5 + p, 1, NULL};
+    for (int p = 0; p < 3; p++) cols[p] = (eng_col_t){0, p, 5 + p, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_EINVAL);   /* 3 rows wanted, 2 lanes */
     for (int p = 0; p < 3; p++) cols[p].logits = logits + (size_t)p * vocab;
     ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_OK);
     for (int p = 0; p < 3; p++) ASSERT(tok[p] >= 0 && tok[p] < vocab);
     for (int p = 0; p < 3; p++)
-        cols[p] = (eng_col_t){1, p, 5 + p, 1, greedy + (size_t)p * vocab};
+        cols[p] = (eng_col_t){1, p, 5 + p, 1, greedy + (size_t)p * vocab, NULL};
     ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_OK);
     ASSERT(memcmp(logits, greedy, 3 * (size_t)vocab * sizeof *logits) == 0);
-    for (int p = 0; p < 2; p++) cols[p] = (eng_col_t){0, 3 + p, 9, 1, NULL};
+    for (int p = 0; p < 2; p++) cols[p] = (eng_col_t){0, 3 + p, 9, 1, NULL, NULL};
     eng_ctx_set_sampler(c, 1, &(eng_sampler_t){0.8f, 5, 0.9f, 3});
-    cols[2] = (eng_col_t){1, 3, 9, 1, NULL};
+    cols[2] = (eng_col_t){1, 3, 9, 1, NULL, NULL};
     ASSERT_EQ(eng_step(c, cols, 3, tok), LANES_EINVAL);
     cols[1] = cols[2];
     ASSERT_EQ(eng_step(c, cols, 2, tok), LANES_OK);   /* two rows: one per lane */

@@ -293,7 +293,7 @@ static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, 
             int n = pos - p < maxc ? pos - p : maxc;
             for (int i = 0; i < n; i++)
                 cols[i] = (eng_col_t){l, p + i, (int32_t)((l * 131 + p + i) % mc->vocab_size),
-                                      p + i == pos - 1, NULL};
+                                      p + i == pos - 1, NULL, NULL};
             eng_step(ctx, cols, n, tok);
         }
     }
@@ -316,7 +316,7 @@ static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
         next[l] = (int32_t)((l * 7 + 3) % mc->vocab_size);
     }
     for (int s = 0; s < steps; s++) {
-        for (int l = 0; l < lanes; l++) cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL};
+        for (int l = 0; l < lanes; l++) cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL, NULL};
         double t0 = now_s();
         eng_step(ctx, cols, lanes, next);
         t[s] = now_s() - t0;
@@ -529,7 +529,7 @@ int main(int argc, char **argv) {
             for (int r = 0; r < 5; r++) {
                 for (int p = 0; p < plen; p++)
                     cols[p] = (eng_col_t){0, p, (int32_t)((p * 31 + 5) % mc->vocab_size),
-                                          p == plen - 1, NULL};
+                                          p == plen - 1, NULL, NULL};
                 double t0 = now_s();
                 eng_step(ctx, cols, plen, tok);
                 t[r] = now_s() - t0;
