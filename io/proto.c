@@ -377,6 +377,7 @@ int io_msg_parse(const char *line, size_t len, io_msg_t *msg) {
     memset(msg, 0, sizeof *msg);
     msg->max_tokens = IO_DEFAULT_TOKENS;
     msg->top_p = 1.0f;
+    msg->logprobs = -1;
     if (len > IO_MAX_LINE) return fail(msg, LANES_ETOOLONG, "line too long");
     if (len == 0 || line[0] != '{') {   /* plain-text shorthand: the line is the prompt */
         msg->op = IO_OP_GENERATE;

@@ -12,6 +12,9 @@
 #define IO_MAX_ID 256               /* bytes of an id as sent */
 #define IO_MAX_TOKENS 65536         /* max_tokens upper bound (the context ends streams earlier) */
 #define IO_DEFAULT_TOKENS 64
+#define IO_MAX_STOP 4               /* = BAT_MAX_STOP */
+#define IO_MAX_STOP_LEN 256         /* = BAT_MAX_STOP_LEN */
+#define IO_MAX_LOGPROBS 20          /* = BAT_MAX_LOGPROBS */
 
 enum { IO_OP_GENERATE = 0, IO_OP_CANCEL, IO_OP_STATS, IO_OP_HEALTH };
 
@@ -26,6 +29,11 @@ typedef struct {
     float temperature, top_p;
     int top_k;
     uint64_t seed;
+    int ignore_eos;         /* "ignore_eos": true */
+    int logprobs;           /* "logprobs": N (0..IO_MAX_LOGPROBS); -1 when absent or null */
+    int n_stop;             /* "stop": a string or an array of up to IO_MAX_STOP strings */
+    char *stop[IO_MAX_STOP];            /* owned, decoded (may hold NUL bytes) */
+    size_t stop_len[IO_MAX_STOP];       /* 1..IO_MAX_STOP_LEN each */
     const char *err_msg;    /* on error: a static message naming the problem */
     char *text_;            /* owned: the decoded prompt of a JSON line */
 } io_msg_t;
