@@ -9,7 +9,15 @@
  * - toolong: a prompt of seq_len ids runs, and so does the densest one that fits (longest pieces
  *   back to back); one of seq_len + 1 ids, or 62 KB, ends ETOOLONG.
  * - stop: requests being tokenized, queued or in a lane, and submits racing with the stop, all
- *   end exactly once, those still live with ECLOSED. */
+ *   end exactly once, those still live with ECLOSED.
+ * - stopstr: a stop string spanning two tokens of a greedy output ends the stream at the token
+ *   that completes it, with the text before it, reason stop and its index; one found only in the
+ *   prompt never matches; the lane is free in the same step (a queued request wastes no step);
+ *   held-back bytes come out when a stream ends otherwise.
+ * - metrics: histogram counts and sums agree with the requests, tokens and columns served, every
+ *   observation lands in the bucket its bounds say, ended[] and errors add up, KV usage is above
+ *   0 while a lane decodes and 0 when idle. */
+#include <math.h>
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -21,7 +29,7 @@
 #include "gen.h"
 #include "test_util.h"
 
-enum { MAXREQ = 1024, MAXTOK = 256 };
+enum { MAXREQ = 1024, MAXTOK = 256, MAXTEXT = 4096, MAXLP = 16 };
 
 static uv_sem_t woke;
 static void notify(void *arg) {
@@ -31,10 +39,12 @@ static void notify(void *arg) {
 
 /* What each request (by req_id) got; order is the rank of its terminal event among all. */
 typedef struct {
-    int ntok, ended, kind, code, order, completion;
+    int ntok, ended, kind, code, order, completion, stop_idx, ntext;
     int32_t toks[MAXTOK];
+    char text[MAXTEXT];
 } rec_t;
 static rec_t rec[MAXREQ];
+static eng_logprobs_t lps[MAXLP][MAXTOK];   /* of requests 0..MAXLP - 1, per token */
 static int nended;
 
 static void take_events(bat_sched_t *s) {
@@ -48,8 +58,12 @@ static void take_events(bat_sched_t *s) {
             if (e->kind == BAT_EV_TOKEN) {
                 for (int t = 0; t < e->n_tok; t++) {
                     ASSERT_LT(r->ntok, MAXTOK);
+                    if (e->req_id < MAXLP) lps[e->req_id][r->ntok] = bb->lps[e->tok_off + t];
                     r->toks[r->ntok++] = bb->toks[e->tok_off + t];
                 }
+                ASSERT_LE(r->ntext + (int)e->text_len, MAXTEXT);
+                memcpy(r->text + r->ntext, bb->text + e->text_off, e->text_len);
+                r->ntext += (int)e->text_len;
                 continue;
             }
             r->ended = 1;
@@ -57,6 +71,7 @@ static void take_events(bat_sched_t *s) {
             r->code = e->code;
             r->order = nended++;
             r->completion = e->completion_tokens;
+            r->stop_idx = e->stop_idx;
             if (e->kind == BAT_EV_DONE) ASSERT_EQ(e->completion_tokens, r->ntok);
         }
         bat_batch_release(s, bb);
@@ -412,6 +427,198 @@ static void t_stop(const eng_bundle_t *b) {
     bat_sched_destroy(s);
 }
 
+/* The bytes the request's tokens decode to, after its prompt's last id (as the scheduler decodes
+ * them); off[i] is where token i's begin, off[ntok] the end. */
+static size_t decode_out(const eng_bundle_t *b, const char *prompt, const rec_t *r, char *out,
+                         size_t *off) {
+    int32_t ids[MAXTOK];
+    int np = eng_tok_encode(b->tok, prompt, strlen(prompt), ENG_TOK_ADD_SPECIAL, ids, MAXTOK);
+    ASSERT_GT(np, 0);
+    int32_t prev = ids[np - 1];
+    size_t n = 0;
+    for (int i = 0; i < r->ntok; i++) {
+        size_t pl;
+        const char *p = eng_tok_decode(b->tok, prev, r->toks[i], &pl);
+        ASSERT_LE(n + pl, MAXTEXT);
+        off[i] = n;
+        memcpy(out + n, p, pl);
+        n += pl;
+        prev = r->toks[i];
+    }
+    off[r->ntok] = n;
+    return n;
+}
+
+static bat_req_t *req_stops(uint64_t id, const char *text, int max_tokens, int n,
+                            const char *const *stop, const size_t *len) {
+    bat_req_t *r = req(id, text, max_tokens);
+    for (int i = 0; i < n; i++) ASSERT_EQ(bat_req_add_stop(r, stop[i], len[i]), 0);
+    return r;
+}
+
+static void t_stopstr(const eng_bundle_t *b) {
+    enum { N = 40 };
+    const char *prompt = "Once upon a time QZJ lived", *after = "and then";
+    bat_sched_t *s = sched_new(b, 1, 4, 64, 1);
+    submit(s, 1, prompt, N);
+    WAIT_UNTIL(s, rec[1].ended);
+    static char t[MAXTEXT];
+    size_t off[MAXTOK + 1], n = decode_out(b, prompt, &rec[1], t, off);
+    ASSERT_EQ(rec[1].ntext, n);   /* without stop strings the text is every decoded byte */
+    ASSERT(memcmp(rec[1].text, t, n) == 0);
+    ASSERT(memmem(t, n, "QZJ", 3) == NULL);   /* in the prompt only */
+    /* Up to 3 bytes either side of the boundary before token i: its first occurrence. */
+    int i = 0;
+    size_t a = 0, z = 0;
+    for (int k = rec[1].ntok / 3; k + 1 < rec[1].ntok && i == 0; k++) {
+        a = off[k] - off[k - 1] < 3 ? off[k] - off[k - 1] : 3;
+        z = off[k + 1] - off[k] < 3 ? off[k + 1] - off[k] : 3;
+        const char *hit = a && z ? memmem(t, n, t + off[k] - a, a + z) : NULL;
+        if (hit == t + off[k] - a) i = k;
+    }
+    ASSERT_GT(i, 0);
+    const char *stop[3] = {"QZJ", t + off[i] - a, NULL};
+    size_t len[3] = {3, a + z, 0};
+    /* The match ends the stream in the step of token i; the queued request 3 then runs in the
+     * next step, so the steps are exactly both streams' tokens (each prompt is one step). */
+    bat_stats_t st0, st;
+    bat_stats_get(s, &st0);
+    ASSERT_EQ(bat_submit(s, req_stops(2, prompt, N, 2, stop, len)), 0);
+    submit(s, 3, after, 5);
+    WAIT_UNTIL(s, rec[2].ended && rec[3].ended);
+    ASSERT_EQ(rec[2].kind, BAT_EV_DONE);
+    ASSERT_EQ(rec[2].code, BAT_END_STOP);
+    ASSERT_EQ(rec[2].stop_idx, 1);
+    ASSERT_EQ(rec[2].ntok, i + 1);
+    ASSERT_EQ(rec[2].completion, i + 1);
+    for (int k = 0; k <= i; k++) ASSERT_EQ(rec[2].toks[k], rec[1].toks[k]);
+    ASSERT_EQ(rec[2].ntext, off[i] - a);
+    ASSERT(memcmp(rec[2].text, t, off[i] - a) == 0);
+    ASSERT_LT(rec[2].order, rec[3].order);
+    ASSERT_EQ(rec[3].code, BAT_END_LENGTH);
+    bat_stats_get(s, &st);
+    ASSERT_EQ(st.steps - st0.steps, rec[2].ntok + rec[3].ntok);
+    ASSERT_EQ(st.ended[BAT_END_STOP] - st0.ended[BAT_END_STOP], 1);
+    check_alone(b, after, 5, &rec[3]);
+    /* A stop string that never completes holds its first byte back whenever it appears; at the
+     * end of the stream those bytes come out: the text is all of it again. */
+    char last2[2] = {t[n - 1], '\x01'};
+    const char *hold[1] = {last2};
+    size_t hold_len[1] = {2};
+    ASSERT_EQ(bat_submit(s, req_stops(4, prompt, N, 1, hold, hold_len)), 0);
+    WAIT_UNTIL(s, rec[4].ended);
+    ASSERT_EQ(rec[4].code, rec[1].code);
+    ASSERT_EQ(rec[4].ntok, rec[1].ntok);
+    ASSERT_EQ(rec[4].ntext, n);
+    ASSERT(memcmp(rec[4].text, t, n) == 0);
+    /* Bad stop strings are refused. */
+    bat_req_t *r = req(5, "x", 1);
+    ASSERT_EQ(bat_req_add_stop(r, "", 0), LANES_EINVAL);
+    static char huge[BAT_MAX_STOP_LEN + 1];
+    memset(huge, 'h', sizeof huge);
+    ASSERT_EQ(bat_req_add_stop(r, huge, BAT_MAX_STOP_LEN + 1), LANES_EINVAL);
+    for (int k = 0; k < BAT_MAX_STOP; k++) ASSERT_EQ(bat_req_add_stop(r, huge, BAT_MAX_STOP_LEN), 0);
+    ASSERT_EQ(bat_req_add_stop(r, "x", 1), LANES_EINVAL);
+    bat_req_free(r);
+    bat_sched_destroy(s);
+}
+
+static void check_hist_sums(const bat_stats_t *st) {
+    for (int h = 0; h < BAT_H_COUNT; h++) {
+        const bat_hist_t *x = &st->hist[h];
+        ASSERT(x->n > 0 && x->n <= BAT_HIST_MAX && x->le != NULL);
+        uint64_t sum = 0;
+        for (int i = 0; i <= x->n; i++) sum += x->count[i];
+        ASSERT_EQ(sum, x->total);
+        for (int i = 1; i < x->n; i++) ASSERT(x->le[i - 1] < x->le[i]);
+    }
+}
+
+static void t_metrics(const eng_bundle_t *b) {
+    enum { CHUNK = 3, P = 40, N = 5 };
+    bat_sched_t *s = sched_new(b, 2, 8, CHUNK, 1);
+    bat_stats_t st;
+    bat_stats_get(s, &st);
+    check_hist_sums(&st);
+    ASSERT_EQ(st.hist[BAT_H_STEP].total, 0);
+    ASSERT(st.kv_usage == 0);
+    /* One prompt of P ids alone: ceil(P / CHUNK) prefill steps, the last of P % CHUNK columns
+     * (1 here), then N - 1 decode steps of one column. */
+    char p40[1024];
+    text_of(b, P, p40, sizeof p40);
+    submit(s, 1, p40, N);
+    WAIT_UNTIL(s, rec[1].ended);
+    ASSERT_EQ(rec[1].code, BAT_END_LENGTH);
+    bat_stats_get(s, &st);
+    check_hist_sums(&st);
+    const bat_hist_t *cols = &st.hist[BAT_H_COLS];
+    ASSERT_EQ(P % CHUNK, 1);
+    ASSERT(cols->le[0] == 1 && cols->le[1] == 2 && cols->le[2] == 4);
+    ASSERT_EQ(cols->count[0], 1 + (N - 1));   /* 1 <= le 1: the bound is inclusive */
+    ASSERT_EQ(cols->count[1], 0);
+    ASSERT_EQ(cols->count[2], P / CHUNK);     /* 3 in (2, 4] */
+    ASSERT_EQ(cols->total, st.steps);
+    ASSERT(cols->sum == P + N - 1);
+    ASSERT_EQ(st.hist[BAT_H_STEP].total, st.steps);
+    ASSERT_EQ(st.hist[BAT_H_TTFT].total, 1);
+    ASSERT_EQ(st.hist[BAT_H_ITL].total, N - 1);
+    ASSERT_EQ(st.hist[BAT_H_E2E].total, 1);
+    ASSERT_EQ(st.hist[BAT_H_QUEUE].total, 1);
+    /* Arrival -> admission -> first token -> each next one -> the end, in that order. */
+    double q = st.hist[BAT_H_QUEUE].sum, ttft = st.hist[BAT_H_TTFT].sum;
+    ASSERT(q <= ttft && ttft + st.hist[BAT_H_ITL].sum <= st.hist[BAT_H_E2E].sum);
+    ASSERT(st.hist[BAT_H_STEP].sum <= st.hist[BAT_H_E2E].sum);
+    ASSERT_EQ(st.ended[BAT_END_LENGTH], 1);
+    ASSERT(st.kv_usage == 0);
+    /* While a lane decodes, its positions fill the cache (a snapshot showing it active). */
+    int seen = 0;
+    for (uint64_t id = 10; !seen && id < 20; id++) {
+        submit(s, id, "busy", 200);
+        take_events(s);
+        for (;;) {
+            bat_stats_get(s, &st);
+            if (st.lanes_active == 1) {
+                int ctx = eng_model_cfg(b->model)->seq_len;
+                ASSERT(st.kv_usage > 0 && st.kv_usage <= (double)(200 + 8) / (2.0 * ctx));
+                seen = 1;
+                cancel(s, id);
+            }
+            if (rec[id].ended) break;
+            uv_sem_wait(&woke);
+            take_events(s);
+        }
+    }
+    ASSERT(seen);
+    char *big = big_text(5, 62 * 1024);
+    submit(s, 30, big, 4);   /* ETOOLONG: an error, never in a lane */
+    free(big);
+    WAIT_UNTIL(s, rec[30].ended);
+    bat_stats_get(s, &st);
+    check_hist_sums(&st);
+    ASSERT(st.kv_usage == 0);
+    ASSERT_EQ(st.lanes_active, 0);
+    uint64_t done[BAT_END_CANCELLED + 1] = {0}, errors = 0, lane = 0, first = 0, tokens = 0;
+    for (int i = 0; i < MAXREQ; i++) {
+        if (!rec[i].ended) continue;
+        if (rec[i].kind == BAT_EV_DONE) done[rec[i].code]++;
+        else errors++;
+        lane += rec[i].kind == BAT_EV_DONE;   /* here every done request had a lane */
+        first += rec[i].ntok > 0;
+        tokens += (uint64_t)rec[i].ntok;
+    }
+    for (int c = 0; c <= BAT_END_CANCELLED; c++) ASSERT_EQ(st.ended[c], done[c]);
+    ASSERT_GE(st.ended[BAT_END_CANCELLED], 1);
+    ASSERT_EQ(st.errors, errors);
+    ASSERT_EQ(errors, 1);
+    ASSERT_EQ(st.requests_served, (uint64_t)nended);
+    ASSERT_EQ(st.hist[BAT_H_E2E].total, lane);
+    ASSERT_EQ(st.hist[BAT_H_QUEUE].total, lane);
+    ASSERT_EQ(st.hist[BAT_H_TTFT].total, first);
+    ASSERT_EQ(st.hist[BAT_H_ITL].total, tokens - first);
+    ASSERT_EQ(st.tokens_generated, tokens);
+    bat_sched_destroy(s);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     uv_sem_init(&woke, 0);
@@ -423,7 +630,8 @@ int main(int argc, char **argv) {
     ASSERT_EQ(eng_bundle_open(&m15, NULL, NULL, "15m", 1), 0);
     static const struct { const char *name; void (*fn)(const eng_bundle_t *); int big; } tests[] = {
         {"parity", t_parity, 0}, {"budget", t_budget, 1}, {"cancel", t_cancel, 1},
-        {"toolong", t_toolong, 0}, {"stop", t_stop, 1},
+        {"toolong", t_toolong, 0}, {"stop", t_stop, 1}, {"stopstr", t_stopstr, 0},
+        {"metrics", t_metrics, 1},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
         if (only && strcmp(only, tests[i].name) != 0) continue;
