@@ -16,7 +16,8 @@
  *   held-back bytes come out when a stream ends otherwise.
  * - metrics: histogram counts and sums agree with the requests, tokens and columns served, every
  *   observation lands in the bucket its bounds say, ended[] and errors add up, KV usage is above
- *   0 while a lane decodes and 0 when idle. */
+ *   0 while a lane decodes and 0 when idle.
+ * - info: the weight type's name, the GGUF chat template (none without one), token pieces. */
 #include <math.h>
 #include <stdatomic.h>
 #include <uv.h>
@@ -27,6 +28,7 @@
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
+#include "model/gguf.h"
 #include "test_util.h"
 
 enum { MAXREQ = 1024, MAXTOK = 256, MAXTEXT = 4096, MAXLP = 16 };
@@ -619,6 +621,54 @@ static void t_metrics(const eng_bundle_t *b) {
     bat_sched_destroy(s);
 }
 
+static void t_info(const eng_bundle_t *b) {
+    bat_sched_t *s = sched_new(b, 1, 1, 8, 0);
+    ASSERT_STR_EQ(bat_sched_weight_type(s), "f32");
+    size_t len = 1;
+    ASSERT(bat_sched_chat_template(s, &len) == NULL);   /* not a GGUF file */
+    ASSERT_EQ(len, 0);
+    /* A token's own bytes: a llama2.c piece keeps its leading space (it loses it after BOS). */
+    int spaced = 0;
+    for (int32_t id = 0; id < eng_tok_vocab_size(b->tok); id++) {
+        size_t n, m;
+        const char *p = bat_sched_token_piece(s, id, &n), *q = eng_tok_decode(b->tok, 300, id, &m);
+        ASSERT(n == m && memcmp(p, q, n) == 0);
+        if (n > 1 && p[0] == ' ') {
+            eng_tok_decode(b->tok, ENG_TOK_BOS, id, &m);
+            ASSERT_EQ(m, n - 1);
+            spaced++;
+        }
+    }
+    ASSERT_GT(spaced, 0);
+    bat_sched_token_piece(s, -1, &len);
+    ASSERT_EQ(len, 0);
+    bat_sched_token_piece(s, eng_tok_vocab_size(b->tok), &len);
+    ASSERT_EQ(len, 0);
+    bat_sched_destroy(s);
+    /* The same model as a GGUF file with a chat template. */
+    static const char tmpl[] = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+                               "<|im_end|>\n{% endfor %}";
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_bat_sched_%d.gguf", (int)getpid());
+    eng_gguf_writer_t *w;
+    ASSERT_EQ(eng_gguf_writer_create(0, &w), 0);
+    ASSERT_EQ(eng_model_to_gguf(b->model, w), 0);
+    ASSERT_EQ(eng_tok_to_gguf(b->tok, w), 0);
+    eng_gguf_value_t v = {.type = ENG_GGUF_STRING, .str = tmpl, .len = sizeof tmpl - 1};
+    ASSERT_EQ(eng_gguf_writer_add(w, "tokenizer.chat_template", &v), 0);
+    ASSERT_EQ(eng_gguf_writer_write(w, path), 0);
+    eng_gguf_writer_destroy(w);
+    bat_sched_cfg_t cfg = {1, 1, 8, 1, 0, notify, NULL, 0};
+    ASSERT_EQ(bat_sched_open(&cfg, path, NULL, NULL, &s), 0);
+    unlink(path);
+    const char *t = bat_sched_chat_template(s, &len);
+    ASSERT(t != NULL);
+    ASSERT_EQ(len, sizeof tmpl - 1);
+    ASSERT_STR_EQ(t, tmpl);
+    ASSERT_STR_EQ(bat_sched_weight_type(s), "f32");
+    bat_sched_destroy(s);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     uv_sem_init(&woke, 0);
@@ -631,7 +681,7 @@ int main(int argc, char **argv) {
     static const struct { const char *name; void (*fn)(const eng_bundle_t *); int big; } tests[] = {
         {"parity", t_parity, 0}, {"budget", t_budget, 1}, {"cancel", t_cancel, 1},
         {"toolong", t_toolong, 0}, {"stop", t_stop, 1}, {"stopstr", t_stopstr, 0},
-        {"metrics", t_metrics, 1},
+        {"metrics", t_metrics, 1}, {"info", t_info, 0},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
         if (only && strcmp(only, tests[i].name) != 0) continue;
