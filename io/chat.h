@@ -22,21 +22,28 @@ enum {
     IO_CHAT_MISTRAL_V7,
     IO_CHAT_PHI3,
     IO_CHAT_ZEPHYR,
+    IO_CHAT_LLAMA2_SYS_BOS,     /* llama2-sys with <s> opening every later turn */
+    IO_CHAT_LLAMA2_SYS_STRIP,   /* llama2-sys with every message trimmed (Llama 2 chat's own) */
+    IO_CHAT_MISTRAL_V3_TEKKEN,
+    IO_CHAT_MISTRAL_V7_TEKKEN,
     IO_CHAT_COUNT
 };
 
-/* The family of a Jinja template, or -1 when it is none llama.cpp would recognise. */
+/* The family of a Jinja template (or of a family's name), or -1 when llama.cpp would recognise
+ * none or one not built in here (phi4, falcon3, vicuna, ...): the first marker llama.cpp tests
+ * that matches decides, in llama.cpp's order. */
 int io_chat_detect(const char *tmpl, size_t len);
-/* A family by llama.cpp's name for it ("chatml", "llama2", "llama2-sys", "llama3", "gemma",
- * "mistral-v1", "mistral-v3", "mistral-v7", "phi3", "zephyr"), or -1. */
+/* A family by llama.cpp's name for it ("chatml", "llama2", "llama2-sys", "llama2-sys-bos",
+ * "llama2-sys-strip", "llama3", "gemma", "mistral-v1", "mistral-v3", "mistral-v3-tekken",
+ * "mistral-v7", "mistral-v7-tekken", "phi3", "zephyr"), or -1. */
 int io_chat_by_name(const char *name);
 const char *io_chat_name(int family);
 /* "chatml, llama2, ..." for messages naming the choices. */
 const char *io_chat_names(void);
 
 /* Renders msgs with family: *out malloc'd (NUL-terminated, *len bytes). Returns 0, LANES_ENOMEM,
- * or LANES_EINVAL (with *why set to a static message) for a message list the family cannot express
- * (e.g. a role it does not know). */
+ * or LANES_EINVAL (with *why set to a static message) for a message list the family cannot express:
+ * none, or a role other than system, user and assistant. */
 int io_chat_render(int family, const oai_msg_t *msgs, int n, char **out, size_t *len,
                    const char **why);
 

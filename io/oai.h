@@ -19,13 +19,15 @@ enum { OAI_COMPLETIONS = 0, OAI_CHAT = 1 };
 #define OAI_MAX_LOGPROBS_CHAT 20    /* top_logprobs */
 
 typedef struct {
-    char *role;                     /* owned: "system", "user", "assistant", ... */
+    char *role;                     /* owned: "system", "user" or "assistant" ("developer" is
+                                     * read as "system") */
     char *content;                  /* owned, content_len bytes: a string, or the text parts of
-                                     * an array of content parts joined */
+                                     * an array of text parts joined by '\n' */
     size_t content_len;
 } oai_msg_t;
 
-/* A validated request. Strings are owned, decoded (may hold NUL bytes), freed by oai_req_fini. */
+/* A validated request. Strings are owned, decoded, freed by oai_req_fini; none holds a NUL byte
+ * (cJSON ends strings at one, so oai_parse refuses \u0000 rather than cut a prompt short). */
 typedef struct {
     int kind;                       /* OAI_COMPLETIONS or OAI_CHAT */
     char *model;                    /* as sent, or NULL */
@@ -84,8 +86,9 @@ typedef struct {
     int n_tok;                      /* tokens this text came with */
     const eng_logprobs_t *lps;      /* (n_tok,) when the request asked for logprobs, else NULL */
     const int32_t *ids;             /* (n_tok,) the tokens, for their strings */
-    size_t text_offset;             /* completions logprobs: offset of this text in the choice's
-                                     * whole text (echoed prompt included) */
+    size_t text_offset;             /* completions logprobs: byte offset of this text in the
+                                     * choice's whole text (echoed prompt included); each token
+                                     * then advances it by its piece's length */
     const char *finish_reason;      /* "stop", "length", NULL while the choice is not finished */
     int role;                       /* chat streaming: this chunk opens the choice (role delta) */
 } oai_choice_t;
