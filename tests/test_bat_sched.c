@@ -123,7 +123,7 @@ static void check_alone(const eng_bundle_t *b, const char *text, int max_tokens,
     int32_t pt[MAXTOK + 1], out[MAXTOK];
     int np = eng_tok_encode(b->tok, text, strlen(text), ENG_TOK_ADD_SPECIAL, pt, MAXTOK);
     ASSERT_GT(np, 0);
-    eng_gen_req_t g = {pt, np, max_tokens, {0, 0, 1, 0}, out, NULL, 0, 0};
+    eng_gen_req_t g = {pt, np, max_tokens, {0, 0, 1, 0}, out, NULL, 0, 0, NULL, 0};
     eng_gen_opts_t go = {1, 0, 0, b->tok};
     ASSERT_EQ(eng_gen_run(ctx, &g, 1, &go), 0);
     ASSERT_EQ(r->ntok, g.n_out);
