@@ -1,5 +1,6 @@
 #include "bat_sched.h"
 
+#include <ctype.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,20 +10,25 @@
 #include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "bat_fifo.h"
+#include "bat_stop.h"
 #include "bat_tok.h"
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
+#include "model/gguf.h"
 
 /* One KV slot and the stream in it. */
 typedef struct {
     bat_req_t *req;         /* owned while the lane is busy; NULL when free */
     eng_stream_t st;
     uint64_t admit_seq;     /* admission order: older prefills get the budget first */
-    uint64_t t_admit, t_first;
+    uint64_t t_admit, t_first, t_last;  /* t_last: its latest token, for the ITL histogram */
     int col0, ncols;        /* this step's columns */
-    char utf8[4];           /* an incomplete UTF-8 sequence held back for the next event */
+    bat__stop_t stop;       /* the request's stop strings; its bytes go through it first */
+    char utf8[4];           /* an incomplete UTF-8 sequence (of what the matcher released) held
+                             * back for the next event */
     int nutf8;
+    eng_logprobs_t lp;      /* this step's sampled column's, when the request asked */
 } lane_t;
 
 struct bat_sched {
@@ -32,6 +38,9 @@ struct bat_sched {
     eng_ctx_t *ctx;
     int seq_len, vocab, max_cols;
     const char *model_name; /* borrowed from the model */
+    char wtype[16];         /* the weight type's name, lower case */
+    char *chat_template;    /* owned copy of tokenizer.chat_template, or NULL */
+    size_t chat_template_len;
     bat__tok_t *tokw;       /* bat_submit() -> tokenizer worker -> inbox */
     lanes_q_t *inbox;       /* bat_req_t: generates (encoded) from the worker; cancels, straight
                              * from bat_cancel() or back from the worker */
@@ -88,11 +97,25 @@ bat_req_t *bat_req_new(uint64_t req_id, const char *prompt, size_t len) {
     r->req_id = req_id;
     r->max_tokens = 64;
     r->top_p = 1.0f;
+    r->logprobs = -1;
+    r->t_arrive_ns = lanes_now_ns();
     return r;
+}
+
+int bat_req_add_stop(bat_req_t *r, const char *s, size_t len) {
+    if (len < 1 || len > BAT_MAX_STOP_LEN || r->n_stop >= BAT_MAX_STOP) return LANES_EINVAL;
+    char *c = malloc(len + 1);
+    if (c == NULL) return LANES_ENOMEM;
+    memcpy(c, s, len);
+    c[len] = 0;
+    r->stop[r->n_stop] = c;
+    r->stop_len[r->n_stop++] = len;
+    return LANES_OK;
 }
 
 void bat_req_free(bat_req_t *r) {
     if (r == NULL) return;
+    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->prompt);
     free(r->ids);
     free(r);
@@ -104,6 +127,7 @@ static void batch_free(bat_batch_t *b) {
     if (b == NULL) return;
     free(b->ev);
     free(b->toks);
+    free(b->lps);
     free(b->text);
     free(b);
 }
@@ -134,6 +158,21 @@ static int grow(void **p, uint32_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
+/* Room for need ids in toks and, at the same indices, their log-probabilities in lps. */
+static int grow_toks(bat_batch_t *b, size_t need) {
+    if (need <= b->tokcap) return 0;
+    size_t c = b->tokcap ? b->tokcap : 64;
+    while (c < need) c *= 2;
+    int32_t *t = realloc(b->toks, c * sizeof *t);
+    if (t == NULL) return -1;
+    b->toks = t;
+    eng_logprobs_t *lp = realloc(b->lps, c * sizeof *lp);
+    if (lp == NULL) return -1;
+    b->lps = lp;
+    b->tokcap = (uint32_t)c;
+    return 0;
+}
+
 /* Appends an event; returns NULL only when memory runs out (the event is then lost and logged). */
 static bat_evt_t *batch_add(bat_sched_t *s, uint64_t req_id, int kind, int code) {
     bat_batch_t *b = s->batch;
@@ -146,6 +185,7 @@ static bat_evt_t *batch_add(bat_sched_t *s, uint64_t req_id, int kind, int code)
     e->req_id = req_id;
     e->kind = kind;
     e->code = code;
+    e->stop_idx = -1;
     e->ttft_ms = -1;
     return e;
 oom:
@@ -166,6 +206,10 @@ static void batch_flush(bat_sched_t *s) {
     sp->requests_active = (uint64_t)atomic_load(&s->live);
     sp->uptime_s = (double)(lanes_now_ns() - s->t_start) / 1e9;
     sp->step_ms_avg = s->st.steps ? s->step_ms_sum / (double)s->st.steps : 0.0;
+    long filled = 0;
+    for (int i = 0; i < s->cfg.max_lanes; i++)
+        if (s->lanes[i].req) filled += s->lanes[i].st.pos;
+    sp->kv_usage = (double)filled / ((double)s->cfg.max_lanes * s->seq_len);
     s->snap_spare = lanes_rcu_publish(&s->snap, sp);
     if (s->batch && s->batch->n > 0) {
         lanes_q_push(s->outbox, &s->batch->node);
@@ -194,30 +238,39 @@ static int utf8_tail(const char *p, size_t n) {
     return 0;
 }
 
-/* Appends a token event for lane l: the token (if tok >= 0) and its bytes after prev, holding back
- * an unfinished UTF-8 sequence unless flush is set. Concatenated texts equal the decoded bytes. */
-__attribute__((noinline)) static void emit_token(bat_sched_t *s, lane_t *l, int prev, int tok,
-                                                 int flush) {
+/* Appends a token event for lane l: the token (if tok >= 0, with its log-probabilities when the
+ * request asked) and its bytes after prev, through the stop matcher and then the UTF-8 hold-back.
+ * flush (the stream ends) releases everything held. Concatenated texts equal the decoded bytes
+ * up to the first stop match. Returns the index of the stop string this token completed, else -1;
+ * a match flushes as well. */
+__attribute__((noinline)) static int emit_token(bat_sched_t *s, lane_t *l, int prev, int tok,
+                                                int flush) {
     bat_evt_t *e = batch_add(s, l->req->req_id, BAT_EV_TOKEN, 0);
-    if (e == NULL) return;
+    if (e == NULL) return -1;
     bat_batch_t *b = s->batch;
     size_t pl = 0;
     const char *piece = tok >= 0 ? eng_tok_decode(s->tok, prev, tok, &pl) : "";
-    if (grow((void **)&b->toks, &b->tokcap, b->ntok + 1, sizeof *b->toks) < 0 ||
-        grow((void **)&b->text, &b->textcap, b->ntext + pl + 4, 1) < 0) {
+    /* Room for the UTF-8 tail and all the matcher can release: what it holds and the piece. */
+    size_t room = (size_t)l->nutf8 + bat__stop_room(&l->stop, pl);
+    if (grow_toks(b, b->ntok + 1) < 0 ||
+        grow((void **)&b->text, &b->textcap, b->ntext + room, 1) < 0) {
         b->n--;
         LANES_LOG(LANES_LOG_ERROR, "bat: out of memory for a token event");
-        return;
+        return -1;
     }
     e->tok_off = b->ntok;
     if (tok >= 0) {
+        if (l->req->logprobs >= 0) b->lps[b->ntok] = l->lp;
         b->toks[b->ntok++] = tok;
         e->n_tok = 1;
     }
     char *t = b->text + b->ntext;
     memcpy(t, l->utf8, (size_t)l->nutf8);
-    memcpy(t + l->nutf8, piece, pl);
-    size_t n = (size_t)l->nutf8 + pl;
+    size_t n = (size_t)l->nutf8, k;
+    int match = bat__stop_feed(&l->stop, piece, pl, t + n, &k);
+    n += k;
+    if (match >= 0) flush = 1;
+    else if (flush) n += bat__stop_flush(&l->stop, t + n);
     int hold = flush ? 0 : utf8_tail(t, n);
     memcpy(l->utf8, t + n - hold, (size_t)hold);
     l->nutf8 = hold;
@@ -228,7 +281,53 @@ __attribute__((noinline)) static void emit_token(bat_sched_t *s, lane_t *l, int 
         s->st.tokens_generated++;
         DTRACE_PROBE2(lanes, token_emit, l->req->req_id, l->st.n_gen);
     }
+    return match;
 }
+
+/* ---- statistics ----------------------------------------------------------------------------- */
+
+/* Bucket bounds: vLLM's for the metrics it has (TTFT, ITL, request latency), so that dashboards
+ * made for it read ours; seconds except COLS. */
+static const double le_ttft[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+                                 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560};
+static const double le_itl[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
+                                0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80};
+static const double le_req[] = {0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120,
+                                240, 480, 960, 1920, 7680};
+static const double le_step[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                 1, 2.5};
+static const double le_cols[] = {1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 512, 1024};
+
+#define HIST_INIT(h, bounds)                                                                      \
+    do {                                                                                          \
+        _Static_assert(sizeof(bounds) / sizeof *(bounds) <= BAT_HIST_MAX, "raise BAT_HIST_MAX");  \
+        (h)->le = (bounds);                                                                       \
+        (h)->n = (int)(sizeof(bounds) / sizeof *(bounds));                                        \
+    } while (0)
+
+static void hist_init(bat_hist_t *h) {
+    HIST_INIT(&h[BAT_H_TTFT], le_ttft);
+    HIST_INIT(&h[BAT_H_ITL], le_itl);
+    HIST_INIT(&h[BAT_H_E2E], le_req);
+    HIST_INIT(&h[BAT_H_QUEUE], le_req);
+    HIST_INIT(&h[BAT_H_STEP], le_step);
+    HIST_INIT(&h[BAT_H_COLS], le_cols);
+}
+
+/* Counts v in the first bucket whose bound is >= v (a binary search), or in +Inf. */
+static void hist_add(bat_hist_t *h, double v) {
+    int lo = 0, hi = h->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (h->le[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    h->count[lo]++;
+    h->total++;
+    h->sum += v;
+}
+
+static double s_between(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e9 : 0.0; }
 
 /* ---- requests and lanes --------------------------------------------------------------------- */
 
@@ -239,6 +338,12 @@ __attribute__((noinline)) static void probe_done(uint64_t req_id, int code, int 
     DTRACE_PROBE3(lanes, request_done, req_id, code, n_gen);
 }
 
+static void count_end(bat_sched_t *s, int kind, int code) {
+    s->st.requests_served++;
+    if (kind == BAT_EV_DONE) s->st.ended[code]++;
+    else s->st.errors++;
+}
+
 /* Ends a request that never got a lane (error or cancel while queued). */
 static void end_queued(bat_sched_t *s, bat_req_t *r, int kind, int code) {
     bat_evt_t *e = batch_add(s, r->req_id, kind, code);
@@ -247,18 +352,22 @@ static void end_queued(bat_sched_t *s, bat_req_t *r, int kind, int code) {
         e->total_ms = e->queue_ms = ms_between(r->t_arrive_ns, lanes_now_ns());
     }
     probe_done(r->req_id, code, 0);
-    s->st.requests_served++;
+    count_end(s, kind, code);
     atomic_fetch_sub(&s->live, 1);
     bat_req_free(r);
 }
 
-/* Ends the stream in lane l: flushes held-back bytes, queues the terminal event, frees the lane. */
-static void end_lane(bat_sched_t *s, lane_t *l, int kind, int code, int flushed) {
+/* Ends the stream in lane l: flushes held-back bytes (unless this step's token event did),
+ * queues the terminal event (stop_idx: BAT_END_STOP's), frees the lane. */
+static void end_lane(bat_sched_t *s, lane_t *l, int kind, int code, int flushed, int stop_idx) {
     bat_req_t *r = l->req;
-    if (l->nutf8 > 0 && !flushed) emit_token(s, l, 0, -1, 1);
+    if ((l->nutf8 > 0 || l->stop.nheld > 0) && !flushed) emit_token(s, l, 0, -1, 1);
+    uint64_t now = lanes_now_ns();
+    hist_add(&s->st.hist[BAT_H_E2E], s_between(r->t_arrive_ns, now));
+    hist_add(&s->st.hist[BAT_H_QUEUE], s_between(r->t_arrive_ns, l->t_admit));
     bat_evt_t *e = batch_add(s, r->req_id, kind, code);
     if (e) {
-        uint64_t now = lanes_now_ns();
+        e->stop_idx = stop_idx;
         e->prompt_tokens = r->n_prompt;
         e->completion_tokens = l->st.n_gen;
         e->queue_ms = ms_between(r->t_arrive_ns, l->t_admit);
@@ -266,7 +375,7 @@ static void end_lane(bat_sched_t *s, lane_t *l, int kind, int code, int flushed)
         e->total_ms = ms_between(r->t_arrive_ns, now);
     }
     probe_done(r->req_id, code, l->st.n_gen);
-    s->st.requests_served++;
+    count_end(s, kind, code);
     atomic_fetch_sub(&s->live, 1);
     bat_req_free(r);
     l->req = NULL;
@@ -279,7 +388,7 @@ static int cancel(bat_sched_t *s, uint64_t req_id) {
     for (int i = 0; i < s->cfg.max_lanes; i++) {
         lane_t *l = &s->lanes[i];
         if (l->req && l->req->req_id == req_id) {
-            end_lane(s, l, BAT_EV_DONE, BAT_END_CANCELLED, 0);
+            end_lane(s, l, BAT_EV_DONE, BAT_END_CANCELLED, 0, -1);
             return 1;
         }
     }
@@ -332,7 +441,9 @@ static void admit(bat_sched_t *s) {
         l->t_admit = lanes_now_ns();
         l->t_first = 0;
         l->nutf8 = 0;
+        bat__stop_init(&l->stop, r->n_stop, r->stop, r->stop_len);
         eng_stream_init(&l->st, i, r->ids, r->n_prompt, r->max_tokens, s->tok);
+        l->st.ignore_eos = r->ignore_eos;
         int top_k = r->top_k > s->vocab ? s->vocab : r->top_k;
         eng_ctx_set_sampler(s->ctx, i, &(eng_sampler_t){r->temperature, top_k, r->top_p, r->seed});
         s->nactive++;
@@ -346,6 +457,16 @@ static int by_admit_seq(const void *a, const void *b, void *arg) {
     return x < y ? -1 : x > y;
 }
 
+/* A lane whose request asked gets the log-probabilities of its sampled column (the last of a
+ * prompt, or a decode column): the engine fills them on the compute pool. */
+static void ask_logprobs(bat_sched_t *s, lane_t *l) {
+    if (l->ncols == 0 || l->req->logprobs < 0) return;
+    eng_col_t *last = &s->cols[l->col0 + l->ncols - 1];
+    if (!last->sample) return;
+    l->lp.top_n = l->req->logprobs;
+    last->logprobs = &l->lp;
+}
+
 /* One step over every active lane: decode columns first, then prefill chunks oldest first. */
 static void step(bat_sched_t *s) {
     int ncols = 0, nprefill = 0;
@@ -357,6 +478,7 @@ static void step(bat_sched_t *s) {
             l->col0 = ncols;
             l->ncols = eng_stream_cols(&l->st, 1, s->cols + ncols);
             ncols += l->ncols;
+            ask_logprobs(s, l);
         } else {
             s->order[nprefill++] = i;
         }
@@ -369,6 +491,7 @@ static void step(bat_sched_t *s) {
         l->ncols = eng_stream_cols(&l->st, budget, s->cols + ncols);
         ncols += l->ncols;
         budget -= l->ncols;
+        ask_logprobs(s, l);
     }
     if (ncols > s->st.step_cols_max) s->st.step_cols_max = ncols;
     DTRACE_PROBE2(lanes, step_begin, s->st.steps, ncols);
@@ -379,10 +502,12 @@ static void step(bat_sched_t *s) {
     s->st.steps++;
     s->st.step_ms_last = (double)(t1 - t0) / 1e6;
     s->step_ms_sum += s->st.step_ms_last;
+    hist_add(&s->st.hist[BAT_H_STEP], s_between(t0, t1));
+    hist_add(&s->st.hist[BAT_H_COLS], ncols);
     if (rc < 0) {   /* a scheduler bug: end the lanes of this step rather than loop forever */
         LANES_LOG(LANES_LOG_ERROR, "bat: step of %d columns failed: %s", ncols, lanes_strerror(rc));
         for (int i = 0; i < s->cfg.max_lanes; i++)
-            if (s->lanes[i].ncols > 0) end_lane(s, &s->lanes[i], BAT_EV_ERROR, rc, 0);
+            if (s->lanes[i].ncols > 0) end_lane(s, &s->lanes[i], BAT_EV_ERROR, rc, 0, -1);
         return;
     }
     for (int i = 0; i < s->cfg.max_lanes; i++) {
@@ -391,17 +516,24 @@ static void step(bat_sched_t *s) {
         const eng_col_t *last = &s->cols[l->col0 + l->ncols - 1];
         int32_t tok = s->out_tok[l->col0 + l->ncols - 1];
         int emitted = eng_stream_advance(&l->st, l->ncols, last->sample ? tok : -1, s->seq_len);
+        int match = -1;
         if (emitted) {
             if (l->t_first == 0) {
                 l->t_first = t1;
+                hist_add(&s->st.hist[BAT_H_TTFT], s_between(l->req->t_arrive_ns, t1));
                 DTRACE_PROBE1(lanes, first_token, l->req->req_id);
+            } else {
+                hist_add(&s->st.hist[BAT_H_ITL], s_between(l->t_last, t1));
             }
-            emit_token(s, l, last->token, tok, l->st.end != ENG_END_NONE);
+            l->t_last = t1;
+            match = emit_token(s, l, last->token, tok, l->st.end != ENG_END_NONE);
         }
-        if (l->st.end != ENG_END_NONE) {
+        if (match >= 0) {   /* the lane is free for the next step */
+            end_lane(s, l, BAT_EV_DONE, BAT_END_STOP, 1, match);
+        } else if (l->st.end != ENG_END_NONE) {
             int why = l->st.end == ENG_END_STOP ? BAT_END_STOP
                     : l->st.end == ENG_END_CONTEXT ? BAT_END_CONTEXT : BAT_END_LENGTH;
-            end_lane(s, l, BAT_EV_DONE, why, emitted);
+            end_lane(s, l, BAT_EV_DONE, why, emitted, -1);
         }
     }
 }
@@ -440,7 +572,7 @@ static void engine_main(void *arg) {
     }
     /* Shutdown: whatever is still live ends with ECLOSED, in one last batch. */
     for (int i = 0; i < s->cfg.max_lanes; i++)
-        if (s->lanes[i].req) end_lane(s, &s->lanes[i], BAT_EV_ERROR, LANES_ECLOSED, 0);
+        if (s->lanes[i].req) end_lane(s, &s->lanes[i], BAT_EV_ERROR, LANES_ECLOSED, 0, -1);
     for (bat_req_t *r; (r = bat__fifo_pop(&s->fifo)) != NULL;)
         end_queued(s, r, BAT_EV_ERROR, LANES_ECLOSED);
     atomic_store(&s->stopped, 1);
@@ -449,6 +581,18 @@ static void engine_main(void *arg) {
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* A NUL-terminated copy (GGUF strings are not), so that io can hand it to a C string API. */
+static int copy_chat_template(bat_sched_t *s, const eng_model_t *m) {
+    const eng_gguf_t *g = eng_model_gguf(m);
+    const eng_gguf_kv_t *kv = g ? eng_gguf_kv_find(g, "tokenizer.chat_template") : NULL;
+    if (kv == NULL || kv->val.type != ENG_GGUF_STRING) return LANES_OK;
+    if ((s->chat_template = malloc(kv->val.len + 1)) == NULL) return LANES_ENOMEM;
+    memcpy(s->chat_template, kv->val.str, kv->val.len);
+    s->chat_template[kv->val.len] = 0;
+    s->chat_template_len = kv->val.len;
+    return LANES_OK;
+}
 
 _Static_assert(BAT_MAX_LANES == ENG_MAX_LANES, "the scheduler's lane bound is the engine's");
 
@@ -467,6 +611,10 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
     s->max_cols = cfg->max_lanes + cfg->prefill_chunk;
     s->t_start = s->t_log = lanes_now_ns();
     s->st.lanes_total = cfg->max_lanes;
+    hist_init(s->st.hist);
+    const char *wt = eng_wtype_name(eng_model_wtype(m));
+    for (size_t i = 0; wt && wt[i] && i + 1 < sizeof s->wtype; i++)
+        s->wtype[i] = (char)tolower((unsigned char)wt[i]);
     if (uv_sem_init(&s->wake, 0) != 0) {
         free(s);
         return rc;
@@ -478,7 +626,8 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
     s->snap = calloc(1, sizeof(bat_stats_t));
     s->snap_spare = calloc(1, sizeof(bat_stats_t));
     if (!s->lanes || !s->order || !s->cols || !s->out_tok || !s->snap || !s->snap_spare) goto fail;
-    ((bat_stats_t *)s->snap)->lanes_total = cfg->max_lanes;
+    *(bat_stats_t *)s->snap = s->st;
+    if ((rc = copy_chat_template(s, m)) < 0) goto fail;
     if ((rc = lanes_q_create(&s->inbox)) < 0 || (rc = lanes_q_create(&s->outbox)) < 0 ||
         (rc = lanes_q_create(&s->spare)) < 0)
         goto fail;
@@ -545,6 +694,18 @@ int bat_sched_open(const bat_sched_cfg_t *cfg, const char *model_path, const cha
 
 const char *bat_sched_model_name(const bat_sched_t *s) { return s->model_name; }
 
+const char *bat_sched_weight_type(const bat_sched_t *s) { return s->wtype; }
+
+const char *bat_sched_chat_template(const bat_sched_t *s, size_t *len) {
+    *len = s->chat_template_len;
+    return s->chat_template;
+}
+
+/* prev -1 is no BOS: a llama2.c piece keeps its leading space, as it has mid-text. */
+const char *bat_sched_token_piece(const bat_sched_t *s, int32_t id, size_t *len) {
+    return eng_tok_decode(s->tok, -1, id, len);
+}
+
 void bat_sched_destroy(bat_sched_t *s) {
     if (s == NULL) return;
     bat_sched_stop(s);
@@ -572,6 +733,7 @@ void bat_sched_destroy(bat_sched_t *s) {
     free(s->out_tok);
     free(s->snap);
     free(s->snap_spare);
+    free(s->chat_template);
     eng_bundle_close(&s->owned);
     uv_sem_destroy(&s->wake);
     free(s);
@@ -597,6 +759,7 @@ int bat_submit(bat_sched_t *s, bat_req_t *msg) {
             }
         } while (!atomic_compare_exchange_weak(&s->live, &cur, cur + 1));
         if (msg->max_tokens < 1) msg->max_tokens = 1;
+        if (msg->logprobs > BAT_MAX_LOGPROBS) msg->logprobs = BAT_MAX_LOGPROBS;
     }
     if (msg->kind == BAT_MSG_CANCEL) {
         lanes_q_push(s->inbox, &msg->node);
