@@ -21,7 +21,8 @@ typedef struct {
     uint16_t len[BAT_MAX_STOP];             /* 1..BAT_MAX_STOP_LEN */
     uint8_t fail[BAT_MAX_STOP][BAT_MAX_STOP_LEN];   /* fail[i][k]: longest proper border of
                                                      * s[i][0..k], for k + 1 < len[i] */
-    uint16_t q[BAT_MAX_STOP];               /* longest suffix of the text that is a prefix of s[i] */
+    uint16_t q[BAT_MAX_STOP];               /* the longest suffix of the text that is a prefix of
+                                             * s[i] */
     uint16_t nheld;                         /* max of q: the bytes held back, < BAT_MAX_STOP_LEN */
     char held[BAT_MAX_STOP_LEN];
 } bat__stop_t;

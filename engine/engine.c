@@ -58,8 +58,9 @@ struct eng_ctx {
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
-    float *full;        /* (max_lanes, vocab) raw logits of top-k/top-p columns that bring no
-                         * logits buffer: bounded by lanes, not columns, for big vocabularies */
+    float *full;        /* (max_lanes, vocab) raw logits of top-k/top-p and logprobs columns that
+                         * bring no logits buffer: bounded by lanes, not columns, for big
+                         * vocabularies */
     float *samp_scratch;    /* (thread, eng__sample_scratch_words(vocab)) whole-row sampling */
     eng_sampler_t *samplers;    /* (lane,) */
     int32_t *lane_next; /* (lane,) validation scratch: next position expected in this step */
@@ -73,7 +74,8 @@ struct eng_ctx {
     int32_t *samp_col;  /* (max_cols,) step column of each sampled column */
     float *samp_invt;   /* (max_cols,) 1/T for Gumbel lanes, 0 for greedy and full-row lanes */
     float **samp_row;   /* (max_cols,) where the raw row goes (the column's logits buffer, else a
-                         * row of full for top-k/top-p), or NULL */
+                         * row of full for top-k/top-p and logprobs), or NULL */
+    int32_t *lp_samp;   /* (max_cols,) the sampled columns that ask for logprobs */
     float gumbel_ub[1 << ENG_NOISE_BOUND_BITS];   /* eng__gumbel_bounds() */
 };
 
@@ -503,6 +505,18 @@ static void sample_task(void *opaque, int s, int tid) {
     c->best_idx[s] = eng__sample_row(c->kern, c->samp_row[s], vocab, smp, u, scratch);
 }
 
+/* ---- log-probabilities ---------------------------------------------------------------------- */
+
+/* One task per column that asks for logprobs, after its token is known: the whole row by one
+ * thread (eng__logprobs_row()), so the values depend on the row alone. */
+static void logprobs_task(void *opaque, int t, int tid) {
+    (void)tid;
+    eng_ctx_t *c = opaque;
+    int s = c->lp_samp[t];
+    eng__logprobs_row(c->samp_row[s], c->cfg.vocab_size, c->best_idx[s],
+                      c->cols[c->samp_col[s]].logprobs);
+}
+
 /* ---- the step ------------------------------------------------------------------------------- */
 
 static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
@@ -518,8 +532,11 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
         int32_t *next = &c->lane_next[cl->lane];
         if (*next >= 0 ? cl->pos != *next : cl->pos > c->lane_len[cl->lane]) return LANES_EINVAL;
         *next = cl->pos + 1;
-        if (cl->sample && cl->logits == NULL && wants_full_row(&c->samplers[cl->lane]) &&
-            ++full_rows > c->max_lanes)
+        if (cl->sample && cl->logprobs &&
+            (cl->logprobs->top_n < 0 || cl->logprobs->top_n > ENG_MAX_TOP_LOGPROBS))
+            return LANES_EINVAL;
+        if (cl->sample && cl->logits == NULL &&
+            (wants_full_row(&c->samplers[cl->lane]) || cl->logprobs) && ++full_rows > c->max_lanes)
             return LANES_EINVAL;
     }
     return LANES_OK;
@@ -575,7 +592,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
-    int ns = 0, nfull = 0, nrows = 0;
+    int ns = 0, nfull = 0, nrows = 0, nlp = 0;
     qact_begin(c, act_bit(c, &w->cls), d);
     for (int col = 0; col < ncols; col++) {
         out_tok[col] = -1;
@@ -586,7 +603,9 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         qact_col(c, ns, c->xs + (size_t)ns * d);
         c->samp_col[ns] = col;
         c->samp_row[ns] = cols[col].logits ? cols[col].logits
-                          : full_row ? c->full + (size_t)nrows++ * c->cfg.vocab_size : NULL;
+                          : full_row || cols[col].logprobs
+                              ? c->full + (size_t)nrows++ * c->cfg.vocab_size : NULL;
+        if (cols[col].logprobs) c->lp_samp[nlp++] = ns;
         c->samp_invt[ns] = !samples_greedily(s) && !full_row ? 1.0f / s->temperature : 0.0f;
         nfull += full_row;
         ns++;
@@ -606,6 +625,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
                 c->best_idx[s] = c->best_idx[(size_t)t * c->max_cols + s];
             }
     if (nfull > 0) eng_pool_run(c->pool, ns, sample_task, c);
+    if (nlp > 0) eng_pool_run(c->pool, nlp, logprobs_task, c);
     for (int s = 0; s < ns; s++) out_tok[c->samp_col[s]] = c->best_idx[s];
     return LANES_OK;
 }
@@ -688,6 +708,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(samp_col, mc);
     BUF(samp_invt, mc);
     BUF(samp_row, mc);
+    BUF(lp_samp, mc);
 #undef BUF
     return ok ? total : 0;
 }

@@ -63,11 +63,15 @@ typedef struct {
 #define ENG_MAX_TOP_LOGPROBS 20
 
 /* Log-probabilities of a sampled column: the log-softmax of its raw logits (temperature and the
- * filters play no part, as vLLM and OpenAI report them). */
+ * filters play no part, as vLLM and OpenAI report them), over the row's finite logits; chosen is
+ * -inf when the sampled logit is not finite (and so for every id of a row with none finite). The
+ * values depend only on the row: bitwise the same whatever the company, thread count or kernel
+ * table. */
 typedef struct {
     int top_n;          /* in: alternatives wanted, 0..ENG_MAX_TOP_LOGPROBS */
     float chosen;       /* out: the sampled token's log-probability */
-    int n;              /* out: alternatives given: top_n, or the vocabulary when it is smaller */
+    int n;              /* out: alternatives given: top_n, or fewer when the row has fewer finite
+                         * logits (NaN and infinite logits have no probability: never listed) */
     int32_t top_id[ENG_MAX_TOP_LOGPROBS];   /* out: the most probable ids, first the highest,
                                              * equal values by lower id */
     float top_lp[ENG_MAX_TOP_LOGPROBS];     /* out: their log-probabilities */
@@ -104,7 +108,8 @@ void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
  * For each column with sample set, out_tok[i] receives the next token (others get -1). At most
  * max_lanes sampled columns whose sampler uses top-k or top-p, or that ask for logprobs, may come
  * without a logits buffer (the context keeps a whole row of logits for each of those, and only
- * max_lanes rows, so a big vocabulary costs lanes x vocab, not columns x vocab).
+ * max_lanes rows, so a big vocabulary costs lanes x vocab, not columns x vocab). A logprobs
+ * top_n must be 0..ENG_MAX_TOP_LOGPROBS.
  * Returns LANES_OK or LANES_EINVAL for columns that break those rules (nothing is run then). */
 int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok);
 

@@ -38,7 +38,7 @@ int eng_stream_advance(eng_stream_t *s, int ncols, int32_t tok, int seq_len) {
     int sampled_pos = s->pos + ncols - 1;
     s->pos += ncols;
     if (s->pos < s->n_prompt) return 0;
-    if (eng_tok_is_eog(s->tok, tok)) {
+    if (!s->ignore_eos && eng_tok_is_eog(s->tok, tok)) {
         s->end = ENG_END_STOP;
         return 0;
     }
@@ -80,6 +80,7 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
                 eng_gen_req_t *r = &reqs[next];
                 int lane = (opts->first_lane + l) % lanes;
                 eng_stream_init(&st[l], lane, r->prompt, r->n_prompt, r->max_new, opts->tok);
+                st[l].ignore_eos = r->ignore_eos;
                 eng_ctx_set_sampler(c, lane, &r->sampler);
                 req_of[l] = next++;
                 live++;
@@ -96,9 +97,10 @@ int eng_gen_run(eng_ctx_t *c, eng_gen_req_t *reqs, int n, const eng_gen_opts_t *
                 span[2 * l] = nc;
                 span[2 * l + 1] = eng_stream_cols(&st[l], budget, cols + nc);
                 eng_gen_req_t *r = &reqs[req_of[l]];
-                if (span[2 * l + 1] > 0 && r->logits) {
-                    eng_col_t *last = &cols[nc + span[2 * l + 1] - 1];
-                    if (last->sample) last->logits = r->logits + (size_t)r->n_out * vocab;
+                eng_col_t *last = &cols[nc + span[2 * l + 1] - 1];
+                if (span[2 * l + 1] > 0 && last->sample) {
+                    if (r->logits) last->logits = r->logits + (size_t)r->n_out * vocab;
+                    if (r->logprobs) last->logprobs = &r->logprobs[r->n_out];
                 }
                 nc += span[2 * l + 1];
             }

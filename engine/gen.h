@@ -45,6 +45,9 @@ typedef struct {
     int32_t *out;           /* borrows: room for max_new ids */
     float *logits;          /* optional, borrows: (max_new, vocab) logits behind each sampled id */
     int n_out, end;         /* results */
+    eng_logprobs_t *logprobs;   /* optional, borrows: (max_new,) the log-probabilities of each
+                                 * emitted id; every entry's top_n set by the caller */
+    int ignore_eos;         /* eng_stream_t's: only max_new or the context end the stream */
 } eng_gen_req_t;
 
 typedef struct {

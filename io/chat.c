@@ -195,7 +195,7 @@ static void render_gemma(FILE *f, const oai_msg_t *msgs, int n) {
                 any |= s.n > 0;
             }
             if (any) put(f, "\n\n");
-            if (any) pending = i;   /* an all-blank system text stays pending, as in llama.cpp */
+            pending = i;
         }
         put_span(f, content(m, 1));
         put(f, "<end_of_turn>\n");

@@ -26,6 +26,17 @@ static double num_or(const cJSON *o, const char *name, double dflt) {
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
+/* The stop strings cJSON reads (a string, or an array of them) are the parser's, in order. */
+static void check_stop(const cJSON *stop, const io_msg_t *m) {
+    int n = cJSON_IsArray(stop) ? cJSON_GetArraySize(stop) : cJSON_IsString(stop) ? 1 : 0;
+    assert(m->n_stop == n);
+    for (int i = 0; i < n; i++) {
+        const cJSON *s = cJSON_IsArray(stop) ? cJSON_GetArrayItem(stop, i) : stop;
+        assert(cJSON_IsString(s) && strlen(s->valuestring) == m->stop_len[i]);
+        assert(memcmp(s->valuestring, m->stop[i], m->stop_len[i]) == 0);
+    }
+}
+
 /* An accepted JSON line read again by cJSON must give the same message. cJSON ends strings at
  * \u0000 (its keys too, so "id\u0000" would be its "id"): with one in the line only the prompt is
  * compared, up to cJSON's end. */
@@ -57,6 +68,10 @@ static void check_against_cjson(const char *line, size_t size, const io_msg_t *m
             float p = (float)num_or(o, "top_p", 1);
             assert(m->top_p == (p < FLT_MIN ? FLT_MIN : p));
             assert((double)m->seed == num_or(o, "seed", 0));   /* exact below 2^53, nearest above */
+            assert(m->logprobs == (int)num_or(o, "logprobs", -1));
+            const cJSON *eos = cJSON_GetObjectItemCaseSensitive(o, "ignore_eos");
+            assert(m->ignore_eos == cJSON_IsTrue(eos));
+            check_stop(cJSON_GetObjectItemCaseSensitive(o, "stop"), m);
         }
     }
     cJSON_Delete(o);
@@ -73,6 +88,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         assert(m.temperature >= 0 && m.temperature <= 100);
         assert(m.top_p >= FLT_MIN && m.top_p <= 1);   /* a normal positive float: never "off" */
         assert(m.top_k >= 0);
+        assert(m.logprobs >= -1 && m.logprobs <= IO_MAX_LOGPROBS);
+        assert(m.ignore_eos == 0 || m.ignore_eos == 1);
+        assert(m.n_stop >= 0 && m.n_stop <= IO_MAX_STOP);
+        for (int i = 0; i < m.n_stop; i++)
+            assert(m.stop[i] != NULL && m.stop_len[i] >= 1 && m.stop_len[i] <= IO_MAX_STOP_LEN);
     }
     if (rc == LANES_OK && !m.plain) {
         assert(valid_utf8(line, size));   /* JSON text is UTF-8 */

@@ -18,8 +18,9 @@ typedef struct {
 
 #define IO_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* Malloc'd text (NUL-terminated, *len bytes), NULL on ENOMEM. model labels every vLLM metric
- * (model_name="..."), escaped as the format wants. */
+/* Returns malloc'd text (NUL-terminated, *len bytes), NULL on ENOMEM; borrows st and io. model
+ * (NULL = "") labels every vLLM metric as vLLM does, model_name="..." (escaped, made valid UTF-8)
+ * and engine="0"; lanes_* metrics have no labels. docs/PROTOCOL.md lists the metrics. Any thread. */
 char *io_metrics_text(const bat_stats_t *st, const io_metrics_io_t *io, const char *model,
                       size_t *len);
 

@@ -19,9 +19,13 @@
 typedef struct { const char *p; size_t n; } span_t;
 
 /* The members the protocol reads; the first occurrence counts, as in cJSON_GetObjectItem. */
-enum { F_ID, F_OP, F_PROMPT, F_MAX_TOKENS, F_TEMPERATURE, F_TOP_K, F_TOP_P, F_SEED, F_COUNT };
+enum {
+    F_ID, F_OP, F_PROMPT, F_MAX_TOKENS, F_TEMPERATURE, F_TOP_K, F_TOP_P, F_SEED, F_STOP,
+    F_IGNORE_EOS, F_LOGPROBS, F_COUNT
+};
 static const char *const field_name[F_COUNT] = {
-    "id", "op", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed",
+    "id", "op", "prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "stop",
+    "ignore_eos", "logprobs",
 };
 static const char *const op_name[] = {
     [IO_OP_GENERATE] = "generate", [IO_OP_CANCEL] = "cancel", [IO_OP_STATS] = "stats",
@@ -250,6 +254,7 @@ static const char *scan_value(scan_t *s, const char *p, int depth) {
 void io_msg_fini(io_msg_t *msg) {
     free(msg->id);
     free(msg->text_);
+    for (int i = 0; i < msg->n_stop; i++) free(msg->stop[i]);
     memset(msg, 0, sizeof *msg);
 }
 
@@ -307,6 +312,36 @@ static int get_seed(span_t v, uint64_t *out) {
     int r = get_int(v, 0, 9007199254740992.0, &d);
     if (r > 0) *out = (uint64_t)d;
     return r;
+}
+
+/* "stop": a string or an array of 1..IO_MAX_STOP of them, each decoded to 1..IO_MAX_STOP_LEN bytes.
+ * The scanner has vouched for v's grammar, so only the types are checked here. */
+static int get_stop(span_t v, io_msg_t *msg) {
+    static const char type[] = "stop must be a string or an array of 1 to 4 strings";
+    if (is_null(v)) return LANES_OK;
+    scan_t s = {.end = v.p + v.n};
+    const char *p = v.p;
+    int array = *p == '[';
+    if (array) p = skip_ws(p + 1, s.end);
+    for (;;) {
+        if (*p != '"') return fail(msg, LANES_EINVAL, type);
+        if (msg->n_stop == IO_MAX_STOP)
+            return fail(msg, LANES_EINVAL, "stop has more than 4 strings");
+        const char *q = scan_string(&s, p);
+        size_t body = (size_t)(q - p) - 2;
+        char *dec = malloc(body > 0 ? body : 1);
+        if (dec == NULL) return fail(msg, LANES_ENOMEM, "out of memory");
+        size_t n = str_decode(p + 1, body, dec, body);
+        msg->stop[msg->n_stop] = dec;
+        msg->stop_len[msg->n_stop++] = n;
+        if (n == 0) return fail(msg, LANES_EINVAL, "stop strings must not be empty");
+        if (n > IO_MAX_STOP_LEN)
+            return fail(msg, LANES_EINVAL, "stop string longer than 256 bytes");
+        if (!array) return LANES_OK;
+        p = skip_ws(q, s.end);
+        if (*p == ']') return LANES_OK;
+        p = skip_ws(p + 1, s.end);  /* past the ',' */
+    }
 }
 
 static int parse_json(const char *line, size_t len, io_msg_t *msg) {
@@ -370,6 +405,16 @@ static int parse_json(const char *line, size_t len, io_msg_t *msg) {
     if (r) msg->top_p = (float)d < FLT_MIN ? FLT_MIN : (float)d;
     if ((r = get_seed(s.f[F_SEED], &msg->seed)) < 0)
         return fail(msg, LANES_EINVAL, "seed must be an integer in 0..2^64-1");
+    if ((r = get_stop(s.f[F_STOP], msg)) < 0) return r;
+    v = s.f[F_IGNORE_EOS];
+    if (!is_null(v)) {
+        msg->ignore_eos = span_is(v.p, v.n, "true");
+        if (!msg->ignore_eos && !span_is(v.p, v.n, "false"))
+            return fail(msg, LANES_EINVAL, "ignore_eos must be true or false");
+    }
+    if ((r = get_int(s.f[F_LOGPROBS], 0, IO_MAX_LOGPROBS, &d)) < 0)
+        return fail(msg, LANES_EINVAL, "logprobs must be an integer in 0..20 or null");
+    if (r) msg->logprobs = (int)d;
     return LANES_OK;
 }
 

@@ -14,6 +14,11 @@
  *   that completes it, with the text before it, reason stop and its index; one found only in the
  *   prompt never matches; the lane is free in the same step (a queued request wastes no step);
  *   held-back bytes come out when a stream ends otherwise.
+ * - ignore_eos: a prompt whose greedy output ends in an end-of-generation token runs to max_tokens
+ *   with ignore_eos, through the same tokens first.
+ * - logprobs: a request that asks gets, per token, the log-softmax of the logits eng_gen_run
+ *   reports for it (chosen and top N), bit for bit eng_gen_run's own logprobs; top 0 gives the
+ *   chosen one only; one beside them that does not ask is unchanged.
  * - metrics: histogram counts and sums agree with the requests, tokens and columns served, every
  *   observation lands in the bucket its bounds say, ended[] and errors add up, KV usage is above
  *   0 while a lane decodes and 0 when idle.
@@ -123,7 +128,7 @@ static void check_alone(const eng_bundle_t *b, const char *text, int max_tokens,
     int32_t pt[MAXTOK + 1], out[MAXTOK];
     int np = eng_tok_encode(b->tok, text, strlen(text), ENG_TOK_ADD_SPECIAL, pt, MAXTOK);
     ASSERT_GT(np, 0);
-    eng_gen_req_t g = {pt, np, max_tokens, {0, 0, 1, 0}, out, NULL, 0, 0};
+    eng_gen_req_t g = {pt, np, max_tokens, {0, 0, 1, 0}, out, NULL, 0, 0, NULL, 0};
     eng_gen_opts_t go = {1, 0, 0, b->tok};
     ASSERT_EQ(eng_gen_run(ctx, &g, 1, &go), 0);
     ASSERT_EQ(r->ntok, g.n_out);
@@ -519,9 +524,114 @@ static void t_stopstr(const eng_bundle_t *b) {
     static char huge[BAT_MAX_STOP_LEN + 1];
     memset(huge, 'h', sizeof huge);
     ASSERT_EQ(bat_req_add_stop(r, huge, BAT_MAX_STOP_LEN + 1), LANES_EINVAL);
-    for (int k = 0; k < BAT_MAX_STOP; k++) ASSERT_EQ(bat_req_add_stop(r, huge, BAT_MAX_STOP_LEN), 0);
+    for (int k = 0; k < BAT_MAX_STOP; k++)
+        ASSERT_EQ(bat_req_add_stop(r, huge, BAT_MAX_STOP_LEN), 0);
     ASSERT_EQ(bat_req_add_stop(r, "x", 1), LANES_EINVAL);
     bat_req_free(r);
+    bat_sched_destroy(s);
+}
+
+/* On stories260K (../shared), whose greedy story for this prompt ends with BOS after 217 tokens
+ * (refs/stories260K.greedy.jsonl): the synthetic presets' random weights never pick it. */
+static void t_ignore_eos(const eng_bundle_t *unused) {
+    (void)unused;
+    enum { MORE = 8 };
+    const char *shared = getenv("LANES_SHARED"), *prompt = "The little dog";
+    char mpath[4096], tpath[4096];
+    snprintf(mpath, sizeof mpath, "%s/models/stories260K.bin", shared ? shared : "");
+    snprintf(tpath, sizeof tpath, "%s/models/tok512.bin", shared ? shared : "");
+    eng_bundle_t b;
+    if (shared == NULL || access(mpath, R_OK) != 0 || access(tpath, R_OK) != 0) {
+        fprintf(stderr, "ignore_eos: skipped (no %s)\n", mpath);
+        return;
+    }
+    ASSERT_EQ(eng_bundle_open(&b, mpath, tpath, NULL, 1), 0);
+    bat_sched_t *s = sched_new(&b, 2, 2, 64, 1);
+    submit(s, 1, prompt, MAXTOK - MORE);
+    WAIT_UNTIL(s, rec[1].ended);
+    ASSERT_EQ(rec[1].code, BAT_END_STOP);   /* the end-of-generation token */
+    ASSERT_EQ(rec[1].stop_idx, -1);
+    ASSERT_LT(rec[1].ntok, MAXTOK - MORE);
+    bat_req_t *r = req(2, prompt, rec[1].ntok + MORE);
+    r->ignore_eos = 1;
+    ASSERT_EQ(bat_submit(s, r), 0);
+    WAIT_UNTIL(s, rec[2].ended);
+    ASSERT_EQ(rec[2].code, BAT_END_LENGTH);
+    ASSERT_EQ(rec[2].ntok, rec[1].ntok + MORE);
+    for (int k = 0; k < rec[1].ntok; k++) ASSERT_EQ(rec[2].toks[k], rec[1].toks[k]);
+    ASSERT(eng_tok_is_eog(b.tok, rec[2].toks[rec[1].ntok]));
+    bat_sched_destroy(s);
+    eng_bundle_close(&b);
+}
+
+/* The log-softmax of logits[0..n) at j, in double. */
+static double log_softmax(const float *l, int n, int j) {
+    double mx = -INFINITY, sum = 0;
+    for (int k = 0; k < n; k++) mx = l[k] > mx ? l[k] : mx;
+    for (int k = 0; k < n; k++) sum += exp((double)l[k] - mx);
+    return (double)l[j] - mx - log(sum);
+}
+
+static void t_logprobs(const eng_bundle_t *b) {
+    enum { N = 12, TOP = 3 };
+    const char *prompt = "The little robot";
+    bat_sched_t *s = sched_new(b, 4, 4, 64, 1);
+    bat_req_t *r1 = req(1, prompt, N), *r3 = req(3, prompt, N);
+    r1->logprobs = TOP;
+    r3->logprobs = 0;
+    ASSERT_EQ(bat_submit(s, r1), 0);
+    submit(s, 2, prompt, N);
+    ASSERT_EQ(bat_submit(s, r3), 0);
+    WAIT_UNTIL(s, nended == 3);
+    for (int i = 1; i <= 3; i++) check_alone(b, prompt, N, &rec[i]);
+    /* The logits and log-probabilities behind each sampled id, from the engine alone (batch
+     * invariant: the same bits). */
+    int vocab = eng_model_cfg(b->model)->vocab_size;
+    float *logits = malloc((size_t)N * vocab * sizeof *logits);
+    ASSERT(logits != NULL);
+    eng_ctx_t *ctx;
+    eng_ctx_cfg_t cc = {1, 256, 1, ENG_GEMM_LANES, 0};
+    ASSERT_EQ(eng_ctx_create(b->model, &cc, &ctx), 0);
+    int32_t pt[MAXTOK], out[N];
+    eng_logprobs_t alone[N];
+    for (int t = 0; t < N; t++) alone[t].top_n = TOP;
+    int np = eng_tok_encode(b->tok, prompt, strlen(prompt), ENG_TOK_ADD_SPECIAL, pt, MAXTOK);
+    eng_gen_req_t g = {.prompt = pt, .n_prompt = np, .max_new = N, .sampler = {0, 0, 1, 0},
+                       .out = out, .logits = logits, .logprobs = alone};
+    eng_gen_opts_t go = {1, 0, 0, b->tok};
+    ASSERT_EQ(eng_gen_run(ctx, &g, 1, &go), 0);
+    eng_ctx_destroy(ctx);
+    ASSERT_EQ(g.n_out, rec[1].ntok);
+    for (int t = 0; t < g.n_out; t++) {
+        const float *l = logits + (size_t)t * vocab;
+        for (int id = 1; id <= 3; id += 2) {
+            const eng_logprobs_t *lp = &lps[id][t];
+            double want = log_softmax(l, vocab, out[t]);
+            if (fabs(lp->chosen - want) > 1e-4) {
+                fprintf(stderr, "request %d token %d: logprob %g, want %g\n", id, t, lp->chosen,
+                        want);
+                ASSERT(0);
+            }
+            ASSERT_EQ(lp->n, id == 1 ? TOP : 0);
+        }
+        /* The top ids: by value, then lower id (the greedy token is the first). */
+        const eng_logprobs_t *lp = &lps[1][t];
+        ASSERT_EQ(lp->top_id[0], out[t]);
+        ASSERT(memcmp(&lp->chosen, &alone[t].chosen, sizeof lp->chosen) == 0);
+        ASSERT(memcmp(&lps[3][t].chosen, &alone[t].chosen, sizeof lp->chosen) == 0);
+        ASSERT_EQ(alone[t].n, TOP);
+        for (int k = 0; k < TOP; k++) {
+            int32_t id = lp->top_id[k];
+            ASSERT(id >= 0 && id < vocab);
+            ASSERT(fabs(lp->top_lp[k] - log_softmax(l, vocab, id)) <= 1e-4);
+            ASSERT_EQ(id, alone[t].top_id[k]);
+            ASSERT(memcmp(&lp->top_lp[k], &alone[t].top_lp[k], sizeof lp->top_lp[k]) == 0);
+            int above = 0;   /* ids ranked before it */
+            for (int j = 0; j < vocab; j++) above += l[j] > l[id] || (l[j] == l[id] && j < id);
+            ASSERT_EQ(above, k);
+        }
+    }
+    free(logits);
     bat_sched_destroy(s);
 }
 
@@ -572,25 +682,26 @@ static void t_metrics(const eng_bundle_t *b) {
     ASSERT(st.hist[BAT_H_STEP].sum <= st.hist[BAT_H_E2E].sum);
     ASSERT_EQ(st.ended[BAT_END_LENGTH], 1);
     ASSERT(st.kv_usage == 0);
-    /* While a lane decodes, its positions fill the cache (a snapshot showing it active). */
-    int seen = 0;
-    for (uint64_t id = 10; !seen && id < 20; id++) {
+    /* While a lane decodes, its positions fill the cache (a snapshot showing it active); then it
+     * is cancelled (retried should it end first). */
+    int cancelled = 0;
+    for (uint64_t id = 10; !cancelled && id < 20; id++) {
         submit(s, id, "busy", 200);
         take_events(s);
-        for (;;) {
+        for (int asked = 0; !rec[id].ended;) {
             bat_stats_get(s, &st);
-            if (st.lanes_active == 1) {
+            if (!asked && st.lanes_active == 1) {
                 int ctx = eng_model_cfg(b->model)->seq_len;
                 ASSERT(st.kv_usage > 0 && st.kv_usage <= (double)(200 + 8) / (2.0 * ctx));
-                seen = 1;
                 cancel(s, id);
+                asked = 1;
             }
-            if (rec[id].ended) break;
             uv_sem_wait(&woke);
             take_events(s);
         }
+        cancelled = rec[id].code == BAT_END_CANCELLED;
     }
-    ASSERT(seen);
+    ASSERT(cancelled);
     char *big = big_text(5, 62 * 1024);
     submit(s, 30, big, 4);   /* ETOOLONG: an error, never in a lane */
     free(big);
@@ -681,7 +792,8 @@ int main(int argc, char **argv) {
     static const struct { const char *name; void (*fn)(const eng_bundle_t *); int big; } tests[] = {
         {"parity", t_parity, 0}, {"budget", t_budget, 1}, {"cancel", t_cancel, 1},
         {"toolong", t_toolong, 0}, {"stop", t_stop, 1}, {"stopstr", t_stopstr, 0},
-        {"metrics", t_metrics, 1}, {"info", t_info, 0},
+        {"ignore_eos", t_ignore_eos, 0}, {"logprobs", t_logprobs, 0}, {"metrics", t_metrics, 1},
+        {"info", t_info, 0},
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
         if (only && strcmp(only, tests[i].name) != 0) continue;

@@ -61,7 +61,7 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
         for (int t = 0; t < N_TARGETS; t++) {
             result_t *r = &res[t];
             reqs[0] = (eng_gen_req_t){r->ids, r->n_prompt, MAX_NEW, sampler_for(kind), r->out,
-                                      r->logits, 0, 0};
+                                      r->logits, 0, 0, NULL, 0};
             ASSERT_EQ(eng_gen_run(ctx, reqs, 1, &(eng_gen_opts_t){1, chunk, 0, b->tok}), LANES_OK);
             r->n_out = reqs[0].n_out;
             r->end = reqs[0].end;
@@ -73,7 +73,7 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
         if (next_target < N_TARGETS && i == target_at[next_target]) {
             result_t *tr = &res[next_target++];
             reqs[i] = (eng_gen_req_t){tr->ids, tr->n_prompt, MAX_NEW, sampler_for(kind), tr->out,
-                                      tr->logits, 0, 0};
+                                      tr->logits, 0, 0, NULL, 0};
             continue;
         }
         int np = 1 + (int)(rng_next(&rng) % 60);
@@ -81,7 +81,7 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
         for (int j = 1; j < np; j++) filler_ids[i][j] = 3 + (int32_t)(rng_next(&rng) % (vocab - 3));
         reqs[i] = (eng_gen_req_t){filler_ids[i], np, 1 + (int)(rng_next(&rng) % MAX_NEW),
                                   sampler_for((int)(rng_next(&rng) % N_KINDS)), filler_out[i],
-                                  NULL, 0, 0};
+                                  NULL, 0, 0, NULL, 0};
         reqs[i].sampler.seed = rng_next(&rng);
     }
     eng_gen_opts_t go = {LANES, chunk, 13 * chunk + 5, b->tok};

@@ -49,7 +49,7 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
     if (!packed) {
         for (int t = 0; t < N_TARGETS; t++) {
             reqs[0] = (eng_gen_req_t){res[t].ids, res[t].n_prompt, MAX_NEW, GREEDY, res[t].out,
-                                      res[t].logits, 0, 0};
+                                      res[t].logits, 0, 0, NULL, 0};
             ASSERT_EQ(eng_gen_run(ctx, reqs, 1, &go), LANES_OK);
             res[t].n_out = reqs[0].n_out;
         }
@@ -60,14 +60,15 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
     for (int i = 0, next = 0; i < N_REQS; i++) {
         if (next < N_TARGETS && i == target_at[next]) {
             result_t *r = &res[next++];
-            reqs[i] = (eng_gen_req_t){r->ids, r->n_prompt, MAX_NEW, GREEDY, r->out, r->logits, 0, 0};
+            reqs[i] = (eng_gen_req_t){r->ids, r->n_prompt, MAX_NEW, GREEDY, r->out, r->logits,
+                                      0, 0, NULL, 0};
             continue;
         }
         int np = 1 + (int)(rng_next(&rng) % 8);
         filler_ids[i][0] = 1;
         for (int j = 1; j < np; j++) filler_ids[i][j] = 3 + (int32_t)(rng_next(&rng) % (vocab - 3));
         reqs[i] = (eng_gen_req_t){filler_ids[i], np, 1 + (int)(rng_next(&rng) % 4), GREEDY,
-                                  filler_out[i], NULL, 0, 0};
+                                  filler_out[i], NULL, 0, 0, NULL, 0};
     }
     ASSERT_EQ(eng_gen_run(ctx, reqs, N_REQS, &go), LANES_OK);
     for (int t = 0; t < N_TARGETS; t++) res[t].n_out = reqs[target_at[t]].n_out;

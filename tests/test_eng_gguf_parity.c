@@ -233,7 +233,7 @@ static int check_stories(const char *shared) {
                                 "F32's)", files[m], prompts[i]);
             }
             reqs[m][i] = (eng_gen_req_t){prompt_ids[i], np, STORY_NEW, {0.0f, 0, 1.0f, 0},
-                                         out[m][i], NULL, 0, 0};
+                                         out[m][i], NULL, 0, 0, NULL, 0};
         }
         ASSERT_EQ(eng_gen_run(ctx, reqs[m], N_STORIES,
                               &(eng_gen_opts_t){N_STORIES, 0, 0, b[m].tok}), LANES_OK);

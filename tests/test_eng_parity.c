@@ -69,7 +69,8 @@ static void check_model(const char *shared, const char *model, const char *tokfi
         /* run.c's steps count forward passes including the prompt's: it can emit up to
          * effective_steps + 1 - n_prompt tokens. */
         int max_new = r->effective_steps + 1 - np;
-        reqs[i] = (eng_gen_req_t){ids[i], np, max_new, {0, 0, 1.0f, 0}, out[i], NULL, 0, 0};
+        reqs[i] = (eng_gen_req_t){ids[i], np, max_new, {0, 0, 1.0f, 0}, out[i], NULL, 0, 0, NULL,
+                                  0};
     }
     eng_ctx_t *ctx;
     ASSERT_EQ(eng_ctx_create(b.model, &(eng_ctx_cfg_t){n, n * 8, threads, ENG_GEMM_LANES, 0}, &ctx),

@@ -62,7 +62,7 @@ static void run_stream(const eng_bundle_t *b, eng_sampler_t s, int32_t *out, int
     eng_ctx_t *ctx;
     eng_ctx_cfg_t cc = {.max_lanes = 1, .max_cols = 64, .threads = 1, .gemm = ENG_GEMM_LANES};
     ASSERT_EQ(eng_ctx_create(b->model, &cc, &ctx), LANES_OK);
-    eng_gen_req_t r = {ids, np, MAX_NEW, s, out, NULL, 0, 0};
+    eng_gen_req_t r = {ids, np, MAX_NEW, s, out, NULL, 0, 0, NULL, 0};
     ASSERT_EQ(eng_gen_run(ctx, &r, 1, &(eng_gen_opts_t){1, 0, 0, b->tok}), LANES_OK);
     *n_out = r.n_out;
     eng_ctx_destroy(ctx);

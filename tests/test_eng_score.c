@@ -31,7 +31,7 @@ int main(void) {
     eng_ctx_t *ctx;
     eng_ctx_cfg_t cc = {1, 64, 1, ENG_GEMM_LANES, 0};
     ASSERT_EQ(eng_ctx_create(b.model, &cc, &ctx), LANES_OK);
-    eng_gen_req_t r = {prompt, np, MAX_NEW, {0.0f, 0, 1.0f, 0}, gen, logits, 0, 0};
+    eng_gen_req_t r = {prompt, np, MAX_NEW, {0.0f, 0, 1.0f, 0}, gen, logits, 0, 0, NULL, 0};
     ASSERT_EQ(eng_gen_run(ctx, &r, 1, &(eng_gen_opts_t){1, 0, 0, b.tok}), LANES_OK);
     ASSERT(r.n_out >= 8);
     eng_ctx_destroy(ctx);

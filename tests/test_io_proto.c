@@ -153,11 +153,82 @@ static void test_sampler_numbers(void) {
     io_msg_fini(&m);
 }
 
+/* stop, ignore_eos and logprobs: the stop strings are decoded with their real length, as the
+ * prompt is, and every wrong type or size is an EINVAL naming the field. */
+static void test_stop_eos_logprobs(void) {
+    io_msg_t m;
+    ASSERT_EQ(parse("{\"prompt\":\"x\"}", &m), LANES_OK);   /* defaults */
+    ASSERT(m.n_stop == 0 && m.ignore_eos == 0 && m.logprobs == -1);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"stop\":\".\\n\",\"ignore_eos\":true,\"logprobs\":0}", &m),
+              LANES_OK);
+    ASSERT(m.n_stop == 1 && m.stop_len[0] == 2 && memcmp(m.stop[0], ".\n", 2) == 0);
+    ASSERT(m.ignore_eos == 1 && m.logprobs == 0);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"stop\":[ \"a\" , \"a\\u0000b\",\"\\ud83d\\ude42\","
+                    "\"\\\"\"],\"ignore_eos\":false,\"logprobs\":20}", &m), LANES_OK);
+    ASSERT_EQ(m.n_stop, 4);
+    ASSERT(m.stop_len[0] == 1 && m.stop[0][0] == 'a');
+    ASSERT(m.stop_len[1] == 3 && memcmp(m.stop[1], "a\0b", 3) == 0);
+    ASSERT(m.stop_len[2] == 4 && memcmp(m.stop[2], "\xf0\x9f\x99\x82", 4) == 0);
+    ASSERT(m.stop_len[3] == 1 && m.stop[3][0] == '"');
+    ASSERT(m.ignore_eos == 0 && m.logprobs == 20);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"stop\":null,\"ignore_eos\":null,\"logprobs\":null}", &m),
+              LANES_OK);
+    ASSERT(m.n_stop == 0 && m.ignore_eos == 0 && m.logprobs == -1);
+    io_msg_fini(&m);
+    ASSERT_EQ(parse("{\"prompt\":\"x\",\"stop\":\"one\",\"stop\":[\"two\"]}", &m), LANES_OK);
+    ASSERT(m.n_stop == 1 && m.stop_len[0] == 3);    /* the first occurrence counts */
+    io_msg_fini(&m);
+
+    /* 256 bytes decoded is the limit, whatever the escapes took to send: 128 "\u00e9" are 768
+     * bytes sent and 256 decoded. */
+    char line[2048];
+    for (int extra = 0; extra <= 1; extra++) {
+        char *p = line + sprintf(line, "{\"prompt\":\"x\",\"stop\":[\"s\",\"");
+        for (int i = 0; i < 128; i++) p += sprintf(p, "\\u00e9");
+        if (extra) *p++ = '!';
+        strcpy(p, "\"]}");
+        int rc = parse(line, &m);
+        ASSERT_EQ(rc, extra ? LANES_EINVAL : LANES_OK);
+        if (rc == LANES_OK) ASSERT(m.n_stop == 2 && m.stop_len[1] == IO_MAX_STOP_LEN);
+        else ASSERT(strstr(m.err_msg, "stop") != NULL);
+        io_msg_fini(&m);
+    }
+
+    static const char *const bad[] = {
+        "\"stop\":[]", "\"stop\":\"\"", "\"stop\":[\"a\",\"\"]",
+        "\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]", "\"stop\":1", "\"stop\":[\"a\",1]",
+        "\"stop\":[[\"a\"]]", "\"stop\":{\"a\":\"b\"}", "\"stop\":true", "\"stop\":[null]",
+        "\"ignore_eos\":1", "\"ignore_eos\":\"true\"", "\"ignore_eos\":[]",
+        "\"logprobs\":-1", "\"logprobs\":21", "\"logprobs\":1.5", "\"logprobs\":true",
+        "\"logprobs\":\"5\"",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(line, sizeof line, "{\"id\":\"b\",\"prompt\":\"x\",%s}", bad[i]);
+        int rc = parse(line, &m);
+        if (rc != LANES_EINVAL) fprintf(stderr, "line %s\n", line);
+        ASSERT_EQ(rc, LANES_EINVAL);
+        /* the message names the field, and the id is still there to answer with */
+        char field[16];
+        sscanf(bad[i], "\"%15[a-z_]", field);
+        if (strstr(m.err_msg, field) == NULL) fprintf(stderr, "%s: %s\n", line, m.err_msg);
+        ASSERT(strstr(m.err_msg, field) != NULL);
+        ASSERT_STR_EQ(m.id, "\"b\"");
+        io_msg_fini(&m);
+    }
+    /* The fields belong to generate: other ops never look at them. */
+    ASSERT_EQ(parse("{\"op\":\"stats\",\"stop\":5,\"logprobs\":99}", &m), LANES_OK);
+    io_msg_fini(&m);
+}
+
 int main(void) {
     test_ids();
     test_strict_json();
     test_prompt_bytes();
     test_sampler_numbers();
+    test_stop_eos_logprobs();
     io_msg_t m;
     ASSERT_EQ(parse("{\"id\":\"a1\",\"prompt\":\"Once\",\"max_tokens\":5,\"temperature\":0.5,"
                     "\"top_k\":40,\"top_p\":0.9,\"seed\":7}", &m), LANES_OK);

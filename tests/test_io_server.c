@@ -31,7 +31,7 @@ static void reference(const char *prompt, int max_new, ref_t *out) {
     int32_t pt[256];
     int np = eng_tok_encode(bundle.tok, prompt, strlen(prompt), ENG_TOK_ADD_SPECIAL, pt, 256);
     ASSERT_GT(np, 0);
-    eng_gen_req_t r = {pt, np, max_new, {0, 0, 1, 0}, out->ids, NULL, 0, 0};
+    eng_gen_req_t r = {pt, np, max_new, {0, 0, 1, 0}, out->ids, NULL, 0, 0, NULL, 0};
     eng_gen_opts_t go = {1, 0, 0, bundle.tok};
     ASSERT_EQ(eng_gen_run(ref_ctx, &r, 1, &go), 0);
     out->n = r.n_out;

@@ -21,11 +21,19 @@ static void usage(FILE *f) {
             "usage: lanes-run [-m MODEL -z TOKENIZER | --preset tiny|15m|110m] (-p PROMPT | --prompts FILE)\n"
             "                 [-n MAX_NEW_TOKENS] [--temperature T] [--top-p P] [--top-k K] [--seed S]\n"
             "                 [--threads N] [--gemm lanes|openblas] [--lanes N] [--chunk N]\n"
-            "                 [--ctx N] [--json]\n"
+            "                 [--ctx N] [--ignore-eos] [--logprobs N] [--json]\n"
             "       lanes-run [-m MODEL ...] --teacher-force FILE.jsonl [--threads N] [--ctx N]\n"
             "Without -m the built-in synthetic model of --preset (default 15m) is used.\n"
             "--teacher-force feeds the \"tokens\" of each JSON line and prints, per line, after each\n"
-            "position: the greedy argmax, its logit and the top-2 logit gap.\n");
+            "position: the greedy argmax, its logit and the top-2 logit gap.\n"
+            "--ignore-eos: end-of-generation tokens are ordinary ones (only -n or the context end\n"
+            "a stream). --logprobs N (0..%d): the log-softmax of the raw logits of each generated\n"
+            "token; after a prompt's text, one line per token:\n"
+            "  logprob ID LP ID1:LP1 ... IDN:LPN\n"
+            "(the token, then the N most probable, highest first; -inf for no probability); with\n"
+            "--json, \"logprobs\": [{\"token\":ID,\"logprob\":LP,\"top\":[{\"token\":ID1,\n"
+            "\"logprob\":LP1},...]},...] (null for -inf).\n",
+            ENG_MAX_TOP_LOGPROBS);
 }
 
 typedef struct {
@@ -79,6 +87,14 @@ static void add_utf8_string(cJSON *o, const char *key, const char *s) {
     free(valid);
 }
 
+/* {"token":id,"logprob":lp}; a -inf lp prints as null (JSON has no infinities). */
+static cJSON *json_logprob(int32_t id, float lp) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "token", id);
+    cJSON_AddNumberToObject(o, "logprob", lp);
+    return o;
+}
+
 static void print_json(const char *prompt, const int32_t *pt, int np, const eng_gen_req_t *r,
                        const char *text) {
     cJSON *o = cJSON_CreateObject();
@@ -87,6 +103,16 @@ static void print_json(const char *prompt, const int32_t *pt, int np, const eng_
     cJSON_AddItemToObject(o, "tokens", cJSON_CreateIntArray(r->out, r->n_out));
     add_utf8_string(o, "text", text);
     cJSON_AddStringToObject(o, "reason", eng_end_name(r->end));
+    if (r->logprobs) {
+        cJSON *arr = cJSON_AddArrayToObject(o, "logprobs");
+        for (int i = 0; i < r->n_out; i++) {
+            const eng_logprobs_t *lp = &r->logprobs[i];
+            cJSON *e = json_logprob(r->out[i], lp->chosen), *top = cJSON_AddArrayToObject(e, "top");
+            for (int j = 0; j < lp->n; j++)
+                cJSON_AddItemToArray(top, json_logprob(lp->top_id[j], lp->top_lp[j]));
+            cJSON_AddItemToArray(arr, e);
+        }
+    }
     char *s = cJSON_PrintUnformatted(o);
     puts(s);
     free(s);
@@ -168,6 +194,7 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *prompt = NULL, *prompts = NULL;
     const char *teacher = NULL;
     int max_new = 256, threads = 0, lanes = 0, chunk = 0, ctx_len = 0, json = 0;
+    int ignore_eos = 0, top_n = -1;   /* -1: no logprobs */
     int gemm = ENG_GEMM_LANES;
     eng_sampler_t smp = {0.0f, 0, 1.0f, 0};
     static const struct option opts[] = {
@@ -175,7 +202,8 @@ int main(int argc, char **argv) {
         {"top-p", 1, 0, 'P'}, {"top-k", 1, 0, 'K'}, {"seed", 1, 0, 's'},
         {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"prompts", 1, 0, 'f'}, {"json", 0, 0, 'j'},
         {"preset", 1, 0, 'r'}, {"lanes", 1, 0, 'l'}, {"chunk", 1, 0, 'c'}, {"help", 0, 0, 'h'},
-        {"ctx", 1, 0, 'x'}, {"teacher-force", 1, 0, 'F'}, {0, 0, 0, 0}};
+        {"ctx", 1, 0, 'x'}, {"teacher-force", 1, 0, 'F'}, {"ignore-eos", 0, 0, 'E'},
+        {"logprobs", 1, 0, 'L'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:p:n:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -190,6 +218,10 @@ int main(int argc, char **argv) {
         case 'T': bad |= lanes_arg_int("--threads", optarg, 0, INT_MAX, &threads) < 0; break;
         case 'f': prompts = optarg; break;
         case 'j': json = 1; break;
+        case 'E': ignore_eos = 1; break;
+        case 'L':
+            bad |= lanes_arg_int("--logprobs", optarg, 0, ENG_MAX_TOP_LOGPROBS, &top_n) < 0;
+            break;
         case 'F': teacher = optarg; break;
         case 'r': preset = optarg; break;
         case 'l': bad |= lanes_arg_int("--lanes", optarg, 0, INT_MAX, &lanes) < 0; break;
@@ -248,6 +280,7 @@ int main(int argc, char **argv) {
     int n = in.n, rc = 1;
     eng_gen_req_t *reqs = NULL;
     int32_t *ids = NULL, *out = NULL;
+    eng_logprobs_t *lps = NULL;
     eng_ctx_t *ctx = NULL;
     eng_bundle_t b;
     if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) goto done;
@@ -261,6 +294,11 @@ int main(int argc, char **argv) {
     reqs = calloc((size_t)n, sizeof *reqs);
     ids = malloc((size_t)n * (size_t)seq * sizeof *ids);
     out = malloc((size_t)n * (size_t)max_new * sizeof *out);
+    if (top_n >= 0 && (lps = calloc((size_t)n * (size_t)max_new, sizeof *lps)) == NULL) {
+        fprintf(stderr, "lanes-run: no memory for %d x %d logprobs\n", n, max_new);
+        goto done;
+    }
+    for (size_t i = 0; lps && i < (size_t)n * (size_t)max_new; i++) lps[i].top_n = top_n;
     if (!reqs || !ids || !out) goto done;
     for (int i = 0; i < n; i++) {
         int32_t *pt = ids + (size_t)i * seq;
@@ -271,7 +309,8 @@ int main(int argc, char **argv) {
                     seq);
             goto done;
         }
-        reqs[i] = (eng_gen_req_t){pt, np, max_new, smp, out + (size_t)i * max_new, NULL, 0, 0};
+        reqs[i] = (eng_gen_req_t){pt, np, max_new, smp, out + (size_t)i * max_new, NULL, 0, 0,
+                                  lps ? lps + (size_t)i * max_new : NULL, ignore_eos};
     }
     eng_gen_opts_t go = {lanes, chunk, 0, b.tok};
     unsigned long long t0 = lanes_now_ns();
@@ -292,6 +331,12 @@ int main(int argc, char **argv) {
             char *shown = decode_all(b.tok, r->prompt[0], r->prompt + 1, r->n_prompt - 1);
             printf("%s%s\n", shown, text);
             free(shown);
+            for (int t = 0; r->logprobs && t < r->n_out; t++) {
+                const eng_logprobs_t *lp = &r->logprobs[t];
+                printf("logprob %d %.9g", r->out[t], lp->chosen);
+                for (int j = 0; j < lp->n; j++) printf(" %d:%.9g", lp->top_id[j], lp->top_lp[j]);
+                printf("\n");
+            }
         }
         free(text);
     }
@@ -301,6 +346,7 @@ done:
     free(reqs);
     free(ids);
     free(out);
+    free(lps);
     for (int i = 0; i < in.n; i++) free(in.v[i]);
     free(in.v);
     eng_bundle_close(&b);
