@@ -15,11 +15,11 @@
 #include "server.h"
 
 typedef struct {
-    const char *model, *tok, *preset, *host;
+    const char *model, *tok, *preset, *host, *chat_template;
     int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
     int ctx;            /* context per lane; 0 = the engine's default */
-    long long out_soft, out_hard;
-    double idle_s;
+    long long out_soft, out_hard, max_body;
+    double idle_s, http_timeout_s;
     cJSON *configs;     /* owned: every --config file parsed; the strings above point into them */
 } opts_t;
 
@@ -30,8 +30,15 @@ static void usage(FILE *f) {
             "                    [--max-inflight 256] [--threads N] [--prefill-chunk 64]\n"
             "                    [--out-soft BYTES] [--out-hard BYTES] [--sndbuf BYTES]\n"
             "                    [--stats-every S] [--ctx TOKENS] [--idle-timeout SECONDS]\n"
+            "                    [--max-body BYTES] [--http-timeout SECONDS] [--chat-template NAME]\n"
             "                    [--config FILE.json] [--quiet]\n"
-            "Options apply in order: a later one overrides --config. See docs/PROTOCOL.md.\n");
+            "One port serves both protocols: the line protocol (docs/PROTOCOL.md) and HTTP/1.1 with\n"
+            "OpenAI-compatible endpoints (docs/OPENAI.md); a connection's first line decides.\n"
+            "--max-body: HTTP request body limit (1 MiB; more gets 413). --http-timeout: an HTTP\n"
+            "request not read whole in time gets 408 (30 s; 0 never). --chat-template: the chat\n"
+            "template family for /v1/chat/completions (chatml, llama2, llama3, ...) instead of the\n"
+            "one detected from the model's tokenizer.chat_template.\n"
+            "Options apply in order: a later one overrides --config.\n");
 }
 
 /* Config file keys are the long option names with '_' for '-': {"lanes": 64, "port": 0}. */
@@ -62,6 +69,7 @@ static int load_config(opts_t *o, const char *path) {
         else if (isstr && strcmp(k, "tokenizer") == 0) o->tok = it->valuestring;
         else if (isstr && strcmp(k, "preset") == 0) o->preset = it->valuestring;
         else if (isstr && strcmp(k, "host") == 0) o->host = it->valuestring;
+        else if (isstr && strcmp(k, "chat_template") == 0) o->chat_template = it->valuestring;
         else if (isnum && strcmp(k, "port") == 0) o->port = v;
         else if (isnum && strcmp(k, "lanes") == 0) o->lanes = v;
         else if (isnum && strcmp(k, "ctx") == 0) o->ctx = v;
@@ -74,6 +82,8 @@ static int load_config(opts_t *o, const char *path) {
         else if (isnum && strcmp(k, "sndbuf") == 0) o->sndbuf = v;
         else if (isnum && strcmp(k, "out_soft") == 0) o->out_soft = v;
         else if (isnum && strcmp(k, "out_hard") == 0) o->out_hard = v;
+        else if (isnum && strcmp(k, "max_body") == 0) o->max_body = v;
+        else if (cJSON_IsNumber(it) && strcmp(k, "http_timeout") == 0) o->http_timeout_s = d;
         else if (cJSON_IsNumber(it) && strcmp(k, "idle_timeout") == 0) o->idle_s = d;
         else if (cJSON_IsBool(it) && strcmp(k, "quiet") == 0) o->quiet = cJSON_IsTrue(it);
         else {
@@ -88,14 +98,16 @@ static int load_config(opts_t *o, const char *path) {
 int main(int argc, char **argv) {
     opts_t o = {.host = "127.0.0.1", .port = 7070, .lanes = 128, .max_queue = 1024,
                 .max_conns = 1024, .max_inflight = 256, .prefill_chunk = 64, .stats_s = 10,
-                .out_soft = 1 << 20, .out_hard = 8 << 20, .idle_s = 60};
+                .out_soft = 1 << 20, .out_hard = 8 << 20, .idle_s = 60, .max_body = 1 << 20,
+                .http_timeout_s = 30};
     static const struct option lo[] = {
         {"preset", 1, 0, 'P'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"lanes", 1, 0, 'l'},
         {"ctx", 1, 0, 'x'},
         {"max-queue", 1, 0, 'q'}, {"max-conns", 1, 0, 'c'}, {"max-inflight", 1, 0, 'i'},
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
-        {"idle-timeout", 1, 0, 'I'},
+        {"idle-timeout", 1, 0, 'I'}, {"max-body", 1, 0, 'B'}, {"http-timeout", 1, 0, 'T'},
+        {"chat-template", 1, 0, 'M'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0, rc = 2;   /* bad options until they are all read */
     bat_sched_t *sched = NULL;
@@ -119,6 +131,9 @@ int main(int argc, char **argv) {
         case 'e': bad |= lanes_arg_int("--stats-every", optarg, 0, INT_MAX, &o.stats_s) < 0; break;
         case 'b': bad |= lanes_arg_int("--sndbuf", optarg, 0, INT_MAX, &o.sndbuf) < 0; break;
         case 'I': bad |= lanes_arg_num("--idle-timeout", optarg, 0, 1e9, &o.idle_s) < 0; break;
+        case 'B': bad |= lanes_arg_i64("--max-body", optarg, 1, 1LL << 40, &o.max_body) < 0; break;
+        case 'T': bad |= lanes_arg_num("--http-timeout", optarg, 0, 1e9, &o.http_timeout_s) < 0; break;
+        case 'M': o.chat_template = optarg; break;
         case 'Q': o.quiet = 1; break;
         case 'C':
             if (load_config(&o, optarg) < 0) goto done;
@@ -142,7 +157,8 @@ int main(int argc, char **argv) {
     if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.ctx < 0 ||
         o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
         o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft ||
-        !(o.idle_s >= 0 && o.idle_s <= 1e9)) {
+        !(o.idle_s >= 0 && o.idle_s <= 1e9) || o.max_body < 1 ||
+        !(o.http_timeout_s >= 0 && o.http_timeout_s <= 1e9)) {
         usage(stderr);
         goto done;
     }
@@ -151,7 +167,8 @@ int main(int argc, char **argv) {
 
     rc = 1;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
-                          (size_t)o.out_hard, o.sndbuf, 5.0, o.idle_s};
+                          (size_t)o.out_hard, o.sndbuf, 5.0, o.idle_s, (size_t)o.max_body,
+                          o.http_timeout_s, o.chat_template};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
                           io_server_notify, srv, o.ctx};

@@ -5,8 +5,9 @@
 
 #include "bat_sched.h"
 
-/* The libuv TCP server: the I/O thread. It accepts, frames and parses request lines, submits
- * requests to the scheduler, and writes the scheduler's event batches back to their connections.
+/* The libuv TCP server: the I/O thread. It accepts, frames and parses requests (the line protocol,
+ * or HTTP/1.1 with the OpenAI-compatible endpoints: a connection's first line decides), submits
+ * them to the scheduler, and writes the scheduler's event batches back to their connections.
  * It never computes: prompts are tokenized on the scheduler's tokenizer worker, tokens decoded on
  * the engine thread. */
 typedef struct io_server io_server_t;
@@ -21,6 +22,9 @@ typedef struct {
     int sndbuf;                 /* SO_SNDBUF per connection (bytes); 0 = the kernel's autotuning */
     double grace_s;             /* shutdown: how long to wait for slow clients to take replies */
     double idle_s;              /* close connections idle this long (nothing in flight); 0 = never */
+    size_t max_body;            /* HTTP request body bytes; more get 413 */
+    double http_timeout_s;      /* an HTTP request not read whole this long gets 408; 0 = never */
+    const char *chat_template;  /* borrows: a family name (io_chat_by_name), or NULL: the model's */
 } io_server_cfg_t;
 
 /* Binds and listens (logs "listening on HOST:PORT"). The loop runs later, in io_server_run(). */

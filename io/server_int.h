@@ -1,0 +1,145 @@
+#ifndef IO_SERVER_INT_H
+#define IO_SERVER_INT_H
+
+/* What the server's files share (server.c lifecycle and events, conn.c connections, line.c the
+ * line protocol, http.c HTTP/1.1 framing, api.c the OpenAI-compatible endpoints). I/O thread only. */
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "server.h"
+
+typedef struct io_conn io_conn_t;
+typedef struct io_http io_http_t;   /* http.c */
+typedef struct io_call io_call_t;   /* api.c */
+
+/* A live request as the I/O thread knows it: found by req_id (hash) or by its connection. */
+typedef struct io_req {
+    uint64_t req_id;
+    io_conn_t *conn;
+    char *id;                   /* owned: the client's id as compact JSON, or NULL */
+    int plain;                  /* answered in plain text */
+    int logprobs;               /* line protocol: its token events carry logprobs */
+    io_call_t *call;            /* HTTP: the call this is choice `index` of; NULL: line protocol */
+    int index;
+    bat_req_t *cancel;          /* owned: its cancel message, made at submit; NULL once sent */
+    struct io_req *hnext;       /* hash chain */
+    struct io_req *cprev, *cnext;   /* the connection's list */
+} io_req_t;
+
+typedef struct {
+    char *p;                    /* owned */
+    size_t len, cap;
+} io_buf_t;
+
+enum { IO_PROTO_SNIFF = 0, IO_PROTO_LINE, IO_PROTO_HTTP };
+
+struct io_conn {
+    uv_tcp_t tcp;               /* first: handle->data is the conn too */
+    io_server_t *srv;
+    uint64_t id;
+    io_conn_t *prev, *next;     /* the server's list */
+    io_conn_t *dirty_next;
+    int proto;                  /* IO_PROTO_*: decided by the first line */
+    int dirty, closing, paused, plain_busy, discard, oom;
+    int held;                   /* not read while HTTP requests wait behind the one answered */
+    int ending;                 /* not read any more; closes once its replies are written */
+    int end_pending;            /* ends at the next flush (an HTTP response without keep-alive) */
+    int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
+    int ninflight;
+    uint64_t active_ms;         /* loop time of the last byte read, reply taken or request ended */
+    io_req_t *reqs;
+    char *rbuf;                 /* owned: bytes of an unfinished line */
+    size_t rlen, rcap;
+    io_buf_t out;               /* replies not handed to uv_write yet */
+    io_buf_t held_out;          /* whole reply lines waiting for the plain text to end its line */
+    io_http_t *http;            /* owned: HTTP state once proto is IO_PROTO_HTTP */
+    io_call_t *call;            /* owned: the API call being answered, or NULL */
+};
+
+struct io_server {
+    io_server_cfg_t cfg;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_tcp_t spare;             /* takes a connection we have no memory for, to close it */
+    int spare_busy, spare_pending;
+    uv_async_t wake, stop;
+    uv_signal_t sigs[4];        /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: each drains and exits */
+    uv_timer_t grace, idle, http_tick;
+    bat_sched_t *sched;
+    int port, nconns, npaused, shutting_down;
+    int chat_family;            /* --chat-template's family, or -1: detected from the model */
+    long long created;          /* Unix seconds at start: /v1/models' "created" */
+    uint64_t next_conn_id, next_req_id, seed_state, http_requests;
+    io_conn_t *conns;
+    io_conn_t *dirty;
+    io_req_t **buckets;         /* req_id & mask -> chain */
+    size_t nbuckets, nreqs;
+    char rbuf[64 * 1024];       /* libuv reads land here, then move to the conn's buffers */
+    char host[64];
+};
+
+/* conn.c: the request table */
+int io__table_grow(io_server_t *s);
+io_req_t *io__table_find(io_server_t *s, uint64_t req_id);
+void io__req_add(io_server_t *s, io_req_t *r);
+void io__req_remove(io_server_t *s, io_req_t *r);   /* frees r */
+/* Sends r's preallocated cancel (once): it cannot fail, so no lane outlives its client. */
+void io__cancel_req(io_server_t *s, io_req_t *r);
+
+/* conn.c: output. A failed allocation marks the connection to be closed at the flush. */
+void io__out_mark(io_conn_t *c);   /* c->out has bytes for the next flush */
+int io__buf_reserve(io_conn_t *c, io_buf_t *b, size_t n);
+void io__buf_put(io_conn_t *c, io_buf_t *b, const char *p, size_t n);
+void io__out_put(io_conn_t *c, const char *p, size_t n);   /* straight to c->out */
+void io__out_printf(io_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void io__flush_dirty(io_server_t *s);
+size_t io__conn_queued(io_conn_t *c);   /* bytes of replies the client has not taken yet */
+
+/* conn.c: connection state */
+int io__rbuf_append(io_conn_t *c, const char *p, size_t n);   /* -1: closed for want of memory */
+void io__conn_close(io_conn_t *c, const char *why);   /* cancels its requests, closes */
+void io__conn_end(io_conn_t *c);
+void io__conn_end_after_flush(io_conn_t *c);
+void io__conn_fail(io_conn_t *c, const char *what, int rc);   /* a libuv call failed: logs, closes */
+void io__on_conn_closed(uv_handle_t *h);    /* stops reading; closes once the replies are written */
+void io__conn_hold(io_conn_t *c, int on);   /* stops (1) or restarts (0) reading for HTTP */
+void io__on_connection(uv_stream_t *ls, int status);
+void io__on_idle(uv_timer_t *t);
+
+/* line.c */
+void io__line_bytes(io_conn_t *c, const char *p, size_t n);
+void io__line_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_req_t *r);
+void io__line_error(io_req_t *r, const char *code, const char *msg);   /* r's terminal error */
+void io__line_idle(io_conn_t *c);   /* the idle-timeout error line */
+const char *io__engine_error_msg(int code);
+
+/* http.c */
+enum { IO_SNIFF_LINE = 0, IO_SNIFF_HTTP = 1, IO_SNIFF_MORE = 2 };
+/* Whether p[0..n), a connection's first bytes, are an HTTP request line (METHOD SP target SP
+ * HTTP/1.x CRLF), cannot be one, or may still become one. */
+int io__http_sniff(const char *p, size_t n);
+void io__http_start(io_conn_t *c, const char *p, size_t n);   /* switches c to HTTP */
+void io__http_bytes(io_conn_t *c, const char *p, size_t n);
+void io__http_free(io_conn_t *c);
+void io__on_http_tick(uv_timer_t *t);   /* 408 for requests not read within --http-timeout */
+/* A whole response to the current request (body not sent for HEAD); the next pipelined request is
+ * read after it. extra: more header lines, each ending "\r\n", or NULL. */
+void io__http_respond(io_conn_t *c, int status, const char *ctype, const char *body, size_t len,
+                      const char *extra);
+/* An event stream: opened once, one "data: ...\n\n" per call, closed with [DONE]. */
+void io__http_sse_open(io_conn_t *c);
+void io__http_sse_data(io_conn_t *c, const char *payload, size_t len);
+void io__http_sse_close(io_conn_t *c);
+
+/* api.c: a whole request read (url and body borrowed until the call returns); its answer comes
+ * now or, for completions, from io__api_event(). */
+void io__api_request(io_conn_t *c, int method, const char *url, size_t url_len, const char *body,
+                     size_t body_len);
+void io__api_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_req_t *r);
+void io__api_free(io_call_t *call);
+/* An error response in OpenAI's shape; param names the field at fault, or NULL. */
+void io__api_error(io_conn_t *c, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));   /* the connection closed: its choices are already cancelled */
+
+#endif
