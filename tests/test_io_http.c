@@ -164,6 +164,7 @@ typedef struct {
     int ids[4096], n;
     double lp[4096];
     char reason[32];
+    int stop_index;             /* -1: none in the done event */
 } line_out_t;
 
 static void line_gen(int port, const char *line, line_out_t *o) {
@@ -184,6 +185,7 @@ static void line_gen(int port, const char *line, line_out_t *o) {
         } else {
             ASSERT_STR_EQ(ev, "done");
             snprintf(o->reason, sizeof o->reason, "%s", test_str(j, "reason"));
+            o->stop_index = (int)test_num(j, "stop_index");
             cJSON_Delete(j);
             break;
         }
@@ -625,6 +627,16 @@ static int t_completions(void) {
         ASSERT_EQ(strlen(t), (size_t)(first - ref.text));
         ASSERT(strncmp(t, ref.text, strlen(t)) == 0);
         ASSERT_STR_EQ(test_str(choice(j, 0), "finish_reason"), "stop");
+        /* the line protocol: the same cut, and which string matched */
+        line_out_t cut;
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"stop\":[\"\\u0001\",\"%s\"]}\n",
+                 stop);
+        line_gen(s.port, body, &cut);
+        ASSERT_STR_EQ(cut.text, t);
+        ASSERT_STR_EQ(cut.reason, "stop");
+        ASSERT_EQ(cut.stop_index, 1);
+        ASSERT_LT(cut.n, 24);
         cJSON_Delete(j);
         resp_free(r);
     } else {
