@@ -1,6 +1,5 @@
 /* The line protocol (docs/PROTOCOL.md): newline-delimited JSON requests and the plain-text
  * shorthand in, JSON event lines or raw text out. */
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,16 +88,18 @@ const char *io__engine_error_msg(int code) {
     }
 }
 
-/* JSON has no infinity: a log-probability too small for a float prints as vLLM's -9999. */
-static double lp_num(float lp) { return isfinite(lp) ? (double)lp : -9999.0; }
+/* JSON has no infinity: log-probabilities are floored at vLLM's -9999 (as io/oai.c does), and
+ * printed with the 9 digits that give the float back exactly. */
+static double lp_num(float lp) { return lp >= -9999.0f ? (double)lp : -9999.0; }
 
 /* "logprobs":[{"logprob":L,"top":[[id,L],...]},...]: one entry per token of the event. */
 static void out_logprobs(io_conn_t *c, const eng_logprobs_t *lps, int n) {
     OUT_LIT(c, ",\"logprobs\":[");
     for (int i = 0; i < n; i++) {
-        out_fmt(c, "%s{\"logprob\":%.6g,\"top\":[", i ? "," : "", lp_num(lps[i].chosen));
+        out_fmt(c, "%s{\"logprob\":%.9g,\"top\":[", i ? "," : "", lp_num(lps[i].chosen));
         for (int k = 0; k < lps[i].n; k++)
-            out_fmt(c, "%s[%d,%.6g]", k ? "," : "", (int)lps[i].top_id[k], lp_num(lps[i].top_lp[k]));
+            out_fmt(c, "%s[%d,%.9g]", k ? "," : "", (int)lps[i].top_id[k],
+                    lp_num(lps[i].top_lp[k]));
         OUT_LIT(c, "]}");
     }
     OUT_LIT(c, "]");
