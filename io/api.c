@@ -94,8 +94,10 @@ static void respond_owned(io_conn_t *c, const char *ctype, char *body, size_t le
 
 static void api_health(io_conn_t *c) {
     static const char ok[] = "{\"status\":\"ok\"}", down[] = "{\"status\":\"shutting_down\"}";
-    if (c->srv->shutting_down) io__http_respond(c, 503, "application/json", down, sizeof down - 1, NULL);
-    else io__http_respond(c, 200, "application/json", ok, sizeof ok - 1, NULL);
+    if (c->srv->shutting_down)
+        io__http_respond(c, 503, "application/json", down, sizeof down - 1, NULL);
+    else
+        io__http_respond(c, 200, "application/json", ok, sizeof ok - 1, NULL);
 }
 
 static void api_models(io_conn_t *c) {
@@ -276,7 +278,8 @@ static void api_generate(io_conn_t *c, int kind, const char *body, size_t len) {
         int rc = submit_choice(call, i);
         if (rc == LANES_OK) continue;
         call_drop(call);
-        if (rc == LANES_EBUSY) io__api_error(c, 429, NULL, "at capacity: every lane and queue slot is taken");
+        if (rc == LANES_EBUSY)
+            io__api_error(c, 429, NULL, "at capacity: every lane and queue slot is taken");
         else if (rc == LANES_ECLOSED) io__api_error(c, 503, NULL, "server shutting down");
         else io__api_error(c, 500, NULL, "%s", lanes_strerror(rc));
         return;

@@ -22,7 +22,7 @@ struct io_http {
     size_t in_off;              /* parsed up to here */
     io_buf_t url, body;         /* the request being read */
     size_t head_bytes;
-    char field[8];              /* the header name being read, lower case ("expect" is all we read) */
+    char field[8];              /* the header name being read, lower case ("expect": all we read) */
     size_t field_len;           /* > sizeof field: longer than any we read */
     int in_value, is_expect;
     char expect[16];
@@ -96,7 +96,8 @@ static int on_field(http_parser *p, const char *at, size_t n) {
     if (head_add(h, n) < 0) return -1;
     if (h->in_value) h->field_len = h->in_value = 0;
     for (size_t i = 0; i < n && h->field_len <= sizeof h->field; i++, h->field_len++)
-        if (h->field_len < sizeof h->field) h->field[h->field_len] = (char)tolower((unsigned char)at[i]);
+        if (h->field_len < sizeof h->field)
+            h->field[h->field_len] = (char)tolower((unsigned char)at[i]);
     return 0;
 }
 
@@ -108,8 +109,8 @@ static int on_value(http_parser *p, const char *at, size_t n) {
         h->is_expect = h->field_len == 6 && memcmp(h->field, "expect", 6) == 0;
         if (h->is_expect) h->expect_len = 0;
     }
-    for (size_t i = 0; h->is_expect && i < n && h->expect_len <= sizeof h->expect; i++, h->expect_len++)
-        if (h->expect_len < sizeof h->expect) h->expect[h->expect_len] = at[i];
+    for (size_t i = 0; h->is_expect && i < n && h->expect_len <= sizeof h->expect; i++)
+        if (h->expect_len++ < sizeof h->expect) h->expect[h->expect_len - 1] = at[i];
     return 0;
 }
 
@@ -138,7 +139,7 @@ static int on_headers_done(http_parser *p) {
 static int on_body(http_parser *p, const char *at, size_t n) {
     io_conn_t *c = p->data;
     io_http_t *h = c->http;
-    if (h->body.len + n > c->srv->cfg.max_body) {   /* a chunked body says its size only as it goes */
+    if (h->body.len + n > c->srv->cfg.max_body) {   /* a chunked body tells its size as it goes */
         h->status = 413;
         return -1;
     }
@@ -312,8 +313,8 @@ void io__http_sse_open(io_conn_t *c) {
     h->chunked = h->minor >= 1;   /* HTTP/1.0 has no chunks: the close ends the stream */
     if (!h->chunked) h->keep_alive = 0;
     io__out_printf(c,
-                   "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                   "%sConnection: %s\r\n\r\n",
+                   "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                   "Cache-Control: no-cache\r\n%sConnection: %s\r\n\r\n",
                    h->chunked ? "Transfer-Encoding: chunked\r\n" : "",
                    h->keep_alive ? "keep-alive" : "close");
 }

@@ -66,7 +66,8 @@ static void begin_shutdown(io_server_t *s) {
     for (size_t i = 0; i < s->nbuckets; i++)   /* nothing should be left; never leave one hanging */
         while (s->buckets[i]) {
             io_req_t *r = s->buckets[i];
-            LANES_LOG(LANES_LOG_WARN, "io: request %llu had no terminal event", (unsigned long long)r->req_id);
+            LANES_LOG(LANES_LOG_WARN, "io: request %llu had no terminal event",
+                      (unsigned long long)r->req_id);
             if (r->call) {   /* its whole call goes: the client sees the connection close */
                 io__conn_close(r->conn, "a request had no terminal event");
             } else {

@@ -1,8 +1,8 @@
 #ifndef IO_SERVER_INT_H
 #define IO_SERVER_INT_H
 
-/* What the server's files share (server.c lifecycle and events, conn.c connections, line.c the
- * line protocol, http.c HTTP/1.1 framing, api.c the OpenAI-compatible endpoints). I/O thread only. */
+/* What the server's files share: server.c lifecycle and events, conn.c connections, line.c the
+ * line protocol, http.c HTTP/1.1 framing, api.c the OpenAI-compatible endpoints. I/O thread only. */
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -101,7 +101,7 @@ int io__rbuf_append(io_conn_t *c, const char *p, size_t n);   /* -1: closed for 
 void io__conn_close(io_conn_t *c, const char *why);   /* cancels its requests, closes */
 void io__conn_end(io_conn_t *c);
 void io__conn_end_after_flush(io_conn_t *c);
-void io__conn_fail(io_conn_t *c, const char *what, int rc);   /* a libuv call failed: logs, closes */
+void io__conn_fail(io_conn_t *c, const char *what, int rc);   /* a libuv call failed: log, close */
 void io__on_conn_closed(uv_handle_t *h);    /* stops reading; closes once the replies are written */
 void io__conn_hold(io_conn_t *c, int on);   /* stops (1) or restarts (0) reading for HTTP */
 void io__on_connection(uv_stream_t *ls, int status);
@@ -137,9 +137,10 @@ void io__http_sse_close(io_conn_t *c);
 void io__api_request(io_conn_t *c, int method, const char *url, size_t url_len, const char *body,
                      size_t body_len);
 void io__api_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_req_t *r);
+/* Frees a call when its connection closed (its choices are already cancelled); NULL is fine. */
 void io__api_free(io_call_t *call);
 /* An error response in OpenAI's shape; param names the field at fault, or NULL. */
 void io__api_error(io_conn_t *c, int status, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));   /* the connection closed: its choices are already cancelled */
+    __attribute__((format(printf, 4, 5)));
 
 #endif
