@@ -267,7 +267,7 @@ int lg_report_plot(const char *path, const lg_cfg_t *cfg, const lg_meta_t *meta,
           "'' using 1:7 w lp pt 5 dt 2 title 'ITL p90', '' using 1:8 w lp pt 5 dt 2 title 'ITL p99'\n"
           "set title 'per-stream against aggregate throughput (labels: streams)'\n"
           "unset logscale\nset logscale x 2\nset xlabel 'aggregate tokens/s'\n"
-          "set ylabel 'tokens/s per stream'\nset yrange [0:*]\nset key top right\n"
+          "set ylabel 'tokens/s per stream'\nset yrange [0:*]\nset key bottom left\n"
           "plot $d using 2:9 with linespoints lw 2 pt 7 title 'per stream', "
           "'' using 2:9:(stringcolumn(1)) with labels offset 0,1 notitle\n"
           "unset multiplot\n",

@@ -268,11 +268,12 @@ static void http_request(conn_t *c, const char *method, const char *path, const 
         } else if (fail_every > 0 && ++n_completions % fail_every == 0) {
             http_error(c, 429, "queue full");
         } else {
-            if (framing == FRAME_CHUNKED)
-                send_line(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                             "Transfer-Encoding: chunked\r\n\r\n", 80);
-            else if (framing == FRAME_CLOSE)
-                send_line(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n", 76);
+            const char *head = framing == FRAME_CHUNKED ? "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                                          "Transfer-Encoding: chunked\r\n\r\n"
+                             : framing == FRAME_CLOSE ? "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                                        "Connection: close\r\n\r\n"
+                                                      : "";      /* FRAME_LENGTH: at the end */
+            if (*head) send_line(c, head, strlen(head));
             char *id = malloc(24);
             snprintf(id, 24, "%lld", n_generate);
             new_stream(c, p->valuestring, cJSON_IsNumber(mt) ? mt->valueint : 16,
