@@ -10,7 +10,10 @@
  * stream_options.include_usage, then [DONE]), framed as --http-framing chunked (default), close
  * (Connection: close, the body ends at the close) or length (the whole stream at the end, with a
  * Content-Length); --chunk-tokens K puts K tokens in a chunk; --fail-every N answers every N-th
- * completion with 429. On SIGTERM it prints "connections accepted: N".
+ * completion with 429; --drop-every N closes the connection instead of answering every N-th
+ * completion that arrives on a connection that served one already (as a keep-alive timeout that
+ * fires just as a request arrives). On SIGTERM it prints
+ * "connections accepted: N".
  * Prints "listening on 127.0.0.1:PORT" to stderr like the real server. */
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ typedef struct conn {
     size_t len, cap;
     int alive;
     int http;                                    /* 1 HTTP, 0 lines, -1 not decided yet */
+    int posts;                                   /* completions asked on it */
 } conn_t;
 
 enum { FRAME_CHUNKED, FRAME_CLOSE, FRAME_LENGTH };
@@ -47,7 +51,7 @@ static uv_loop_t *loop;
 static stream_t *streams;
 static int n_streams, cap_streams;
 static long long n_generate, tokens_generated, prompt_tokens, served, steps, accepted;
-static long long corrupt_at = -1, die_after = -1, eos_at = -1, fail_every = 0;
+static long long corrupt_at = -1, die_after = -1, eos_at = -1, fail_every = 0, drop_every = 0;
 static int framing = FRAME_CHUNKED, chunk_tokens = 1, no_metrics;
 static uint64_t t_start;
 
@@ -260,8 +264,11 @@ static void http_request(conn_t *c, const char *method, const char *path, const 
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
         const cJSON *mt = cJSON_GetObjectItemCaseSensitive(j, "max_tokens");
         const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
-        static long long n_completions;
-        if (!cJSON_IsString(p) || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stream"))) {
+        static long long n_completions, n_reused;
+        if (c->posts++ > 0 && drop_every > 0 && ++n_reused % drop_every == 0) {
+            c->alive = 0;
+            uv_close((uv_handle_t *)&c->tcp, on_close);
+        } else if (!cJSON_IsString(p) || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stream"))) {
             http_error(c, 400, "want a prompt and stream: true");
         } else if (!cJSON_IsString(m) || strcmp(m->valuestring, "fake-model") != 0) {
             http_error(c, 404, "no such model");
@@ -298,6 +305,7 @@ static void http_serve(conn_t *c) {
         char method[8] = "", path[64] = "";
         sscanf(c->buf, "%7s %63s", method, path);
         http_request(c, method, path, c->buf + head, blen);
+        if (!c->alive) return;                   /* dropped: on_close frees it */
         memmove(c->buf, c->buf + head + blen, c->len - head - blen);
         c->len -= head + blen;
     }
@@ -418,6 +426,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--step-ms") == 0) step_ms = atoi(argv[++i]);
         else if (strcmp(argv[i], "--eos-at") == 0) eos_at = atoll(argv[++i]);
         else if (strcmp(argv[i], "--fail-every") == 0) fail_every = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--drop-every") == 0) drop_every = atoll(argv[++i]);
         else if (strcmp(argv[i], "--chunk-tokens") == 0) chunk_tokens = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-metrics") == 0) no_metrics = atoi(argv[++i]);
         else if (strcmp(argv[i], "--http-framing") == 0) {

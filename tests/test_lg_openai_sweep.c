@@ -126,6 +126,28 @@ int main(void) {
     check_points(j, 8, "length");
     cJSON_Delete(j);
 
+    /* The server closes a kept-alive connection as every 2nd request sent on one arrives: each
+     * of those is sent once more on a new connection, and all succeed. Every stream's 2nd and 3rd
+     * requests go out on a used connection: 10 such, 5 dropped, 5 new connections. */
+    start_fake("--drop-every", "2", NULL, NULL);
+    ASSERT_EQ(lg_test_loadgen(bin, out, chunked), 0);
+    ASSERT_EQ(stop_fake(), 1 + 1 + 4 + 5);
+    j = lg_test_json(json, 2);
+    check_points(j, 8, "length");
+    cJSON_Delete(j);
+
+    /* Open loop: arrivals share the connections, waiting for a free one. */
+    start_fake(NULL, NULL, NULL, NULL);
+    const char *open_loop[] = {"--api", "openai", "--port", port_s, "--streams", "2", "--mode", "open", "--rate",
+                               "400", "--requests", "6", "--max-tokens", "5", "--json", json, NULL};
+    ASSERT_EQ(lg_test_loadgen(bin, out, open_loop), 0);
+    ASSERT_EQ(stop_fake(), 1 + 2);
+    j = lg_test_json(json, 1);
+    ASSERT_EQ(lg_test_num(point(j, 0), "requests_ok"), 12);
+    ASSERT_EQ(lg_test_num(point(j, 0), "tokens"), 60);
+    ASSERT_EQ(lg_test_num(point(j, 0), "tokens"), lg_test_num(point(j, 0), "server_tokens"));
+    cJSON_Delete(j);
+
     /* Content-Length bodies of 3-token chunks: the usage chunk's count wins over chunks. */
     start_fake("--http-framing", "length", "--chunk-tokens", "3");
     ASSERT_EQ(lg_test_loadgen(bin, out, chunked), 0);
@@ -188,7 +210,7 @@ int main(void) {
     start_fake(NULL, NULL, NULL, NULL);
     char csv[512];
     path(csv, sizeof csv, "out.csv");
-    const char *longrun[] = {"--api", "openai", "--port", port_s, "--streams", "1,2", "--duration", "1",
+    const char *longrun[] = {"--api", "openai", "--port", port_s, "--streams", "1,2", "--duration", "2",
                              "--max-tokens", "400", "--json", json, "--csv", csv, "--save-detailed", detail,
                              NULL};
     pid_t pid = lg_test_loadgen_start(bin, out, longrun);
