@@ -54,7 +54,8 @@ typedef struct {
     uint64_t t_send, t_first, t_last, t_done;    /* uv_hrtime ns */
     uint64_t gap_max;                            /* ns: the longest wait between token events */
     int conn, prompt, ntok;                      /* stream index, prompt index, tokens so far */
-    int prompt_tokens, completion_tokens;        /* the server's usage; -1 until it says */
+    int prompt_tokens;                           /* the server's usage; -1 until it says */
+    int completion_tokens;                       /* openai: the usage chunk's; -1 until sent */
     int done;                                    /* terminal event read */
     int reported;                                /* --check: a mismatch was logged already */
     int saw_done;                                /* openai: data: [DONE] */
@@ -415,17 +416,14 @@ static void on_tokens(runner_t *r, long long id, req_t *q, lg_span_t toks, const
     record_tokens(r, q, k, t);
 }
 
-/* usage.prompt_tokens and completion_tokens of a done event, when there. */
+/* usage.prompt_tokens of a done event, when there (the token events count the completion). */
 static void usage_tokens(lg_span_t usage, req_t *q) {
     lg_scan_t it;
     lg_span_t k, v;
     long long n;
     if (usage.n == 0 || lg_scan_begin(&it, usage.p, usage.n) < 0) return;
-    while (lg_scan_next(&it, &k, &v) == 1) {
+    while (lg_scan_next(&it, &k, &v) == 1)
         if (lg_span_eq(k, "prompt_tokens") && lg_span_ll(v, &n) == LANES_OK) q->prompt_tokens = (int)n;
-        if (lg_span_eq(k, "completion_tokens") && lg_span_ll(v, &n) == LANES_OK)
-            q->completion_tokens = (int)n;
-    }
 }
 
 /* s as a JSON string, or null when empty. */

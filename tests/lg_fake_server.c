@@ -87,12 +87,13 @@ static void sse_send(stream_t *s, const char *payload, size_t n) {
         s->acc = realloc(s->acc, s->acc_len + (size_t)k);
         memcpy(s->acc + s->acc_len, ev, (size_t)k);
         s->acc_len += (size_t)k;
-    } else if (framing == FRAME_CHUNKED) {
-        char head[32];
-        int h = snprintf(head, sizeof head, "%x\r\n", k);
-        send_line(s->c, head, (size_t)h);
-        send_line(s->c, ev, (size_t)k);
-        send_line(s->c, "\r\n", 2);
+    } else if (framing == FRAME_CHUNKED) {      /* one write per chunk, as servers do */
+        char *chunk = malloc((size_t)k + 32);
+        int h = snprintf(chunk, 32, "%x\r\n", k);
+        memcpy(chunk + h, ev, (size_t)k);
+        memcpy(chunk + h + k, "\r\n", 2);
+        send_line(s->c, chunk, (size_t)(h + k + 2));
+        free(chunk);
     } else {
         send_line(s->c, ev, (size_t)k);
     }
