@@ -141,7 +141,7 @@ static const metric_map_t metric_map[] = {
     {"llamacpp:prompt_tokens_total", ST(prompt_tokens)},
     {"llamacpp:requests_processing", ST(requests_active)},
     {"llamacpp:requests_deferred", ST(queue_depth)},
-    {"lanes_lanes_total", ST(lanes_total)},
+    {"lanes_lanes_capacity", ST(lanes_total)},
     {"lanes_lanes_active", ST(lanes_active)},
     {"lanes_steps_total", ST(steps)},
     {"lanes_uptime_seconds", ST(uptime_s)},

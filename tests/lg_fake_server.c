@@ -257,7 +257,7 @@ static void http_request(conn_t *c, const char *method, const char *path, const 
                  "# TYPE vllm:generation_tokens_total counter\n"
                  "vllm:generation_tokens_total{model_name=\"fake-model\"} %lld\n"
                  "vllm:prompt_tokens_total{model_name=\"fake-model\"} %lld\n"
-                 "lanes_lanes_total 16\nlanes_steps_total %lld\n", tokens_generated, prompt_tokens, steps);
+                 "lanes_lanes_capacity 16\nlanes_steps_total %lld\n", tokens_generated, prompt_tokens, steps);
         http_reply(c, 200, "text/plain; version=0.0.4", text);
     } else if (strcmp(method, "POST") == 0 && strcmp(path, "/v1/completions") == 0) {
         cJSON *j = cJSON_ParseWithLength(body, blen);

@@ -80,7 +80,7 @@ int main(void) {
         "vllm:prompt_tokens_total{model_name=\"x\"} 3.3e2\n"
         "vllm:request_success_total{finished_reason=\"length\",model_name=\"x\"} 7\n"
         "vllm:request_success_total{finished_reason=\"stop\",model_name=\"x\"} 2 1700000000000\n"
-        "lanes_lanes_total 128\n"
+        "lanes_lanes_capacity 128\n"
         "lanes_steps_total 99\n"
         "lanes_step_seconds_sum 2\n"
         "lanes_step_seconds_count 100";
@@ -98,7 +98,7 @@ int main(void) {
     ASSERT(st.valid);
     ASSERT_EQ(st.tokens_generated, 512);
     ASSERT_EQ(st.prompt_tokens, 40);
-    lg_openai_metrics("lanes_lanes_total 4\n", 20, &st);
+    lg_openai_metrics("lanes_lanes_capacity 4\n", 20, &st);
     ASSERT(!st.valid);
     return 0;
 }
