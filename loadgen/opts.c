@@ -25,11 +25,17 @@ void lg_cfg_init(lg_cfg_t *cfg) {
 
 void lg_usage(const char *prog) {
     fprintf(stderr,
-            "usage: %s [--host 127.0.0.1] [--port 7070] [--streams 1,2,4,8,16,32,64,128]\n"
-            "          [--requests N | --duration SECONDS] [--max-tokens 128] [--prompts FILE]\n"
-            "          [--temperature T] [--seed S] [--mode closed|open --rate R]\n"
-            "          [--json FILE] [--csv FILE] [--plot FILE.png|FILE.svg] [--check]\n"
+            "usage: %s [--host 127.0.0.1] [--port 7070] [--api lanes|openai] [--model NAME]\n"
+            "          [--streams 1,2,4,8,16,32,64,128] [--requests N | --duration SECONDS]\n"
+            "          [--max-tokens 128 | --output-len N] [--ignore-eos]\n"
+            "          [--prompts FILE | --input-len N] [--temperature T] [--seed S]\n"
+            "          [--mode closed|open --rate R] [--json FILE] [--csv FILE]\n"
+            "          [--plot FILE.png|FILE.svg] [--save-detailed FILE.jsonl] [--check]\n"
             "          [--timeout SECONDS] [--no-progress] [--quiet]\n"
+            "  --api openai streamed POST /v1/completions over HTTP/1.1 keep-alive (any OpenAI-\n"
+            "               compatible server); --model defaults to GET /v1/models' first id\n"
+            "  --output-len exactly N tokens per request: --max-tokens N --ignore-eos\n"
+            "  --input-len  prompts of N common words, one token each for most tokenizers\n"
             "  --streams    sweep points: concurrent streams (closed) or connections (open)\n"
             "  --requests   requests per stream per point (default 4)\n"
             "  --duration   run each point this long instead, then let in-flight requests end\n"
@@ -65,7 +71,9 @@ static int parse_streams(lg_cfg_t *cfg, const char *s) {
 
 int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
     lg_cfg_init(cfg);
-    int have_requests = 0, have_rate = 0;
+    int have_requests = 0, have_rate = 0, have_max_tokens = 0;
+    cfg->argc = argc;
+    cfg->argv = argv;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) return 1;
@@ -79,6 +87,10 @@ int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
         }
         if (strcmp(f, "--quiet") == 0) {
             lanes_log_level = LANES_LOG_WARN;
+            continue;
+        }
+        if (strcmp(f, "--ignore-eos") == 0) {
+            cfg->ignore_eos = 1;
             continue;
         }
         if (i + 1 >= argc) return bad(f, NULL, "unknown flag or missing value");
@@ -96,7 +108,23 @@ int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
         } else if (strcmp(f, "--duration") == 0) {
             rc = lanes_arg_num(f, v, 0.001, 1e7, &cfg->duration_s);
         } else if (strcmp(f, "--max-tokens") == 0) {
+            if (have_max_tokens++) return bad(f, v, "give --max-tokens or --output-len once");
             rc = lanes_arg_int(f, v, 1, 1000000, &cfg->max_tokens);
+        } else if (strcmp(f, "--output-len") == 0) {
+            if (have_max_tokens++) return bad(f, v, "give --max-tokens or --output-len once");
+            rc = lanes_arg_int(f, v, 1, 1000000, &cfg->max_tokens);
+            cfg->ignore_eos = 1;
+        } else if (strcmp(f, "--input-len") == 0) {
+            rc = lanes_arg_int(f, v, 1, 1000000, &cfg->input_len);
+        } else if (strcmp(f, "--api") == 0) {
+            if (strcmp(v, "lanes") == 0) cfg->api = LG_API_LANES;
+            else if (strcmp(v, "openai") == 0) cfg->api = LG_API_OPENAI;
+            else rc = bad(f, v, "want lanes or openai");
+        } else if (strcmp(f, "--model") == 0) {
+            if (!*v) rc = bad(f, v, "want a model name");
+            cfg->model = v;
+        } else if (strcmp(f, "--save-detailed") == 0) {
+            cfg->detailed_path = v;
         } else if (strcmp(f, "--prompts") == 0) {
             cfg->prompts_path = v;
         } else if (strcmp(f, "--temperature") == 0 || strcmp(f, "--temp") == 0) {   /* lanes-run */
@@ -133,6 +161,11 @@ int lg_cfg_parse(lg_cfg_t *cfg, int argc, char **argv) {
     if (cfg->duration_s > 0) cfg->requests = 0;
     if (cfg->mode == LG_MODE_OPEN && !have_rate) return bad("--mode open", NULL, "needs --rate R");
     if (cfg->mode == LG_MODE_CLOSED && have_rate) return bad("--rate", NULL, "needs --mode open");
+    if (cfg->input_len > 0 && cfg->prompts_path)
+        return bad("--input-len", NULL, "give --prompts or --input-len, not both");
+    if (cfg->model && cfg->api != LG_API_OPENAI) return bad("--model", cfg->model, "needs --api openai");
+    if (cfg->check && cfg->api == LG_API_OPENAI)
+        return bad("--check", NULL, "compares token ids, which only --api lanes receives");
     if (cfg->check && cfg->has_temperature && cfg->temperature != 0)
         return bad("--check", NULL, "compares greedy tokens: drop --temperature or set it to 0");
     return LANES_OK;

@@ -29,16 +29,9 @@ static const char *builtin[] = {
     "the wind. The wind told her secrets about faraway places, and one day it told her",
 };
 
-static int push(lg_prompts_t *p, const char *s, size_t n) {
-    if (n == 0) return LANES_OK;
-    char **e = realloc(p->esc, (size_t)(p->n + 1) * sizeof *e);
-    if (!e) return LANES_ENOMEM;
-    p->esc = e;
-    size_t *l = realloc(p->len, (size_t)(p->n + 1) * sizeof *l);
-    if (!l) return LANES_ENOMEM;
-    p->len = l;
+char *lg_json_escape(const char *s, size_t n, size_t *out_len) {
     char *out = malloc(n * 6 + 1);                /* worst case: every byte as \u00XX */
-    if (!out) return LANES_ENOMEM;
+    if (!out) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -58,8 +51,21 @@ static int push(lg_prompts_t *p, const char *s, size_t n) {
         }
     }
     out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+static int push(lg_prompts_t *p, const char *s, size_t n) {
+    if (n == 0) return LANES_OK;
+    char **e = realloc(p->esc, (size_t)(p->n + 1) * sizeof *e);
+    if (!e) return LANES_ENOMEM;
+    p->esc = e;
+    size_t *l = realloc(p->len, (size_t)(p->n + 1) * sizeof *l);
+    if (!l) return LANES_ENOMEM;
+    p->len = l;
+    char *out = lg_json_escape(s, n, &p->len[p->n]);
+    if (!out) return LANES_ENOMEM;
     p->esc[p->n] = out;
-    p->len[p->n] = o;
     p->n++;
     return LANES_OK;
 }
@@ -90,6 +96,27 @@ int lg_prompts_load(lg_prompts_t *p, const char *path) {
         LANES_LOG(LANES_LOG_ERROR, "loadgen: no prompts in %s", path);
         rc = LANES_EINVAL;
     }
+    return rc;
+}
+
+/* Words that are one token (with their leading space, and alone at the start) in the common
+ * SentencePiece and byte-level BPE vocabularies (docs/LOADGEN.md says which were checked). */
+static const char *const words[16] = {"the", "of", "and", "to", "in", "is", "was", "for",
+                                      "on", "with", "as", "at", "by", "from", "that", "this"};
+
+int lg_prompts_words(lg_prompts_t *p, int n_words) {
+    memset(p, 0, sizeof *p);
+    size_t cap = (size_t)n_words * 6 + 1;
+    char *s = malloc(cap);
+    if (!s) return LANES_ENOMEM;
+    int rc = LANES_OK;
+    for (int k = 0; k < 16 && rc == LANES_OK; k++) {
+        size_t o = 0;
+        for (int i = 0; i < n_words; i++)
+            o += (size_t)snprintf(s + o, cap - o, "%s%s", i ? " " : "", words[(k + i) % 16]);
+        rc = push(p, s, o);
+    }
+    free(s);
     return rc;
 }
 

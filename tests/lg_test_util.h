@@ -3,12 +3,16 @@
 
 /* Helpers for the loadgen tests: start a server process and learn its port, run lanes-loadgen with
  * a time limit, and check its JSON. A server started here is always killed at exit. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,16 +102,21 @@ static inline int lg_test_start_server(char *const argv[], const char *log_path)
     return -1;
 }
 
-/* Runs lanes-loadgen with args (NULL-terminated), output in out_path; returns its exit code. */
-static inline int lg_test_loadgen(const char *bin_dir, const char *out_path, const char *const *args) {
-    char bin[4096];
+/* Spawns lanes-loadgen with args (NULL-terminated), output in out_path; returns its pid. */
+static inline pid_t lg_test_loadgen_start(const char *bin_dir, const char *out_path, const char *const *args) {
+    static char bin[4096];
     snprintf(bin, sizeof bin, "%s/lanes-loadgen", bin_dir);
     char *argv[64];
     int n = 0;
     argv[n++] = bin;
     for (; *args && n < 63; args++) argv[n++] = (char *)*args;
     argv[n] = NULL;
-    int rc = lg_test_wait(lg_test_spawn(argv, out_path), 40000);
+    return lg_test_spawn(argv, out_path);
+}
+
+/* Runs lanes-loadgen with args (NULL-terminated), output in out_path; returns its exit code. */
+static inline int lg_test_loadgen(const char *bin_dir, const char *out_path, const char *const *args) {
+    int rc = lg_test_wait(lg_test_loadgen_start(bin_dir, out_path, args), 40000);
     char *out = lg_test_slurp(out_path);
     fprintf(stderr, "---- lanes-loadgen exited %d; output:\n%s----\n", rc, out ? out : "");
     free(out);
@@ -122,7 +131,8 @@ static inline int lg_test_contains(const char *path, const char *needle) {
 }
 
 /* Checks every figure of every point is in the JSON (server stats may be null only for an
- * incomplete point); returns the parsed document (caller frees). */
+ * incomplete point, or with --api openai against a server without /metrics); returns the parsed
+ * document (caller frees). */
 static cJSON *lg_test_json(const char *path, int n_points) {
     char *s = lg_test_slurp(path);
     ASSERT(s != NULL);
@@ -131,6 +141,10 @@ static cJSON *lg_test_json(const char *path, int n_points) {
     ASSERT(j != NULL);
     const cJSON *pts = cJSON_GetObjectItemCaseSensitive(j, "points");
     ASSERT_EQ(cJSON_GetArraySize(pts), n_points);
+    const cJSON *api = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "config"), "api");
+    ASSERT(cJSON_IsString(api));
+    int openai = strcmp(api->valuestring, "openai") == 0;
+    ASSERT(cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(j, "interrupted")));
     const cJSON *p;
     cJSON_ArrayForEach(p, pts) {
         const char *names[] = {
@@ -149,8 +163,8 @@ static cJSON *lg_test_json(const char *path, int n_points) {
         const char *sides[] = {"server_before", "server_after"};
         for (int k = 0; k < 2; k++) {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(p, sides[k]);
-            if (cJSON_IsNull(st) && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "complete")))
-                continue;                        /* the server vanished before it could answer */
+            if (cJSON_IsNull(st) && (openai || cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "complete"))))
+                continue;                        /* the server vanished, or has no /metrics */
             ASSERT(cJSON_IsObject(st));
             const char *snames[] = {
 #define LG_X_NAME(name) #name,
@@ -162,6 +176,24 @@ static cJSON *lg_test_json(const char *path, int n_points) {
         }
     }
     return j;
+}
+
+/* 1 when the server at port answers an HTTP request with an HTTP response (GET /v1/models). */
+static inline int lg_test_speaks_http(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[16] = "";
+    static const char req[] = "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, sizeof req - 1) > 0) {
+        size_t got = 0;
+        ssize_t k;
+        while (got < 8 && (k = read(fd, buf + got, 8 - got)) > 0) got += (size_t)k;
+    }
+    close(fd);
+    return strncmp(buf, "HTTP/1.", 7) == 0;
 }
 
 static inline double lg_test_num(const cJSON *o, const char *name) {
