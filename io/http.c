@@ -204,11 +204,8 @@ static void run(io_conn_t *c) {
             h->busy = 1;
             io__api_request(c, h->method, h->url.p ? h->url.p : "", h->url.len,
                             h->body.p ? h->body.p : "", h->body.len);
-        } else if (err != HPE_OK || (k < n && !h->p.upgrade)) {
-            refuse(c, err);
-        } else if (h->p.upgrade) {   /* no protocol to upgrade to: what follows is not ours */
-            h->status = 0;
-            refuse(c, HPE_INVALID_CONSTANT);
+        } else if (err != HPE_OK || k < n) {   /* (Upgrade is ignored: on_done pauses first) */
+            refuse(c, err != HPE_OK ? err : HPE_UNKNOWN);
         }
     }
     h->running = 0;
