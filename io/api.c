@@ -297,25 +297,20 @@ static void send_chunk(io_call_t *call, const oai_choice_t *oc) {
     free(json);
 }
 
-/* Opens the stream and choice i in it: chat's role delta comes with its first chunk; an echoed
- * prompt goes first as a chunk of its own. */
-static int stream_choice(io_call_t *call, int i) {
+/* Opens the stream, and choice i in it with a chunk of its own, as OpenAI sends them: chat's
+ * role delta (with "content":""), or a completion's echoed prompt. */
+static void stream_choice(io_call_t *call, int i) {
     if (!call->streaming) {
         io__http_sse_open(call->conn);
         call->streaming = 1;
     }
     io_choice_t *ch = &call->ch[i];
-    int first = !ch->opened;
-    if (first && call->rq.echo) {
-        size_t plen;
-        const char *p = choice_prompt(call, i, &plen);
-        oai_choice_t oc = {.index = i, .text = p, .text_len = plen};
-        send_chunk(call, &oc);
-        ch->text_off = plen;
-        first = 0;
-    }
+    if (ch->opened) return;
     ch->opened = 1;
-    return first && call->rq.kind == OAI_CHAT;
+    oai_choice_t oc = {.index = i, .text = "", .role = call->rq.kind == OAI_CHAT};
+    if (call->rq.echo) oc.text = choice_prompt(call, i, &oc.text_len);
+    if (oc.role || oc.text_len > 0) send_chunk(call, &oc);
+    ch->text_off = oc.text_len;
 }
 
 static int keep_tokens(io_conn_t *c, io_choice_t *ch, const int32_t *ids, const eng_logprobs_t *lps,
@@ -345,9 +340,9 @@ static void on_token(io_call_t *call, int i, const bat_batch_t *b, const bat_evt
     const int32_t *ids = b->toks + e->tok_off;
     const eng_logprobs_t *lps = call->rq.logprobs >= 0 && e->n_tok > 0 ? b->lps + e->tok_off : NULL;
     if (call->rq.stream) {
-        int role = stream_choice(call, i);
+        stream_choice(call, i);
         oai_choice_t oc = {.index = i, .text = text, .text_len = e->text_len, .n_tok = e->n_tok,
-                           .lps = lps, .ids = ids, .text_offset = ch->text_off, .role = role};
+                           .lps = lps, .ids = ids, .text_offset = ch->text_off};
         send_chunk(call, &oc);
         ch->text_off += e->text_len;
         return;
@@ -438,9 +433,9 @@ void io__api_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_
     if (i % call->rq.n == 0) call->usage.prompt_tokens += e->prompt_tokens;   /* once per prompt */
     call->nlive--;
     if (call->rq.stream) {
-        int role = stream_choice(call, i);
+        stream_choice(call, i);
         oai_choice_t oc = {.index = i, .text = "", .text_offset = ch->text_off,
-                           .finish_reason = ch->finish, .role = role};
+                           .finish_reason = ch->finish};
         send_chunk(call, &oc);
     }
     if (call->nlive == 0) call_finish(call);

@@ -703,8 +703,10 @@ static int t_chat(void) {
         const cJSON *d = cJSON_GetObjectItem(c0, "delta");
         ASSERT(!ends[k]);
         if (cJSON_HasObjectItem(d, "role")) {
-            ASSERT_EQ(roles[k], 0);   /* the first chunk of the choice, and only it */
-            ASSERT(text[k][0] == 0);
+            ASSERT_EQ(roles[k], 0);   /* the first chunk of the choice, and only it, as OpenAI: */
+            ASSERT(text[k][0] == 0);   /* {"role":"assistant","content":""} */
+            ASSERT(cJSON_IsString(cJSON_GetObjectItem(d, "content")));
+            ASSERT_STR_EQ(test_str(d, "content"), "");
             roles[k] = 1;
         }
         ASSERT(roles[k]);
