@@ -304,6 +304,9 @@ static void check_invariance(const eng_bundle_t *b) {
         ASSERT_EQ(eng_gen_run(ctx, reqs, 1, &(eng_gen_opts_t){1, 0, 0, b->tok}), LANES_OK);
         alone[t].n_out = reqs[0].n_out;
         ASSERT_EQ(alone[t].n_out, MAX_NEW);
+        for (int k = 0; k < MAX_NEW; k++)   /* filled, so the comparison below means something */
+            ASSERT(alone[t].lp[k].n == alone[t].lp[k].top_n && alone[t].lp[k].chosen <= 0.0f &&
+                   alone[t].lp[k].chosen > -INFINITY);
         eng_ctx_destroy(ctx);
     }
     const int target_at[N_TARGETS] = {0, 64, 127};
