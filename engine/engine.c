@@ -513,7 +513,7 @@ static void logprobs_task(void *opaque, int t, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
     int s = c->lp_samp[t];
-    eng__logprobs_row(c->samp_row[s], c->cfg.vocab_size, c->best_idx[s],
+    eng__logprobs_row(c->kern, c->samp_row[s], c->cfg.vocab_size, c->best_idx[s],
                       c->cols[c->samp_col[s]].logprobs);
 }
 

@@ -307,8 +307,8 @@ int32_t eng__sample_row(const eng_kern_ops_t *kern, const float *logits, int voc
 
 /* ---- log-probabilities ---------------------------------------------------------------------- */
 
-/* Values summed in float before they join the double total: short enough runs that the float
- * sums lose nothing measurable, long enough that the loop vectorises. */
+/* Values per exp_sum call: its float sums stay short enough to lose nothing measurable before
+ * they join the double total, and a block's copy stays in L1. */
 #define LP_BLOCK 256
 
 /* The largest finite value of row (n values), or -inf when there is none; eight running maxima,
@@ -328,55 +328,63 @@ static float finite_max(const float *row, int n) {
     return mx[0];
 }
 
-/* sum of exp(v - max) over the finite v of row, in a fixed order: eight float partial sums per
- * LP_BLOCK values, combined as exp_sum's are, each block's total added to a double. */
-static double exp_sum_finite(const float *row, int n, float max) {
+/* sum of exp(v - max) over the finite v of row (max finite), in a fixed order: kern's exp_sum
+ * of each LP_BLOCK values, with +inf made -inf (exp_sum drops -inf and NaN), each block's sum
+ * added to a double. */
+static double exp_sum_finite(const eng_kern_ops_t *kern, const float *row, int n, float max) {
+    float x[LP_BLOCK], p[LP_BLOCK];
     double total = 0.0;
     for (int b = 0; b < n; b += LP_BLOCK) {
-        int len = n - b < LP_BLOCK ? n - b : LP_BLOCK, i = 0;
-        const float *x = row + b;
-        float acc[8] = {0};
-        for (; i + 8 <= len; i += 8)
-            for (int j = 0; j < 8; j++) {
-                float d = x[i + j] - max;   /* NaN for NaN and +inf, -inf for -inf */
-                acc[j] += d - d == 0.0f ? eng_vexpf(d) : 0.0f;
-            }
-        for (; i < len; i++) {
-            float d = x[i] - max;
-            acc[0] += d - d == 0.0f ? eng_vexpf(d) : 0.0f;
-        }
-        total += ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        int len = n - b < LP_BLOCK ? n - b : LP_BLOCK;
+        for (int i = 0; i < len; i++) x[i] = row[b + i] < INFINITY ? row[b + i] : -INFINITY;
+        total += kern->exp_sum(p, x, max, len);
     }
     return total;
 }
 
+/* Puts id i of value v into the list of the m best (of at most k) ids in lp, highest first;
+ * returns the new count. */
+static int top_insert(eng_logprobs_t *lp, int m, int k, int32_t i, float v) {
+    int j = m < k ? m++ : k - 1;   /* a full list drops its last */
+    for (; j > 0 && lp->top_lp[j - 1] < v; j--) {
+        lp->top_lp[j] = lp->top_lp[j - 1];
+        lp->top_id[j] = lp->top_id[j - 1];
+    }
+    lp->top_lp[j] = v;
+    lp->top_id[j] = i;
+    return m;
+}
+
 /* The top lp->top_n finite values of row into lp (ids, raw values for now), highest first, equal
  * values by lower id: ids are walked in ascending order and a value enters only above the
- * current last, so an equal later id never displaces an earlier one. Returns the count. */
+ * current last, so an equal later id never displaces an earlier one. Eight values are tested
+ * against the last at once (the test vectorises); only a group with a candidate is walked.
+ * Returns the count. */
 static int top_finite(const float *row, int n, eng_logprobs_t *lp) {
     int k = lp->top_n, m = 0;
-    float thr = -INFINITY;   /* the value to beat once the list is full */
-    for (int32_t i = 0; i < n && k > 0; i++) {
-        float v = row[i];
-        if (!(v > thr) || !isfinite(v)) continue;
-        int j = m < k ? m++ : k - 1;   /* a full list drops its last */
-        for (; j > 0 && lp->top_lp[j - 1] < v; j--) {
-            lp->top_lp[j] = lp->top_lp[j - 1];
-            lp->top_id[j] = lp->top_id[j - 1];
+    float thr = -INFINITY;   /* the value to beat: -inf until the list is full */
+    if (k == 0) return 0;
+    for (int i0 = 0; i0 < n; i0 += 8) {
+        int len = n - i0 < 8 ? n - i0 : 8, hit = 0;
+        for (int j = 0; j < len; j++) hit |= row[i0 + j] > thr;
+        if (!hit) continue;
+        for (int32_t i = i0; i < i0 + len; i++) {
+            float v = row[i];
+            if (!(v > thr) || !isfinite(v)) continue;
+            m = top_insert(lp, m, k, i, v);
+            if (m == k) thr = lp->top_lp[k - 1];
         }
-        lp->top_lp[j] = v;
-        lp->top_id[j] = i;
-        if (m == k) thr = lp->top_lp[k - 1];
     }
     return m;
 }
 
-void eng__logprobs_row(const float *row, int vocab, int32_t tok, eng_logprobs_t *lp) {
+void eng__logprobs_row(const eng_kern_ops_t *kern, const float *row, int vocab, int32_t tok,
+                       eng_logprobs_t *lp) {
     float max = finite_max(row, vocab);
     lp->chosen = -INFINITY;
     lp->n = 0;
     if (max == -INFINITY) return;
-    double lse = (double)max + log(exp_sum_finite(row, vocab, max));   /* the sum is >= 1 */
+    double lse = (double)max + log(exp_sum_finite(kern, row, vocab, max));   /* the sum is >= 1 */
     if (isfinite(row[tok])) lp->chosen = (float)((double)row[tok] - lse);
     lp->n = top_finite(row, vocab, lp);
     for (int j = 0; j < lp->n; j++) lp->top_lp[j] = (float)((double)lp->top_lp[j] - lse);

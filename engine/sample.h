@@ -79,11 +79,12 @@ int32_t eng__sample_row(const eng_kern_ops_t *kern, const float *logits, int voc
 
 /* The log-probabilities of a row of vocab raw logits whose sampled id is tok, as eng_logprobs_t
  * defines them (reads lp->top_n, fills the rest): lp = x - (max + log sum), the sum of
- * exp(x - max) over the finite logits in a fixed order (float runs added in double) and the
- * subtraction in double, so the error is the final rounding plus a few 1e-7 (relative) of the
- * sum's. NaN and infinite logits get no probability and are never listed; a row with no finite
- * logit gives n = 0 and chosen -inf. Pure: the result depends only on the arguments (no kernel
- * table, no scratch). */
-void eng__logprobs_row(const float *row, int vocab, int32_t tok, eng_logprobs_t *lp);
+ * exp(x - max) over the finite logits in a fixed order (kern's exp_sum per block of a few hundred,
+ * the blocks added in double) and the subtraction in double, so the error is the final rounding
+ * plus a few 1e-7 (relative) of the sum's. NaN and infinite logits get no probability and are
+ * never listed; a row with no finite logit gives n = 0 and chosen -inf. Never allocates; the
+ * result depends only on the arguments (every kern table gives the same bits: exp_sum's). */
+void eng__logprobs_row(const eng_kern_ops_t *kern, const float *row, int vocab, int32_t tok,
+                       eng_logprobs_t *lp);
 
 #endif

@@ -1,6 +1,7 @@
 /* Log-probabilities and ignore_eos. eng__logprobs_row() on rows we build (realistic logit rows of
- * 32k and 152k ids against a double-precision reference within 1e-5, ties, NaN and infinities, a
- * row without a finite logit, top_n above the vocabulary); eng_step() fills a column's logprobs
+ * 32k and 152k ids against a double-precision reference within 1e-5, the same bits from every
+ * kernel table, ties, NaN and infinities, a row without a finite logit, top_n above the
+ * vocabulary); eng_step() fills a column's logprobs
  * from the raw row it returns (chosen = the lp of out_tok, for greedy and sampled lanes, with and
  * without a logits buffer); a stream's logprobs are bitwise the same alone on one thread and among
  * 127 other lanes of mixed samplers, some asking for logprobs, on two; at most max_lanes logprobs
@@ -14,6 +15,7 @@
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
+#include "kern/kern.h"
 #include "sample.h"
 #include "test_rng.h"
 #include "test_util.h"
@@ -85,11 +87,25 @@ static void realistic_row(float *row, int n, float sigma) {
     for (int k = 0; k < 8; k++) row[rng_int(0, n - 1)] = sigma * 4.0f + 3.0f * (float)k;
 }
 
+/* Checks one row against the reference, and that every kernel table this CPU runs gives the
+ * same bits. */
 static double row_case(const float *row, int n, int32_t tok, int top_n) {
-    eng_logprobs_t lp;
+    eng_logprobs_t lp, other;
     memset(&lp, 0xa5, sizeof lp);   /* the function must fill what it reports */
     lp.top_n = top_n;
-    eng__logprobs_row(row, n, tok, &lp);
+    eng__logprobs_row(eng_kern_best(), row, n, tok, &lp);
+    for (int t = 0; eng_kern_name_at(t); t++) {
+        const eng_kern_ops_t *k = eng_kern_by_name(eng_kern_name_at(t));
+        if (k == NULL) continue;
+        memset(&other, 0xa5, sizeof other);
+        other.top_n = top_n;
+        eng__logprobs_row(k, row, n, tok, &other);
+        if (memcmp(&lp, &other, sizeof lp) != 0) {
+            fprintf(stderr, "kernel table %s: logprobs differ from %s's\n", k->name,
+                    eng_kern_best()->name);
+            exit(1);
+        }
+    }
     return check_against_ref(row, n, tok, top_n, &lp);
 }
 
@@ -112,7 +128,7 @@ static void check_rows(void) {
     /* Ties: equal values list by lower id, and each lp is -log(n). */
     for (int i = 0; i < 100; i++) row[i] = 1.5f;
     eng_logprobs_t lp = {.top_n = 20};
-    eng__logprobs_row(row, 100, 42, &lp);
+    eng__logprobs_row(eng_kern_best(), row, 100, 42, &lp);
     ASSERT_EQ(lp.n, 20);
     for (int j = 0; j < 20; j++) {
         ASSERT_EQ(lp.top_id[j], j);
@@ -137,12 +153,12 @@ static void check_rows(void) {
     ASSERT(row_case(row, 50, 30, 5) <= TOL);
     row[30] = row[31] = NAN;
     lp = (eng_logprobs_t){.top_n = 5};
-    eng__logprobs_row(row, 50, 17, &lp);
+    eng__logprobs_row(eng_kern_best(), row, 50, 17, &lp);
     ASSERT(lp.n == 1 && lp.top_id[0] == 17 && lp.top_lp[0] == 0.0f && lp.chosen == 0.0f);
     /* No finite logit at all: nothing listed, chosen -inf. */
     row[17] = INFINITY;
     lp = (eng_logprobs_t){.top_n = 5, .chosen = 1.0f, .n = 3};
-    eng__logprobs_row(row, 50, 17, &lp);
+    eng__logprobs_row(eng_kern_best(), row, 50, 17, &lp);
     ASSERT(lp.n == 0 && lp.chosen == -INFINITY);
     /* top_n 0 and a vocabulary below top_n. */
     realistic_row(row, 7, 1.0f);
@@ -218,7 +234,7 @@ static void check_step(const eng_bundle_t *b) {
                 }
                 /* The same row through eng__logprobs_row() gives the step's bits. */
                 eng_logprobs_t again = {.top_n = lp[l].top_n};
-                eng__logprobs_row(row, vocab, tok[i], &again);
+                eng__logprobs_row(eng_kern_best(), row, vocab, tok[i], &again);
                 ASSERT(memcmp(&again, &lp[l], sizeof again) == 0);
             }
             if (l % NS == 0) ASSERT_EQ(lp[l].top_id[0], tok[i]);   /* greedy */
@@ -304,6 +320,9 @@ static void check_invariance(const eng_bundle_t *b) {
         ASSERT_EQ(eng_gen_run(ctx, reqs, 1, &(eng_gen_opts_t){1, 0, 0, b->tok}), LANES_OK);
         alone[t].n_out = reqs[0].n_out;
         ASSERT_EQ(alone[t].n_out, MAX_NEW);
+        for (int k = 0; k < MAX_NEW; k++)   /* filled, so the comparison below means something */
+            ASSERT(alone[t].lp[k].n == alone[t].lp[k].top_n && alone[t].lp[k].chosen <= 0.0f &&
+                   alone[t].lp[k].chosen > -INFINITY);
         eng_ctx_destroy(ctx);
     }
     const int target_at[N_TARGETS] = {0, 64, 127};

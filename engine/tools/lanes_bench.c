@@ -23,12 +23,15 @@ static void usage(FILE *f) {
             "                   [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k]] [--threads N]\n"
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
             "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
-            "                   [--sample-lanes 1,32,128] [--rounds N] [--json FILE]\n"
+            "                   [--sample-lanes 1,32,128] [--rounds N] [--logprobs N]\n"
+            "                   [--json FILE]\n"
             "Without -m the synthetic 15m model is used, its matrices in --type (default f32).\n"
             "Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill. The sampling table times\n"
             "greedy, T=1, top-k 40 and top-p 0.9 decode steps in --rounds interleaved rounds\n"
-            "(default 3) and keeps each one's best median.\n");
+            "(default 3) and keeps each one's best median; --logprobs N (0..%d) adds greedy\n"
+            "steps where every lane asks for its logprobs and top N alternatives.\n",
+            ENG_MAX_TOP_LOGPROBS);
 }
 
 static double now_s(void) { return (double)lanes_now_ns() * 1e-9; }
@@ -302,13 +305,15 @@ static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, 
 }
 
 /* Times `steps` decode steps of every lane from position pos with sampler smp (lane l seeded
- * with l), over a prefill of at least pos positions; returns the median. Rerunning from the same
- * pos only overwrites the cache rows these steps wrote before. */
+ * with l), over a prefill of at least pos positions; returns the median. top_n >= 0: every
+ * column asks for logprobs with that many alternatives. Rerunning from the same pos only
+ * overwrites the cache rows these steps wrote before. */
 static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps,
-                           const eng_sampler_t *smp) {
+                           const eng_sampler_t *smp, int top_n) {
     eng_col_t *cols = malloc((size_t)lanes * sizeof *cols);
     int32_t *next = malloc((size_t)lanes * sizeof *next);
     double *t = malloc((size_t)steps * sizeof *t);
+    eng_logprobs_t *lp = top_n >= 0 ? malloc((size_t)lanes * sizeof *lp) : NULL;
     for (int l = 0; l < lanes; l++) {
         eng_sampler_t s = *smp;
         s.seed = (uint64_t)l;
@@ -316,7 +321,10 @@ static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
         next[l] = (int32_t)((l * 7 + 3) % mc->vocab_size);
     }
     for (int s = 0; s < steps; s++) {
-        for (int l = 0; l < lanes; l++) cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL, NULL};
+        for (int l = 0; l < lanes; l++) {
+            cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL, lp ? &lp[l] : NULL};
+            if (lp) lp[l].top_n = top_n;
+        }
         double t0 = now_s();
         eng_step(ctx, cols, lanes, next);
         t[s] = now_s() - t0;
@@ -325,13 +333,14 @@ static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
     free(cols);
     free(next);
     free(t);
+    free(lp);
     return med;
 }
 
 static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos,
                            int steps) {
     prefill_lanes(ctx, mc, lanes, pos);
-    return decode_steps(ctx, mc, lanes, pos, steps, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
+    return decode_steps(ctx, mc, lanes, pos, steps, &(eng_sampler_t){0.0f, 0, 1.0f, 0}, -1);
 }
 
 /* Greedy, plain temperature (the fused Gumbel path) and the two whole-row filters. */
@@ -345,30 +354,37 @@ static const struct {
 #define N_SAMPLERS (int)(sizeof samplers / sizeof *samplers)
 
 /* Per lanes point: the samplers' decode steps in `rounds` interleaved rounds (a shared host's
- * load hits them alike), each sampler's best median, and its ratio to greedy's. */
+ * load hits them alike), each sampler's best median, and its ratio to greedy's; top_n >= 0 adds
+ * greedy steps with logprobs on every lane as a last column. */
 static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int *lanes, int npoints,
-                           int pos, int steps, int rounds, cJSON *out) {
+                           int pos, int steps, int rounds, int top_n, cJSON *out) {
     cJSON *arr = cJSON_AddArrayToObject(out, "sampling");
+    int nk = N_SAMPLERS + (top_n >= 0);
+    char lp_name[32];
+    snprintf(lp_name, sizeof lp_name, "logprobs %d", top_n);
     printf("\nsampling: decode step ms from position %d, best of %d rounds of %d-step medians\n",
            pos, rounds, steps);
     printf("%5s", "lanes");
-    for (int k = 0; k < N_SAMPLERS; k++) printf(" %10s %6s", samplers[k].name, "x");
+    for (int k = 0; k < nk; k++)
+        printf(" %10s %6s", k < N_SAMPLERS ? samplers[k].name : lp_name, "x");
     printf("\n");
     for (int i = 0; i < npoints; i++) {
-        double best[N_SAMPLERS];
+        double best[N_SAMPLERS + 1];
         prefill_lanes(ctx, mc, lanes[i], pos);
-        for (int k = 0; k < N_SAMPLERS; k++) best[k] = 1e30;
+        for (int k = 0; k < nk; k++) best[k] = 1e30;
         for (int r = 0; r < rounds; r++)
-            for (int k = 0; k < N_SAMPLERS; k++) {
-                double st = decode_steps(ctx, mc, lanes[i], pos, steps, &samplers[k].s);
+            for (int k = 0; k < nk; k++) {   /* the logprobs steps are greedy's */
+                double st = decode_steps(ctx, mc, lanes[i], pos, steps,
+                                         &samplers[k < N_SAMPLERS ? k : 0].s,
+                                         k < N_SAMPLERS ? -1 : top_n);
                 if (st < best[k]) best[k] = st;
             }
         printf("%5d", lanes[i]);
-        for (int k = 0; k < N_SAMPLERS; k++) {
+        for (int k = 0; k < nk; k++) {
             printf(" %10.3f %5.2fx", best[k] * 1e3, best[k] / best[0]);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "lanes", lanes[i]);
-            cJSON_AddStringToObject(o, "sampler", samplers[k].name);
+            cJSON_AddStringToObject(o, "sampler", k < N_SAMPLERS ? samplers[k].name : lp_name);
             cJSON_AddNumberToObject(o, "step_ms", best[k] * 1e3);
             cJSON_AddNumberToObject(o, "vs_greedy", best[k] / best[0]);
             cJSON_AddItemToArray(arr, o);
@@ -400,13 +416,13 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
     const char *lanes_list = "1,2,4,8,16,32,64,128", *sample_list = "1,32,128";
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
-    int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32;
+    int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32, top_n = -1;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
         {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
         {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"logprobs", 1, 0, 'P'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -424,6 +440,9 @@ int main(int argc, char **argv) {
         case 'S': sampling = 0; break;
         case 'L': sample_list = optarg; break;
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
+        case 'P':
+            bad |= lanes_arg_int("--logprobs", optarg, 0, ENG_MAX_TOP_LOGPROBS, &top_n) < 0;
+            break;
         case 't':
             if ((wtype = eng_wtype_by_name(optarg)) < 0) {
                 fprintf(stderr, "lanes-bench: --type %s: not f32, f16, bf16, q8_0, q4_0, q4_k or "
@@ -545,7 +564,7 @@ int main(int argc, char **argv) {
             free(tok);
         }
     }
-    if (sampling) sampling_table(ctx, mc, slanes, nspoints, pos, steps, rounds, out);
+    if (sampling) sampling_table(ctx, mc, slanes, nspoints, pos, steps, rounds, top_n, out);
     if (json_path) {
         FILE *f = fopen(json_path, "w");
         char *s = cJSON_Print(out);
