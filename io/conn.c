@@ -390,11 +390,12 @@ void io__on_idle(uv_timer_t *t) {
 
 static void on_spare_closed(uv_handle_t *h);
 
-/* Takes a pending connection we have no memory for: libuv listens again only once it is accepted,
- * so it is accepted into the server's spare handle and closed at once. */
-static void conn_refuse(io_server_t *s) {
+/* Takes a pending connection of listener ls we have no memory for: libuv listens again only once
+ * it is accepted, so it is accepted into the server's spare handle and closed at once. */
+static void conn_refuse(io_server_t *s, uv_stream_t *ls) {
+    int bit = ls == (uv_stream_t *)&s->listener ? 1 : 2;
     if (s->spare_busy) {   /* the spare is still closing: the next one waits for it */
-        s->spare_pending = 1;
+        s->spare_pending |= bit;
         return;
     }
     int rc = uv_tcp_init(&s->loop, &s->spare);
@@ -404,7 +405,7 @@ static void conn_refuse(io_server_t *s) {
     }
     s->spare.data = s;
     s->spare_busy = 1;
-    rc = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    rc = uv_accept(ls, (uv_stream_t *)&s->spare);
     if (rc < 0) LANES_LOG(LANES_LOG_WARN, "io: uv_accept: %s", uv_strerror(rc));
     uv_close((uv_handle_t *)&s->spare, on_spare_closed);
 }
@@ -413,8 +414,9 @@ static void on_spare_closed(uv_handle_t *h) {
     io_server_t *s = h->data;
     s->spare_busy = 0;
     if (s->spare_pending && !s->shutting_down) {
-        s->spare_pending = 0;
-        conn_refuse(s);
+        int bit = s->spare_pending & 1 ? 1 : 2;
+        s->spare_pending &= ~bit;
+        conn_refuse(s, bit == 1 ? (uv_stream_t *)&s->listener : (uv_stream_t *)&s->http_listener);
     }
 }
 
@@ -429,7 +431,7 @@ void io__on_connection(uv_stream_t *ls, int status) {
     if (rc < 0) {
         LANES_LOG(LANES_LOG_ERROR, "io: cannot take a connection: %s", uv_strerror(rc));
         free(c);
-        conn_refuse(s);
+        conn_refuse(s, ls);
         return;
     }
     c->srv = s;
@@ -444,10 +446,14 @@ void io__on_connection(uv_stream_t *ls, int status) {
         io__conn_fail(c, "uv_accept", rc);
         return;
     }
+    int http = ls == (uv_stream_t *)&s->http_listener;
     if (s->nconns > s->cfg.max_conns) {
         static const char msg[] =
             "{\"event\":\"error\",\"code\":\"ECONNS\",\"message\":\"too many connections\"}\n";
-        uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
+        static const char http_msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                       "Connection: close\r\n\r\n";
+        uv_buf_t b = http ? uv_buf_init((char *)http_msg, sizeof http_msg - 1)
+                          : uv_buf_init((char *)msg, sizeof msg - 1);
         (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);   /* best effort: it closes anyway */
         io__conn_close(c, "too many connections");
         return;
@@ -462,6 +468,10 @@ void io__on_connection(uv_stream_t *ls, int status) {
             io__conn_fail(c, "uv_send_buffer_size", rc);
             return;
         }
+    }
+    if (http) {   /* --http-port: no sniffing */
+        io__http_start(c, "", 0);
+        if (c->closing) return;
     }
     if ((rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) < 0)
         io__conn_fail(c, "uv_read_start", rc);

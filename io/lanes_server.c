@@ -16,7 +16,7 @@
 
 typedef struct {
     const char *model, *tok, *preset, *host, *chat_template;
-    int port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
+    int port, http_port, lanes, max_queue, max_conns, max_inflight, threads, prefill_chunk, quiet, stats_s, sndbuf;
     int ctx;            /* context per lane; 0 = the engine's default */
     long long out_soft, out_hard, max_body;
     double idle_s, http_timeout_s;
@@ -31,13 +31,15 @@ static void usage(FILE *f) {
             "                    [--out-soft BYTES] [--out-hard BYTES] [--sndbuf BYTES]\n"
             "                    [--stats-every S] [--ctx TOKENS] [--idle-timeout SECONDS]\n"
             "                    [--max-body BYTES] [--http-timeout SECONDS] [--chat-template NAME]\n"
+            "                    [--http-port PORT]\n"
             "                    [--config FILE.json] [--quiet]\n"
             "One port serves both protocols: the line protocol (docs/PROTOCOL.md) and HTTP/1.1 with\n"
             "OpenAI-compatible endpoints (docs/OPENAI.md); a connection's first line decides.\n"
             "--max-body: HTTP request body limit (1 MiB; more gets 413). --http-timeout: an HTTP\n"
             "request not read whole in time gets 408 (30 s; 0 never). --chat-template: the chat\n"
             "template family for /v1/chat/completions (chatml, llama2, llama3, ...) instead of the\n"
-            "one detected from the model's tokenizer.chat_template.\n"
+            "one detected from the model's tokenizer.chat_template. --http-port: a second port\n"
+            "that speaks only HTTP (no first-line sniffing).\n"
             "Options apply in order: a later one overrides --config.\n");
 }
 
@@ -71,6 +73,7 @@ static int load_config(opts_t *o, const char *path) {
         else if (isstr && strcmp(k, "host") == 0) o->host = it->valuestring;
         else if (isstr && strcmp(k, "chat_template") == 0) o->chat_template = it->valuestring;
         else if (isnum && strcmp(k, "port") == 0) o->port = v;
+        else if (isnum && strcmp(k, "http_port") == 0) o->http_port = v;
         else if (isnum && strcmp(k, "lanes") == 0) o->lanes = v;
         else if (isnum && strcmp(k, "ctx") == 0) o->ctx = v;
         else if (isnum && strcmp(k, "max_queue") == 0) o->max_queue = v;
@@ -99,7 +102,7 @@ int main(int argc, char **argv) {
     opts_t o = {.host = "127.0.0.1", .port = 7070, .lanes = 128, .max_queue = 1024,
                 .max_conns = 1024, .max_inflight = 256, .prefill_chunk = 64, .stats_s = 10,
                 .out_soft = 1 << 20, .out_hard = 8 << 20, .idle_s = 60, .max_body = 1 << 20,
-                .http_timeout_s = 30};
+                .http_timeout_s = 30, .http_port = -1};
     static const struct option lo[] = {
         {"preset", 1, 0, 'P'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"lanes", 1, 0, 'l'},
         {"ctx", 1, 0, 'x'},
@@ -107,7 +110,7 @@ int main(int argc, char **argv) {
         {"threads", 1, 0, 't'}, {"prefill-chunk", 1, 0, 'k'}, {"out-soft", 1, 0, 's'},
         {"out-hard", 1, 0, 'S'}, {"stats-every", 1, 0, 'e'}, {"sndbuf", 1, 0, 'b'}, {"config", 1, 0, 'C'},
         {"idle-timeout", 1, 0, 'I'}, {"max-body", 1, 0, 'B'}, {"http-timeout", 1, 0, 'T'},
-        {"chat-template", 1, 0, 'M'},
+        {"chat-template", 1, 0, 'M'}, {"http-port", 1, 0, 'W'},
         {"quiet", 0, 0, 'Q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch, bad = 0, rc = 2;   /* bad options until they are all read */
     bat_sched_t *sched = NULL;
@@ -134,6 +137,7 @@ int main(int argc, char **argv) {
         case 'B': bad |= lanes_arg_i64("--max-body", optarg, 1, 1LL << 40, &o.max_body) < 0; break;
         case 'T': bad |= lanes_arg_num("--http-timeout", optarg, 0, 1e9, &o.http_timeout_s) < 0; break;
         case 'M': o.chat_template = optarg; break;
+        case 'W': bad |= lanes_arg_int("--http-port", optarg, 0, 65535, &o.http_port) < 0; break;
         case 'Q': o.quiet = 1; break;
         case 'C':
             if (load_config(&o, optarg) < 0) goto done;
@@ -155,7 +159,8 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (optind != argc || o.port < 0 || o.port > 65535 || o.lanes < 1 || o.ctx < 0 ||
-        o.max_queue < 0 || o.max_conns < 1 || o.max_inflight < 1 || o.threads < 0 ||
+        o.http_port < -1 || o.http_port > 65535 || o.max_queue < 0 || o.max_conns < 1 ||
+        o.max_inflight < 1 || o.threads < 0 ||
         o.prefill_chunk < 1 || o.sndbuf < 0 || o.out_soft < 1 || o.out_hard < o.out_soft ||
         !(o.idle_s >= 0 && o.idle_s <= 1e9) || o.max_body < 1 ||
         !(o.http_timeout_s >= 0 && o.http_timeout_s <= 1e9)) {
@@ -168,7 +173,7 @@ int main(int argc, char **argv) {
     rc = 1;
     io_server_cfg_t ic = {o.host, o.port, o.max_conns, o.max_inflight, (size_t)o.out_soft,
                           (size_t)o.out_hard, o.sndbuf, 5.0, o.idle_s, (size_t)o.max_body,
-                          o.http_timeout_s, o.chat_template};
+                          o.http_timeout_s, o.chat_template, o.http_port};
     if (io_server_create(&ic, &srv) < 0) goto done;
     bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
                           io_server_notify, srv, o.ctx};

@@ -57,6 +57,7 @@ static void begin_shutdown(io_server_t *s) {
     LANES_LOG(LANES_LOG_INFO, "shutting down: %d connections, %zu requests in flight", s->nconns,
               s->nreqs);
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    if (s->http_port >= 0) uv_close((uv_handle_t *)&s->http_listener, on_handle_closed);
     for (io_conn_t *c = s->conns; c; c = c->next) {
         int rc = c->closing ? 0 : uv_read_stop((uv_stream_t *)&c->tcp);
         if (rc < 0) io__conn_fail(c, "uv_read_stop", rc);
@@ -110,6 +111,26 @@ static int start_check(int rc, const char *what) {
     return rc;
 }
 
+/* Binds h to the server's host and port and listens: the port bound, or -1 (logged). */
+static int listen_on(io_server_t *s, uv_tcp_t *h, int port) {
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(s->host, port, (struct sockaddr_in *)&addr);
+    if (rc != 0) rc = uv_ip6_addr(s->host, port, (struct sockaddr_in6 *)&addr);
+    if (rc == 0) rc = uv_tcp_bind(h, (const struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)h, 511, io__on_connection);
+    if (rc != 0) {
+        LANES_LOG(LANES_LOG_ERROR, "io: cannot listen on %s:%d: %s", s->host, port,
+                  uv_strerror(rc));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    if (start_check(uv_tcp_getsockname(h, (struct sockaddr *)&bound, &blen),
+                    "uv_tcp_getsockname") < 0)
+        return -1;
+    return ntohs(((struct sockaddr_in *)&bound)->sin_port);   /* same offset for v6 */
+}
+
 int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     io_server_t *s = calloc(1, sizeof *s);
     if (s == NULL || io__table_grow(s) < 0) {
@@ -147,22 +168,13 @@ int io_server_create(const io_server_cfg_t *cfg, io_server_t **out) {
     s->listener.data = s->wake.data = s->stop.data = s;
     s->grace.data = s->idle.data = s->http_tick.data = s;
 
-    struct sockaddr_storage addr;
-    int rc = uv_ip4_addr(s->host, cfg->port, (struct sockaddr_in *)&addr);
-    if (rc != 0) rc = uv_ip6_addr(s->host, cfg->port, (struct sockaddr_in6 *)&addr);
-    if (rc == 0) rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 511, io__on_connection);
-    if (rc != 0) {
-        LANES_LOG(LANES_LOG_ERROR, "io: cannot listen on %s:%d: %s", s->host, cfg->port,
-                  uv_strerror(rc));
-        goto fail;
+    s->http_port = -1;
+    if ((s->port = listen_on(s, &s->listener, cfg->port)) < 0) goto fail;
+    if (cfg->http_port >= 0) {
+        if (start_check(uv_tcp_init(&s->loop, &s->http_listener), "uv_tcp_init") < 0) goto fail;
+        s->http_listener.data = s;
+        if ((s->http_port = listen_on(s, &s->http_listener, cfg->http_port)) < 0) goto fail;
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    if (start_check(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen),
-                    "uv_tcp_getsockname") < 0)
-        goto fail;
-    s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);   /* same offset for v6 */
     *out = s;
     return LANES_OK;
 fail:
@@ -172,6 +184,7 @@ fail:
 }
 
 int io_server_port(const io_server_t *s) { return s->port; }
+int io_server_http_port(const io_server_t *s) { return s->http_port; }
 
 int io_server_run(io_server_t *s, bat_sched_t *sched) {
     s->sched = sched;
@@ -194,6 +207,9 @@ int io_server_run(io_server_t *s, bat_sched_t *sched) {
     }
     lanes_rcu_register();
     lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "listening on %s:%d", s->host, s->port);
+    if (s->http_port >= 0)   /* not "listening on": scripts take that line's port */
+        lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "HTTP only on %s:%d", s->host,
+                        s->http_port);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     lanes_rcu_unregister();
     LANES_LOG(LANES_LOG_INFO, "stopped");

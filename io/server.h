@@ -25,11 +25,13 @@ typedef struct {
     size_t max_body;            /* HTTP request body bytes; more get 413 */
     double http_timeout_s;      /* an HTTP request not read whole this long gets 408; 0 = never */
     const char *chat_template;  /* borrows: a family name (io_chat_by_name), or NULL: the model's */
+    int http_port;              /* a second listener that speaks only HTTP; -1 none, 0 any free */
 } io_server_cfg_t;
 
 /* Binds and listens (logs "listening on HOST:PORT"). The loop runs later, in io_server_run(). */
 int io_server_create(const io_server_cfg_t *cfg, io_server_t **out);
 int io_server_port(const io_server_t *s);
+int io_server_http_port(const io_server_t *s);   /* -1 without --http-port */
 
 /* bat_sched_cfg_t.notify for this server (arg: the server). Engine thread; only wakes the loop. */
 void io_server_notify(void *arg);

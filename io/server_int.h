@@ -61,13 +61,14 @@ struct io_server {
     io_server_cfg_t cfg;
     uv_loop_t loop;
     uv_tcp_t listener;
+    uv_tcp_t http_listener;     /* --http-port: HTTP only; open when cfg.http_port >= 0 */
     uv_tcp_t spare;             /* takes a connection we have no memory for, to close it */
-    int spare_busy, spare_pending;
+    int spare_busy, spare_pending;  /* pending: 1 the listener, 2 the HTTP one, wait for the spare */
     uv_async_t wake, stop;
     uv_signal_t sigs[4];        /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: each drains and exits */
     uv_timer_t grace, idle, http_tick;
     bat_sched_t *sched;
-    int port, nconns, npaused, shutting_down;
+    int port, http_port, nconns, npaused, shutting_down;
     int chat_family;            /* --chat-template's family, or -1: detected from the model */
     long long created;          /* Unix seconds at start: /v1/models' "created" */
     uint64_t next_conn_id, next_req_id, seed_state, http_requests;

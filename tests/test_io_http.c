@@ -796,12 +796,62 @@ static int t_slowsse(void) {
     return 0;
 }
 
+/* --http-port: HTTP without sniffing ("GET the weather" is a bad request there); the line
+ * protocol's port is unchanged; a connection past --max-conns gets a 503 there. */
+static int t_httpport(void) {
+    const char *args[] = {"--http-port", "0", "--max-conns", "2", NULL};
+    test_srv_t s = test_srv_start(args);
+    int hp = 0;
+    for (int tries = 0; tries < 500 && hp == 0; tries++) {   /* logged beside "listening on" */
+        FILE *f = fopen(s.log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, "HTTP only on ");
+            if (p && (p = strrchr(p, ':'))) hp = atoi(p + 1);
+        }
+        if (f) fclose(f);
+        if (hp == 0) usleep(10000);
+    }
+    ASSERT_GT(hp, 0);
+    ASSERT_NE(hp, s.port);
+    resp_t *r = request(hp, "GET", "/health", NULL);
+    ASSERT_EQ(r->status, 200);
+    resp_free(r);
+    test_conn_t *c = test_connect(hp);
+    test_send(c, "GET the weather\n\n");
+    r = read_resp(c, 10000);
+    check_error(r, 400, NULL);
+    resp_free(r);
+    test_close(c);
+    c = test_connect(s.port);   /* the shared port still sniffs */
+    test_send(c, "{\"op\":\"health\"}\n");
+    cJSON *j = test_json(c, 10000);
+    ASSERT_STR_EQ(test_str(j, "event"), "health");
+    cJSON_Delete(j);
+    for (double t0 = test_now_ms();; usleep(2000)) {   /* the closed ones are gone: c is alone */
+        cJSON *st = test_stats(c);
+        int n = (int)test_num(st, "connections");
+        cJSON_Delete(st);
+        if (n == 1) break;
+        ASSERT_LT(test_now_ms() - t0, 10000);
+    }
+    test_conn_t *d = test_connect(hp), *e = test_connect(hp);   /* the third connection */
+    r = read_resp(e, 10000);
+    ASSERT_EQ(r->status, 503);
+    resp_free(r);
+    test_close(e);
+    test_close(d);
+    test_close(c);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"sniff", t_sniff}, {"keepalive", t_keepalive}, {"chunked", t_chunked},
         {"errors", t_errors}, {"timeout", t_timeout}, {"busy", t_busy},
         {"endpoints", t_endpoints}, {"completions", t_completions}, {"chat", t_chat},
-        {"sseclose", t_sseclose}, {"slowsse", t_slowsse},
+        {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
