@@ -268,10 +268,7 @@ static void api_generate(io_conn_t *c, int kind, const char *body, size_t len) {
         for (int i = 0; i < nch; i++) {
             size_t plen;
             const char *p = choice_prompt(call, i, &plen);
-            if (io__buf_reserve(c, &call->ch[i].text, plen) == 0) {
-                memcpy(call->ch[i].text.p, p, plen);
-                call->ch[i].text.len = plen;
-            }
+            io__buf_put(c, &call->ch[i].text, p, plen);
         }
     c->call = call;
     for (int i = 0; i < nch; i++) {

@@ -63,6 +63,7 @@ int io__http_sniff(const char *p, size_t n) {
 /* ---- parser callbacks ----------------------------------------------------------------------- */
 
 static int buf_add(io_conn_t *c, io_buf_t *b, const char *p, size_t n) {
+    if (n == 0) return 0;   /* b->p may still be NULL */
     if (io__buf_reserve(c, b, n) < 0) return -1;   /* closes c at the flush */
     memcpy(b->p + b->len, p, n);
     b->len += n;
