@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The HTTP front's cost against the line protocol: one lanes-server, lanes-loadgen at STREAMS
 # concurrent streams alternating --api lanes and --api openai for ROUNDS interleaved rounds (the host
-# is shared: compare within a round), fixed output lengths. Prints each run's aggregate tok/s and
-# the I/O thread's CPU (the server's main thread runs the libuv loop) as % of one core over the run.
+# is shared: compare within a round), fixed output lengths, greedy on both (OpenAI's default
+# temperature is 1, the line protocol's 0: sampling would cost engine time, not I/O). Prints each
+# run's aggregate tok/s and the I/O thread's CPU (the server's main thread runs the libuv loop) as %
+# of one core over the run.
 # Environment: MODEL (default: the built-in 15m), STREAMS (128), REQUESTS (2), OUTPUT_LEN (128),
 # ROUNDS (3). Needs a Release build in build/.
 set -euo pipefail
@@ -28,7 +30,7 @@ for r in $(seq "$rounds"); do
   for api in lanes openai; do
     t0=$(io_ticks) w0=$(date +%s.%N)
     build/lanes-loadgen --port "$port" --api "$api" --streams "$streams" --requests "$requests" \
-      --output-len "$olen" --json "$tmp/$api.json" --no-progress --quiet > /dev/null
+      --output-len "$olen" --temperature 0 --json "$tmp/$api.json" --no-progress --quiet > /dev/null
     t1=$(io_ticks) w1=$(date +%s.%N)
     tok_s=$(grep -o '"tok_s": [0-9.e+]*' "$tmp/$api.json" | head -1 | awk '{print $2}')
     awk -v r="$r" -v a="$api" -v t="$tok_s" -v w0="$w0" -v w1="$w1" -v c0="$t0" -v c1="$t1" -v hz="$tick" \
