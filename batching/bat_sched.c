@@ -633,6 +633,7 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
         goto fail;
     eng_ctx_cfg_t cc = {cfg->max_lanes, s->max_cols, cfg->threads, ENG_GEMM_LANES, cfg->ctx};
     if ((rc = eng_ctx_create(m, &cc, &s->ctx)) < 0) goto fail;
+    s->st.threads = ((bat_stats_t *)s->snap)->threads = eng_ctx_threads(s->ctx);
     s->seq_len = eng_ctx_seq_len(s->ctx);   /* prompts and the "context" end use the lane's room */
     if ((rc = bat__tok_create(tok, s->seq_len, s->inbox, &s->wake, &s->tokw)) < 0) goto fail;
     *out = s;

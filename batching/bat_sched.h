@@ -179,6 +179,7 @@ enum {
 
 typedef struct {
     int lanes_total, lanes_active;
+    int threads;                /* compute threads of the engine, its own included */
     int queue_depth;            /* waiting for a lane: being tokenized or queued */
     uint64_t requests_served;   /* requests that ended on the engine (done or error) */
     uint64_t requests_active;   /* accepted by bat_submit() and not yet ended */

@@ -161,8 +161,10 @@ static void reply_stats(io_conn_t *c, const char *id) {
     out_open(c, id);
     OUT_LIT(c, "\"event\":\"stats\",\"model\":\"");
     out_escaped(c, model, strlen(model));
+    out_fmt(c, "\",\"weight_type\":\"%s\",\"threads\":%d", bat_sched_weight_type(c->srv->sched),
+            st.threads);
     out_fmt(c,
-            "\",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
+            ",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
             "\"requests_served\":%llu,\"requests_active\":%llu,\"requests_rejected\":%llu,"
             "\"tokens_generated\":%llu,\"prompt_tokens\":%llu,\"steps\":%llu,\"uptime_s\":%.3f,"
             "\"step_ms_avg\":%.4f,\"step_ms_last\":%.4f,\"step_cols_max\":%d,\"connections\":%d,"

@@ -732,6 +732,8 @@ static int t_sseclose(void) {
     (void)k;
     cJSON *st = test_stats(mon);
     ASSERT_EQ(test_num(st, "lanes_active"), 1);
+    ASSERT_STR_EQ(cJSON_GetStringValue(cJSON_GetObjectItem(st, "weight_type")), "f32");
+    ASSERT(test_num(st, "threads") >= 1);
     cJSON_Delete(st);
     test_close(a);
     double t0 = test_now_ms(), steps0 = -1, busy_last = -1, active = 1;
