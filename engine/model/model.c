@@ -17,7 +17,7 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-const eng_arch_t eng_arch_llama = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0};
+const eng_arch_t eng_arch_llama = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0};
 
 const char *eng_wtype_name(int type) {
     switch (type) {
@@ -102,10 +102,10 @@ static const struct {
     int untied, mha, wide_heads;    /* own classifier; kv heads = heads; head_dim 2 dim / heads */
     float rope_base, norm_eps;
 } synth_archs[] = {
-    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0}, 1, 0, 0, 5e5f, 1e-5f},
-    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0}, 0, 0, 0, 1e6f, 1e-6f},
-    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1}, 0, 0, 1, 1e6f, 1e-6f},
-    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0}, 1, 1, 0, 1e4f, 1e-5f},
+    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0}, 1, 0, 0, 5e5f, 1e-5f},
+    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0}, 0, 0, 0, 1e6f, 1e-6f},
+    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0}, 0, 0, 1, 1e6f, 1e-6f},
+    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0}, 1, 1, 0, 1e4f, 1e-5f},
 };
 
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
@@ -121,10 +121,12 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
         if (strlen(presets[i].name) != shape_len || strncmp(name, presets[i].name, shape_len) != 0)
             continue;
         int hd = presets[i].dim / presets[i].heads;
-        *cfg = (eng_model_cfg_t){presets[i].dim, presets[i].hidden, presets[i].layers,
-                                 presets[i].heads, presets[i].kv_heads, presets[i].vocab,
-                                 presets[i].seq, 1, hd, hd, 10000.0f, 1e-5f, ENG_NUMERICS_RUNC,
-                                 eng_arch_llama};
+        *cfg = (eng_model_cfg_t){.dim = presets[i].dim, .hidden_dim = presets[i].hidden,
+                                 .n_layers = presets[i].layers, .n_heads = presets[i].heads,
+                                 .n_kv_heads = presets[i].kv_heads, .vocab_size = presets[i].vocab,
+                                 .seq_len = presets[i].seq, .shared_cls = 1, .head_dim = hd,
+                                 .rope_dim = hd, .rope_base = 10000.0f, .norm_eps = 1e-5f,
+                                 .numerics = ENG_NUMERICS_RUNC, .arch = eng_arch_llama};
         if (dash == NULL) return LANES_OK;
         for (size_t a = 0; a < sizeof synth_archs / sizeof *synth_archs; a++) {
             if (strcmp(dash + 1, synth_archs[a].suffix) != 0) continue;

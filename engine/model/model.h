@@ -33,7 +33,8 @@ int eng_wtype_fallback(int type, int cols);
 enum { ENG_NORM_RMS, ENG_NORM_LAYER };                  /* LayerNorm: mean removed, with bias */
 enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, (2i, 2i + 1);
                                                          * NEOX: (i, i + rope_dim / 2) */
-enum { ENG_FFN_SWIGLU, ENG_FFN_GELU };                  /* down(silu(gate x) * up x); down(gelu(up x)) */
+enum { ENG_FFN_SWIGLU, ENG_FFN_GELU, ENG_FFN_GEGLU };   /* down(silu(gate x) * up x); down(gelu(up x));
+                                                         * down(gelu(gate x) * up x) */
 /* Whose rounding the norms and the RoPE angles follow (engine/nn.h): ggml's (GGUF models, the
  * default), or llama2.c's run.c, which its checkpoints' references were made with. */
 enum { ENG_NUMERICS_GGML, ENG_NUMERICS_RUNC };
@@ -47,7 +48,12 @@ typedef struct {
     int ffn;            /* ENG_FFN_* */
     int pos_embd;       /* 1: learned position embeddings are added to the token embedding */
     int qk_norm;        /* 1: per-head RMSNorm of q and k (head_dim weights) before RoPE */
+    int post_norms;     /* 1: the attention and FFN outputs are normed (post_attn_norm,
+                         * post_ffn_norm) before they are added to the residual (Gemma) */
 } eng_arch_t;
+
+/* Layers per model at most. */
+#define ENG_MAX_LAYERS 1024
 
 /* The llama2.c architecture (= "llama" with its defaults): RMSNorm, adjacent-pair RoPE, SwiGLU. */
 extern const eng_arch_t eng_arch_llama;
@@ -62,6 +68,15 @@ typedef struct {
     float norm_eps;
     int numerics;       /* ENG_NUMERICS_* */
     eng_arch_t arch;
+    float emb_scale;    /* the token embedding is multiplied by it (Gemma: sqrtf(dim)); 0 = 1 */
+    float rope_scale;   /* freq_scale of global layers: theta multiplied by it (linear scaling by a
+                         * factor f is 1 / f); 0 = 1 */
+    /* Sliding-window attention (Gemma 2/3/4): on a layer with layer_swa[l] set, the query at p sees
+     * the keys p0 with p - window < p0 <= p, the window most recent positions itself included
+     * (llama.cpp's LLAMA_SWA_TYPE_STANDARD); those layers use their own RoPE base and scale. */
+    int window;         /* 0: no sliding layers */
+    float rope_base_swa, rope_scale_swa;    /* scale 0 = 1 */
+    uint8_t layer_swa[ENG_MAX_LAYERS];
 } eng_model_cfg_t;
 
 /* A matrix W (rows, cols) applied as y = W x (x of length cols), row-major in its element type;
@@ -80,10 +95,12 @@ typedef struct {
     const float *q_norm, *k_norm;           /* (head_dim,) when arch.qk_norm */
     eng_mat_t wo;                           /* (dim, n_heads * head_dim) */
     const float *bo;
+    const float *post_attn_norm;            /* (dim,) when arch.post_norms */
     const float *ffn_norm, *ffn_norm_b;
     eng_mat_t w_gate, w_up, w_down;         /* (hidden, dim), (hidden, dim), (dim, hidden); no gate
                                              * for GELU */
     const float *b_up, *b_down;
+    const float *post_ffn_norm;             /* (dim,) when arch.post_norms */
 } eng_layer_t;
 
 typedef struct {

@@ -10,7 +10,6 @@ struct eng_gguf;
 /* Dimension caps (eng__model_check_cfg): far above any real model, low enough that every size
  * product of a checked shape fits in 64 bits without overflow checks at each multiply. */
 #define ENG_MAX_DIM (1 << 16)
-#define ENG_MAX_LAYERS 1024
 #define ENG_MAX_VOCAB (1 << 22)
 #define ENG_MAX_SEQ (1 << 20)
 
