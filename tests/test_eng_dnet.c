@@ -1,8 +1,10 @@
 /* The gated delta net step (engine/dnet.h) against a double-precision reference written here from
  * FAMILIES.md's recurrence ("5. qwen35-style"), on random weights and inputs and on the
  * qwen35-style file's layer 0; its state reset, chunked prefill (1, 7, whole: the same bits), and
- * that the reference with the wrong key-head mapping (j div K) is far outside the tolerance, so
- * the test would catch that mistake. */
+ * that the reference with the wrong key-head mapping (value head j on key head j div (H / K), as
+ * HF's repeat_interleave would have it, instead of j mod K) is far outside the tolerance, so the
+ * test would catch that mistake. Then the whole qwen35-style model, its delta-net layers through
+ * the kernel, against llama.cpp's references. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -248,9 +250,9 @@ static void test_against_ref(const eng_dnet_shape_t *s, int n) {
     ASSERT(err < TOL);
     ASSERT(serr < TOL);
     if (s->n_v_heads / s->n_k_heads > 1 && s->n_k_heads > 1) {
-        /* j div K reads another key head for some j: the outputs must be far from ours. */
+        /* j div (H / K) reads another key head for some j: far from ours. */
         double serr_div, err_div = compare_ref(s, &ws.w, &q, MAP_DIV, &serr_div);
-        printf("  against the j div K reference: %.3g\n", err_div);
+        printf("  against the j div (H / K) reference: %.3g\n", err_div);
         ASSERT(err_div > 1000 * TOL);
     }
     seq_free(&q);
