@@ -11,7 +11,7 @@
 #include "test_net.h"
 
 enum { NDEC = 2, NFLOOD = 6, PROMPT = 62 * 1024, ROUNDS = 3, MIN_GAPS = 300, MIN_FLOOD = 12 };
-static const double MIN_WINDOW_MS = 1500, MAX_WINDOW_MS = 30000, LIMIT = 1.5;
+static const double MIN_WINDOW_MS = 1500, MAX_WINDOW_MS = 60000, LIMIT = 1.5;
 
 typedef struct {
     test_conn_t *c;
