@@ -106,14 +106,14 @@ void io__buf_put(io_conn_t *c, io_buf_t *b, const char *p, size_t n) {
 
 void io__out_put(io_conn_t *c, const char *p, size_t n) { io__buf_put(c, &c->out, p, n); }
 
-void io__out_printf(io_conn_t *c, const char *fmt, ...) {
+void io__buf_printf(io_conn_t *c, io_buf_t *b, const char *fmt, ...) {
     char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    io__out_put(c, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    io__buf_put(c, b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 size_t io__conn_queued(io_conn_t *c) {

@@ -297,7 +297,7 @@ void io__http_respond(io_conn_t *c, int status, const char *ctype, const char *b
                       const char *extra) {
     io_http_t *h = c->http;
     if (c->srv->shutting_down) h->keep_alive = 0;
-    io__out_printf(c,
+    io__buf_printf(c, &c->out,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s"
                    "\r\n\r\n",
                    status, reason(status), ctype, len, extra ? extra : "",
@@ -310,7 +310,7 @@ void io__http_sse_open(io_conn_t *c) {
     io_http_t *h = c->http;
     h->chunked = h->minor >= 1;   /* HTTP/1.0 has no chunks: the close ends the stream */
     if (!h->chunked) h->keep_alive = 0;
-    io__out_printf(c,
+    io__buf_printf(c, &c->out,
                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                    "Cache-Control: no-cache\r\n%sConnection: %s\r\n\r\n",
                    h->chunked ? "Transfer-Encoding: chunked\r\n" : "",
@@ -318,7 +318,7 @@ void io__http_sse_open(io_conn_t *c) {
 }
 
 void io__http_sse_data(io_conn_t *c, const char *payload, size_t len) {
-    if (c->http->chunked) io__out_printf(c, "%zx\r\n", len + 8);   /* "data: " ... "\n\n" */
+    if (c->http->chunked) io__buf_printf(c, &c->out, "%zx\r\n", len + 8);   /* "data: " ... "\n\n" */
     io__out_put(c, "data: ", 6);
     io__out_put(c, payload, len);
     io__out_put(c, c->http->chunked ? "\n\n\r\n" : "\n\n", c->http->chunked ? 4 : 2);

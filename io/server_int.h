@@ -93,7 +93,9 @@ void io__out_mark(io_conn_t *c);   /* c->out has bytes for the next flush */
 int io__buf_reserve(io_conn_t *c, io_buf_t *b, size_t n);
 void io__buf_put(io_conn_t *c, io_buf_t *b, const char *p, size_t n);
 void io__out_put(io_conn_t *c, const char *p, size_t n);   /* straight to c->out */
-void io__out_printf(io_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Formatted, to b (c->out, or the line protocol's held lines); at most 1023 bytes a call. */
+void io__buf_printf(io_conn_t *c, io_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void io__flush_dirty(io_server_t *s);
 size_t io__conn_queued(io_conn_t *c);   /* bytes of replies the client has not taken yet */
 
