@@ -23,7 +23,9 @@ typedef struct {
     int32_t *ids;               /* not streamed, with logprobs: every token and its logprobs */
     eng_logprobs_t *lps;
     int ntok, tokcap;
-    size_t text_off;            /* streamed: bytes of the choice sent so far */
+    size_t tok_off;             /* streamed: the echoed prompt's and the tokens' bytes so far
+                                 * (their pieces: text may lag them, held back): the next token's
+                                 * text_offset, as the whole response counts it */
     const char *finish;         /* "stop", "length" once ended */
     int opened;                 /* streamed: its first chunk is out */
 } io_choice_t;
@@ -307,7 +309,7 @@ static void stream_choice(io_call_t *call, int i) {
     oai_choice_t oc = {.index = i, .text = "", .role = call->rq.kind == OAI_CHAT};
     if (call->rq.echo) oc.text = choice_prompt(call, i, &oc.text_len);
     if (oc.role || oc.text_len > 0) send_chunk(call, &oc);
-    ch->text_off = oc.text_len;
+    ch->tok_off = oc.text_len;
 }
 
 static int keep_tokens(io_conn_t *c, io_choice_t *ch, const int32_t *ids, const eng_logprobs_t *lps,
@@ -338,10 +340,15 @@ static void on_token(io_call_t *call, int i, const bat_batch_t *b, const bat_evt
     const eng_logprobs_t *lps = call->rq.logprobs >= 0 && e->n_tok > 0 ? b->lps + e->tok_off : NULL;
     if (call->rq.stream) {
         stream_choice(call, i);
+        if (e->text_len == 0 && lps == NULL) return;   /* all held back: nothing to say yet */
         oai_choice_t oc = {.index = i, .text = text, .text_len = e->text_len, .n_tok = e->n_tok,
-                           .lps = lps, .ids = ids, .text_offset = ch->text_off};
+                           .lps = lps, .ids = ids, .text_offset = ch->tok_off};
         send_chunk(call, &oc);
-        ch->text_off += e->text_len;
+        for (int k = 0; lps && k < e->n_tok; k++) {   /* only logprobs carry offsets */
+            size_t n = 0;
+            piece(call->conn->srv->sched, ids[k], &n);
+            ch->tok_off += n;
+        }
         return;
     }
     io__buf_put(call->conn, &ch->text, text, e->text_len);
@@ -431,8 +438,7 @@ void io__api_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_
     call->nlive--;
     if (call->rq.stream) {
         stream_choice(call, i);
-        oai_choice_t oc = {.index = i, .text = "", .text_offset = ch->text_off,
-                           .finish_reason = ch->finish};
+        oai_choice_t oc = {.index = i, .text = "", .finish_reason = ch->finish};
         send_chunk(call, &oc);
     }
     if (call->nlive == 0) call_finish(call);

@@ -667,6 +667,113 @@ static int t_completions(void) {
     return 0;
 }
 
+/* A stop string's prefix holds text back: every streamed chunk still carries its tokens' own
+ * text_offset (as the whole response counts them), and no chunk is empty. */
+static cJSON *body_with(const char *json, const char *stop) {
+    cJSON *b = cJSON_Parse(json);
+    ASSERT(b != NULL);
+    if (stop) cJSON_AddItemToObject(b, "stop", cJSON_CreateString(stop));
+    return b;
+}
+
+static resp_t *post_json(int port, const char *path, cJSON *body) {
+    char *txt = cJSON_PrintUnformatted(body);
+    resp_t *r = request(port, "POST", path, txt);
+    ASSERT_EQ(r->status, 200);
+    free(txt);
+    cJSON_Delete(body);
+    return r;
+}
+
+/* Streams body; appends every chunk's text and text_offset list; fails on an empty chunk. */
+static void stream_collect(int port, const char *path, cJSON *body, char *text, cJSON *offs) {
+    cJSON_AddItemToObject(body, "stream", cJSON_CreateTrue());
+    resp_t *r = post_json(port, path, body);
+    char *ev[512];
+    int n = sse_split(r->body, ev, 512);
+    int chat = strstr(path, "chat") != NULL;
+    for (int i = 0; i < n; i++) {
+        cJSON *j = cJSON_Parse(ev[i]);
+        const cJSON *c0 = choice(j, 0), *lp = cJSON_GetObjectItem(c0, "logprobs");
+        const cJSON *d = chat ? cJSON_GetObjectItem(c0, "delta") : c0;
+        const char *t = chat ? test_str(d, "content") : test_str(c0, "text");
+        int finished = cJSON_IsString(cJSON_GetObjectItem(c0, "finish_reason"));
+        int says = *t || cJSON_HasObjectItem(d, "role") || finished || cJSON_IsObject(lp);
+        if (!says) fprintf(stderr, "an empty chunk: %s\n", ev[i]);
+        ASSERT(says);
+        strcat(text, t);
+        const cJSON *o;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItem(lp, "text_offset"))
+            cJSON_AddItemToArray(offs, cJSON_Duplicate(o, 0));
+        cJSON_Delete(j);
+    }
+    resp_free(r);
+}
+
+static int t_holdback(void) {
+    const char *args[] = {"--chat-template", "chatml", NULL};
+    test_srv_t s = test_srv_start(args);
+    const char *base = "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,"
+                       "\"logprobs\":1}";
+    resp_t *r = post_json(s.port, "/v1/completions", body_with(base, NULL));
+    cJSON *j = resp_json(r);
+    const cJSON *toks = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "logprobs"), "tokens");
+    ASSERT_GE(cJSON_GetArraySize(toks), 8);
+    char stop[64];   /* a token and a byte that never follows: its text waits one token */
+    snprintf(stop, sizeof stop, "%s\x01", cJSON_GetArrayItem(toks, 3)->valuestring);
+    ASSERT_GT(strlen(stop), 1);
+    cJSON_Delete(j);
+    resp_free(r);
+    cJSON *b = body_with(base, stop);   /* (echo with logprobs is refused: no prompt logprobs) */
+    cJSON *b2 = cJSON_Duplicate(b, 1);
+    r = post_json(s.port, "/v1/completions", b);
+    j = resp_json(r);
+    const cJSON *want_offs = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "logprobs"),
+                                                 "text_offset");
+    char text[4096] = "";
+    cJSON *offs = cJSON_CreateArray();
+    stream_collect(s.port, "/v1/completions", b2, text, offs);
+    char *ws = cJSON_PrintUnformatted(want_offs), *gs = cJSON_PrintUnformatted(offs);
+    if (strcmp(gs, ws) != 0) fprintf(stderr, "text_offset %s, streamed %s\n", ws, gs);
+    ASSERT_STR_EQ(gs, ws);
+    ASSERT_STR_EQ(text, test_str(choice(j, 0), "text"));
+    free(ws);
+    free(gs);
+    cJSON_Delete(offs);
+    cJSON_Delete(j);
+    resp_free(r);
+    /* Without logprobs, a token whose text is all held back sends nothing. */
+    b = body_with(base, stop);
+    cJSON_DeleteItemFromObject(b, "logprobs");
+    text[0] = 0;
+    offs = cJSON_CreateArray();
+    stream_collect(s.port, "/v1/completions", b, text, offs);
+    ASSERT_EQ(cJSON_GetArraySize(offs), 0);
+    cJSON_Delete(offs);
+    /* Chat: no "delta":{} before the end either. */
+    const char *cbase = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":12,"
+                        "\"temperature\":0,\"logprobs\":true}";
+    r = post_json(s.port, "/v1/chat/completions", body_with(cbase, NULL));
+    j = resp_json(r);
+    const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "logprobs"),
+                                               "content");
+    ASSERT_GE(cJSON_GetArraySize(content), 8);
+    snprintf(stop, sizeof stop, "%s\x01", test_str(cJSON_GetArrayItem(content, 3), "token"));
+    char want[4096];
+    snprintf(want, sizeof want, "%s", test_str(cJSON_GetObjectItem(choice(j, 0), "message"), "content"));
+    cJSON_Delete(j);
+    resp_free(r);
+    b = body_with(cbase, stop);
+    cJSON_DeleteItemFromObject(b, "logprobs");
+    text[0] = 0;
+    offs = cJSON_CreateArray();
+    stream_collect(s.port, "/v1/chat/completions", b, text, offs);
+    cJSON_Delete(offs);
+    ASSERT_STR_EQ(text, want);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 /* /v1/chat/completions with --chat-template chatml: the role first, then content, then the end. */
 static int t_chat(void) {
     const char *args[] = {"--chat-template", "chatml", NULL};
@@ -853,7 +960,7 @@ int main(int argc, char **argv) {
         {"sniff", t_sniff}, {"keepalive", t_keepalive}, {"chunked", t_chunked},
         {"errors", t_errors}, {"timeout", t_timeout}, {"busy", t_busy},
         {"endpoints", t_endpoints}, {"completions", t_completions}, {"chat", t_chat},
-        {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
+        {"holdback", t_holdback}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
