@@ -144,9 +144,14 @@ static void conn_resume(io_conn_t *c) {
     c->paused = 0;
     c->srv->npaused--;
     if (c->srv->shutting_down || c->ending) return;   /* they stopped reading for good */
-    if (c->held) return;    /* HTTP reads on once the pipelined requests are answered */
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc < 0) io__conn_fail(c, "uv_read_start", rc);
+    if (!c->held) {   /* held: HTTP reads on once the pipelined requests are answered */
+        int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (rc < 0) {
+            io__conn_fail(c, "uv_read_start", rc);
+            return;
+        }
+    }
+    if (c->http) io__http_resume(c);   /* the requests that waited for the replies to drain */
 }
 
 void io__conn_hold(io_conn_t *c, int on) {
@@ -169,8 +174,10 @@ static void on_write(uv_write_t *w, int status) {
         return;
     }
     c->active_ms = uv_now(&c->srv->loop);   /* the client is taking replies */
-    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2)
+    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2) {
         conn_resume(c);
+        io__flush_dirty(c->srv);
+    }
 }
 
 /* Hands c's buffer to uv_write, then applies the output limits. */
@@ -205,6 +212,10 @@ static void conn_write(io_server_t *s, io_conn_t *c) {
     } else if (q > s->cfg.out_soft && !c->paused && !c->ending) {
         conn_pause(c);
     }
+}
+
+void io__conn_flush(io_conn_t *c) {
+    if (!c->closing) conn_write(c->srv, c);
 }
 
 /* Writes every dirty connection's replies; those due to end do so behind them. */

@@ -189,13 +189,23 @@ static void refuse(io_conn_t *c, enum http_errno err) {
         io__api_error(c, 400, NULL, "bad HTTP request: %s", http_errno_description(err));
 }
 
+/* Whether c's client is taking its replies: past --out-soft queued, the next pipelined request
+ * waits until they drain (io__http_resume), so a pipeline of cheap requests cannot make replies
+ * faster than they are read. What the kernel takes at once does not count. */
+static int out_room(io_conn_t *c) {
+    if (io__conn_queued(c) <= c->srv->cfg.out_soft) return 1;
+    io__conn_flush(c);   /* past --out-soft it pauses c: its drain calls io__http_resume */
+    return !c->closing && io__conn_queued(c) <= c->srv->cfg.out_soft;
+}
+
 /* Parses the buffered bytes up to the end of the next request and answers it; on while answers
- * come at once (a pipeline of /health requests, say), stops at a request left in flight. */
+ * come at once (a pipeline of /health requests, say), stops at a request left in flight or when
+ * the client does not take the answers. */
 static void run(io_conn_t *c) {
     io_http_t *h = c->http;
     h->running = 1;
     while (!h->busy && !c->closing && !c->ending && !c->end_pending &&
-           h->in_off < h->in.len) {
+           h->in_off < h->in.len && out_room(c)) {
         size_t n = h->in.len - h->in_off;
         size_t k = http_parser_execute(&h->p, &settings, h->in.p + h->in_off, n);
         h->in_off += k;
@@ -238,6 +248,10 @@ void io__http_bytes(io_conn_t *c, const char *p, size_t n) {
     if (buf_add(c, &h->in, p, n) < 0) return;
     if (!h->busy && !h->running) run(c);
     else io__conn_hold(c, h->in.len - h->in_off > HTTP_HOLD_IN);
+}
+
+void io__http_resume(io_conn_t *c) {
+    if (!c->http->busy && !c->http->running) run(c);
 }
 
 void io__http_free(io_conn_t *c) {

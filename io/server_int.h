@@ -97,6 +97,7 @@ void io__out_put(io_conn_t *c, const char *p, size_t n);   /* straight to c->out
 void io__buf_printf(io_conn_t *c, io_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void io__flush_dirty(io_server_t *s);
+void io__conn_flush(io_conn_t *c);   /* hands c's replies to uv_write now, limits applied */
 size_t io__conn_queued(io_conn_t *c);   /* bytes of replies the client has not taken yet */
 
 /* conn.c: connection state */
@@ -124,6 +125,8 @@ enum { IO_SNIFF_LINE = 0, IO_SNIFF_HTTP = 1, IO_SNIFF_MORE = 2 };
 int io__http_sniff(const char *p, size_t n);
 void io__http_start(io_conn_t *c, const char *p, size_t n);   /* switches c to HTTP */
 void io__http_bytes(io_conn_t *c, const char *p, size_t n);
+/* c's replies drained below --out-soft / 2: the pipelined requests waiting for that are read. */
+void io__http_resume(io_conn_t *c);
 void io__http_free(io_conn_t *c);
 void io__on_http_tick(uv_timer_t *t);   /* 408 for requests not read within --http-timeout */
 /* A whole response to the current request (body not sent for HEAD); the next pipelined request is

@@ -667,6 +667,64 @@ static int t_completions(void) {
     return 0;
 }
 
+/* A value of the server's /metrics, read on a connection of its own. */
+static double metric(int port, const char *name) {
+    resp_t *r = request(port, "GET", "/metrics", NULL);
+    ASSERT_EQ(r->status, 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(r->body, key);
+    ASSERT(p != NULL);
+    double v = strtod(p + strlen(key), NULL);
+    resp_free(r);
+    return v;
+}
+
+/* Pipelined cheap requests not read: the replies stop near --out-soft (the requests wait, not
+ * answered ahead of the client), other connections are answered at once, and once the client
+ * reads it gets every response in order. */
+static int t_pipeflood(void) {
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *a = test_connect_rcvbuf(s.port, 8192);
+    enum { N = 2700 };   /* about 64 KiB of requests; a /metrics answer is kilobytes */
+    size_t cap = (size_t)N * 40, len = 0;
+    char *all = malloc(cap);
+    for (int i = 0; i < N; i++)   /* odd ones: a 404 that names its path, to check the order */
+        len += (size_t)snprintf(all + len, cap - len, i % 2 ? "GET /n%d HTTP/1.1\r\n\r\n"
+                                                            : "GET /metrics HTTP/1.1\r\n\r\n", i);
+    ASSERT_GT(len, 60000);
+    test_send(a, all);
+    free(all);
+    double most = 0;
+    for (int k = 0; k < 10; k++) {   /* a second of not reading */
+        usleep(100000);
+        double t0 = test_now_ms();
+        double q = metric(s.port, "lanes_bytes_queued");
+        double dt = test_now_ms() - t0;
+        ASSERT_LT(dt, 2000);   /* the I/O thread is not busy with the flood */
+        if (q > most) most = q;
+    }
+    fprintf(stderr, "queued at most %.0f bytes (--out-soft 32768)\n", most);
+    ASSERT_GT(most, 0);
+    ASSERT_LT(most, 32768 + 65536);   /* --out-soft and the one answer that crossed it */
+    for (int i = 0; i < N; i++) {
+        resp_t *r = read_resp(a, 20000);
+        if (i % 2 == 0) {
+            ASSERT_EQ(r->status, 200);
+            ASSERT(strstr(r->body, "vllm:num_requests_running") != NULL);
+        } else {
+            char path[32];
+            snprintf(path, sizeof path, "/n%d", i);
+            check_error(r, 404, path);
+        }
+        resp_free(r);
+    }
+    test_close(a);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 /* A stop string's prefix holds text back: every streamed chunk still carries its tokens' own
  * text_offset (as the whole response counts them), and no chunk is empty. */
 static cJSON *body_with(const char *json, const char *stop) {
@@ -960,7 +1018,7 @@ int main(int argc, char **argv) {
         {"sniff", t_sniff}, {"keepalive", t_keepalive}, {"chunked", t_chunked},
         {"errors", t_errors}, {"timeout", t_timeout}, {"busy", t_busy},
         {"endpoints", t_endpoints}, {"completions", t_completions}, {"chat", t_chat},
-        {"holdback", t_holdback}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
+        {"holdback", t_holdback}, {"pipeflood", t_pipeflood}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
