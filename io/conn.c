@@ -291,6 +291,7 @@ static void sniff_bytes(io_conn_t *c, const char *p, size_t n) {
             return;
         }
     }
+    if (c->rlen == 0) c->sniff_ms = uv_now(&c->srv->loop);   /* --http-timeout counts from it */
     if (io__rbuf_append(c, p, n) < 0) return;
     int v = io__http_sniff(c->rbuf, c->rlen);
     if (v == IO_SNIFF_MORE && c->rlen <= IO_MAX_LINE) return;

@@ -268,6 +268,15 @@ void io__on_http_tick(uv_timer_t *t) {
     io_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.http_timeout_s * 1000);
     for (io_conn_t *c = s->conns; c; c = c->next) {
+        if (c->proto == IO_PROTO_SNIFF && !c->closing && c->rlen > 0 && now - c->sniff_ms >= limit) {
+            free(c->rbuf);   /* a request line that does not end: it gets HTTP's 408 */
+            c->rbuf = NULL;
+            c->rlen = c->rcap = 0;
+            io__http_start(c, "", 0);
+            if (c->closing) continue;
+            c->http->reading = 1;
+            c->http->since_ms = c->sniff_ms;
+        }
         io_http_t *h = c->http;
         if (h == NULL || c->closing || c->ending || c->end_pending || !h->reading || h->busy ||
             now - h->since_ms < limit)

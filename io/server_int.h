@@ -48,6 +48,7 @@ struct io_conn {
     int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
     int ninflight;
     uint64_t active_ms;         /* loop time of the last byte read, reply taken or request ended */
+    uint64_t sniff_ms;          /* loop time of the first byte of a first line still undecided */
     io_req_t *reqs;
     char *rbuf;                 /* owned: bytes of an unfinished line */
     size_t rlen, rcap;
@@ -128,7 +129,8 @@ void io__http_bytes(io_conn_t *c, const char *p, size_t n);
 /* c's replies drained below --out-soft / 2: the pipelined requests waiting for that are read. */
 void io__http_resume(io_conn_t *c);
 void io__http_free(io_conn_t *c);
-void io__on_http_tick(uv_timer_t *t);   /* 408 for requests not read within --http-timeout */
+/* 408 for requests not read within --http-timeout, a request line still being sniffed too. */
+void io__on_http_tick(uv_timer_t *t);
 /* A whole response to the current request (body not sent for HEAD); the next pipelined request is
  * read after it. extra: more header lines, each ending "\r\n", or NULL. */
 void io__http_respond(io_conn_t *c, int status, const char *ctype, const char *body, size_t len,

@@ -461,6 +461,24 @@ static int t_timeout(void) {
     resp_free(r);
     while (!c->eof) test_fill(c);
     test_close(c);
+    c = test_connect(s.port);   /* a request line that never ends, while it could be HTTP */
+    test_send(c, "GET /health HTT");
+    t0 = test_now_ms();
+    r = read_resp(c, 10000);
+    dt = test_now_ms() - t0;
+    check_error(r, 408, "--http-timeout");
+    ASSERT_GT(dt, 900);
+    resp_free(r);
+    while (!c->eof) test_fill(c);
+    test_close(c);
+    c = test_connect(s.port);   /* an unfinished line of the line protocol is not timed out */
+    test_send(c, "{\"op\":");
+    usleep(1500000);
+    test_send(c, "\"health\"}\n");
+    cJSON *j = test_json(c, 10000);
+    ASSERT_STR_EQ(test_str(j, "event"), "health");
+    cJSON_Delete(j);
+    test_close(c);
     c = test_connect(s.port);   /* a keep-alive connection between requests is not timed out */
     test_send(c, "GET /health HTTP/1.1\r\n\r\n");
     resp_free(read_resp(c, 10000));
