@@ -309,8 +309,32 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     *buf = uv_buf_init(c->srv->rbuf, sizeof c->srv->rbuf);
 }
 
+/* An ending connection that lingers: what it reads is dropped; its EOF, or too many bytes, ends
+ * the lingering (the close waits for the FIN to be sent behind the replies). */
+static void linger_read(io_conn_t *c, ssize_t nread) {
+    if (nread > 0) c->linger_bytes += (size_t)nread;
+    if (nread >= 0 && c->linger_bytes <= IO_LINGER_BYTES) return;
+    if (nread != UV_EOF && nread < 0) {
+        io__conn_close(c, uv_strerror((int)nread));
+        return;
+    }
+    c->linger_end = 1;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) io__conn_fail(c, "uv_read_stop", rc);
+    else if (c->shut) io__conn_close(c, NULL);
+}
+
+void io__conn_linger_check(io_conn_t *c, uint64_t now) {
+    if (c->ending && c->linger && c->shut && !c->closing && now - c->linger_ms >= IO_LINGER_MS)
+        io__conn_close(c, "lingering close: done");
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     io_conn_t *c = st->data;
+    if (c->ending) {   /* reading on after the end: only to linger */
+        linger_read(c, nread);
+        return;
+    }
     if (nread < 0) {
         io__conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     } else if (nread > 0) {
@@ -355,21 +379,39 @@ void io__conn_close(io_conn_t *c, const char *why) {
     uv_close((uv_handle_t *)&c->tcp, io__on_conn_closed);
 }
 
+void io__conn_stop_reading(io_conn_t *c) {
+    if (c->closing) return;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        io__conn_fail(c, "uv_read_stop", rc);
+    } else if (c->ending && c->linger) {
+        c->linger_end = 1;
+        if (c->shut) io__conn_close(c, NULL);
+    }
+}
+
 static void on_conn_shutdown(uv_shutdown_t *req, int status) {
-    (void)status;
     io_conn_t *c = req->handle->data;
     free(req);
+    c->shut = 1;
+    if (status == 0 && c->linger && !c->linger_end && !c->closing) return;   /* reads on a while */
     io__conn_close(c, NULL);
 }
 
 /* Stops reading c and closes it once the replies queued so far are written (uv_shutdown sends
- * the FIN after them). Whoever calls it also bounds the wait: the grace or idle timer. */
+ * the FIN after them). Whoever calls it also bounds the wait: the grace or idle timer. A
+ * lingering one (c->linger) reads on, dropping what it reads, until the client's EOF,
+ * IO_LINGER_BYTES or IO_LINGER_MS after the FIN. */
 void io__conn_end(io_conn_t *c) {
     if (c->closing || c->ending) return;
     c->ending = 1;
-    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    c->linger &= !c->srv->shutting_down;   /* shutdown reads no more */
+    c->linger_ms = uv_now(&c->srv->loop);
+    int rc = !c->linger ? uv_read_stop((uv_stream_t *)&c->tcp)
+             : c->paused || c->held ? uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)
+                                    : 0;   /* reading already */
     if (rc < 0) {
-        io__conn_fail(c, "uv_read_stop", rc);
+        io__conn_fail(c, c->linger ? "uv_read_start" : "uv_read_stop", rc);
         return;
     }
     uv_shutdown_t *sr = malloc(sizeof *sr);

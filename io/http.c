@@ -175,6 +175,7 @@ static void refuse(io_conn_t *c, enum http_errno err) {
     io_http_t *h = c->http;
     int status = h->status ? h->status : 400;
     h->busy = 1;
+    c->linger = 1;   /* the client may still be sending the request: the reply must reach it */
     h->reading = h->head = 0;
     h->keep_alive = 0;
     h->minor = 1;
@@ -268,6 +269,7 @@ void io__on_http_tick(uv_timer_t *t) {
     io_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.http_timeout_s * 1000);
     for (io_conn_t *c = s->conns; c; c = c->next) {
+        io__conn_linger_check(c, now);
         if (c->proto == IO_PROTO_SNIFF && !c->closing && c->rlen > 0 && now - c->sniff_ms >= limit) {
             free(c->rbuf);   /* a request line that does not end: it gets HTTP's 408 */
             c->rbuf = NULL;
@@ -283,6 +285,7 @@ void io__on_http_tick(uv_timer_t *t) {
             continue;
         h->busy = 1;
         h->reading = h->head = h->keep_alive = 0;
+        c->linger = 1;
         io__api_error(c, 408, NULL, "request not received within --http-timeout (%g s)",
                       s->cfg.http_timeout_s);
     }

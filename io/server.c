@@ -58,10 +58,7 @@ static void begin_shutdown(io_server_t *s) {
               s->nreqs);
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
     if (s->http_port >= 0) uv_close((uv_handle_t *)&s->http_listener, on_handle_closed);
-    for (io_conn_t *c = s->conns; c; c = c->next) {
-        int rc = c->closing ? 0 : uv_read_stop((uv_stream_t *)&c->tcp);
-        if (rc < 0) io__conn_fail(c, "uv_read_stop", rc);
-    }
+    for (io_conn_t *c = s->conns; c; c = c->next) io__conn_stop_reading(c);
     bat_sched_stop(s->sched);   /* joins; the last batch holds every remaining terminal event */
     take_batches(s);
     for (size_t i = 0; i < s->nbuckets; i++)   /* nothing should be left; never leave one hanging */

@@ -46,6 +46,12 @@ struct io_conn {
     int ending;                 /* not read any more; closes once its replies are written */
     int end_pending;            /* ends at the next flush (an HTTP response without keep-alive) */
     int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
+    int linger;                 /* ending: reads and drops what the client still sends, so that
+                                 * closing with bytes unread (a TCP reset) cannot lose the reply */
+    int shut;                   /* ending: the FIN is sent, after every reply */
+    int linger_end;             /* lingering: the client's EOF, or IO_LINGER_BYTES dropped */
+    uint64_t linger_ms;         /* loop time the lingering began */
+    size_t linger_bytes;
     int ninflight;
     uint64_t active_ms;         /* loop time of the last byte read, reply taken or request ended */
     uint64_t sniff_ms;          /* loop time of the first byte of a first line still undecided */
@@ -104,7 +110,13 @@ size_t io__conn_queued(io_conn_t *c);   /* bytes of replies the client has not t
 /* conn.c: connection state */
 int io__rbuf_append(io_conn_t *c, const char *p, size_t n);   /* -1: closed for want of memory */
 void io__conn_close(io_conn_t *c, const char *why);   /* cancels its requests, closes */
+/* Lingering closes wait for the client's EOF at most this long (checked on the HTTP tick) or
+ * this many bytes dropped. */
+#define IO_LINGER_MS 1000
+#define IO_LINGER_BYTES ((size_t)1 << 20)
 void io__conn_end(io_conn_t *c);
+void io__conn_stop_reading(io_conn_t *c);   /* for good (shutdown): lingering ends too */
+void io__conn_linger_check(io_conn_t *c, uint64_t now);   /* closes c once its lingering is over */
 void io__conn_end_after_flush(io_conn_t *c);
 void io__conn_fail(io_conn_t *c, const char *what, int rc);   /* a libuv call failed: log, close */
 void io__on_conn_closed(uv_handle_t *h);    /* stops reading; closes once the replies are written */

@@ -31,6 +31,14 @@ static void fill_or_die(test_conn_t *c, double end) {
     }
 }
 
+/* Reads until EOF (bytes are kept), failing after end. */
+static void fill_or_die_eof(test_conn_t *c, double end) {
+    int left = (int)(end - test_now_ms());
+    struct pollfd p = {c->fd, POLLIN, 0};
+    ASSERT(left > 0 && poll(&p, 1, left) > 0);
+    test_fill(c);
+}
+
 /* Offset just past the first s in the buffer, waiting for it. */
 static size_t wait_for(test_conn_t *c, const char *s, double end) {
     for (;;) {
@@ -685,6 +693,49 @@ static int t_completions(void) {
     return 0;
 }
 
+/* Sends up to n bytes of p within ms: what was sent (stops early at a send error, say a reset). */
+static size_t send_for(test_conn_t *c, const char *p, size_t n, int ms) {
+    size_t off = 0;
+    for (double end = test_now_ms() + ms; off < n && test_now_ms() < end;) {
+        struct pollfd pf = {c->fd, POLLOUT, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        ssize_t w = send(c->fd, p + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    return off;
+}
+
+/* An error answered while the client is still sending its request (a 413 at the headers, no
+ * Expect) reaches the client: the server reads on and drops the rest before it closes, as a reset
+ * would lose the reply. */
+static int t_linger(void) {
+    test_srv_t s = test_srv_start(NULL);
+    for (int round = 0; round < 2; round++) {   /* 413, then 400 on a request line gone bad */
+        test_conn_t *c = test_connect(s.port);
+        test_send(c, round == 0 ? "POST /v1/completions HTTP/1.1\r\nContent-Length: 5000000\r\n\r\n"
+                                : "GET /health HTTP/1.1\r\n\x01");
+        size_t n = 1000000;
+        char *body = malloc(n);
+        memset(body, round == 0 ? 'a' : '\x01', n);
+        size_t sent = send_for(c, body, n, 10000);
+        free(body);
+        fprintf(stderr, "round %d: sent %zu of %zu bytes\n", round, sent, n);
+        ASSERT_EQ(sent, n);   /* not cut off by a reset */
+        resp_t *r = read_resp(c, 10000);
+        check_error(r, round == 0 ? 413 : 400, round == 0 ? "--max-body" : NULL);
+        ASSERT_STR_EQ(hdr(r, "connection"), "close");
+        resp_free(r);
+        shutdown(c->fd, SHUT_WR);   /* the server closes at our EOF */
+        double t0 = test_now_ms();
+        while (!c->eof) fill_or_die_eof(c, t0 + 10000);
+        test_close(c);
+    }
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 /* A value of the server's /metrics, read on a connection of its own. */
 static double metric(int port, const char *name) {
     resp_t *r = request(port, "GET", "/metrics", NULL);
@@ -1036,7 +1087,7 @@ int main(int argc, char **argv) {
         {"sniff", t_sniff}, {"keepalive", t_keepalive}, {"chunked", t_chunked},
         {"errors", t_errors}, {"timeout", t_timeout}, {"busy", t_busy},
         {"endpoints", t_endpoints}, {"completions", t_completions}, {"chat", t_chat},
-        {"holdback", t_holdback}, {"pipeflood", t_pipeflood}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
+        {"holdback", t_holdback}, {"pipeflood", t_pipeflood}, {"linger", t_linger}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
