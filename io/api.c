@@ -95,9 +95,13 @@ static void respond_owned(io_conn_t *c, const char *ctype, char *body, size_t le
 }
 
 static void api_health(io_conn_t *c) {
-    static const char ok[] = "{\"status\":\"ok\"}", down[] = "{\"status\":\"shutting_down\"}";
+    static const char ok[] = "{\"status\":\"ok\"}", down[] = "{\"status\":\"shutting_down\"}",
+                      loading[] = "{\"status\":\"loading\"}";
     if (c->srv->shutting_down)
         io__http_respond(c, 503, "application/json", down, sizeof down - 1, NULL);
+    else if (c->srv->sched == NULL)
+        io__http_respond(c, 503, "application/json", loading, sizeof loading - 1,
+                         "Retry-After: 1\r\n");
     else
         io__http_respond(c, 200, "application/json", ok, sizeof ok - 1, NULL);
 }
@@ -472,14 +476,18 @@ void io__api_request(io_conn_t *c, int method, const char *url, size_t url_len, 
     };
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         if (strlen(routes[i].path) != n || memcmp(routes[i].path, url, n) != 0) continue;
-        if (routes[i].post && method == HTTP_POST)
-            routes[i].post_fn(c, body, body_len);
-        else if (!routes[i].post && (method == HTTP_GET || method == HTTP_HEAD))
-            routes[i].get_fn(c);
-        else
+        int allowed = routes[i].post ? method == HTTP_POST
+                                     : method == HTTP_GET || method == HTTP_HEAD;
+        if (!allowed)
             not_allowed(c, routes[i].post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
                         "%s %s: method not allowed", http_method_str((enum http_method)method),
                         routes[i].path);
+        else if (c->srv->sched == NULL && routes[i].get_fn != api_health)
+            io__api_error(c, 503, NULL, "the model is loading");   /* with Retry-After */
+        else if (routes[i].post)
+            routes[i].post_fn(c, body, body_len);
+        else
+            routes[i].get_fn(c);
         return;
     }
     io__api_error(c, 404, NULL, "no such endpoint: %.*s", (int)(n > 200 ? 200 : n), url);

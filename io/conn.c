@@ -360,6 +360,7 @@ void io__on_conn_closed(uv_handle_t *h) {
     free(c->rbuf);
     free(c->out.p);
     free(c->held_out.p);
+    free(c->early.p);
     io__api_free(c->call);
     io__http_free(c);
     free(c);
@@ -429,7 +430,8 @@ void io__on_idle(uv_timer_t *t) {
     io_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.idle_s * 1000);
     for (io_conn_t *c = s->conns; c; c = c->next) {
-        if (c->closing || c->ninflight > 0 || now - c->active_ms < limit) continue;
+        if (c->closing || c->ninflight > 0 || c->early.len > 0 || now - c->active_ms < limit)
+            continue;   /* (early: lines waiting for the model are in flight too) */
         if (c->ending) {
             io__conn_close(c, "idle: the timeout reply was not taken");
             continue;

@@ -254,8 +254,15 @@ static void handle_line(io_conn_t *c, const char *line, size_t len) {
     io_msg_fini(&m);
 }
 
-/* Frames lines out of the bytes read; a line past IO_MAX_LINE gets ETOOLONG and is skipped. */
+/* Frames lines out of the bytes read; a line past IO_MAX_LINE gets ETOOLONG and is skipped.
+ * While the model loads they wait, and the connection is not read (as it waited in the listen
+ * backlog before the server answered while loading). */
 void io__line_bytes(io_conn_t *c, const char *p, size_t n) {
+    if (c->srv->sched == NULL) {
+        io__buf_put(c, &c->early, p, n);
+        io__conn_hold(c, 1);
+        return;
+    }
     while (n > 0 && !c->closing) {
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
@@ -278,4 +285,12 @@ void io__line_bytes(io_conn_t *c, const char *p, size_t n) {
         p = nl + 1;
         n -= take + 1;
     }
+}
+
+void io__line_loaded(io_conn_t *c) {
+    io_buf_t b = c->early;
+    c->early = (io_buf_t){0};
+    io__line_bytes(c, b.p, b.len);
+    free(b.p);
+    io__conn_hold(c, 0);
 }

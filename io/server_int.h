@@ -42,7 +42,8 @@ struct io_conn {
     io_conn_t *dirty_next;
     int proto;                  /* IO_PROTO_*: decided by the first line */
     int dirty, closing, paused, plain_busy, discard, oom;
-    int held;                   /* not read while HTTP requests wait behind the one answered */
+    int held;                   /* not read while HTTP requests wait behind the one answered,
+                                 * or line-protocol ones while the model loads */
     int ending;                 /* not read any more; closes once its replies are written */
     int end_pending;            /* ends at the next flush (an HTTP response without keep-alive) */
     int midline;                /* the plain-text stream has sent a line's start, not its '\n' */
@@ -60,6 +61,7 @@ struct io_conn {
     size_t rlen, rcap;
     io_buf_t out;               /* replies not handed to uv_write yet */
     io_buf_t held_out;          /* whole reply lines waiting for the plain text to end its line */
+    io_buf_t early;             /* line protocol: bytes read while the model loads */
     io_http_t *http;            /* owned: HTTP state once proto is IO_PROTO_HTTP */
     io_call_t *call;            /* owned: the API call being answered, or NULL */
 };
@@ -74,7 +76,12 @@ struct io_server {
     uv_async_t wake, stop;
     uv_signal_t sigs[4];        /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: each drains and exits */
     uv_timer_t grace, idle, http_tick;
-    bat_sched_t *sched;
+    bat_sched_t *sched;         /* NULL while the model loads */
+    uv_work_t load_work;
+    io_server_load_fn load;
+    void *load_arg;
+    bat_sched_t *loaded;        /* what load made (the worker thread writes it) */
+    int load_rc;
     int port, http_port, nconns, npaused, shutting_down;
     int chat_family;            /* --chat-template's family, or -1: detected from the model */
     long long created;          /* Unix seconds at start: /v1/models' "created" */
@@ -129,6 +136,7 @@ void io__line_bytes(io_conn_t *c, const char *p, size_t n);
 void io__line_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_req_t *r);
 void io__line_error(io_req_t *r, const char *code, const char *msg);   /* r's terminal error */
 void io__line_idle(io_conn_t *c);   /* the idle-timeout error line */
+void io__line_loaded(io_conn_t *c);   /* the model is loaded: the lines read meanwhile are run */
 const char *io__engine_error_msg(int code);
 
 /* http.c */

@@ -693,6 +693,92 @@ static int t_completions(void) {
     return 0;
 }
 
+/* Starts lanes-server with args as test_srv_start does, but returns its port as soon as the
+ * loop answers, while the model is still loading (before "listening on"). */
+static test_srv_t srv_start_loading(const char *const *args) {
+    test_srv_t s = {0};
+    const char *bin = getenv("LANES_BIN");
+    char path[512];
+    snprintf(path, sizeof path, "%s/lanes-server", bin ? bin : ".");
+    snprintf(s.log, sizeof s.log, "/tmp/lanes-test-%d-loading.log", (int)getpid());
+    signal(SIGPIPE, SIG_IGN);
+    const char *argv[32] = {path, "--port", "0"};
+    int n = 3;
+    for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+    s.pid = fork();
+    ASSERT(s.pid >= 0);
+    if (s.pid == 0) {
+        int fd = open(s.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    test_srv_child = s.pid;
+    atexit(test_srv_kill);
+    for (double t0 = test_now_ms(); s.port == 0; usleep(2000)) {
+        FILE *f = fopen(s.log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, " answers /health with 503");
+            if (p && (p = strstr(line, "meanwhile ")) && (p = strchr(p, ':'))) s.port = atoi(p + 1);
+        }
+        if (f) fclose(f);
+        ASSERT_LT(test_now_ms() - t0, 30000);
+    }
+    return s;
+}
+
+/* While the model loads (--preset 110m builds its weights for a second or more): /health is 503
+ * "loading", the other endpoints 503 with Retry-After; line-protocol lines wait and are answered
+ * once it is loaded; then /health is 200. */
+static int t_loading(void) {
+    const char *args[] = {"--preset", "110m", "--threads", "1", "--lanes", "2", NULL};
+    test_srv_t s = srv_start_loading(args);
+    resp_t *r = request(s.port, "GET", "/health", NULL);
+    ASSERT_EQ(r->status, 503);
+    ASSERT_STR_EQ(r->body, "{\"status\":\"loading\"}");
+    resp_free(r);
+    r = request(s.port, "POST", "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":1}");
+    check_error(r, 503, "loading");
+    ASSERT_STR_EQ(hdr(r, "retry-after"), "1");
+    resp_free(r);
+    r = request(s.port, "GET", "/v1/completions", NULL);   /* the method is still checked first */
+    check_error(r, 405, NULL);
+    resp_free(r);
+    test_conn_t *line = test_connect(s.port);
+    test_send(line, "{\"id\":1,\"op\":\"health\"}\n{\"id\":2,\"prompt\":\"wait\",\"max_tokens\":2}\n");
+    int loading = 0;
+    for (double t0 = test_now_ms();; usleep(20000)) {
+        ASSERT_LT(test_now_ms() - t0, 60000);
+        r = request(s.port, "GET", "/health", NULL);
+        int st = r->status;
+        resp_free(r);
+        if (st == 200) break;
+        ASSERT_EQ(st, 503);
+        loading++;
+        struct pollfd p = {line->fd, POLLIN, 0};
+        ASSERT_EQ(poll(&p, 1, 0), 0);   /* the lines are not answered while it loads */
+    }
+    fprintf(stderr, "/health said loading %d times\n", loading);
+    ASSERT_GT(loading, 0);
+    cJSON *j = test_json(line, 20000);
+    ASSERT_EQ(test_num(j, "id"), 1);
+    ASSERT_STR_EQ(test_str(j, "status"), "ok");
+    cJSON_Delete(j);
+    for (;;) {
+        j = test_json(line, 20000);
+        ASSERT_EQ(test_num(j, "id"), 2);
+        int done = strcmp(test_str(j, "event"), "done") == 0;
+        if (done) ASSERT_EQ(test_num(cJSON_GetObjectItem(j, "usage"), "completion_tokens"), 2);
+        else ASSERT_STR_EQ(test_str(j, "event"), "token");
+        cJSON_Delete(j);
+        if (done) break;
+    }
+    test_close(line);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 /* Sends up to n bytes of p within ms: what was sent (stops early at a send error, say a reset). */
 static size_t send_for(test_conn_t *c, const char *p, size_t n, int ms) {
     size_t off = 0;
@@ -1087,7 +1173,8 @@ int main(int argc, char **argv) {
         {"sniff", t_sniff}, {"keepalive", t_keepalive}, {"chunked", t_chunked},
         {"errors", t_errors}, {"timeout", t_timeout}, {"busy", t_busy},
         {"endpoints", t_endpoints}, {"completions", t_completions}, {"chat", t_chat},
-        {"holdback", t_holdback}, {"pipeflood", t_pipeflood}, {"linger", t_linger}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
+        {"holdback", t_holdback}, {"pipeflood", t_pipeflood}, {"linger", t_linger},
+        {"loading", t_loading}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
