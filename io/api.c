@@ -23,7 +23,9 @@ typedef struct {
     int32_t *ids;               /* not streamed, with logprobs: every token and its logprobs */
     eng_logprobs_t *lps;
     int ntok, tokcap;
-    size_t text_off;            /* streamed: bytes of the choice sent so far */
+    size_t tok_off;             /* streamed: the echoed prompt's and the tokens' bytes so far
+                                 * (their pieces: text may lag them, held back): the next token's
+                                 * text_offset, as the whole response counts it */
     const char *finish;         /* "stop", "length" once ended */
     int opened;                 /* streamed: its first chunk is out */
 } io_choice_t;
@@ -93,9 +95,13 @@ static void respond_owned(io_conn_t *c, const char *ctype, char *body, size_t le
 }
 
 static void api_health(io_conn_t *c) {
-    static const char ok[] = "{\"status\":\"ok\"}", down[] = "{\"status\":\"shutting_down\"}";
+    static const char ok[] = "{\"status\":\"ok\"}", down[] = "{\"status\":\"shutting_down\"}",
+                      loading[] = "{\"status\":\"loading\"}";
     if (c->srv->shutting_down)
         io__http_respond(c, 503, "application/json", down, sizeof down - 1, NULL);
+    else if (c->srv->sched == NULL)
+        io__http_respond(c, 503, "application/json", loading, sizeof loading - 1,
+                         "Retry-After: 1\r\n");
     else
         io__http_respond(c, 200, "application/json", ok, sizeof ok - 1, NULL);
 }
@@ -307,7 +313,7 @@ static void stream_choice(io_call_t *call, int i) {
     oai_choice_t oc = {.index = i, .text = "", .role = call->rq.kind == OAI_CHAT};
     if (call->rq.echo) oc.text = choice_prompt(call, i, &oc.text_len);
     if (oc.role || oc.text_len > 0) send_chunk(call, &oc);
-    ch->text_off = oc.text_len;
+    ch->tok_off = oc.text_len;
 }
 
 static int keep_tokens(io_conn_t *c, io_choice_t *ch, const int32_t *ids, const eng_logprobs_t *lps,
@@ -338,10 +344,15 @@ static void on_token(io_call_t *call, int i, const bat_batch_t *b, const bat_evt
     const eng_logprobs_t *lps = call->rq.logprobs >= 0 && e->n_tok > 0 ? b->lps + e->tok_off : NULL;
     if (call->rq.stream) {
         stream_choice(call, i);
+        if (e->text_len == 0 && lps == NULL) return;   /* all held back: nothing to say yet */
         oai_choice_t oc = {.index = i, .text = text, .text_len = e->text_len, .n_tok = e->n_tok,
-                           .lps = lps, .ids = ids, .text_offset = ch->text_off};
+                           .lps = lps, .ids = ids, .text_offset = ch->tok_off};
         send_chunk(call, &oc);
-        ch->text_off += e->text_len;
+        for (int k = 0; lps && k < e->n_tok; k++) {   /* only logprobs carry offsets */
+            size_t n = 0;
+            piece(call->conn->srv->sched, ids[k], &n);
+            ch->tok_off += n;
+        }
         return;
     }
     io__buf_put(call->conn, &ch->text, text, e->text_len);
@@ -431,8 +442,7 @@ void io__api_event(io_server_t *s, const bat_batch_t *b, const bat_evt_t *e, io_
     call->nlive--;
     if (call->rq.stream) {
         stream_choice(call, i);
-        oai_choice_t oc = {.index = i, .text = "", .text_offset = ch->text_off,
-                           .finish_reason = ch->finish};
+        oai_choice_t oc = {.index = i, .text = "", .finish_reason = ch->finish};
         send_chunk(call, &oc);
     }
     if (call->nlive == 0) call_finish(call);
@@ -466,14 +476,18 @@ void io__api_request(io_conn_t *c, int method, const char *url, size_t url_len, 
     };
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         if (strlen(routes[i].path) != n || memcmp(routes[i].path, url, n) != 0) continue;
-        if (routes[i].post && method == HTTP_POST)
-            routes[i].post_fn(c, body, body_len);
-        else if (!routes[i].post && (method == HTTP_GET || method == HTTP_HEAD))
-            routes[i].get_fn(c);
-        else
+        int allowed = routes[i].post ? method == HTTP_POST
+                                     : method == HTTP_GET || method == HTTP_HEAD;
+        if (!allowed)
             not_allowed(c, routes[i].post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
                         "%s %s: method not allowed", http_method_str((enum http_method)method),
                         routes[i].path);
+        else if (c->srv->sched == NULL && routes[i].get_fn != api_health)
+            io__api_error(c, 503, NULL, "the model is loading");   /* with Retry-After */
+        else if (routes[i].post)
+            routes[i].post_fn(c, body, body_len);
+        else
+            routes[i].get_fn(c);
         return;
     }
     io__api_error(c, 404, NULL, "no such endpoint: %.*s", (int)(n > 200 ? 200 : n), url);

@@ -106,14 +106,14 @@ void io__buf_put(io_conn_t *c, io_buf_t *b, const char *p, size_t n) {
 
 void io__out_put(io_conn_t *c, const char *p, size_t n) { io__buf_put(c, &c->out, p, n); }
 
-void io__out_printf(io_conn_t *c, const char *fmt, ...) {
+void io__buf_printf(io_conn_t *c, io_buf_t *b, const char *fmt, ...) {
     char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    io__out_put(c, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    io__buf_put(c, b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 size_t io__conn_queued(io_conn_t *c) {
@@ -144,9 +144,14 @@ static void conn_resume(io_conn_t *c) {
     c->paused = 0;
     c->srv->npaused--;
     if (c->srv->shutting_down || c->ending) return;   /* they stopped reading for good */
-    if (c->held) return;    /* HTTP reads on once the pipelined requests are answered */
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc < 0) io__conn_fail(c, "uv_read_start", rc);
+    if (!c->held) {   /* held: HTTP reads on once the pipelined requests are answered */
+        int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        if (rc < 0) {
+            io__conn_fail(c, "uv_read_start", rc);
+            return;
+        }
+    }
+    if (c->http) io__http_resume(c);   /* the requests that waited for the replies to drain */
 }
 
 void io__conn_hold(io_conn_t *c, int on) {
@@ -169,8 +174,10 @@ static void on_write(uv_write_t *w, int status) {
         return;
     }
     c->active_ms = uv_now(&c->srv->loop);   /* the client is taking replies */
-    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2)
+    if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < c->srv->cfg.out_soft / 2) {
         conn_resume(c);
+        io__flush_dirty(c->srv);
+    }
 }
 
 /* Hands c's buffer to uv_write, then applies the output limits. */
@@ -205,6 +212,10 @@ static void conn_write(io_server_t *s, io_conn_t *c) {
     } else if (q > s->cfg.out_soft && !c->paused && !c->ending) {
         conn_pause(c);
     }
+}
+
+void io__conn_flush(io_conn_t *c) {
+    if (!c->closing) conn_write(c->srv, c);
 }
 
 /* Writes every dirty connection's replies; those due to end do so behind them. */
@@ -280,6 +291,7 @@ static void sniff_bytes(io_conn_t *c, const char *p, size_t n) {
             return;
         }
     }
+    if (c->rlen == 0) c->sniff_ms = uv_now(&c->srv->loop);   /* --http-timeout counts from it */
     if (io__rbuf_append(c, p, n) < 0) return;
     int v = io__http_sniff(c->rbuf, c->rlen);
     if (v == IO_SNIFF_MORE && c->rlen <= IO_MAX_LINE) return;
@@ -297,8 +309,32 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     *buf = uv_buf_init(c->srv->rbuf, sizeof c->srv->rbuf);
 }
 
+/* An ending connection that lingers: what it reads is dropped; its EOF, or too many bytes, ends
+ * the lingering (the close waits for the FIN to be sent behind the replies). */
+static void linger_read(io_conn_t *c, ssize_t nread) {
+    if (nread > 0) c->linger_bytes += (size_t)nread;
+    if (nread >= 0 && c->linger_bytes <= IO_LINGER_BYTES) return;
+    if (nread != UV_EOF && nread < 0) {
+        io__conn_close(c, uv_strerror((int)nread));
+        return;
+    }
+    c->linger_end = 1;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) io__conn_fail(c, "uv_read_stop", rc);
+    else if (c->shut) io__conn_close(c, NULL);
+}
+
+void io__conn_linger_check(io_conn_t *c, uint64_t now) {
+    if (c->ending && c->linger && c->shut && !c->closing && now - c->linger_ms >= IO_LINGER_MS)
+        io__conn_close(c, "lingering close: done");
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     io_conn_t *c = st->data;
+    if (c->ending) {   /* reading on after the end: only to linger */
+        linger_read(c, nread);
+        return;
+    }
     if (nread < 0) {
         io__conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     } else if (nread > 0) {
@@ -324,6 +360,7 @@ void io__on_conn_closed(uv_handle_t *h) {
     free(c->rbuf);
     free(c->out.p);
     free(c->held_out.p);
+    free(c->early.p);
     io__api_free(c->call);
     io__http_free(c);
     free(c);
@@ -343,21 +380,39 @@ void io__conn_close(io_conn_t *c, const char *why) {
     uv_close((uv_handle_t *)&c->tcp, io__on_conn_closed);
 }
 
+void io__conn_stop_reading(io_conn_t *c) {
+    if (c->closing) return;
+    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        io__conn_fail(c, "uv_read_stop", rc);
+    } else if (c->ending && c->linger) {
+        c->linger_end = 1;
+        if (c->shut) io__conn_close(c, NULL);
+    }
+}
+
 static void on_conn_shutdown(uv_shutdown_t *req, int status) {
-    (void)status;
     io_conn_t *c = req->handle->data;
     free(req);
+    c->shut = 1;
+    if (status == 0 && c->linger && !c->linger_end && !c->closing) return;   /* reads on a while */
     io__conn_close(c, NULL);
 }
 
 /* Stops reading c and closes it once the replies queued so far are written (uv_shutdown sends
- * the FIN after them). Whoever calls it also bounds the wait: the grace or idle timer. */
+ * the FIN after them). Whoever calls it also bounds the wait: the grace or idle timer. A
+ * lingering one (c->linger) reads on, dropping what it reads, until the client's EOF,
+ * IO_LINGER_BYTES or IO_LINGER_MS after the FIN. */
 void io__conn_end(io_conn_t *c) {
     if (c->closing || c->ending) return;
     c->ending = 1;
-    int rc = uv_read_stop((uv_stream_t *)&c->tcp);
+    c->linger &= !c->srv->shutting_down;   /* shutdown reads no more */
+    c->linger_ms = uv_now(&c->srv->loop);
+    int rc = !c->linger ? uv_read_stop((uv_stream_t *)&c->tcp)
+             : c->paused || c->held ? uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)
+                                    : 0;   /* reading already */
     if (rc < 0) {
-        io__conn_fail(c, "uv_read_stop", rc);
+        io__conn_fail(c, c->linger ? "uv_read_start" : "uv_read_stop", rc);
         return;
     }
     uv_shutdown_t *sr = malloc(sizeof *sr);
@@ -375,7 +430,8 @@ void io__on_idle(uv_timer_t *t) {
     io_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.idle_s * 1000);
     for (io_conn_t *c = s->conns; c; c = c->next) {
-        if (c->closing || c->ninflight > 0 || now - c->active_ms < limit) continue;
+        if (c->closing || c->ninflight > 0 || c->early.len > 0 || now - c->active_ms < limit)
+            continue;   /* (early: lines waiting for the model are in flight too) */
         if (c->ending) {
             io__conn_close(c, "idle: the timeout reply was not taken");
             continue;

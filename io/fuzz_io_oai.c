@@ -56,7 +56,7 @@ static void check_request(const oai_req_t *r, const cJSON *o) {
     assert(r->temperature >= 0 && r->temperature <= 2);
     assert(r->top_p > 0 && r->top_p <= 1 && r->top_k >= 0);
     assert(r->max_tokens >= (r->kind == OAI_CHAT ? 0 : 1) && r->max_tokens <= 65536);
-    assert(r->n_stop >= 0 && r->n_stop <= OAI_MAX_STOP);
+    assert(r->n_stop >= 0 && r->n_stop <= IO_MAX_STOP);
     for (int i = 0; i < r->n_stop; i++)
         assert(r->stop_len[i] >= 1 && r->stop_len[i] <= 256 && strlen(r->stop[i]) == r->stop_len[i]);
     assert(r->logprobs >= -1 &&

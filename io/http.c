@@ -175,6 +175,7 @@ static void refuse(io_conn_t *c, enum http_errno err) {
     io_http_t *h = c->http;
     int status = h->status ? h->status : 400;
     h->busy = 1;
+    c->linger = 1;   /* the client may still be sending the request: the reply must reach it */
     h->reading = h->head = 0;
     h->keep_alive = 0;
     h->minor = 1;
@@ -189,13 +190,23 @@ static void refuse(io_conn_t *c, enum http_errno err) {
         io__api_error(c, 400, NULL, "bad HTTP request: %s", http_errno_description(err));
 }
 
+/* Whether c's client is taking its replies: past --out-soft queued, the next pipelined request
+ * waits until they drain (io__http_resume), so a pipeline of cheap requests cannot make replies
+ * faster than they are read. What the kernel takes at once does not count. */
+static int out_room(io_conn_t *c) {
+    if (io__conn_queued(c) <= c->srv->cfg.out_soft) return 1;
+    io__conn_flush(c);   /* past --out-soft it pauses c: its drain calls io__http_resume */
+    return !c->closing && io__conn_queued(c) <= c->srv->cfg.out_soft;
+}
+
 /* Parses the buffered bytes up to the end of the next request and answers it; on while answers
- * come at once (a pipeline of /health requests, say), stops at a request left in flight. */
+ * come at once (a pipeline of /health requests, say), stops at a request left in flight or when
+ * the client does not take the answers. */
 static void run(io_conn_t *c) {
     io_http_t *h = c->http;
     h->running = 1;
     while (!h->busy && !c->closing && !c->ending && !c->end_pending &&
-           h->in_off < h->in.len) {
+           h->in_off < h->in.len && out_room(c)) {
         size_t n = h->in.len - h->in_off;
         size_t k = http_parser_execute(&h->p, &settings, h->in.p + h->in_off, n);
         h->in_off += k;
@@ -240,6 +251,10 @@ void io__http_bytes(io_conn_t *c, const char *p, size_t n) {
     else io__conn_hold(c, h->in.len - h->in_off > HTTP_HOLD_IN);
 }
 
+void io__http_resume(io_conn_t *c) {
+    if (!c->http->busy && !c->http->running) run(c);
+}
+
 void io__http_free(io_conn_t *c) {
     io_http_t *h = c->http;
     if (h == NULL) return;
@@ -254,12 +269,23 @@ void io__on_http_tick(uv_timer_t *t) {
     io_server_t *s = t->data;
     uint64_t now = uv_now(&s->loop), limit = (uint64_t)(s->cfg.http_timeout_s * 1000);
     for (io_conn_t *c = s->conns; c; c = c->next) {
+        io__conn_linger_check(c, now);
+        if (c->proto == IO_PROTO_SNIFF && !c->closing && c->rlen > 0 && now - c->sniff_ms >= limit) {
+            free(c->rbuf);   /* a request line that does not end: it gets HTTP's 408 */
+            c->rbuf = NULL;
+            c->rlen = c->rcap = 0;
+            io__http_start(c, "", 0);
+            if (c->closing) continue;
+            c->http->reading = 1;
+            c->http->since_ms = c->sniff_ms;
+        }
         io_http_t *h = c->http;
         if (h == NULL || c->closing || c->ending || c->end_pending || !h->reading || h->busy ||
             now - h->since_ms < limit)
             continue;
         h->busy = 1;
         h->reading = h->head = h->keep_alive = 0;
+        c->linger = 1;
         io__api_error(c, 408, NULL, "request not received within --http-timeout (%g s)",
                       s->cfg.http_timeout_s);
     }
@@ -297,7 +323,7 @@ void io__http_respond(io_conn_t *c, int status, const char *ctype, const char *b
                       const char *extra) {
     io_http_t *h = c->http;
     if (c->srv->shutting_down) h->keep_alive = 0;
-    io__out_printf(c,
+    io__buf_printf(c, &c->out,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s"
                    "\r\n\r\n",
                    status, reason(status), ctype, len, extra ? extra : "",
@@ -310,7 +336,7 @@ void io__http_sse_open(io_conn_t *c) {
     io_http_t *h = c->http;
     h->chunked = h->minor >= 1;   /* HTTP/1.0 has no chunks: the close ends the stream */
     if (!h->chunked) h->keep_alive = 0;
-    io__out_printf(c,
+    io__buf_printf(c, &c->out,
                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                    "Cache-Control: no-cache\r\n%sConnection: %s\r\n\r\n",
                    h->chunked ? "Transfer-Encoding: chunked\r\n" : "",
@@ -318,7 +344,7 @@ void io__http_sse_open(io_conn_t *c) {
 }
 
 void io__http_sse_data(io_conn_t *c, const char *payload, size_t len) {
-    if (c->http->chunked) io__out_printf(c, "%zx\r\n", len + 8);   /* "data: " ... "\n\n" */
+    if (c->http->chunked) io__buf_printf(c, &c->out, "%zx\r\n", len + 8);   /* "data: " ... "\n\n" */
     io__out_put(c, "data: ", 6);
     io__out_put(c, payload, len);
     io__out_put(c, c->http->chunked ? "\n\n\r\n" : "\n\n", c->http->chunked ? 4 : 2);

@@ -98,6 +98,21 @@ static int load_config(opts_t *o, const char *path) {
     return LANES_OK;
 }
 
+typedef struct {
+    const opts_t *o;
+    bat_sched_cfg_t sc;
+    bat_sched_t *sched;     /* owned by main once io_server_run returned */
+} loader_t;
+
+/* io_server_load_fn: on a worker thread while the server answers "loading". */
+static int load(void *arg, bat_sched_t **out) {
+    loader_t *l = arg;
+    int rc = bat_sched_open(&l->sc, l->o->model, l->o->tok, l->o->preset, &l->sched);
+    if (rc < 0) return rc;   /* it freed what it made */
+    *out = l->sched;
+    return bat_sched_start(l->sched);
+}
+
 int main(int argc, char **argv) {
     opts_t o = {.host = "127.0.0.1", .port = 7070, .lanes = 128, .max_queue = 1024,
                 .max_conns = 1024, .max_inflight = 256, .prefill_chunk = 64, .stats_s = 10,
@@ -175,15 +190,13 @@ int main(int argc, char **argv) {
                           (size_t)o.out_hard, o.sndbuf, 5.0, o.idle_s, (size_t)o.max_body,
                           o.http_timeout_s, o.chat_template, o.http_port};
     if (io_server_create(&ic, &srv) < 0) goto done;
-    bat_sched_cfg_t sc = {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
-                          io_server_notify, srv, o.ctx};
-    if (bat_sched_open(&sc, o.model, o.tok, o.preset, &sched) < 0) goto done;
-    if (bat_sched_start(sched) < 0) goto done;
-    if (io_server_run(srv, sched) < 0) goto done;
-    rc = 0;
+    loader_t ld = {&o, {o.lanes, o.max_queue, o.prefill_chunk, o.threads, o.stats_s,
+                        io_server_notify, srv, o.ctx}, NULL};
+    rc = io_server_run(srv, load, &ld) < 0;   /* serves while it loads */
+    sched = ld.sched;
 done:
+    bat_sched_destroy(sched);   /* first: its threads may notify the server until joined */
     io_server_destroy(srv);
-    bat_sched_destroy(sched);
     cJSON_Delete(o.configs);
     return rc;
 }

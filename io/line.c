@@ -1,6 +1,5 @@
 /* The line protocol (docs/PROTOCOL.md): newline-delimited JSON requests and the plain-text
  * shorthand in, JSON event lines or raw text out. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,22 +9,17 @@
 #include "proto.h"
 #include "server_int.h"
 
+/* The parser bounds stop strings as the scheduler does: bat_req_add_stop() cannot refuse them. */
+_Static_assert(IO_MAX_STOP == BAT_MAX_STOP && IO_MAX_STOP_LEN == BAT_MAX_STOP_LEN,
+               "io/proto.h's stop limits are the scheduler's");
+
 static io_buf_t *line_buf(io_conn_t *c) { return c->midline ? &c->held_out : &c->out; }
 
 static void out_bytes(io_conn_t *c, const char *p, size_t n) { io__buf_put(c, line_buf(c), p, n); }
 
 #define OUT_LIT(c, lit) out_bytes((c), (lit), sizeof(lit) - 1)
 
-static void out_fmt(io_conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_fmt(io_conn_t *c, const char *fmt, ...) {
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    out_bytes(c, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
+#define out_fmt(c, ...) io__buf_printf((c), line_buf(c), __VA_ARGS__)
 
 static void out_escaped(io_conn_t *c, const char *p, size_t n) {
     io_buf_t *b = line_buf(c);
@@ -88,18 +82,15 @@ const char *io__engine_error_msg(int code) {
     }
 }
 
-/* JSON has no infinity: log-probabilities are floored at vLLM's -9999 (as io/oai.c does), and
- * printed with the 9 digits that give the float back exactly. */
-static double lp_num(float lp) { return lp >= -9999.0f ? (double)lp : -9999.0; }
-
 /* "logprobs":[{"logprob":L,"top":[[id,L],...]},...]: one entry per token of the event. */
 static void out_logprobs(io_conn_t *c, const eng_logprobs_t *lps, int n) {
     OUT_LIT(c, ",\"logprobs\":[");
     for (int i = 0; i < n; i++) {
-        out_fmt(c, "%s{\"logprob\":%.9g,\"top\":[", i ? "," : "", lp_num(lps[i].chosen));
+        char t[IO_LP_CHARS];
+        out_fmt(c, "%s{\"logprob\":%s,\"top\":[", i ? "," : "", io_lp_fmt(lps[i].chosen, t));
         for (int k = 0; k < lps[i].n; k++)
-            out_fmt(c, "%s[%d,%.9g]", k ? "," : "", (int)lps[i].top_id[k],
-                    lp_num(lps[i].top_lp[k]));
+            out_fmt(c, "%s[%d,%s]", k ? "," : "", (int)lps[i].top_id[k],
+                    io_lp_fmt(lps[i].top_lp[k], t));
         OUT_LIT(c, "]}");
     }
     OUT_LIT(c, "]");
@@ -263,8 +254,15 @@ static void handle_line(io_conn_t *c, const char *line, size_t len) {
     io_msg_fini(&m);
 }
 
-/* Frames lines out of the bytes read; a line past IO_MAX_LINE gets ETOOLONG and is skipped. */
+/* Frames lines out of the bytes read; a line past IO_MAX_LINE gets ETOOLONG and is skipped.
+ * While the model loads they wait, and the connection is not read (as it waited in the listen
+ * backlog before the server answered while loading). */
 void io__line_bytes(io_conn_t *c, const char *p, size_t n) {
+    if (c->srv->sched == NULL) {
+        io__buf_put(c, &c->early, p, n);
+        io__conn_hold(c, 1);
+        return;
+    }
     while (n > 0 && !c->closing) {
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
@@ -287,4 +285,12 @@ void io__line_bytes(io_conn_t *c, const char *p, size_t n) {
         p = nl + 1;
         n -= take + 1;
     }
+}
+
+void io__line_loaded(io_conn_t *c) {
+    io_buf_t b = c->early;
+    c->early = (io_buf_t){0};
+    io__line_bytes(c, b.p, b.len);
+    free(b.p);
+    io__conn_hold(c, 0);
 }

@@ -258,7 +258,7 @@ static int parse_stop(const cJSON *o, oai_req_t *r, oai_err_t *e) {
     const cJSON *v = field(o, "stop"), *it;
     if (v == NULL) return 0;
     if (!cJSON_IsString(v) && !cJSON_IsArray(v)) return invalid(e, "stop", bad);
-    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > OAI_MAX_STOP) return invalid(e, "stop", bad);
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > IO_MAX_STOP) return invalid(e, "stop", bad);
     for (it = cJSON_IsString(v) ? v : v->child; it; it = cJSON_IsString(v) ? NULL : it->next) {
         if (!cJSON_IsString(it)) return invalid(e, "stop", bad);
         size_t len = strlen(it->valuestring);
@@ -432,9 +432,10 @@ static void put_str(jbuf_t *b, const char *s, size_t n) {
 
 static void put_cstr(jbuf_t *b, const char *s) { put_str(b, s, s ? strlen(s) : 0); }
 
-/* A log-probability as JSON can carry it: -inf (a token masked out by its logit) becomes vLLM's
- * floor of -9999. */
-static void put_lp(jbuf_t *b, float lp) { put_fmt(b, "%.9g", lp >= -9999.0f ? lp : -9999.0f); }
+static void put_lp(jbuf_t *b, float lp) {
+    char t[IO_LP_CHARS];
+    put_fmt(b, "%s", io_lp_fmt(lp, t));
+}
 
 static char *finish(jbuf_t *b, size_t *len) {
     if (reserve(b, 0) < 0) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "proto.h"
 
 /* The OpenAI-compatible API's JSON: request bodies of /v1/completions and /v1/chat/completions in,
  * response bodies and SSE chunk payloads out, errors in OpenAI's shape. Pure (no sockets, no
@@ -13,10 +14,9 @@
 
 enum { OAI_COMPLETIONS = 0, OAI_CHAT = 1 };
 
-#define OAI_MAX_STOP 4
 #define OAI_MAX_CHOICES 128         /* prompts x n per request */
 #define OAI_MAX_LOGPROBS_COMPLETIONS 5
-#define OAI_MAX_LOGPROBS_CHAT 20    /* top_logprobs */
+#define OAI_MAX_LOGPROBS_CHAT ENG_MAX_TOP_LOGPROBS    /* top_logprobs */
 
 typedef struct {
     char *role;                     /* owned: "system", "user" or "assistant" ("developer" is
@@ -45,8 +45,8 @@ typedef struct {
     uint64_t seed;
     int has_seed;                   /* else the server picks one per choice */
     int n_stop;
-    char *stop[OAI_MAX_STOP];
-    size_t stop_len[OAI_MAX_STOP];
+    char *stop[IO_MAX_STOP];
+    size_t stop_len[IO_MAX_STOP];
     int logprobs;                   /* -1 none; else the top alternatives per token (completions:
                                      * logprobs 0..5; chat: logprobs true, top_logprobs 0..20) */
     int echo;                       /* completions: the prompt is put before each choice's text */

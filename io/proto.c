@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,4 +470,9 @@ long io_json_escape(char *out, size_t cap, size_t len, const char *s, size_t n) 
         }
     }
     return (long)len;
+}
+
+const char *io_lp_fmt(float lp, char out[IO_LP_CHARS]) {
+    snprintf(out, IO_LP_CHARS, "%.9g", lp >= -9999.0f ? (double)lp : -9999.0);
+    return out;
 }

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
+
 /* The request-line parser: one line (without its '\n') in, one validated message out. Pure and
  * allocation-light so the fuzzer and unit tests drive it without a server. docs/PROTOCOL.md is
  * the reference for every field, limit and error code. */
@@ -12,9 +14,9 @@
 #define IO_MAX_ID 256               /* bytes of an id as sent */
 #define IO_MAX_TOKENS 65536         /* max_tokens upper bound (the context ends streams earlier) */
 #define IO_DEFAULT_TOKENS 64
-#define IO_MAX_STOP 4               /* = BAT_MAX_STOP */
-#define IO_MAX_STOP_LEN 256         /* = BAT_MAX_STOP_LEN */
-#define IO_MAX_LOGPROBS 20          /* = BAT_MAX_LOGPROBS */
+#define IO_MAX_STOP 4               /* = BAT_MAX_STOP (asserted where requests are submitted) */
+#define IO_MAX_STOP_LEN 256         /* = BAT_MAX_STOP_LEN (likewise) */
+#define IO_MAX_LOGPROBS ENG_MAX_TOP_LOGPROBS    /* as BAT_MAX_LOGPROBS */
 
 enum { IO_OP_GENERATE = 0, IO_OP_CANCEL, IO_OP_STATS, IO_OP_HEALTH };
 
@@ -48,5 +50,11 @@ void io_msg_fini(io_msg_t *msg);
 /* Appends s[0..n) JSON-escaped (no quotes) to out; returns the new length or -1 if it won't fit.
  * Valid UTF-8 passes through; a byte that starts no valid sequence becomes U+FFFD. */
 long io_json_escape(char *out, size_t cap, size_t len, const char *s, size_t n);
+
+/* A log-probability as JSON can carry it (JSON has no infinity): below vLLM's floor of -9999 (a
+ * token masked out by its logit is -inf) or NaN, -9999; else the 9 digits that give the float back
+ * exactly. Writes out (IO_LP_CHARS bytes, NUL-terminated) and returns it. */
+#define IO_LP_CHARS 24
+const char *io_lp_fmt(float lp, char out[IO_LP_CHARS]);
 
 #endif

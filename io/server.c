@@ -54,16 +54,16 @@ static void on_grace(uv_timer_t *t) {
 static void begin_shutdown(io_server_t *s) {
     if (s->shutting_down) return;
     s->shutting_down = 1;
-    LANES_LOG(LANES_LOG_INFO, "shutting down: %d connections, %zu requests in flight", s->nconns,
-              s->nreqs);
+    if (s->load_rc == LANES_OK)   /* a failed load said why: its line is the one */
+        LANES_LOG(LANES_LOG_INFO, "shutting down: %d connections, %zu requests in flight",
+                  s->nconns, s->nreqs);
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
     if (s->http_port >= 0) uv_close((uv_handle_t *)&s->http_listener, on_handle_closed);
-    for (io_conn_t *c = s->conns; c; c = c->next) {
-        int rc = c->closing ? 0 : uv_read_stop((uv_stream_t *)&c->tcp);
-        if (rc < 0) io__conn_fail(c, "uv_read_stop", rc);
+    for (io_conn_t *c = s->conns; c; c = c->next) io__conn_stop_reading(c);
+    if (s->sched) {   /* (none while the model loads: nothing is in flight) */
+        bat_sched_stop(s->sched);   /* joins; the last batch holds every remaining terminal event */
+        take_batches(s);
     }
-    bat_sched_stop(s->sched);   /* joins; the last batch holds every remaining terminal event */
-    take_batches(s);
     for (size_t i = 0; i < s->nbuckets; i++)   /* nothing should be left; never leave one hanging */
         while (s->buckets[i]) {
             io_req_t *r = s->buckets[i];
@@ -186,8 +186,38 @@ fail:
 int io_server_port(const io_server_t *s) { return s->port; }
 int io_server_http_port(const io_server_t *s) { return s->http_port; }
 
-int io_server_run(io_server_t *s, bat_sched_t *sched) {
-    s->sched = sched;
+static void on_load(uv_work_t *w) {
+    io_server_t *s = w->data;
+    s->load_rc = s->load(s->load_arg, &s->loaded);
+}
+
+static void log_listening(io_server_t *s) {
+    lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "listening on %s:%d", s->host, s->port);
+    if (s->http_port >= 0)   /* not "listening on": scripts take that line's port */
+        lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "HTTP only on %s:%d", s->host,
+                        s->http_port);
+}
+
+/* The model is loaded (or failed to): serve, and answer the lines that waited for it. */
+static void after_load(uv_work_t *w, int status) {
+    io_server_t *s = w->data;
+    if (status < 0 && s->load_rc == LANES_OK) s->load_rc = LANES_EIO;   /* (never cancelled) */
+    if (s->load_rc < 0) {   /* load logged why; main exits 1 */
+        begin_shutdown(s);
+        return;
+    }
+    if (s->shutting_down) return;   /* the caller stops and destroys what was loaded */
+    s->sched = s->loaded;
+    log_listening(s);
+    for (io_conn_t *c = s->conns; c; c = c->next)
+        if (c->proto == IO_PROTO_LINE && !c->closing) io__line_loaded(c);
+    io__flush_dirty(s);
+}
+
+int io_server_run(io_server_t *s, io_server_load_fn load, void *arg) {
+    s->load = load;
+    s->load_arg = arg;
+    s->load_work.data = s;
     for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
         if (start_check(uv_signal_start(&s->sigs[i], on_signal, stop_signals[i]),
                         "uv_signal_start") < 0)
@@ -205,13 +235,16 @@ int io_server_run(io_server_t *s, bat_sched_t *sched) {
                         "uv_timer_start") < 0)
             return LANES_EIO;
     }
+    if (start_check(uv_queue_work(&s->loop, &s->load_work, on_load, after_load),
+                    "uv_queue_work") < 0)
+        return LANES_EIO;
     lanes_rcu_register();
-    lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "listening on %s:%d", s->host, s->port);
-    if (s->http_port >= 0)   /* not "listening on": scripts take that line's port */
-        lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__, "HTTP only on %s:%d", s->host,
-                        s->http_port);
+    /* Its own words: "listening on" (the port scripts wait for) means ready to serve. */
+    lanes_log_write(LANES_LOG_INFO, __FILE__, __LINE__,
+                    "loading the model; meanwhile %s:%d answers /health with 503", s->host, s->port);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     lanes_rcu_unregister();
+    if (s->load_rc < 0) return s->load_rc;
     LANES_LOG(LANES_LOG_INFO, "stopped");
     return LANES_OK;
 }

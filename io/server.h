@@ -28,7 +28,7 @@ typedef struct {
     int http_port;              /* a second listener that speaks only HTTP; -1 none, 0 any free */
 } io_server_cfg_t;
 
-/* Binds and listens (logs "listening on HOST:PORT"). The loop runs later, in io_server_run(). */
+/* Binds and listens. The loop runs later, in io_server_run(). */
 int io_server_create(const io_server_cfg_t *cfg, io_server_t **out);
 int io_server_port(const io_server_t *s);
 int io_server_http_port(const io_server_t *s);   /* -1 without --http-port */
@@ -36,11 +36,19 @@ int io_server_http_port(const io_server_t *s);   /* -1 without --http-port */
 /* bat_sched_cfg_t.notify for this server (arg: the server). Engine thread; only wakes the loop. */
 void io_server_notify(void *arg);
 
-/* Runs the loop on the calling thread (which becomes the I/O thread) until SIGINT, SIGTERM, SIGHUP,
- * SIGQUIT or io_server_stop(): then stops accepting, stops sched (every live request gets its
- * terminal event), flushes, closes every connection and returns LANES_OK; LANES_EIO if the loop
- * could not start (logged). Borrows sched. */
-int io_server_run(io_server_t *s, bat_sched_t *sched);
+/* Opens and starts the scheduler the server is to serve (its notify io_server_notify, its arg the
+ * server) into *out, which the caller of io_server_run() owns: LANES_OK or an error (logged). Runs
+ * on a libuv worker thread. */
+typedef int (*io_server_load_fn)(void *arg, bat_sched_t **out);
+
+/* Runs the loop on the calling thread (which becomes the I/O thread) and load(arg) beside it:
+ * while it loads, HTTP requests get 503 ("loading") and line-protocol connections are not read
+ * (their lines are answered once it is loaded); then it logs "listening on HOST:PORT" and serves,
+ * until SIGINT, SIGTERM, SIGHUP, SIGQUIT or io_server_stop(): then stops accepting, stops the
+ * scheduler (every live request gets its terminal event), flushes, closes every connection and
+ * returns LANES_OK. Returns load's error once the connections are closed if it failed, LANES_EIO
+ * if the loop could not start (logged). A stop while loading waits for the load to end. */
+int io_server_run(io_server_t *s, io_server_load_fn load, void *arg);
 
 /* Any thread: begins the graceful shutdown. */
 void io_server_stop(io_server_t *s);

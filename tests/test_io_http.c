@@ -31,6 +31,14 @@ static void fill_or_die(test_conn_t *c, double end) {
     }
 }
 
+/* Reads until EOF (bytes are kept), failing after end. */
+static void fill_or_die_eof(test_conn_t *c, double end) {
+    int left = (int)(end - test_now_ms());
+    struct pollfd p = {c->fd, POLLIN, 0};
+    ASSERT(left > 0 && poll(&p, 1, left) > 0);
+    test_fill(c);
+}
+
 /* Offset just past the first s in the buffer, waiting for it. */
 static size_t wait_for(test_conn_t *c, const char *s, double end) {
     for (;;) {
@@ -461,6 +469,24 @@ static int t_timeout(void) {
     resp_free(r);
     while (!c->eof) test_fill(c);
     test_close(c);
+    c = test_connect(s.port);   /* a request line that never ends, while it could be HTTP */
+    test_send(c, "GET /health HTT");
+    t0 = test_now_ms();
+    r = read_resp(c, 10000);
+    dt = test_now_ms() - t0;
+    check_error(r, 408, "--http-timeout");
+    ASSERT_GT(dt, 900);
+    resp_free(r);
+    while (!c->eof) test_fill(c);
+    test_close(c);
+    c = test_connect(s.port);   /* an unfinished line of the line protocol is not timed out */
+    test_send(c, "{\"op\":");
+    usleep(1500000);
+    test_send(c, "\"health\"}\n");
+    cJSON *j = test_json(c, 10000);
+    ASSERT_STR_EQ(test_str(j, "event"), "health");
+    cJSON_Delete(j);
+    test_close(c);
     c = test_connect(s.port);   /* a keep-alive connection between requests is not timed out */
     test_send(c, "GET /health HTTP/1.1\r\n\r\n");
     resp_free(read_resp(c, 10000));
@@ -667,6 +693,300 @@ static int t_completions(void) {
     return 0;
 }
 
+/* Starts lanes-server with args as test_srv_start does, but returns its port as soon as the
+ * loop answers, while the model is still loading (before "listening on"). */
+static test_srv_t srv_start_loading(const char *const *args) {
+    test_srv_t s = {0};
+    const char *bin = getenv("LANES_BIN");
+    char path[512];
+    snprintf(path, sizeof path, "%s/lanes-server", bin ? bin : ".");
+    snprintf(s.log, sizeof s.log, "/tmp/lanes-test-%d-loading.log", (int)getpid());
+    signal(SIGPIPE, SIG_IGN);
+    const char *argv[32] = {path, "--port", "0"};
+    int n = 3;
+    for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
+    s.pid = fork();
+    ASSERT(s.pid >= 0);
+    if (s.pid == 0) {
+        int fd = open(s.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    test_srv_child = s.pid;
+    atexit(test_srv_kill);
+    for (double t0 = test_now_ms(); s.port == 0; usleep(2000)) {
+        FILE *f = fopen(s.log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, " answers /health with 503");
+            if (p && (p = strstr(line, "meanwhile ")) && (p = strchr(p, ':'))) s.port = atoi(p + 1);
+        }
+        if (f) fclose(f);
+        ASSERT_LT(test_now_ms() - t0, 30000);
+    }
+    return s;
+}
+
+/* While the model loads (--preset 110m builds its weights for a second or more): /health is 503
+ * "loading", the other endpoints 503 with Retry-After; line-protocol lines wait and are answered
+ * once it is loaded; then /health is 200. */
+static int t_loading(void) {
+    const char *args[] = {"--preset", "110m", "--threads", "1", "--lanes", "2", NULL};
+    test_srv_t s = srv_start_loading(args);
+    resp_t *r = request(s.port, "GET", "/health", NULL);
+    ASSERT_EQ(r->status, 503);
+    ASSERT_STR_EQ(r->body, "{\"status\":\"loading\"}");
+    resp_free(r);
+    r = request(s.port, "POST", "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":1}");
+    check_error(r, 503, "loading");
+    ASSERT_STR_EQ(hdr(r, "retry-after"), "1");
+    resp_free(r);
+    r = request(s.port, "GET", "/v1/completions", NULL);   /* the method is still checked first */
+    check_error(r, 405, NULL);
+    resp_free(r);
+    test_conn_t *line = test_connect(s.port);
+    test_send(line, "{\"id\":1,\"op\":\"health\"}\n{\"id\":2,\"prompt\":\"wait\",\"max_tokens\":2}\n");
+    int loading = 0;
+    for (double t0 = test_now_ms();; usleep(20000)) {
+        ASSERT_LT(test_now_ms() - t0, 60000);
+        r = request(s.port, "GET", "/health", NULL);
+        int st = r->status;
+        resp_free(r);
+        if (st == 200) break;
+        ASSERT_EQ(st, 503);
+        loading++;
+        struct pollfd p = {line->fd, POLLIN, 0};
+        ASSERT_EQ(poll(&p, 1, 0), 0);   /* the lines are not answered while it loads */
+    }
+    fprintf(stderr, "/health said loading %d times\n", loading);
+    ASSERT_GT(loading, 0);
+    cJSON *j = test_json(line, 20000);
+    ASSERT_EQ(test_num(j, "id"), 1);
+    ASSERT_STR_EQ(test_str(j, "status"), "ok");
+    cJSON_Delete(j);
+    for (;;) {
+        j = test_json(line, 20000);
+        ASSERT_EQ(test_num(j, "id"), 2);
+        int done = strcmp(test_str(j, "event"), "done") == 0;
+        if (done) ASSERT_EQ(test_num(cJSON_GetObjectItem(j, "usage"), "completion_tokens"), 2);
+        else ASSERT_STR_EQ(test_str(j, "event"), "token");
+        cJSON_Delete(j);
+        if (done) break;
+    }
+    test_close(line);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* Sends up to n bytes of p within ms: what was sent (stops early at a send error, say a reset). */
+static size_t send_for(test_conn_t *c, const char *p, size_t n, int ms) {
+    size_t off = 0;
+    for (double end = test_now_ms() + ms; off < n && test_now_ms() < end;) {
+        struct pollfd pf = {c->fd, POLLOUT, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        ssize_t w = send(c->fd, p + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    return off;
+}
+
+/* An error answered while the client is still sending its request (a 413 at the headers, no
+ * Expect) reaches the client: the server reads on and drops the rest before it closes, as a reset
+ * would lose the reply. */
+static int t_linger(void) {
+    test_srv_t s = test_srv_start(NULL);
+    for (int round = 0; round < 2; round++) {   /* 413, then 400 on a request line gone bad */
+        test_conn_t *c = test_connect(s.port);
+        test_send(c, round == 0 ? "POST /v1/completions HTTP/1.1\r\nContent-Length: 5000000\r\n\r\n"
+                                : "GET /health HTTP/1.1\r\n\x01");
+        size_t n = 1000000;
+        char *body = malloc(n);
+        memset(body, round == 0 ? 'a' : '\x01', n);
+        size_t sent = send_for(c, body, n, 10000);
+        free(body);
+        fprintf(stderr, "round %d: sent %zu of %zu bytes\n", round, sent, n);
+        ASSERT_EQ(sent, n);   /* not cut off by a reset */
+        resp_t *r = read_resp(c, 10000);
+        check_error(r, round == 0 ? 413 : 400, round == 0 ? "--max-body" : NULL);
+        ASSERT_STR_EQ(hdr(r, "connection"), "close");
+        resp_free(r);
+        shutdown(c->fd, SHUT_WR);   /* the server closes at our EOF */
+        double t0 = test_now_ms();
+        while (!c->eof) fill_or_die_eof(c, t0 + 10000);
+        test_close(c);
+    }
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* A value of the server's /metrics, read on a connection of its own. */
+static double metric(int port, const char *name) {
+    resp_t *r = request(port, "GET", "/metrics", NULL);
+    ASSERT_EQ(r->status, 200);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(r->body, key);
+    ASSERT(p != NULL);
+    double v = strtod(p + strlen(key), NULL);
+    resp_free(r);
+    return v;
+}
+
+/* Pipelined cheap requests not read: the replies stop near --out-soft (the requests wait, not
+ * answered ahead of the client), other connections are answered at once, and once the client
+ * reads it gets every response in order. */
+static int t_pipeflood(void) {
+    const char *args[] = {"--out-soft", "32768", "--sndbuf", "8192", NULL};
+    test_srv_t s = test_srv_start(args);
+    test_conn_t *a = test_connect_rcvbuf(s.port, 8192);
+    enum { N = 2700 };   /* about 64 KiB of requests; a /metrics answer is kilobytes */
+    size_t cap = (size_t)N * 40, len = 0;
+    char *all = malloc(cap);
+    for (int i = 0; i < N; i++)   /* odd ones: a 404 that names its path, to check the order */
+        len += (size_t)snprintf(all + len, cap - len, i % 2 ? "GET /n%d HTTP/1.1\r\n\r\n"
+                                                            : "GET /metrics HTTP/1.1\r\n\r\n", i);
+    ASSERT_GT(len, 60000);
+    test_send(a, all);
+    free(all);
+    double most = 0;
+    for (int k = 0; k < 10; k++) {   /* a second of not reading */
+        usleep(100000);
+        double t0 = test_now_ms();
+        double q = metric(s.port, "lanes_bytes_queued");
+        double dt = test_now_ms() - t0;
+        ASSERT_LT(dt, 2000);   /* the I/O thread is not busy with the flood */
+        if (q > most) most = q;
+    }
+    fprintf(stderr, "queued at most %.0f bytes (--out-soft 32768)\n", most);
+    ASSERT_GT(most, 0);
+    ASSERT_LT(most, 32768 + 65536);   /* --out-soft and the one answer that crossed it */
+    for (int i = 0; i < N; i++) {
+        resp_t *r = read_resp(a, 20000);
+        if (i % 2 == 0) {
+            ASSERT_EQ(r->status, 200);
+            ASSERT(strstr(r->body, "vllm:num_requests_running") != NULL);
+        } else {
+            char path[32];
+            snprintf(path, sizeof path, "/n%d", i);
+            check_error(r, 404, path);
+        }
+        resp_free(r);
+    }
+    test_close(a);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
+/* A stop string's prefix holds text back: every streamed chunk still carries its tokens' own
+ * text_offset (as the whole response counts them), and no chunk is empty. */
+static cJSON *body_with(const char *json, const char *stop) {
+    cJSON *b = cJSON_Parse(json);
+    ASSERT(b != NULL);
+    if (stop) cJSON_AddItemToObject(b, "stop", cJSON_CreateString(stop));
+    return b;
+}
+
+static resp_t *post_json(int port, const char *path, cJSON *body) {
+    char *txt = cJSON_PrintUnformatted(body);
+    resp_t *r = request(port, "POST", path, txt);
+    ASSERT_EQ(r->status, 200);
+    free(txt);
+    cJSON_Delete(body);
+    return r;
+}
+
+/* Streams body; appends every chunk's text and text_offset list; fails on an empty chunk. */
+static void stream_collect(int port, const char *path, cJSON *body, char *text, cJSON *offs) {
+    cJSON_AddItemToObject(body, "stream", cJSON_CreateTrue());
+    resp_t *r = post_json(port, path, body);
+    char *ev[512];
+    int n = sse_split(r->body, ev, 512);
+    int chat = strstr(path, "chat") != NULL;
+    for (int i = 0; i < n; i++) {
+        cJSON *j = cJSON_Parse(ev[i]);
+        const cJSON *c0 = choice(j, 0), *lp = cJSON_GetObjectItem(c0, "logprobs");
+        const cJSON *d = chat ? cJSON_GetObjectItem(c0, "delta") : c0;
+        const char *t = chat ? test_str(d, "content") : test_str(c0, "text");
+        int finished = cJSON_IsString(cJSON_GetObjectItem(c0, "finish_reason"));
+        int says = *t || cJSON_HasObjectItem(d, "role") || finished || cJSON_IsObject(lp);
+        if (!says) fprintf(stderr, "an empty chunk: %s\n", ev[i]);
+        ASSERT(says);
+        strcat(text, t);
+        const cJSON *o;
+        cJSON_ArrayForEach(o, cJSON_GetObjectItem(lp, "text_offset"))
+            cJSON_AddItemToArray(offs, cJSON_Duplicate(o, 0));
+        cJSON_Delete(j);
+    }
+    resp_free(r);
+}
+
+static int t_holdback(void) {
+    const char *args[] = {"--chat-template", "chatml", NULL};
+    test_srv_t s = test_srv_start(args);
+    const char *base = "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,"
+                       "\"logprobs\":1}";
+    resp_t *r = post_json(s.port, "/v1/completions", body_with(base, NULL));
+    cJSON *j = resp_json(r);
+    const cJSON *toks = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "logprobs"), "tokens");
+    ASSERT_GE(cJSON_GetArraySize(toks), 8);
+    char stop[64];   /* a token and a byte that never follows: its text waits one token */
+    snprintf(stop, sizeof stop, "%s\x01", cJSON_GetArrayItem(toks, 3)->valuestring);
+    ASSERT_GT(strlen(stop), 1);
+    cJSON_Delete(j);
+    resp_free(r);
+    cJSON *b = body_with(base, stop);   /* (echo with logprobs is refused: no prompt logprobs) */
+    cJSON *b2 = cJSON_Duplicate(b, 1);
+    r = post_json(s.port, "/v1/completions", b);
+    j = resp_json(r);
+    const cJSON *want_offs = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "logprobs"),
+                                                 "text_offset");
+    char text[4096] = "";
+    cJSON *offs = cJSON_CreateArray();
+    stream_collect(s.port, "/v1/completions", b2, text, offs);
+    char *ws = cJSON_PrintUnformatted(want_offs), *gs = cJSON_PrintUnformatted(offs);
+    if (strcmp(gs, ws) != 0) fprintf(stderr, "text_offset %s, streamed %s\n", ws, gs);
+    ASSERT_STR_EQ(gs, ws);
+    ASSERT_STR_EQ(text, test_str(choice(j, 0), "text"));
+    free(ws);
+    free(gs);
+    cJSON_Delete(offs);
+    cJSON_Delete(j);
+    resp_free(r);
+    /* Without logprobs, a token whose text is all held back sends nothing. */
+    b = body_with(base, stop);
+    cJSON_DeleteItemFromObject(b, "logprobs");
+    text[0] = 0;
+    offs = cJSON_CreateArray();
+    stream_collect(s.port, "/v1/completions", b, text, offs);
+    ASSERT_EQ(cJSON_GetArraySize(offs), 0);
+    cJSON_Delete(offs);
+    /* Chat: no "delta":{} before the end either. */
+    const char *cbase = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":12,"
+                        "\"temperature\":0,\"logprobs\":true}";
+    r = post_json(s.port, "/v1/chat/completions", body_with(cbase, NULL));
+    j = resp_json(r);
+    const cJSON *content = cJSON_GetObjectItem(cJSON_GetObjectItem(choice(j, 0), "logprobs"),
+                                               "content");
+    ASSERT_GE(cJSON_GetArraySize(content), 8);
+    snprintf(stop, sizeof stop, "%s\x01", test_str(cJSON_GetArrayItem(content, 3), "token"));
+    char want[4096];
+    snprintf(want, sizeof want, "%s", test_str(cJSON_GetObjectItem(choice(j, 0), "message"), "content"));
+    cJSON_Delete(j);
+    resp_free(r);
+    b = body_with(cbase, stop);
+    cJSON_DeleteItemFromObject(b, "logprobs");
+    text[0] = 0;
+    offs = cJSON_CreateArray();
+    stream_collect(s.port, "/v1/chat/completions", b, text, offs);
+    cJSON_Delete(offs);
+    ASSERT_STR_EQ(text, want);
+    ASSERT_EQ(test_srv_stop(&s), 0);
+    return 0;
+}
+
 /* /v1/chat/completions with --chat-template chatml: the role first, then content, then the end. */
 static int t_chat(void) {
     const char *args[] = {"--chat-template", "chatml", NULL};
@@ -853,7 +1173,8 @@ int main(int argc, char **argv) {
         {"sniff", t_sniff}, {"keepalive", t_keepalive}, {"chunked", t_chunked},
         {"errors", t_errors}, {"timeout", t_timeout}, {"busy", t_busy},
         {"endpoints", t_endpoints}, {"completions", t_completions}, {"chat", t_chat},
-        {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
+        {"holdback", t_holdback}, {"pipeflood", t_pipeflood}, {"linger", t_linger},
+        {"loading", t_loading}, {"sseclose", t_sseclose}, {"slowsse", t_slowsse}, {"httpport", t_httpport},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
