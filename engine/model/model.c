@@ -202,7 +202,8 @@ enum { EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS };
 enum {
     T_TOK, T_ATTN_NORM, T_WQ, T_WK, T_WV, T_WO, T_FFN_NORM, T_GATE, T_DOWN, T_UP, T_OUT_NORM,
     T_ROPE_TABLE, T_CLS, T_POS, T_ATTN_NORM_B, T_BQ, T_BK, T_BV, T_Q_NORM, T_K_NORM, T_BO,
-    T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_COUNT
+    T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_POST_ATTN_NORM, T_POST_FFN_NORM,
+    T_COUNT
 };
 
 typedef struct {
@@ -254,6 +255,10 @@ static void synth_tensors(const eng_model_cfg_t *c, int llama2c_body, synth_tens
     }
     if (strcmp(a->name, "llama") == 0 && c->numerics == ENG_NUMERICS_GGML && c->rope_dim > 0)
         t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, 0, FREQS};
+    if (a->post_norms) {
+        t[T_POST_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+        t[T_POST_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+    }
 }
 
 /* Llama 3.1's shape of divisors: the fastest third of the pairs 1, the slowest third 8, a ramp
@@ -382,6 +387,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
             .ffn_norm = VEC(T_FFN_NORM, j), .ffn_norm_b = VEC(T_FFN_NORM_B, j),
             .w_gate = MAT(T_GATE, j), .w_up = MAT(T_UP, j), .w_down = MAT(T_DOWN, j),
             .b_up = VEC(T_B_UP, j), .b_down = VEC(T_B_DOWN, j),
+            .post_attn_norm = VEC(T_POST_ATTN_NORM, j), .post_ffn_norm = VEC(T_POST_FFN_NORM, j),
         };
     m->w = (eng_weights_t){
         .tok_emb = MAT(T_TOK, 0), .pos_emb = MAT(T_POS, 0),
