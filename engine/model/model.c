@@ -163,6 +163,9 @@ const char *eng__model_check_cfg(const eng_model_cfg_t *c) {
     }
     if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
         return "n_heads is not a multiple of n_kv_heads";
+    if (c->window < 0) return "negative window";
+    for (int l = 0; l < c->n_layers && c->window == 0; l++)
+        if (c->layer_swa[l]) return "a sliding layer without a window";
     return NULL;
 }
 
