@@ -334,8 +334,8 @@ static void check_forward(const char *name, const eng_model_cfg_t *cfg, int wtyp
      * models carry that difference on (moving the reference's activations by 3e-7 moves its
      * logits by 5e-4). GELU rounds its input to F16 in the same way. So those get a 16-bit bound,
      * 8 times wider for BF16 (8 bits kept, F16 11: an edge moves a value 8 times as far); a
-     * forward-pass mistake moves logits by O(1) (a window one position off, 0.8 of scale 1.9 in
-     * the gemma3-like model; the wrong RoPE base or scale, 0.2), and the exact rounding is checked
+     * forward-pass mistake moves logits by O(1) (in the gemma3-like model, of scale 1.7: a window one
+     * position off 1.5, the global base on sliding layers 0.44, no linear scaling 0.6), and the exact rounding is checked
      * bit for bit by test_eng_kern and check_gelu. */
     int rounds16 = cfg->numerics == ENG_NUMERICS_GGML &&
                    (wtype != ENG_WT_F32 || cfg->arch.ffn != ENG_FFN_SWIGLU);
@@ -356,20 +356,16 @@ static void check_forward(const char *name, const eng_model_cfg_t *cfg, int wtyp
     free(cols);
 }
 
-/* A Gemma 3 shape as gemma3-style.f32.gguf has it: layers 0 and 1 sliding, 2 global; its own
- * RoPE base and linear scaling on each kind; a window of 5, which 48 positions pass many times
+/* tiny-gemma3 as gemma3-style.f32.gguf's pattern is: layers 0 and 1 sliding, 2 global, each kind
+ * with its own RoPE base and linear scaling; a window of 5, which 48 positions pass many times
  * over. */
 static void gemma3_cfg(eng_model_cfg_t *cfg) {
-    ASSERT_EQ(eng_model_preset("tiny-qwen3", cfg), LANES_OK);
-    cfg->arch = (eng_arch_t){"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1};
+    ASSERT_EQ(eng_model_preset("tiny-gemma3", cfg), LANES_OK);
     cfg->n_layers = 3;
+    cfg->seq_len = 256;
     cfg->window = 5;
-    cfg->layer_swa[0] = cfg->layer_swa[1] = 1;
-    cfg->rope_base = 1e6f;
-    cfg->rope_scale = 0.125f;
-    cfg->rope_base_swa = 1e4f;
-    cfg->rope_scale_swa = 1.0f;
-    cfg->emb_scale = sqrtf((float)cfg->dim);
+    for (int l = 0; l < 3; l++) cfg->layer_swa[l] = l < 2;
+    ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
 }
 
 /* KV cache bytes per lane: a sliding layer keeps window + max_cols - 1 positions and window - 1

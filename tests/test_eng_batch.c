@@ -180,19 +180,15 @@ static void check_model(const char *name, const eng_bundle_t *b, int kinds) {
 #define FULL_GRID 1
 #endif
 
-/* tiny with gemma3's architecture: layers 0 and 1 sliding (window 5), 2 global, each kind with
- * its own RoPE base and scale, as gemma3-style.f32.gguf. */
+/* tiny-gemma3 as gemma3-style.f32.gguf's pattern is: layers 0 and 1 sliding (window 5), 2
+ * global, each kind with its own RoPE base and scale. */
 static void gemma3_cfg(eng_model_cfg_t *cfg) {
-    ASSERT_EQ(eng_model_preset("tiny-qwen3", cfg), LANES_OK);
-    cfg->arch = (eng_arch_t){"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1};
+    ASSERT_EQ(eng_model_preset("tiny-gemma3", cfg), LANES_OK);
     cfg->n_layers = 3;
+    cfg->seq_len = 256;
     cfg->window = 5;
-    cfg->layer_swa[0] = cfg->layer_swa[1] = 1;
-    cfg->rope_base = 1e6f;
-    cfg->rope_scale = 0.125f;
-    cfg->rope_base_swa = 1e4f;
-    cfg->rope_scale_swa = 1.0f;
-    cfg->emb_scale = sqrtf((float)cfg->dim);
+    for (int l = 0; l < 3; l++) cfg->layer_swa[l] = l < 2;
+    ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
 }
 
 int main(void) {
