@@ -86,6 +86,7 @@ struct eng_ctx {
     float **samp_row;   /* (max_cols,) where the raw row goes (the column's logits buffer, else a
                          * row of full for top-k/top-p and logprobs), or NULL */
     int32_t *lp_samp;   /* (max_cols,) the sampled columns that ask for logprobs */
+    uint64_t attn_ns;   /* eng_ctx_attention_ns() */
     float gumbel_ub[1 << ENG_NOISE_BOUND_BITS];   /* eng__gumbel_bounds() */
 };
 
@@ -632,7 +633,9 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         run_jobs(c, qkv, 3);
         qkv_finish(c);
         qact_begin(c, act_bit(c, &lw->wo), c->q_dim);
+        uint64_t t0 = lanes_now_ns();
         eng_pool_run(c->pool, ncols, attention_task, c);
+        c->attn_ns += lanes_now_ns() - t0;
         residual_proj(c, &lw->wo, c->xb, lw->bo, lw->post_attn_norm);
         norm_cols(c, lw->ffn_norm, lw->ffn_norm_b,
                   act_bit(c, &lw->w_gate) | act_bit(c, &lw->w_up));
@@ -704,6 +707,7 @@ int eng_ctx_threads(const eng_ctx_t *c) { return eng_pool_threads(c->pool); }
 int eng_ctx_max_lanes(const eng_ctx_t *c) { return c->max_lanes; }
 int eng_ctx_max_cols(const eng_ctx_t *c) { return c->max_cols; }
 int eng_ctx_seq_len(const eng_ctx_t *c) { return c->ctx_len; }
+uint64_t eng_ctx_attention_ns(const eng_ctx_t *c) { return c->attn_ns; }
 const char *eng_ctx_kern_name(const eng_ctx_t *c) {
     return c->gemm_backend == ENG_GEMM_OPENBLAS ? "openblas" : c->kern->name;
 }
