@@ -38,9 +38,10 @@ struct eng_ctx {
      * slot p % swa_ring. A step files all its columns before any attends, so the ring holds the
      * window and the most columns one lane can bring (max_cols) less one: the chunk's last key
      * never overwrites one its first column still reads. Slots swa_ring .. swa_slots - 1 mirror
-     * slots 0 .. window - 2, so a window is always swa_ring-contiguous rows read in ascending
-     * position order in one pass, whatever the wrap. When that would not be smaller than the
-     * context, a sliding layer keeps the whole context as a global one does (swa_ring = ctx_len). */
+     * slots 0 .. window - 2, so the window of any position is that many consecutive rows, read in
+     * ascending position order in one pass whatever the wrap (a read split in two would round the
+     * weighted sum of values differently). When that would not be smaller than the context, a
+     * sliding layer keeps the whole context as a global one does (swa_ring = ctx_len). */
     int swa_ring, swa_slots;
     size_t cache_off[ENG_MAX_LAYERS];   /* floats before layer l's cache in key/value_cache */
 
@@ -797,9 +798,12 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->swa_ring = c->swa_slots = 0;
     for (int l = 0; l < mc->n_layers; l++)
         if (layer_slides(mc, l)) {
-            c->swa_ring = mc->window + c->max_cols - 1;
-            c->swa_slots = c->swa_ring + mc->window - 1;
-            if (c->swa_slots >= ctx) c->swa_ring = c->swa_slots = ctx;
+            int64_t ring = (int64_t)mc->window + c->max_cols - 1;
+            c->swa_ring = c->swa_slots = ctx;
+            if (ring + mc->window - 1 < ctx) {
+                c->swa_ring = (int)ring;
+                c->swa_slots = (int)(ring + mc->window - 1);
+            }
         }
     size_t off = 0;
     for (int l = 0; l < mc->n_layers; l++) {
