@@ -34,6 +34,16 @@ struct eng_ctx {
     int ctx_len;        /* context per lane: positions 0..ctx_len - 1 */
     int q_dim, kv_dim, head_size;   /* q is n_heads heads wide, k and v n_kv_heads */
     int rope_pairs;     /* rope_dim / 2: the angles per position */
+    /* The KV cache of a sliding layer is a ring of swa_ring positions per lane: position p sits in
+     * slot p % swa_ring. A step files all its columns before any attends, so the ring holds the
+     * window and the most columns one lane can bring (max_cols) less one: the chunk's last key
+     * never overwrites one its first column still reads. Slots swa_ring .. swa_slots - 1 mirror
+     * slots 0 .. window - 2, so the window of any position is that many consecutive rows, read in
+     * ascending position order in one pass whatever the wrap (a read split in two would round the
+     * weighted sum of values differently). When that would not be smaller than the context, a
+     * sliding layer keeps the whole context as a global one does (swa_ring = ctx_len). */
+    int swa_ring, swa_slots;
+    size_t cache_off[ENG_MAX_LAYERS];   /* floats before layer l's cache in key/value_cache */
 
     float *x;           /* (col, dim) residual stream */
     float *xb;          /* (col, max(dim, q_dim)) normed input / attention output */
@@ -51,9 +61,10 @@ struct eng_ctx {
     eng_qact_t qact[2];
     float *xr[2];
     int qmask;
-    float *key_cache;   /* (layer, lane, ctx_len, kv_dim) */
-    float *value_cache; /* (layer, lane, ctx_len, kv_dim) */
-    float *rope_cos, *rope_sin;     /* (ctx_len, rope_pairs) */
+    float *key_cache;   /* per layer (lane, layer_slots(), kv_dim) */
+    float *value_cache; /* the same */
+    float *rope_cos, *rope_sin;     /* (table, ctx_len, rope_pairs): the global layers', then the
+                                     * sliding layers' when the model has any */
     float *att;         /* (thread, ctx_len) attention scores */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
@@ -76,10 +87,21 @@ struct eng_ctx {
     float **samp_row;   /* (max_cols,) where the raw row goes (the column's logits buffer, else a
                          * row of full for top-k/top-p and logprobs), or NULL */
     int32_t *lp_samp;   /* (max_cols,) the sampled columns that ask for logprobs */
+    uint64_t attn_ns;   /* eng_ctx_attention_ns() */
     float gumbel_ub[1 << ENG_NOISE_BOUND_BITS];   /* eng__gumbel_bounds() */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
+
+/* Layer l of model shape mc attends over a sliding window (model.h). */
+static int layer_slides(const eng_model_cfg_t *mc, int l) {
+    return mc->window > 0 && mc->layer_swa[l];
+}
+
+/* Positions each lane keeps of layer l's keys and values. */
+static int layer_slots(const eng_ctx_t *c, int l) {
+    return layer_slides(&c->cfg, l) ? c->swa_slots : c->ctx_len;
+}
 
 /* The architecture's norm of one dim-wide row: o = norm(x) * w (+ b where b is not NULL). */
 static void norm_row(const eng_ctx_t *c, float *o, const float *x, const float *w,
@@ -309,7 +331,8 @@ void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int ro
 
 /* ---- phases ----------------------------------------------------------------------------- */
 
-/* The FFN's up projections: SwiGLU's gate into hb and up into hb2, GELU's up into hb. */
+/* The FFN's up projections: SwiGLU's and GeGLU's gate into hb and up into hb2, GELU's up into
+ * hb. */
 static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
     int h = c->cfg.hidden_dim;
@@ -323,16 +346,17 @@ static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
 }
 
 /* Hidden rows [r0, r1) of every column after the up projections: the up bias, then hb =
- * silu(hb) * hb2 or gelu(hb). */
+ * silu(hb) * hb2, gelu(hb) * hb2 or gelu(hb). */
 static void ffn_act_rows(eng_ctx_t *c, int r0, int r1) {
     const float *b_up = c->w->layers[c->layer].b_up;
-    int h = c->cfg.hidden_dim, gelu = c->cfg.arch.ffn == ENG_FFN_GELU;
+    int h = c->cfg.hidden_dim, ffn = c->cfg.arch.ffn;
     for (int col = 0; col < c->ncols; col++) {
         float *a = c->hb + (size_t)col * h, *b = c->hb2 + (size_t)col * h;
-        float *up = gelu ? a : b;
+        float *up = ffn == ENG_FFN_GELU ? a : b;
         if (b_up)
             for (int r = r0; r < r1; r++) up[r] += b_up[r];
-        if (gelu) eng__gelu(a + r0, r1 - r0);
+        if (ffn == ENG_FFN_GELU) eng__gelu(a + r0, r1 - r0);
+        else if (ffn == ENG_FFN_GEGLU) eng__geglu(a + r0, b + r0, r1 - r0);
         else c->kern->swiglu(a + r0, b + r0, r1 - r0);
     }
 }
@@ -350,11 +374,13 @@ static void ffn_up_task(void *opaque, int task, int tid) {
     ffn_act_rows(c, r0, r1);
 }
 
-/* x += W in + b: with a bias the product is formed apart and the bias added to it before it joins
- * the residual stream, as llama.cpp adds them; without, it accumulates into x directly. */
-static void residual_proj(eng_ctx_t *c, const eng_mat_t *w, const float *in, const float *b) {
+/* x += post(W in + b), post the RMSNorm with weights post_norm (NULL: none): with a bias or a
+ * post norm the product is formed apart and finished before it joins the residual stream, as
+ * llama.cpp adds them; with neither, it accumulates into x directly. */
+static void residual_proj(eng_ctx_t *c, const eng_mat_t *w, const float *in, const float *b,
+                          const float *post_norm) {
     int d = c->cfg.dim;
-    if (b == NULL) {
+    if (b == NULL && post_norm == NULL) {
         gemm_job_t j = mat_job(c, c->x, 1, d, w, in, 1);
         run_jobs(c, &j, 1);
         return;
@@ -363,26 +389,45 @@ static void residual_proj(eng_ctx_t *c, const eng_mat_t *w, const float *in, con
     run_jobs(c, &j, 1);
     for (int col = 0; col < c->ncols; col++) {
         float *x = c->x + (size_t)col * d, *o = c->xo + (size_t)col * d;
-        for (int i = 0; i < d; i++) x[i] += o[i] + b[i];
+        if (post_norm == NULL) {
+            for (int i = 0; i < d; i++) x[i] += o[i] + b[i];
+            continue;
+        }
+        if (b)
+            for (int i = 0; i < d; i++) o[i] += b[i];
+        eng__rmsnorm(o, o, post_norm, d, c->cfg.norm_eps, c->cfg.numerics);
+        for (int i = 0; i < d; i++) x[i] += o[i];
     }
 }
 
+/* Floats before the cache row of slot of lane in the current layer. */
+static size_t cache_row(const eng_ctx_t *c, int lane, int slot) {
+    return c->cache_off[c->layer] +
+           ((size_t)lane * layer_slots(c, c->layer) + (size_t)slot) * c->kv_dim;
+}
+
+/* A column attends to the positions p0 with pos - window < p0 <= pos on a sliding layer, all up to
+ * pos on a global one; either way to n rows from the slot of the first, in position order. */
 static void attention_column(eng_ctx_t *c, int col, float *att) {
     const eng_col_t *cl = &c->cols[col];
-    int hs = c->head_size, kv_dim = c->kv_dim, seq = c->ctx_len;
-    int kv_mul = c->cfg.n_heads / c->cfg.n_kv_heads;
-    size_t loff = ((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq * kv_dim;
-    const float *kc = c->key_cache + loff, *vc = c->value_cache + loff;
+    int hs = c->head_size, kv_dim = c->kv_dim, n = cl->pos + 1;
+    int kv_mul = c->cfg.n_heads / c->cfg.n_kv_heads, slot0 = 0;
+    if (layer_slides(&c->cfg, c->layer) && n > c->cfg.window) {
+        n = c->cfg.window;
+        slot0 = (cl->pos + 1 - n) % c->swa_ring;
+    }
+    size_t off = cache_row(c, cl->lane, slot0);
+    const float *kc = c->key_cache + off, *vc = c->value_cache + off;
     const float *q = c->q + (size_t)col * c->q_dim;
     float *out = c->xb + (size_t)col * c->q_dim;
     float scale = sqrtf((float)hs);
     for (int h = 0; h < c->cfg.n_heads; h++) {
         const float *qh = q + h * hs;
         int kvo = (h / kv_mul) * hs;
-        c->kern->dots(att, qh, kc + kvo, kv_dim, cl->pos + 1, hs);
-        for (int t = 0; t <= cl->pos; t++) att[t] /= scale;
-        softmax(att, cl->pos + 1);
-        c->kern->wsum(out + h * hs, att, vc + kvo, kv_dim, cl->pos + 1, hs);
+        c->kern->dots(att, qh, kc + kvo, kv_dim, n, hs);
+        for (int t = 0; t < n; t++) att[t] /= scale;
+        softmax(att, n);
+        c->kern->wsum(out + h * hs, att, vc + kvo, kv_dim, n, hs);
     }
     qact_col(c, col, out);   /* wo's input, while this task has it in cache */
 }
@@ -401,12 +446,26 @@ static void attention_task(void *opaque, int col, int tid) {
     attention_column(c, col, c->att + (size_t)tid * c->ctx_len);
 }
 
+/* Files k and v of position pos of lane in the current layer's cache: at its slot, and at the
+ * mirror of a sliding ring's first window - 1 slots. */
+static void cache_put(eng_ctx_t *c, int lane, int pos, const float *k, const float *v) {
+    int slots = layer_slots(c, c->layer);
+    int ring = layer_slides(&c->cfg, c->layer) ? c->swa_ring : slots;
+    size_t bytes = (size_t)c->kv_dim * sizeof *k;
+    for (int slot = pos % ring; slot < slots; slot += ring) {
+        size_t off = cache_row(c, lane, slot);
+        memcpy(c->key_cache + off, k, bytes);
+        memcpy(c->value_cache + off, v, bytes);
+    }
+}
+
 /* q, k and v of every column after their products: the biases, the per-head QK norm, RoPE by
- * position; then k and v are filed in the lane's cache. */
+ * position with the layer's table; then k and v are filed in the lane's cache. */
 static void qkv_finish(eng_ctx_t *c) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
     const eng_model_cfg_t *mc = &c->cfg;
-    int qd = c->q_dim, kv_dim = c->kv_dim, hs = c->head_size, seq = c->ctx_len;
+    int qd = c->q_dim, kv_dim = c->kv_dim, hs = c->head_size;
+    size_t table = layer_slides(mc, c->layer) ? (size_t)c->ctx_len : 0;
     add_bias(c, c->q, (size_t)qd, lw->bq, qd);
     add_bias(c, c->k, (size_t)kv_dim, lw->bk, kv_dim);
     add_bias(c, c->v, (size_t)kv_dim, lw->bv, kv_dim);
@@ -419,13 +478,11 @@ static void qkv_finish(eng_ctx_t *c) {
             for (int h = 0; h < mc->n_kv_heads; h++)
                 eng__rmsnorm(k + h * hs, k + h * hs, lw->k_norm, hs, mc->norm_eps, mc->numerics);
         }
-        const float *cs = c->rope_cos + (size_t)cl->pos * c->rope_pairs;
-        const float *sn = c->rope_sin + (size_t)cl->pos * c->rope_pairs;
+        const float *cs = c->rope_cos + (table + (size_t)cl->pos) * c->rope_pairs;
+        const float *sn = c->rope_sin + (table + (size_t)cl->pos) * c->rope_pairs;
         eng__rope(q, mc->n_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
         eng__rope(k, mc->n_kv_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
-        size_t off = (((size_t)c->layer * c->max_lanes + (size_t)cl->lane) * seq + cl->pos) * kv_dim;
-        memcpy(c->key_cache + off, k, (size_t)kv_dim * sizeof *k);
-        memcpy(c->value_cache + off, c->v + (size_t)col * kv_dim, (size_t)kv_dim * sizeof *k);
+        cache_put(c, cl->lane, cl->pos, k, c->v + (size_t)col * kv_dim);
     }
 }
 
@@ -555,6 +612,8 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     for (int col = 0; col < ncols; col++) {
         float *x = c->x + (size_t)col * d;
         mat_row_f32(c, x, &w->tok_emb, cols[col].token);
+        if (c->cfg.emb_scale != 0.0f)
+            for (int i = 0; i < d; i++) x[i] *= c->cfg.emb_scale;
         if (c->cfg.arch.pos_embd) {
             float *p = c->xo + (size_t)col * d;
             mat_row_f32(c, p, &w->pos_emb, cols[col].pos);
@@ -575,8 +634,10 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         run_jobs(c, qkv, 3);
         qkv_finish(c);
         qact_begin(c, act_bit(c, &lw->wo), c->q_dim);
+        uint64_t t0 = lanes_now_ns();
         eng_pool_run(c->pool, ncols, attention_task, c);
-        residual_proj(c, &lw->wo, c->xb, lw->bo);
+        c->attn_ns += lanes_now_ns() - t0;
+        residual_proj(c, &lw->wo, c->xb, lw->bo, lw->post_attn_norm);
         norm_cols(c, lw->ffn_norm, lw->ffn_norm_b,
                   act_bit(c, &lw->w_gate) | act_bit(c, &lw->w_up));
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
@@ -588,7 +649,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         }
         qact_begin(c, act_bit(c, &lw->w_down), h);
         if (c->qmask) eng_pool_run(c->pool, ncols, hb_quant_task, c);
-        residual_proj(c, &lw->w_down, c->hb, lw->b_down);
+        residual_proj(c, &lw->w_down, c->hb, lw->b_down, lw->post_ffn_norm);
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
@@ -647,6 +708,7 @@ int eng_ctx_threads(const eng_ctx_t *c) { return eng_pool_threads(c->pool); }
 int eng_ctx_max_lanes(const eng_ctx_t *c) { return c->max_lanes; }
 int eng_ctx_max_cols(const eng_ctx_t *c) { return c->max_cols; }
 int eng_ctx_seq_len(const eng_ctx_t *c) { return c->ctx_len; }
+uint64_t eng_ctx_attention_ns(const eng_ctx_t *c) { return c->attn_ns; }
 const char *eng_ctx_kern_name(const eng_ctx_t *c) {
     return c->gemm_backend == ENG_GEMM_OPENBLAS ? "openblas" : c->kern->name;
 }
@@ -662,8 +724,10 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
     int kq = (int)(xbd > h ? xbd : h);   /* the widest projection input */
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
-    size_t cache = (size_t)c->cfg.n_layers * lanes * seq * kv;
-    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK, rope = seq * (size_t)c->rope_pairs;
+    size_t cache = c->cache_off[c->cfg.n_layers - 1] +
+                   lanes * (size_t)layer_slots(c, c->cfg.n_layers - 1) * kv;
+    size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK;
+    size_t rope = (c->swa_slots ? 2 : 1) * seq * (size_t)c->rope_pairs;
     uint64_t total = 0;
     int ok = 1;
 #define BUF(field, count)                                                                         \
@@ -731,6 +795,21 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->kv_dim = mc->n_kv_heads * mc->head_dim;
     c->rope_pairs = mc->rope_dim / 2;
     for (int t = 0; t < 2; t++) c->qact[t].type = t;
+    c->swa_ring = c->swa_slots = 0;
+    for (int l = 0; l < mc->n_layers; l++)
+        if (layer_slides(mc, l)) {
+            int64_t ring = (int64_t)mc->window + c->max_cols - 1;
+            c->swa_ring = c->swa_slots = ctx;
+            if (ring + mc->window - 1 < ctx) {
+                c->swa_ring = (int)ring;
+                c->swa_slots = (int)(ring + mc->window - 1);
+            }
+        }
+    size_t off = 0;
+    for (int l = 0; l < mc->n_layers; l++) {
+        c->cache_off[l] = off;
+        off += (size_t)c->max_lanes * (size_t)layer_slots(c, l) * (size_t)c->kv_dim;
+    }
 }
 
 /* "9.0 GiB": bytes for a log line. */
@@ -752,6 +831,11 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
                   cfg->ctx);
         return LANES_EINVAL;
     }
+    if (mc->window < 0 || mc->window > mc->seq_len) {
+        LANES_LOG(LANES_LOG_ERROR, "engine: sliding window %d is outside 0..seq_len %d",
+                  mc->window, mc->seq_len);
+        return LANES_EINVAL;
+    }
     if (cfg->ctx > mc->seq_len) {
         LANES_LOG(LANES_LOG_ERROR, "engine: --ctx %d is longer than the model's seq_len %d",
                   cfg->ctx, mc->seq_len);
@@ -761,8 +845,9 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
     int threads = cfg->threads ? cfg->threads : lanes_sys_cpus();
     eng_ctx_t shape = {0};
     set_shape(&shape, mc, cfg, ctx);
-    uint64_t kv_lane = 2 * (uint64_t)mc->n_layers * (uint64_t)ctx * (uint64_t)shape.kv_dim *
-                       sizeof(float);
+    uint64_t kv_lane = 0;
+    for (int l = 0; l < mc->n_layers; l++)
+        kv_lane += 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)shape.kv_dim * sizeof(float);
     *out = (eng_ctx_plan_t){ctx, threads, kv_lane, kv_lane * (uint64_t)cfg->max_lanes,
                             ctx_buffers(&shape, threads, BUF_SIZE)};
     if (out->total > avail) {
@@ -802,8 +887,9 @@ static const char *check_weights(const eng_model_cfg_t *c, const eng_weights_t *
         if (lw->attn_norm == NULL || lw->ffn_norm == NULL || !mat_ok(&lw->wq, qd, d) ||
             !mat_ok(&lw->wk, kvd, d) || !mat_ok(&lw->wv, kvd, d) || !mat_ok(&lw->wo, d, qd) ||
             !mat_ok(&lw->w_up, h, d) || !mat_ok(&lw->w_down, d, h) ||
-            (c->arch.ffn == ENG_FFN_SWIGLU && !mat_ok(&lw->w_gate, h, d)) ||
-            (c->arch.qk_norm && (lw->q_norm == NULL || lw->k_norm == NULL))) {
+            (c->arch.ffn != ENG_FFN_GELU && !mat_ok(&lw->w_gate, h, d)) ||
+            (c->arch.qk_norm && (lw->q_norm == NULL || lw->k_norm == NULL)) ||
+            (c->arch.post_norms && (lw->post_attn_norm == NULL || lw->post_ffn_norm == NULL))) {
             *layer = l;
             return "a tensor of this layer is missing or misshapen";
         }
@@ -840,10 +926,18 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
                   c->max_lanes, c->max_cols);
         goto fail;
     }
-    for (int p = 0; p < c->ctx_len; p++)
-        eng__rope_angles(c->rope_cos + (size_t)p * c->rope_pairs,
-                         c->rope_sin + (size_t)p * c->rope_pairs, p, c->cfg.rope_dim,
-                         c->cfg.rope_base, c->w->rope_freqs, c->cfg.numerics);
+    /* The global layers' table, then the sliding layers' (their own base and scale; rope_freqs
+     * are the global layers' alone, as Gemma 4's full layers carry them). */
+    const eng_model_cfg_t *mc = &c->cfg;
+    for (int t = 0; t < (c->swa_slots ? 2 : 1); t++)
+        for (int p = 0; p < c->ctx_len; p++) {
+            size_t row = ((size_t)t * c->ctx_len + (size_t)p) * c->rope_pairs;
+            float base = t ? mc->rope_base_swa : mc->rope_base;
+            float scale = t ? mc->rope_scale_swa : mc->rope_scale;
+            eng__rope_angles(c->rope_cos + row, c->rope_sin + row, p, mc->rope_dim, base,
+                             scale != 0.0f ? scale : 1.0f, t ? NULL : c->w->rope_freqs,
+                             mc->numerics);
+        }
     eng__gumbel_bounds(c->gumbel_ub);
     if ((rc = eng_pool_create(threads, &c->pool)) < 0) goto fail;
     char kv_lane[32], kv[32], total[32];
@@ -851,6 +945,10 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
               "all; %s with the other buffers; threads %d", c->max_lanes, c->ctx_len,
               fmt_bytes(kv_lane, sizeof kv_lane, plan.kv_lane), fmt_bytes(kv, sizeof kv, plan.kv),
               fmt_bytes(total, sizeof total, plan.total), threads);
+    if (c->swa_slots)
+        LANES_LOG(LANES_LOG_INFO, "engine: sliding layers (window %d) keep %d positions per lane "
+                  "(the window + %d columns per step - 1, + the window - 1 mirrored; at most the "
+                  "context)", mc->window, c->swa_slots, c->max_cols);
     *out = c;
     return LANES_OK;
 fail:

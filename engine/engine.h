@@ -123,6 +123,9 @@ int eng_ctx_threads(const eng_ctx_t *c);
 int eng_ctx_max_lanes(const eng_ctx_t *c);
 int eng_ctx_max_cols(const eng_ctx_t *c);
 int eng_ctx_seq_len(const eng_ctx_t *c);   /* context per lane: positions are 0..seq_len - 1 */
+/* Nanoseconds eng_step() has spent attending (every column's scores, softmax and weighted sums
+ * of values, all layers) since the context was made: for benchmarks. */
+uint64_t eng_ctx_attention_ns(const eng_ctx_t *c);
 const char *eng_ctx_kern_name(const eng_ctx_t *c);
 
 #endif

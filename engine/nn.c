@@ -1,7 +1,10 @@
 #include "nn.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 
+#include "kern/half.h"
 #include "model/model.h"
 
 void eng__rmsnorm(float *o, const float *x, const float *w, int n, float eps, int numerics) {
@@ -36,16 +39,38 @@ void eng__layernorm(float *o, const float *x, const float *w, const float *b, in
     }
 }
 
-void eng__gelu(float *x, int n) {
+/* ggml's ggml_gelu_f32, the float expression its table is filled from. */
+static float gelu_tanh_f32(float x) {
     const float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef_a = 0.044715f;
-    for (int i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(sqrt_2_over_pi * v * (1.0f + coef_a * v * v)));
-    }
+    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + coef_a * x * x)));
+}
+
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_table_init(void) {
+    for (uint32_t h = 0; h < 1u << 16; h++)
+        gelu_table[h] = eng_f32_to_f16(gelu_tanh_f32(eng_f16_to_f32((uint16_t)h)));
+}
+
+/* The table's GELU of x in (-10, 10) (gelu_once done). */
+static float gelu_lookup(float x) { return eng_f16_to_f32(gelu_table[eng_f32_to_f16(x)]); }
+
+void eng__gelu(float *x, int n) {
+    pthread_once(&gelu_once, gelu_table_init);
+    for (int i = 0; i < n; i++)
+        if (x[i] <= -10.0f) x[i] = 0.0f;
+        else if (x[i] < 10.0f) x[i] = gelu_lookup(x[i]);
+}
+
+void eng__geglu(float *g, const float *u, int n) {
+    pthread_once(&gelu_once, gelu_table_init);
+    for (int i = 0; i < n; i++)
+        g[i] = g[i] <= -10.0f ? 0.0f : g[i] >= 10.0f ? g[i] * u[i] : gelu_lookup(g[i]) * u[i];
 }
 
 void eng__rope_angles(float *cos_out, float *sin_out, int pos, int rope_dim, float base,
-                      const float *freqs, int numerics) {
+                      float scale, const float *freqs, int numerics) {
     if (rope_dim <= 0) return;
     float theta = (float)pos, theta_scale = powf(base, -2.0f / (float)rope_dim);
     for (int i = 0; i < rope_dim / 2; i++) {
@@ -57,6 +82,7 @@ void eng__rope_angles(float *cos_out, float *sin_out, int pos, int rope_dim, flo
             theta *= theta_scale;
         }
         if (freqs) t /= freqs[i];
+        t *= scale;
         cos_out[i] = cosf(t);
         sin_out[i] = sinf(t);
     }

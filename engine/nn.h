@@ -15,15 +15,29 @@ void eng__rmsnorm(float *o, const float *x, const float *w, int n, float eps, in
  * (o may be x); b NULL: no bias. */
 void eng__layernorm(float *o, const float *x, const float *w, const float *b, int n, float eps);
 
-/* x[i] = gelu(x[i]) for i < n, the tanh form: 0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2))). */
+/* x[i] = gelu(x[i]) for i < n as ggml's CPU backend computes it (every model with a GELU is a
+ * ggml-numerics one, and run.c has none): x <= -10 gives 0, x >= 10 gives x, others
+ * fp32(table[fp16(x)]) with table[h] = fp16(gelu_tanh(fp32(h))) computed in float, gelu_tanh(x) =
+ * 0.5 x (1 + tanhf(0.7978845608 x (1 + 0.044715 x^2))), fp16 rounded to nearest even; so its input
+ * and output are both rounded to fp16. The exact tanh form is closer to the real function but not
+ * to the references: teacher-forced over gemma3-style.f32.gguf's 5 public references (lanes-run
+ * --teacher-force, 2026-12-01) both give every id, but the table's top-1 logits are within 0.0039
+ * of llama.cpp's (as FAMILIES.md's numpy emulation) and the exact form's within 0.019 only, against
+ * top-2 gaps down to 0.010 (0.0013 in gemma4-style, whose exact-form error FAMILIES.md puts at 0.13).
+ * The 65536-entry table is built once per process. */
 void eng__gelu(float *x, int n);
 
+/* g[i] = gelu(g[i]) * u[i] for i < n, ggml's geglu: the GELU above, then one float multiply (and 0
+ * where g[i] <= -10, whatever u[i]). */
+void eng__geglu(float *g, const float *u, int n);
+
 /* The RoPE angles of position pos, cos/sin[i] for the pairs i < rope_dim / 2:
- * theta_i = pos * base^(-2i / rope_dim) / freqs[i] (freqs NULL: 1). RUNC: run.c's
- * pos * (1 / powf(base, 2i / rope_dim)); GGML: ggml's rope cache, theta_0 = pos and theta_{i+1} =
- * theta_i * powf(base, -2 / rope_dim) in float, divided by freqs[i]. */
+ * theta_i = scale * pos * base^(-2i / rope_dim) / freqs[i] (freqs NULL: 1; scale is the linear
+ * scaling's freq_scale, 1 for none). RUNC (scale 1 only): run.c's pos * (1 / powf(base,
+ * 2i / rope_dim)); GGML: ggml's rope cache, t_0 = pos and t_{i+1} = t_i * powf(base, -2 / rope_dim)
+ * in float, then theta_i = scale * (t_i / freqs[i]) as its rope_yarn rounds it. */
 void eng__rope_angles(float *cos_out, float *sin_out, int pos, int rope_dim, float base,
-                      const float *freqs, int numerics);
+                      float scale, const float *freqs, int numerics);
 
 /* Rotates the first rope_dim channels of each of n_heads heads of head_dim channels at v by the
  * angles of eng__rope_angles: mode ENG_ROPE_PAIRS rotates (2i, 2i + 1), ENG_ROPE_NEOX (i,

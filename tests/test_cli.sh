@@ -19,6 +19,15 @@ echo "$builtin" | grep -q '"reason":"length"' || fail "no reason in $builtin"
 from_gguf=$("$bin/lanes-run" -m "$tmp/m.gguf" -p "hello world" -n 20 --json)
 builtin_llama=$("$bin/lanes-run" --preset tiny-llama -p "hello world" -n 20 --json)
 [ "$from_gguf" = "$builtin_llama" ] || fail "GGUF model differs from the built-in one: $from_gguf"
+# tiny-gemma3 too, past its window of 32 (a gemma3 preset is written as GGUF only).
+"$bin/lanes-mkmodel" --preset tiny-gemma3 --seed 1 --format gguf -o "$tmp/g3.gguf"
+from_gguf=$("$bin/lanes-run" -m "$tmp/g3.gguf" -p "hello world" -n 40 --json)
+builtin_g3=$("$bin/lanes-run" --preset tiny-gemma3 -p "hello world" -n 40 --json)
+[ "$from_gguf" = "$builtin_g3" ] || fail "gemma3 GGUF model differs from the built-in one: $from_gguf"
+if "$bin/lanes-mkmodel" --preset tiny-gemma3 -o "$tmp/g3.bin" -t "$tmp/g3.tok" 2> "$tmp/err"; then
+  fail "gemma3 llama2.c checkpoint accepted"
+fi
+grep -q "only an F32 llama model" "$tmp/err" || fail "unclear gemma3 checkpoint error: $(cat "$tmp/err")"
 if "$bin/lanes-run" -m "$tmp/m.gguf" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "-z with GGUF accepted"; fi
 grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat "$tmp/err")"
 if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then

@@ -56,20 +56,20 @@ static void check_rope_angles(void) {
     const float freqs[DIM / 2] = {1, 1, 4.9234724f, 32, 32, 32, 32, 32};
     float cs[DIM / 2], sn[DIM / 2];
     for (int pos = 0; pos < 512; pos += 37) {
-        eng__rope_angles(cs, sn, pos, DIM, 500000.0f, freqs, ENG_NUMERICS_GGML);
+        eng__rope_angles(cs, sn, pos, DIM, 500000.0f, 1.0f, freqs, ENG_NUMERICS_GGML);
         for (int i = 0; i < DIM / 2; i++) {
             double t = pos * pow(500000.0, -2.0 * i / DIM) / freqs[i];
             ASSERT_NEAR(cs[i], cos(t), 2e-4);
             ASSERT_NEAR(sn[i], sin(t), 2e-4);
         }
-        eng__rope_angles(cs, sn, pos, DIM, 10000.0f, NULL, ENG_NUMERICS_RUNC);
+        eng__rope_angles(cs, sn, pos, DIM, 10000.0f, 1.0f, NULL, ENG_NUMERICS_RUNC);
         for (int i = 0; i < DIM; i += 2) {
             float freq = 1.0f / powf(10000.0f, (float)i / (float)DIM), val = (float)pos * freq;
             ASSERT(cs[i / 2] == cosf(val) && sn[i / 2] == sinf(val));
         }
     }
     /* The divisor slows a pair: pair 3 of position 100 turns 32 times less. */
-    eng__rope_angles(cs, sn, 100, DIM, 500000.0f, freqs, ENG_NUMERICS_GGML);
+    eng__rope_angles(cs, sn, 100, DIM, 500000.0f, 1.0f, freqs, ENG_NUMERICS_GGML);
     ASSERT_NEAR(atan2(sn[3], cs[3]), 100 * pow(500000.0, -6.0 / DIM) / 32, 1e-5);
     printf("rope angles: ggml's within 2e-4 of exact with rope_freqs divisors, run.c's bitwise\n");
 }
@@ -91,14 +91,44 @@ static void check_norms(void) {
     printf("norms: LayerNorm with and without bias, RMSNorm in both numerics\n");
 }
 
-/* GELU's tanh form: 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3))), the values computed
- * apart in double precision. */
+/* ggml's GELU: gelu_tanh(x) = 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3))) with its input
+ * and output rounded to F16; 0 from -10 down, x from 10 up. */
+static float gelu_ggml_f32(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    float h = eng_f16_to_f32(eng_f32_to_f16(x));
+    float g = 0.5f * h * (1.0f + tanhf(0.79788456080286535587989211986876f * h *
+                                       (1.0f + 0.044715f * h * h)));
+    return eng_f16_to_f32(eng_f32_to_f16(g));
+}
+
+/* The tanh form's values computed apart in double precision, within F16 rounding; every F16
+ * input and ones between them as ggml's table gives them; the geglu product. */
 static void check_gelu(void) {
     float x[6] = {0.0f, 1.0f, -1.0f, 3.0f, -3.0f, 0.5f};
     const double want[6] = {0.0, 0.841191991, -0.158808009, 2.996362608, -0.003637392, 0.345714010};
     eng__gelu(x, 6);
-    for (int i = 0; i < 6; i++) ASSERT_NEAR(x[i], want[i], 1e-6);
-    printf("gelu: tanh form at 0, +-1, +-3, 0.5\n");
+    for (int i = 0; i < 6; i++) ASSERT_NEAR(x[i], want[i], fabs(want[i]) * 0x1p-11 + 1e-7);
+    ASSERT(x[1] == 0.841308594f);   /* the F16 value next to 0.841192, not the exact form's */
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        float v = eng_f16_to_f32((uint16_t)h), y = v, mid = nextafterf(v, 0.0f);
+        if (isnan(v)) continue;
+        eng__gelu(&y, 1);
+        ASSERT(y == gelu_ggml_f32(v));
+        float ym = mid;   /* just below |v|: rounds to v or its neighbour as F16 does */
+        eng__gelu(&ym, 1);
+        ASSERT(ym == gelu_ggml_f32(mid));
+    }
+    float edge[4] = {-10.0f, -9.999f, 10.0f, 12.5f};
+    eng__gelu(edge, 4);
+    ASSERT(edge[0] == 0.0f && edge[1] == gelu_ggml_f32(-9.999f) && edge[2] == 10.0f &&
+           edge[3] == 12.5f);
+    float g[4] = {1.0f, -12.0f, 11.0f, 0.5f};
+    const float u[4] = {3.0f, INFINITY, 2.0f, -1.0f};
+    eng__geglu(g, u, 4);
+    ASSERT(g[0] == gelu_ggml_f32(1.0f) * 3.0f && g[1] == 0.0f && g[2] == 22.0f &&
+           g[3] == -gelu_ggml_f32(0.5f));
+    printf("gelu: ggml's F16 table on every F16 input and between, tanh form within F16, geglu\n");
 }
 
 static void check_rounding(void) {
@@ -177,12 +207,14 @@ static void norm_d(double *o, const double *x, const float *w, const float *b, i
     for (int i = 0; i < n; i++) o[i] = (x[i] - mean) / sqrt(sq + eps) * w[i] + (b ? b[i] : 0);
 }
 
-static void rope_d(double *v, int heads, int hd, const eng_model_cfg_t *c, const float *freqs,
-                   int pos) {
+/* base and scale: the layer's (sliding layers have their own), scale 0 = 1. */
+static void rope_d(double *v, int heads, int hd, const eng_model_cfg_t *c, double base,
+                   double scale, const float *freqs, int pos) {
     int half = c->rope_dim / 2;
+    if (scale == 0) scale = 1;
     for (int h = 0; h < heads && c->arch.rope != ENG_ROPE_NONE; h++)
         for (int i = 0; i < half; i++) {
-            double t = pos * pow(c->rope_base, -2.0 * i / c->rope_dim) / (freqs ? freqs[i] : 1);
+            double t = scale * pos * pow(base, -2.0 * i / c->rope_dim) / (freqs ? freqs[i] : 1);
             int a = c->arch.rope == ENG_ROPE_NEOX ? i : 2 * i;
             int b = c->arch.rope == ENG_ROPE_NEOX ? i + half : 2 * i + 1;
             double x0 = v[h * hd + a], x1 = v[h * hd + b];
@@ -191,7 +223,9 @@ static void rope_d(double *v, int heads, int hd, const eng_model_cfg_t *c, const
         }
 }
 
-/* Logits (n, vocab) of tokens ids[0..n) of one stream. */
+/* Logits (n, vocab) of tokens ids[0..n) of one stream. A sliding layer's query at t sees the keys
+ * t - window < p <= t and has its own RoPE base and scale, without rope_freqs; post norms norm a
+ * branch before it joins the residual stream. */
 static void reference(const eng_model_t *m, const int32_t *ids, int n, double *logits) {
     g_numerics = eng_model_cfg(m)->numerics;
     const eng_model_cfg_t *c = eng_model_cfg(m);
@@ -205,9 +239,14 @@ static void reference(const eng_model_t *m, const int32_t *ids, int n, double *l
     double *emb = mat_d(&w->tok_emb), *pos = w->pos_emb.data ? mat_d(&w->pos_emb) : NULL;
     for (int t = 0; t < n; t++)
         for (int i = 0; i < d; i++)
-            x[t * d + i] = emb[(size_t)ids[t] * d + i] + (pos ? pos[(size_t)t * d + i] : 0);
+            x[t * d + i] = emb[(size_t)ids[t] * d + i] * (c->emb_scale ? c->emb_scale : 1) +
+                           (pos ? pos[(size_t)t * d + i] : 0);
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
+        int swa = c->window > 0 && c->layer_swa[l];
+        double base = swa ? c->rope_base_swa : c->rope_base;
+        double rscale = swa ? c->rope_scale_swa : c->rope_scale;
+        const float *freqs = swa ? NULL : w->rope_freqs;
         for (int t = 0; t < n; t++) {   /* causal: position t sees keys 0..t, filed in order */
             double *xt = x + (size_t)t * d, *k = kc + (size_t)t * kvd, *v = vc + (size_t)t * kvd;
             norm_d(h, xt, lw->attn_norm, lw->attn_norm_b, d, c->norm_eps, layer);
@@ -218,37 +257,40 @@ static void reference(const eng_model_t *m, const int32_t *ids, int n, double *l
                 norm_d(q + j * hd, q + j * hd, lw->q_norm, NULL, hd, c->norm_eps, 0);
             for (int j = 0; c->arch.qk_norm && j < c->n_kv_heads; j++)
                 norm_d(k + j * hd, k + j * hd, lw->k_norm, NULL, hd, c->norm_eps, 0);
-            rope_d(q, c->n_heads, hd, c, w->rope_freqs, t);
-            rope_d(k, c->n_kv_heads, hd, c, w->rope_freqs, t);
+            rope_d(q, c->n_heads, hd, c, base, rscale, freqs, t);
+            rope_d(k, c->n_kv_heads, hd, c, base, rscale, freqs, t);
+            int lo = swa && t >= c->window ? t - c->window + 1 : 0;
             for (int j = 0; j < c->n_heads; j++) {
                 int kvh = j / (c->n_heads / c->n_kv_heads);
                 double mx = -INFINITY, sum = 0;
-                for (int p = 0; p <= t; p++) {
+                for (int p = lo; p <= t; p++) {
                     s[p] = 0;
                     for (int i = 0; i < hd; i++) s[p] += q[j * hd + i] * kc[p * kvd + kvh * hd + i];
                     s[p] /= sqrt(hd);
                     mx = fmax(mx, s[p]);
                 }
-                for (int p = 0; p <= t; p++) sum += s[p] = exp(s[p] - mx);
+                for (int p = lo; p <= t; p++) sum += s[p] = exp(s[p] - mx);
                 for (int i = 0; i < hd; i++) {
                     att[j * hd + i] = 0;
-                    for (int p = 0; p <= t; p++)
+                    for (int p = lo; p <= t; p++)
                         att[j * hd + i] += s[p] / sum * vc[p * kvd + kvh * hd + i];
                 }
             }
             matvec(o, &lw->wo, att, lw->bo);
+            if (lw->post_attn_norm) norm_d(o, o, lw->post_attn_norm, NULL, d, c->norm_eps, 0);
             for (int i = 0; i < d; i++) xt[i] += o[i];
             norm_d(h, xt, lw->ffn_norm, lw->ffn_norm_b, d, c->norm_eps, layer);
             matvec(u, &lw->w_up, h, lw->b_up);
             if (c->arch.ffn == ENG_FFN_GELU) {
-                for (int i = 0; i < hid; i++)
-                    g[i] = 0.5 * u[i] *
-                           (1 + tanh(sqrt(2 / M_PI) * (u[i] + 0.044715 * pow(u[i], 3))));
+                for (int i = 0; i < hid; i++) g[i] = gelu_ggml_f32((float)u[i]);
             } else {
                 matvec(g, &lw->w_gate, h, NULL);
-                for (int i = 0; i < hid; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+                for (int i = 0; i < hid; i++)
+                    g[i] = c->arch.ffn == ENG_FFN_GEGLU ? gelu_ggml_f32((float)g[i]) * u[i]
+                                                        : g[i] / (1 + exp(-g[i])) * u[i];
             }
             matvec(o, &lw->w_down, g, lw->b_down);
+            if (lw->post_ffn_norm) norm_d(o, o, lw->post_ffn_norm, NULL, d, c->norm_eps, 0);
             for (int i = 0; i < d; i++) xt[i] += o[i];
         }
     }
@@ -260,28 +302,29 @@ static void reference(const eng_model_t *m, const int32_t *ids, int n, double *l
     free(emb), free(pos);
 }
 
-/* The engine's logits at every position of a 20-token stream, against the reference. */
-static void check_forward(const char *preset, int wtype) {
-    enum { N = 20 };
-    eng_model_cfg_t cfg;
+/* The engine's logits at every position of an n-token stream, fed in steps of chunk columns
+ * (the context's max_cols), against the reference. */
+static void check_forward(const char *name, const eng_model_cfg_t *cfg, int wtype, int n,
+                          int chunk) {
     eng_model_t *m;
-    ASSERT_EQ(eng_model_preset(preset, &cfg), LANES_OK);
-    ASSERT_EQ(eng_model_synth(&cfg, 11, wtype, &m), LANES_OK);
-    int vocab = cfg.vocab_size;
-    int32_t ids[N], out[N];
-    float *got = malloc(sizeof *got * N * vocab);
-    double *want = malloc(sizeof *want * N * vocab);
-    eng_col_t cols[N];
-    for (int t = 0; t < N; t++) {
+    ASSERT_EQ(eng_model_synth(cfg, 11, wtype, &m), LANES_OK);
+    int vocab = cfg->vocab_size;
+    int32_t *ids = malloc(sizeof *ids * n), out[64];
+    float *got = malloc(sizeof *got * n * vocab);
+    double *want = malloc(sizeof *want * n * vocab);
+    eng_col_t *cols = malloc(sizeof *cols * n);
+    for (int t = 0; t < n; t++) {
         ids[t] = (int32_t)((t * 97 + 5) % vocab);
         cols[t] = (eng_col_t){0, t, ids[t], 1, got + (size_t)t * vocab, NULL};
     }
     eng_ctx_t *ctx;
-    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, N, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
-    ASSERT_EQ(eng_step(ctx, cols, N, out), LANES_OK);
-    reference(m, ids, N, want);
+    ASSERT(chunk <= 64);
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, chunk, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
+    for (int t = 0; t < n; t += chunk)
+        ASSERT_EQ(eng_step(ctx, cols + t, n - t < chunk ? n - t : chunk, out), LANES_OK);
+    reference(m, ids, n, want);
     double worst = 0, scale = 0;
-    for (size_t i = 0; i < (size_t)N * vocab; i++) {
+    for (size_t i = 0; i < (size_t)n * vocab; i++) {
         worst = fmax(worst, fabs(got[i] - want[i]));
         scale = fmax(scale, fabs(want[i]));
     }
@@ -289,21 +332,62 @@ static void check_forward(const char *preset, int wtype) {
      * the reference does; where the reference's double activation and the engine's fp32 one lie
      * on the two sides of a rounding edge the two take different 16-bit values, and these random
      * models carry that difference on (moving the reference's activations by 3e-7 moves its
-     * logits by 5e-4). So those get a 16-bit bound; a forward-pass mistake moves logits by O(1),
-     * and the exact rounding is checked bit for bit by test_eng_kern. */
-    double bound = wtype != ENG_WT_F32 && eng_model_cfg(m)->numerics == ENG_NUMERICS_GGML ? 2e-3
-                                                                                         : 2e-5;
+     * logits by 5e-4). GELU rounds its input to F16 in the same way. So those get a 16-bit bound,
+     * 8 times wider for BF16 (8 bits kept, F16 11: an edge moves a value 8 times as far); a
+     * forward-pass mistake moves logits by O(1) (in the gemma3-like model, of scale 1.7: a window one
+     * position off 1.5, the global base on sliding layers 0.44, no linear scaling 0.6), and the exact rounding is checked
+     * bit for bit by test_eng_kern and check_gelu. */
+    int rounds16 = cfg->numerics == ENG_NUMERICS_GGML &&
+                   (wtype != ENG_WT_F32 || cfg->arch.ffn != ENG_FFN_SWIGLU);
+    double bound = !rounds16 ? 2e-5 : cfg->numerics == ENG_NUMERICS_GGML && wtype == ENG_WT_BF16
+                                          ? 1.6e-2 : 2e-3;
     if (!(worst <= bound * scale)) {
-        fprintf(stderr, "%s %s: logits differ from the reference by %g (scale %g)\n", preset,
-                eng_wtype_name(wtype), worst, scale);
+        fprintf(stderr, "%s %s, steps of %d: logits differ from the reference by %g (scale %g)\n",
+                name, eng_wtype_name(wtype), chunk, worst, scale);
         exit(1);
     }
-    printf("%s %s: %d positions' logits within %.1e of the double reference (scale %.2f)\n",
-           preset, eng_wtype_name(wtype), N, worst, scale);
+    printf("%s %s: %d positions' logits in steps of %d within %.1e of the double reference "
+           "(scale %.2f)\n", name, eng_wtype_name(wtype), n, chunk, worst, scale);
     eng_ctx_destroy(ctx);
     eng_model_destroy(m);
+    free(ids);
     free(got);
     free(want);
+    free(cols);
+}
+
+/* tiny-gemma3 as gemma3-style.f32.gguf's pattern is: layers 0 and 1 sliding, 2 global, each kind
+ * with its own RoPE base and linear scaling; a window of 5, which 48 positions pass many times
+ * over. */
+static void gemma3_cfg(eng_model_cfg_t *cfg) {
+    ASSERT_EQ(eng_model_preset("tiny-gemma3", cfg), LANES_OK);
+    cfg->n_layers = 3;
+    cfg->seq_len = 256;
+    cfg->window = 5;
+    for (int l = 0; l < 3; l++) cfg->layer_swa[l] = l < 2;
+    ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
+}
+
+/* KV cache bytes per lane: a sliding layer keeps window + max_cols - 1 positions and window - 1
+ * mirrored, whatever the context; a global one the context. */
+static void check_kv_plan(void) {
+    eng_model_cfg_t cfg;
+    gemma3_cfg(&cfg);
+    cfg.seq_len = 4096;
+    uint64_t row = 2 * (uint64_t)cfg.n_kv_heads * cfg.head_dim * sizeof(float);
+    for (int ctx = 256; ctx <= 4096; ctx *= 16) {
+        eng_ctx_plan_t plan;
+        ASSERT_EQ(eng_ctx_plan(&cfg, &(eng_ctx_cfg_t){8, 16, 1, ENG_GEMM_LANES, ctx}, UINT64_MAX,
+                               &plan), LANES_OK);
+        ASSERT_EQ(plan.kv_lane, row * (uint64_t)(ctx + 2 * (5 + 16 - 1 + 5 - 1)));
+        ASSERT_EQ(plan.kv, plan.kv_lane * 8);
+    }
+    /* A ring as long as the context is the context. */
+    eng_ctx_plan_t plan;
+    ASSERT_EQ(eng_ctx_plan(&cfg, &(eng_ctx_cfg_t){8, 300, 1, ENG_GEMM_LANES, 256}, UINT64_MAX,
+                           &plan), LANES_OK);
+    ASSERT_EQ(plan.kv_lane, row * 3 * 256);
+    printf("kv plan: a sliding layer keeps 24 positions per lane at context 256 and 4096\n");
 }
 
 /* A model missing a tensor its architecture reads is refused when a context is made. The test
@@ -335,11 +419,20 @@ int main(void) {
     check_norms();
     check_gelu();
     check_rounding();
+    check_kv_plan();
     static const char *presets[] = {"tiny", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2"};
-    for (size_t p = 0; p < sizeof presets / sizeof *presets; p++) {
-        check_forward(presets[p], ENG_WT_F32);
-        check_forward(presets[p], ENG_WT_F16);
-        check_forward(presets[p], ENG_WT_BF16);
-    }
+    static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
+    eng_model_cfg_t cfg;
+    for (size_t p = 0; p < sizeof presets / sizeof *presets; p++)
+        for (size_t w = 0; w < 3; w++) {
+            ASSERT_EQ(eng_model_preset(presets[p], &cfg), LANES_OK);
+            check_forward(presets[p], &cfg, wtypes[w], 20, 20);
+        }
+    /* Whole, then chunks longer than the window (the ring wraps every 11 positions), then one
+     * column at a time (every 5). */
+    gemma3_cfg(&cfg);
+    for (size_t w = 0; w < 3; w++) check_forward("gemma3-like", &cfg, wtypes[w], 48, 48);
+    check_forward("gemma3-like", &cfg, ENG_WT_F32, 48, 7);
+    check_forward("gemma3-like", &cfg, ENG_WT_F32, 48, 1);
     return 0;
 }

@@ -3,8 +3,12 @@
  * at shifted lane indexes), for prefill chunks of 1, 7 and whole prompts, on 1 or 2 threads; for
  * greedy and for seeded temperature / top-k / top-p sampling. The OpenBLAS backend agrees within
  * fp32 tolerance. Runs on the synthetic tiny model, on a synthetic model of every architecture
- * (llama, qwen2, qwen3, gpt2) in every weight type (F32, F16, BF16) with greedy sampling, and on
- * stories260K when ../shared is present. */
+ * (llama, qwen2, qwen3, gpt2, gemma3) in every weight type (F32, F16, BF16) with greedy sampling,
+ * and on stories260K when ../shared is present. The gemma3-like model slides a window of 5 over
+ * streams of up to 108 positions with prefill chunks longer than it; alone, its context has room
+ * for 9 columns a step, so its sliding layers' rings (13 positions) wrap every few tokens, while
+ * packed (136 columns) they never do: equal bits show a window is read the same wherever the ring
+ * wrapped. */
 #include <math.h>
 #include <stdint.h>
 
@@ -23,6 +27,9 @@
 static const char *prompts[N_TARGETS] = {"", "Once upon a time", "The little dog",
                                          "Lily and Ben went to the park", "One day, a big red ball"};
 static const int target_at[N_TARGETS] = {0, 37, 100, 150, 191};   /* late ones join mid-flight */
+
+/* Columns per step beyond the lanes of a run's context. */
+static int extra_cols = 256;
 
 typedef struct {
     int32_t ids[64], out[MAX_NEW];
@@ -55,7 +62,7 @@ static void run(const eng_bundle_t *b, int packed, int chunk, int threads, int g
     uint32_t rng = 42;
     int lanes = packed ? LANES : 1;
     eng_ctx_t *ctx;
-    eng_ctx_cfg_t cc = {lanes, lanes + 256, threads, gemm, 0};
+    eng_ctx_cfg_t cc = {lanes, lanes + extra_cols, threads, gemm, 0};
     ASSERT_EQ(eng_ctx_create(b->model, &cc, &ctx), LANES_OK);
     if (!packed) {
         for (int t = 0; t < N_TARGETS; t++) {
@@ -173,19 +180,34 @@ static void check_model(const char *name, const eng_bundle_t *b, int kinds) {
 #define FULL_GRID 1
 #endif
 
+/* tiny-gemma3 as gemma3-style.f32.gguf's pattern is: layers 0 and 1 sliding (window 5), 2
+ * global, each kind with its own RoPE base and scale. */
+static void gemma3_cfg(eng_model_cfg_t *cfg) {
+    ASSERT_EQ(eng_model_preset("tiny-gemma3", cfg), LANES_OK);
+    cfg->n_layers = 3;
+    cfg->seq_len = 256;
+    cfg->window = 5;
+    for (int l = 0; l < 3; l++) cfg->layer_swa[l] = l < 2;
+    ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
+}
+
 int main(void) {
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 3), LANES_OK);
     check_model("synthetic tiny", &b, N_KINDS);
     eng_bundle_close(&b);
-    static const char *archs[] = {"tiny", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2"};
+    static const char *archs[] = {"tiny",      "tiny-llama", "tiny-qwen2",
+                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
         for (size_t w = a == 0; w < sizeof wtypes / sizeof *wtypes; w++) {
             if (!FULL_GRID && w != (a + 1) % 3) continue;
             eng_model_cfg_t cfg;
             char name[64];
-            ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
+            int gemma = strcmp(archs[a], "gemma3-like") == 0;
+            if (gemma) gemma3_cfg(&cfg);
+            else ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
+            extra_cols = gemma ? 8 : 256;
             ASSERT_EQ(eng_model_synth(&cfg, 5, wtypes[w], &b.model), LANES_OK);
             ASSERT_EQ(eng_tok_synth(cfg.vocab_size, 5, &b.tok), LANES_OK);
             snprintf(name, sizeof name, "synthetic %s %s", archs[a], eng_wtype_name(wtypes[w]));

@@ -4,7 +4,7 @@
  * LANES_EMODEL and exactly one log line "model PATH: ..." naming the problem (this test also runs
  * under ASan+UBSan). Then every F32/F16/quantized file of the four architectures in
  * ../shared/models/gguf loads with the hyperparameters and tensor types README.md, FAMILIES.md and
- * QUANT.md state, and the other-arch files there are refused by name. */
+ * QUANT.md state, gemma3-style's too, and the other-arch files there are refused by name. */
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -20,10 +20,13 @@ enum { MAX_KV = 48, MAX_T = 96 };
 
 typedef struct {
     char key[80];
-    uint32_t type;      /* ENG_GGUF_*; ENG_GGUF_ARRAY: an array of u strings */
+    uint32_t type;      /* ENG_GGUF_*; ENG_GGUF_ARRAY: an array of u strings, or of u numbers */
     uint64_t u;         /* integers (two's complement for signed ones), bools */
     double f;
     char s[64];
+    uint32_t elem_type; /* an array of numbers: their type, and their bytes in arr */
+    int numeric;
+    unsigned char arr[64];
 } kv_t;
 
 typedef struct {
@@ -75,6 +78,16 @@ static void set_f(spec_t *s, const char *key, uint32_t type, double f) {
 static void set_s(spec_t *s, const char *key, const char *v) {
     snprintf(set_kv(s, key, ENG_GGUF_STRING)->s, sizeof s->kv[0].s, "%s", v);
 }
+/* key = an array of n numbers of type elem_type, bytes their little-endian encoding. */
+static void set_arr(spec_t *s, const char *key, uint32_t elem_type, uint64_t n, const void *bytes) {
+    kv_t *k = set_kv(s, key, ENG_GGUF_ARRAY);
+    size_t len = (size_t)n * eng_gguf_value_size(elem_type);
+    ASSERT(len <= sizeof k->arr);
+    k->u = n;
+    k->elem_type = elem_type;
+    k->numeric = 1;
+    memcpy(k->arr, bytes, len);
+}
 static void del_kv(spec_t *s, const char *key) {
     kv_t *k = find_kv(s, key);
     ASSERT(k != NULL);
@@ -101,7 +114,8 @@ static void del_t(spec_t *s, const char *name) {
 }
 
 /* The test shape: dim 32, ffn 64, 2 layers, 4 heads of 8 (2 KV heads; gpt2: 4), context 16,
- * vocab 16; tied output (gpt2: untied, as llama.cpp b4747 requires). */
+ * vocab 16; tied output (gpt2: untied, as llama.cpp b4747 requires). gemma3: window 4, pattern 2
+ * (layer 0 slides, layer 1 is global), local base 1e4, linear scaling by 4. */
 enum { D = 32, H = 64, NL = 2, NH = 4, NKV = 2, HD = 8, CTX = 16, VOCAB = 16 };
 
 static void base_spec(spec_t *s, const char *arch) {
@@ -109,6 +123,7 @@ static void base_spec(spec_t *s, const char *arch) {
     snprintf(s->arch, sizeof s->arch, "%s", arch);
     int gpt2 = strcmp(arch, "gpt2") == 0, qwen2 = strcmp(arch, "qwen2") == 0;
     int qwen3 = strcmp(arch, "qwen3") == 0, kv = gpt2 ? NH : NKV;
+    int gemma3 = strcmp(arch, "gemma3") == 0;
     set_s(s, "general.architecture", arch);
     set_s(s, "general.name", "crafted");
     set_u(s, akey(s, "block_count"), ENG_GGUF_U32, NL);
@@ -122,6 +137,13 @@ static void base_spec(spec_t *s, const char *arch) {
         set_u(s, akey(s, "attention.head_count_kv"), ENG_GGUF_U32, NKV);
         set_f(s, akey(s, "rope.freq_base"), ENG_GGUF_F32, 10000);
         set_f(s, akey(s, "attention.layer_norm_rms_epsilon"), ENG_GGUF_F32, 1e-6);
+    }
+    if (gemma3) {
+        set_u(s, akey(s, "attention.sliding_window"), ENG_GGUF_U32, 4);
+        set_u(s, akey(s, "attention.sliding_window_pattern"), ENG_GGUF_U32, 2);
+        set_f(s, akey(s, "rope.freq_base_swa"), ENG_GGUF_F32, 1e4);
+        set_s(s, akey(s, "rope.scaling.type"), "linear");
+        set_f(s, akey(s, "rope.scaling.factor"), ENG_GGUF_F32, 4);
     }
     set_u(s, "tokenizer.ggml.tokens", ENG_GGUF_ARRAY, VOCAB);
     add_t(s, "token_embd.weight", D, VOCAB);
@@ -144,11 +166,12 @@ static void base_spec(spec_t *s, const char *arch) {
             T("attn_k.bias", kv * HD, 0);
             T("attn_v.bias", kv * HD, 0);
         }
-        if (qwen3) {
+        if (qwen3 || gemma3) {
             T("attn_q_norm.weight", HD, 0);
             T("attn_k_norm.weight", HD, 0);
         }
         T("attn_output.weight", NH * HD, D);
+        if (gemma3) T("post_attention_norm.weight", D, 0);
         if (gpt2) T("attn_output.bias", D, 0);
         T("ffn_norm.weight", D, 0);
         if (gpt2) T("ffn_norm.bias", D, 0);
@@ -157,6 +180,7 @@ static void base_spec(spec_t *s, const char *arch) {
         if (gpt2) T("ffn_up.bias", H, 0);
         T("ffn_down.weight", H, D);
         if (gpt2) T("ffn_down.bias", D, 0);
+        if (gemma3) T("post_ffw_norm.weight", D, 0);
 #undef T
     }
     add_t(s, "output_norm.weight", D, 0);
@@ -182,6 +206,13 @@ static void write_spec(const spec_t *s, const char *file) {
     for (int i = 0; i < s->nkv; i++) {
         const kv_t *k = &s->kv[i];
         eng_gguf_value_t v = {.type = k->type};
+        if (k->type == ENG_GGUF_ARRAY && k->numeric) {
+            v.elem_type = k->elem_type;
+            v.count = k->u;
+            v.data = k->arr;
+            ASSERT_EQ(eng_gguf_writer_add(w, k->key, &v), LANES_OK);
+            continue;
+        }
         if (k->type == ENG_GGUF_ARRAY) {   /* the tokens "t0", "t1", ... */
             static char names[64][24];
             const char *str[64];
@@ -312,8 +343,8 @@ static void expect_in_file(const eng_model_t *m, const eng_mat_t *w, const char 
 static void test_good(void) {
     static spec_t s;
     eng_model_t *m;
-    const char *arches[] = {"llama", "qwen2", "qwen3", "gpt2"};
-    for (int a = 0; a < 4; a++) {
+    const char *arches[] = {"llama", "qwen2", "qwen3", "gpt2", "gemma3"};
+    for (int a = 0; a < 5; a++) {
         base_spec(&s, arches[a]);
         int rc = load_spec(&s, &m);
         if (rc != LANES_OK) fprintf(stderr, "%s: %s", arches[a], logbuf);
@@ -322,7 +353,7 @@ static void test_good(void) {
         const eng_model_cfg_t *c = eng_model_cfg(m);
         const eng_weights_t *w = eng_model_weights(m);
         const eng_layer_t *l1 = &w->layers[1];
-        int gpt2 = a == 3;
+        int gpt2 = a == 3, gemma3 = a == 4, qk_norm = a == 2 || gemma3;
         ASSERT_STR_EQ(c->arch.name, arches[a]);
         ASSERT_STR_EQ(eng_model_name(m), "crafted");
         ASSERT_EQ(c->dim, D);
@@ -337,11 +368,24 @@ static void test_good(void) {
         ASSERT(c->norm_eps == (gpt2 ? 1e-5f : 1e-6f));
         ASSERT_EQ(c->arch.rope, a == 0 ? ENG_ROPE_PAIRS : gpt2 ? ENG_ROPE_NONE : ENG_ROPE_NEOX);
         ASSERT_EQ(c->arch.norm, gpt2 ? ENG_NORM_LAYER : ENG_NORM_RMS);
-        ASSERT_EQ(c->arch.ffn, gpt2 ? ENG_FFN_GELU : ENG_FFN_SWIGLU);
+        ASSERT_EQ(c->arch.ffn, gpt2 ? ENG_FFN_GELU : gemma3 ? ENG_FFN_GEGLU : ENG_FFN_SWIGLU);
         ASSERT_EQ(c->arch.pos_embd, gpt2);
-        ASSERT_EQ(c->arch.qk_norm, a == 2);
+        ASSERT_EQ(c->arch.qk_norm, qk_norm);
+        ASSERT_EQ(c->arch.post_norms, gemma3);
         ASSERT_EQ(c->shared_cls, !gpt2);
         ASSERT_EQ(eng_model_wtype(m), ENG_WT_F32);
+        /* gemma3: the window, layer 0 sliding (0 % 2 < 1) and layer 1 global, the RoPE of each,
+         * sqrtf(dim); the others have none of it. */
+        ASSERT_EQ(c->window, gemma3 ? 4 : 0);
+        ASSERT(c->layer_swa[0] == gemma3 && c->layer_swa[1] == 0);
+        ASSERT(c->rope_base_swa == (gemma3 ? 1e4f : 0) && c->rope_scale == (gemma3 ? 0.25f : 0));
+        ASSERT(c->rope_scale_swa == (gemma3 ? 1 : 0));
+        ASSERT(c->emb_scale == (gemma3 ? sqrtf(32.0f) : 0));
+        ASSERT((l1->post_attn_norm != NULL) == gemma3 && (l1->post_ffn_norm != NULL) == gemma3);
+        if (gemma3) {
+            ASSERT(l1->post_attn_norm == file_tensor(m, "blk.1.post_attention_norm.weight")->data);
+            ASSERT(l1->post_ffn_norm == file_tensor(m, "blk.1.post_ffw_norm.weight")->data);
+        }
         expect_in_file(m, &w->tok_emb, "token_embd.weight");
         expect_in_file(m, &w->cls, gpt2 ? "output.weight" : "token_embd.weight");
         ASSERT(w->out_norm == file_tensor(m, "output_norm.weight")->data);
@@ -350,7 +394,7 @@ static void test_good(void) {
         expect_in_file(m, &l1->w_down, "blk.1.ffn_down.weight");
         ASSERT(l1->ffn_norm == file_tensor(m, "blk.1.ffn_norm.weight")->data);
         ASSERT((l1->bq != NULL) == (a == 1 || gpt2));
-        ASSERT((l1->q_norm != NULL) == (a == 2) && (l1->k_norm != NULL) == (a == 2));
+        ASSERT((l1->q_norm != NULL) == qk_norm && (l1->k_norm != NULL) == qk_norm);
         ASSERT((l1->bo != NULL) == gpt2 && (l1->b_up != NULL) == gpt2);
         ASSERT((l1->b_down != NULL) == gpt2 && (l1->attn_norm_b != NULL) == gpt2);
         ASSERT((w->pos_emb.data != NULL) == gpt2 && (w->out_norm_b != NULL) == gpt2);
@@ -375,6 +419,52 @@ static void test_good(void) {
         ASSERT_EQ(eng_model_weight_bytes(m), bytes);
         eng_model_destroy(m);
     }
+
+    /* gemma3's layer pattern as one bool per layer (as Gemma 4 writes it) or one integer per
+     * layer; absent, llama.cpp's period 6 (both layers slide); the local base read; scaling of
+     * type "none", or a factor 0, or the older rope.scale_linear key; a softcap of 0 is none. */
+    static const struct { uint32_t elem; uint64_t n; unsigned char bytes[8]; int swa0, swa1; }
+        patterns[] = {
+            {ENG_GGUF_BOOL, 2, {0, 1}, 0, 1},
+            {ENG_GGUF_I32, 2, {1, 0, 0, 0, 0, 0, 0, 0}, 1, 0},
+            {ENG_GGUF_U16, 2, {0, 1, 2, 0}, 1, 1},
+            {ENG_GGUF_U32, 0, {0}, 1, 1},   /* the key absent */
+        };
+    for (size_t i = 0; i < sizeof patterns / sizeof *patterns; i++) {
+        base_spec(&s, "gemma3");
+        const char *key = "gemma3.attention.sliding_window_pattern";
+        if (patterns[i].n)
+            set_arr(&s, key, patterns[i].elem, patterns[i].n, patterns[i].bytes);
+        else
+            del_kv(&s, key);
+        ASSERT_EQ(load_spec(&s, &m), LANES_OK);
+        ASSERT_EQ(eng_model_cfg(m)->layer_swa[0], patterns[i].swa0);
+        ASSERT_EQ(eng_model_cfg(m)->layer_swa[1], patterns[i].swa1);
+        eng_model_destroy(m);
+    }
+    static const struct { const char *type, *key; double factor; float scale; } scalings[] = {
+        {"none", "rope.scaling.factor", 8, 1.0f},
+        {"linear", "rope.scaling.factor", 0, 1.0f},
+        {NULL, "rope.scale_linear", 2, 0.5f},
+    };
+    for (size_t i = 0; i < sizeof scalings / sizeof *scalings; i++) {
+        base_spec(&s, "gemma3");
+        del_kv(&s, "gemma3.rope.scaling.factor");
+        if (scalings[i].type) set_s(&s, "gemma3.rope.scaling.type", scalings[i].type);
+        else del_kv(&s, "gemma3.rope.scaling.type");
+        set_f(&s, akey(&s, scalings[i].key), ENG_GGUF_F32, scalings[i].factor);
+        set_f(&s, "gemma3.rope.freq_base_swa", ENG_GGUF_F64, 2e4);
+        set_f(&s, "gemma3.final_logit_softcapping", ENG_GGUF_F32, 0);
+        ASSERT_EQ(load_spec(&s, &m), LANES_OK);
+        ASSERT(eng_model_cfg(m)->rope_scale == scalings[i].scale);
+        ASSERT(eng_model_cfg(m)->rope_base_swa == 2e4f);
+        eng_model_destroy(m);
+    }
+    base_spec(&s, "gemma3");
+    del_kv(&s, "gemma3.rope.freq_base_swa");
+    ASSERT_EQ(load_spec(&s, &m), LANES_OK);
+    ASSERT(eng_model_cfg(m)->rope_base_swa == 1e4f);
+    eng_model_destroy(m);
 
     /* qwen3's heads need not split dim: 4 x 16 = 64 query rows for dim 32. An untied output,
      * 16-bit vectors (converted to fp32), BF16 matrices, and the name from the file when
@@ -551,6 +641,53 @@ static void test_bad(void) {
          "rope scaling factor 8 not supported (key qwen2.rope.scaling.factor)");
     CASE("llama", set_f(&s, "llama.rope.scale_linear", ENG_GGUF_F32, 2),
          "rope scaling factor 2 not supported (key llama.rope.scale_linear)");
+    /* gemma3 */
+    CASE("gemma3", set_u(&s, "gemma3.attention.sliding_window_pattern", ENG_GGUF_U32, 0),
+         "value 0 out of range 1..1024 (key gemma3.attention.sliding_window_pattern)");
+    CASE("gemma3", set_u(&s, "gemma3.attention.sliding_window", ENG_GGUF_U32, 0),
+         "value 0 out of range 1..1048576 (key gemma3.attention.sliding_window)");
+    CASE("gemma3", del_kv(&s, "gemma3.attention.sliding_window"),
+         "required key missing (key gemma3.attention.sliding_window)");
+    CASE("gemma3", set_f(&s, "gemma3.attention.sliding_window_pattern", ENG_GGUF_F32, 6),
+         "value type 6, expected an integer (key gemma3.attention.sliding_window_pattern)");
+    CASE("gemma3",
+         set_arr(&s, "gemma3.attention.sliding_window_pattern", ENG_GGUF_BOOL, 3,
+                 (const unsigned char[]){1, 0, 1}),
+         "3 values, expected one per layer (block_count 2) (key "
+         "gemma3.attention.sliding_window_pattern)");
+    CASE("gemma3",
+         set_arr(&s, "gemma3.attention.sliding_window_pattern", ENG_GGUF_F32, 2,
+                 (const float[]){1, 0}),
+         "an array of value type 6, expected one bool or integer per layer (key "
+         "gemma3.attention.sliding_window_pattern)");
+    CASE("gemma3", set_u(&s, "gemma3.rope.freq_base_swa", ENG_GGUF_U32, 10000),
+         "expected a float (key gemma3.rope.freq_base_swa)");
+    CASE("gemma3", set_s(&s, "gemma3.rope.scaling.type", "yarn"),
+         "rope scaling type \"yarn\" not supported (key gemma3.rope.scaling.type)");
+    CASE("gemma3", set_f(&s, "gemma3.rope.scaling.factor", ENG_GGUF_F32, -4),
+         "value -4 out of range 0..1e+06 (key gemma3.rope.scaling.factor)");
+    CASE("gemma3", set_f(&s, "gemma3.final_logit_softcapping", ENG_GGUF_F32, 30),
+         "final logit softcapping 30 not supported yet (key gemma3.final_logit_softcapping)");
+    CASE("gemma3",
+         (set_u(&s, "gemma3.block_count", ENG_GGUF_U32, 62),
+          set_u(&s, "gemma3.attention.key_length", ENG_GGUF_U32, 16),
+          set_u(&s, "gemma3.attention.value_length", ENG_GGUF_U32, 16)),
+         "62 layers (Gemma 3 27B) scale queries by 1/sqrt(embedding_length / head_count = 8), "
+         "not 1/sqrt(key_length 16): not supported yet (key gemma3.block_count)");
+    CASE("gemma3", del_t(&s, "blk.1.post_ffw_norm.weight"),
+         "missing (tensor blk.1.post_ffw_norm.weight)");
+    CASE("gemma3", del_t(&s, "blk.0.post_attention_norm.weight"),
+         "missing (tensor blk.0.post_attention_norm.weight)");
+    CASE("gemma3", del_t(&s, "blk.0.attn_k_norm.weight"),
+         "missing (tensor blk.0.attn_k_norm.weight)");
+    CASE("gemma3", find_t(&s, "blk.1.post_ffw_norm.weight")->dims[0] = 16,
+         "shape [16], expected [32] (tensor blk.1.post_ffw_norm.weight)");
+    CASE("gemma3", add_t(&s, "rope_freqs.weight", HD / 2, 0),
+         "not part of the gemma3 architecture (tensor rope_freqs.weight)");
+    CASE("llama", add_t(&s, "blk.0.post_attention_norm.weight", D, 0),
+         "not part of the llama architecture (tensor blk.0.post_attention_norm.weight)");
+    CASE("qwen3", add_t(&s, "blk.1.post_ffw_norm.weight", D, 0),
+         "not part of the qwen3 architecture (tensor blk.1.post_ffw_norm.weight)");
     /* tensors */
     CASE("llama", del_t(&s, "token_embd.weight"), "missing (tensor token_embd.weight)");
     CASE("llama", del_t(&s, "blk.1.ffn_up.weight"), "missing (tensor blk.1.ffn_up.weight)");
@@ -683,7 +820,7 @@ typedef struct {
     int qkv_bias, rope_freqs;   /* 1: q/k/v biases (gpt2: every bias); rope_freqs.weight */
 } fact_t;
 
-/* README.md's tables, FAMILIES.md sections 1-2, QUANT.md's model table. */
+/* README.md's tables, FAMILIES.md sections 1-3, QUANT.md's model table. */
 static const fact_t facts[] = {
     {"llama3-style.f32", "llama", "llama3-style (random weights)", 32, 352, 4, 8, 2, 4, 4, 500000,
      1e-5f, 50257, 512, 0, ENG_WT_F32, 0, 0},
@@ -707,6 +844,8 @@ static const fact_t facts[] = {
      ENG_WT_F32, 0, 0},
     {"q4-style.f32", "llama", "llama", 256, 768, 4, 4, 2, 64, 64, 10000, 1e-5f, 512, 512, 0,
      ENG_WT_F32, 0, 0},
+    {"gemma3-style.f32", "gemma3", "gemma3-style (random weights)", 32, 128, 4, 4, 1, 16, 16, 1e6,
+     1e-6f, 32000, 512, 1, ENG_WT_F32, 0, 0},
     /* Quantized: wtype is the type of most matrix bytes, which every attn_q has. */
     {"llama3-style.q8_0", "llama", "llama3-style (random weights)", 32, 352, 4, 8, 2, 4, 4,
      500000, 1e-5f, 50257, 512, 0, ENG_WT_Q8_0, 0, 0},
@@ -770,14 +909,23 @@ static void test_facts(const char *dir) {
         ASSERT_EQ(c->seq_len, f->seq);
         ASSERT_EQ(c->shared_cls, f->shared_cls);
         ASSERT_EQ(eng_model_wtype(m), f->wtype);
-        int gpt2 = strcmp(f->arch, "gpt2") == 0;
-        ASSERT_EQ(c->arch.qk_norm, strcmp(f->arch, "qwen3") == 0);
+        int gpt2 = strcmp(f->arch, "gpt2") == 0, gemma3 = strcmp(f->arch, "gemma3") == 0;
+        ASSERT_EQ(c->arch.qk_norm, strcmp(f->arch, "qwen3") == 0 || gemma3);
         ASSERT_EQ(c->arch.pos_embd, gpt2);
+        ASSERT_EQ(c->arch.post_norms, gemma3);
+        ASSERT_EQ(c->arch.ffn, gpt2 ? ENG_FFN_GELU : gemma3 ? ENG_FFN_GEGLU : ENG_FFN_SWIGLU);
+        /* FAMILIES.md 3: pattern 3 slides layers 0, 1 and 3 (window 12), base 1e4 there; the
+         * global layer 2 has 1e6 (rope_base above) scaled by 1/8; x = token_embd * sqrtf(32). */
+        ASSERT_EQ(c->window, gemma3 ? 12 : 0);
+        for (int l = 0; l < c->n_layers; l++) ASSERT_EQ(c->layer_swa[l], gemma3 && l != 2);
+        ASSERT(c->rope_base_swa == (gemma3 ? 1e4f : 0) && c->rope_scale == (gemma3 ? 0.125f : 0));
+        ASSERT(c->emb_scale == (gemma3 ? 5.656854f : 0));
         for (int l = 0; l < c->n_layers; l++) {
             const eng_layer_t *ly = &w->layers[l];
             ASSERT((ly->bq != NULL) == f->qkv_bias && (ly->bv != NULL) == f->qkv_bias);
             ASSERT((ly->bo != NULL) == gpt2 && (ly->b_down != NULL) == gpt2);
             ASSERT((ly->q_norm != NULL) == c->arch.qk_norm);
+            ASSERT((ly->post_attn_norm != NULL) == gemma3 && (ly->post_ffn_norm != NULL) == gemma3);
             ASSERT(ly->wq.type == f->wtype);
             if (gpt2) continue;
             /* Every matrix is its file tensor, in that tensor's own type. */
@@ -814,7 +962,7 @@ static void test_facts(const char *dir) {
 
 /* The other architectures name themselves. */
 static void test_refused(const char *dir) {
-    static const char *other[] = {"gemma3", "gemma4", "qwen35"};
+    static const char *other[] = {"gemma4", "qwen35"};
     for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
         char file[4200], stem[64], want[256];
         snprintf(stem, sizeof stem, "%s-style.f32", other[i]);
@@ -828,14 +976,14 @@ static void test_refused(const char *dir) {
 int main(void) {
     test_good();
     test_bad();
-    printf("crafted GGUF models: 4 architectures load; every broken variant refused in one line\n");
+    printf("crafted GGUF models: 5 architectures load; every broken variant refused in one line\n");
     const char *shared;
     SKIP_WITHOUT_SHARED(shared);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/models/gguf", shared);
     test_facts(dir);
     test_refused(dir);
-    printf("shared: %zu model files (7 quantized) load as documented; 3 other-arch files "
+    printf("shared: %zu model files (7 quantized) load as documented; 2 other-arch files "
            "refused\n", sizeof facts / sizeof *facts);
     return 0;
 }

@@ -1,8 +1,10 @@
 /* Writing models as GGUF (lanes-mkmodel --format gguf): a synthetic llama model in each weight
- * type, written with its tokenizer and opened again, has the same shape, the same tensor bytes, the
- * same tokenizer, and gives bitwise the same logits as the model in memory. A quantized synthetic
+ * type, and gemma3 ones (their sliding layers as a period or one bool per layer), written with its
+ * tokenizer and opened again, has the same shape, the same tensor bytes, the same tokenizer, and
+ * gives bitwise the same logits as the model in memory. A quantized synthetic
  * model is its F32 twin quantized row by row (F16 where rows are not whole blocks), and its file
  * holds those bytes with llama.cpp's file type. */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/lanes_err.h"
@@ -126,14 +128,12 @@ static void scores(const eng_model_t *m, const int32_t *seq, int n, eng_score_t 
     eng_ctx_destroy(ctx);
 }
 
-static void round_trip(int wtype, const char *path) {
-    eng_model_cfg_t cfg;
-    /* tiny-llama: the tiny shape with GGUF numerics (ggml's norms and RoPE angles), which is what
-     * a llama GGUF file is computed with when it is opened again. */
-    ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
+/* cfg: tiny-llama (the tiny shape with GGUF numerics: ggml's norms and RoPE angles, which is what
+ * a llama GGUF file is computed with when it is opened again), or a gemma3 one. */
+static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) {
     eng_bundle_t mem = {NULL, NULL}, file;
-    ASSERT_EQ(eng_model_synth(&cfg, 5, wtype, &mem.model), LANES_OK);
-    ASSERT_EQ(eng_tok_synth(cfg.vocab_size, 5, &mem.tok), LANES_OK);
+    ASSERT_EQ(eng_model_synth(cfg, 5, wtype, &mem.model), LANES_OK);
+    ASSERT_EQ(eng_tok_synth(cfg->vocab_size, 5, &mem.tok), LANES_OK);
     eng_gguf_writer_t *w;
     ASSERT_EQ(eng_gguf_writer_create(0, &w), LANES_OK);
     ASSERT_EQ(eng_model_to_gguf(mem.model, w), LANES_OK);
@@ -143,16 +143,24 @@ static void round_trip(int wtype, const char *path) {
 
     ASSERT_EQ(eng_bundle_open(&file, path, NULL, NULL, 0), LANES_OK);
     const eng_model_cfg_t *a = eng_model_cfg(mem.model), *b = eng_model_cfg(file.model);
+    ASSERT_STR_EQ(b->arch.name, a->arch.name);
+    ASSERT(memcmp(&b->arch.norm, &a->arch.norm, sizeof a->arch - offsetof(eng_arch_t, norm)) == 0);
     ASSERT_EQ(b->dim, a->dim);
     ASSERT_EQ(b->hidden_dim, a->hidden_dim);
     ASSERT_EQ(b->n_layers, a->n_layers);
     ASSERT_EQ(b->n_heads, a->n_heads);
     ASSERT_EQ(b->n_kv_heads, a->n_kv_heads);
     ASSERT_EQ(b->head_dim, a->head_dim);
+    ASSERT_EQ(b->rope_dim, a->rope_dim);
     ASSERT_EQ(b->vocab_size, a->vocab_size);
     ASSERT_EQ(b->seq_len, a->seq_len);
     ASSERT_EQ(b->shared_cls, a->shared_cls);
+    ASSERT_EQ(b->numerics, a->numerics);
     ASSERT(b->rope_base == a->rope_base && b->norm_eps == a->norm_eps);
+    ASSERT(b->emb_scale == a->emb_scale && b->rope_scale == a->rope_scale);
+    ASSERT_EQ(b->window, a->window);
+    ASSERT(b->rope_base_swa == a->rope_base_swa && b->rope_scale_swa == a->rope_scale_swa);
+    ASSERT(memcmp(b->layer_swa, a->layer_swa, sizeof a->layer_swa) == 0);
     ASSERT_EQ(eng_model_wtype(file.model), wtype);
     const eng_weights_t *wa = eng_model_weights(mem.model), *wb = eng_model_weights(file.model);
     same_mat(&wa->tok_emb, &wb->tok_emb);
@@ -169,6 +177,11 @@ static void round_trip(int wtype, const char *path) {
         same_mat(&la->w_down, &lb->w_down);
         same_vec(la->attn_norm, lb->attn_norm, a->dim);
         same_vec(la->ffn_norm, lb->ffn_norm, a->dim);
+        same_vec(la->q_norm, lb->q_norm, a->head_dim);
+        same_vec(la->k_norm, lb->k_norm, a->head_dim);
+        same_vec(la->post_attn_norm, lb->post_attn_norm, a->dim);
+        same_vec(la->post_ffn_norm, lb->post_ffn_norm, a->dim);
+        ASSERT((la->post_ffn_norm != NULL) == a->arch.post_norms);
     }
 
     /* The tokenizer, now SentencePiece metadata, encodes and decodes as the llama2.c one. */
@@ -199,15 +212,37 @@ int main(void) {
     ASSERT(mkdtemp(dir) != NULL);
     lanes_log_level = LANES_LOG_ERROR;
     int types[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16, ENG_WT_Q8_0, ENG_WT_Q4_0};
+    eng_model_cfg_t cfg;
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        snprintf(path, sizeof path, "%s/m.gguf", dir);
-        round_trip(types[i], path);
+        round_trip(&cfg, types[i], path);
         ASSERT_EQ(unlink(path), 0);
         printf("to_gguf %s: shape, tensors, tokenizer and logits equal after a round trip\n",
                eng_wtype_name(types[i]));
     }
+    /* gemma3: the tiny preset (layer 0 slides, layer 1 is global: period 2), 15m's Gemma 3
+     * pattern (period 6), and layers that no period gives (written as one bool per layer). */
+    static const char *gemma[] = {"tiny-gemma3", "15m-gemma3", "tiny-gemma3"};
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(eng_model_preset(gemma[i], &cfg), LANES_OK);
+        if (i == 2) {
+            cfg.layer_swa[0] = 0;
+            cfg.layer_swa[1] = 1;
+        }
+        round_trip(&cfg, i == 0 ? ENG_WT_Q8_0 : ENG_WT_F32, path);
+        eng_gguf_t *g;
+        ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+        const eng_gguf_kv_t *kv = eng_gguf_kv_find(g, "gemma3.attention.sliding_window_pattern");
+        ASSERT(kv != NULL);
+        ASSERT(i == 2 ? kv->val.type == ENG_GGUF_ARRAY && kv->val.elem_type == ENG_GGUF_BOOL
+                      : kv->val.type == ENG_GGUF_U32 && kv->val.num.u == (i ? 6u : 2u));
+        eng_gguf_close(g);
+        ASSERT_EQ(unlink(path), 0);
+        printf("to_gguf %s%s: shape, sliding layers, tensors, tokenizer and logits equal after a "
+               "round trip\n", gemma[i], i == 2 ? " (layers 0 global, 1 sliding)" : "");
+    }
     /* tiny-llama's ffn_down rows (172) fit no block: they stay F16; hidden 256 fits. */
-    eng_model_cfg_t cfg;
     ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
     for (int h = 0; h < 2; h++) {
         cfg.hidden_dim = h ? 256 : 172;

@@ -14,13 +14,14 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, N_ARCH };
+enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_GEMMA3, N_ARCH };
 
 static const eng_arch_t archs[N_ARCH] = {
     [ARCH_LLAMA] = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0},
     [ARCH_QWEN2] = {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0},
     [ARCH_QWEN3] = {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1},
     [ARCH_GPT2] = {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0},
+    [ARCH_GEMMA3] = {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1},
 };
 
 /* Symbolic tensor dimensions, resolved from the cfg once it is read. */
@@ -28,8 +29,8 @@ enum { N_NONE, N_DIM, N_HIDDEN, N_Q, N_KV, N_QKV, N_HEAD, N_VOCAB, N_CTX, N_ROPE
 
 #define FUSED ((size_t)-1)   /* attn_qkv: split into the q, k and v fields */
 
-/* One tensor role. need has one letter per architecture (llama, qwen2, qwen3, gpt2): R required,
- * O optional, - not part of it (an error when present, as in llama.cpp). */
+/* One tensor role. need has one letter per architecture (llama, qwen2, qwen3, gpt2, gemma3): R
+ * required, O optional, - not part of it (an error when present, as in llama.cpp). */
 typedef struct {
     const char *name;       /* layer roles: the part after "blk.N." */
     int rows, cols;         /* N_*; cols N_NONE: a vector of rows values */
@@ -39,38 +40,40 @@ typedef struct {
 
 #define L(f) offsetof(eng_layer_t, f)
 static const role_t layer_roles[] = {
-    {"attn_norm.weight", N_DIM, N_NONE, "RRRR", L(attn_norm)},
-    {"attn_norm.bias", N_DIM, N_NONE, "---R", L(attn_norm_b)},
-    {"attn_q.weight", N_Q, N_DIM, "RRR-", L(wq)},
-    {"attn_k.weight", N_KV, N_DIM, "RRR-", L(wk)},
-    {"attn_v.weight", N_KV, N_DIM, "RRR-", L(wv)},
-    {"attn_q.bias", N_Q, N_NONE, "OR--", L(bq)},
-    {"attn_k.bias", N_KV, N_NONE, "OR--", L(bk)},
-    {"attn_v.bias", N_KV, N_NONE, "OR--", L(bv)},
-    {"attn_qkv.weight", N_QKV, N_DIM, "---R", FUSED},   /* rows: q, then k, then v */
-    {"attn_qkv.bias", N_QKV, N_NONE, "---R", FUSED},
-    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-", L(q_norm)},
-    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-", L(k_norm)},
-    {"attn_output.weight", N_DIM, N_Q, "RRRR", L(wo)},
-    {"attn_output.bias", N_DIM, N_NONE, "O--R", L(bo)},
-    {"ffn_norm.weight", N_DIM, N_NONE, "RRRR", L(ffn_norm)},
-    {"ffn_norm.bias", N_DIM, N_NONE, "---R", L(ffn_norm_b)},
-    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-", L(w_gate)},
-    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRR", L(w_up)},
-    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R", L(b_up)},
-    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRR", L(w_down)},
-    {"ffn_down.bias", N_DIM, N_NONE, "---R", L(b_down)},
+    {"attn_norm.weight", N_DIM, N_NONE, "RRRRR", L(attn_norm)},
+    {"attn_norm.bias", N_DIM, N_NONE, "---R-", L(attn_norm_b)},
+    {"attn_q.weight", N_Q, N_DIM, "RRR-R", L(wq)},
+    {"attn_k.weight", N_KV, N_DIM, "RRR-R", L(wk)},
+    {"attn_v.weight", N_KV, N_DIM, "RRR-R", L(wv)},
+    {"attn_q.bias", N_Q, N_NONE, "OR---", L(bq)},
+    {"attn_k.bias", N_KV, N_NONE, "OR---", L(bk)},
+    {"attn_v.bias", N_KV, N_NONE, "OR---", L(bv)},
+    {"attn_qkv.weight", N_QKV, N_DIM, "---R-", FUSED},   /* rows: q, then k, then v */
+    {"attn_qkv.bias", N_QKV, N_NONE, "---R-", FUSED},
+    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-R", L(q_norm)},
+    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-R", L(k_norm)},
+    {"attn_output.weight", N_DIM, N_Q, "RRRRR", L(wo)},
+    {"attn_output.bias", N_DIM, N_NONE, "O--R-", L(bo)},
+    {"post_attention_norm.weight", N_DIM, N_NONE, "----R", L(post_attn_norm)},
+    {"ffn_norm.weight", N_DIM, N_NONE, "RRRRR", L(ffn_norm)},
+    {"ffn_norm.bias", N_DIM, N_NONE, "---R-", L(ffn_norm_b)},
+    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-R", L(w_gate)},
+    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRRR", L(w_up)},
+    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R-", L(b_up)},
+    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRRR", L(w_down)},
+    {"ffn_down.bias", N_DIM, N_NONE, "---R-", L(b_down)},
+    {"post_ffw_norm.weight", N_DIM, N_NONE, "----R", L(post_ffn_norm)},
 };
 #undef L
 
 #define W(f) offsetof(eng_weights_t, f)
 static const role_t global_roles[] = {
-    {"token_embd.weight", N_VOCAB, N_DIM, "RRRR", W(tok_emb)},
-    {"position_embd.weight", N_CTX, N_DIM, "---R", W(pos_emb)},
-    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O---", W(rope_freqs)},   /* Llama 3.1 scaling */
-    {"output_norm.weight", N_DIM, N_NONE, "RRRR", W(out_norm)},
-    {"output_norm.bias", N_DIM, N_NONE, "---R", W(out_norm_b)},
-    {"output.weight", N_VOCAB, N_DIM, "OOOO", W(cls)},   /* absent: tied to token_embd */
+    {"token_embd.weight", N_VOCAB, N_DIM, "RRRRR", W(tok_emb)},
+    {"position_embd.weight", N_CTX, N_DIM, "---R-", W(pos_emb)},
+    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O----", W(rope_freqs)},   /* Llama 3.1 scaling */
+    {"output_norm.weight", N_DIM, N_NONE, "RRRRR", W(out_norm)},
+    {"output_norm.bias", N_DIM, N_NONE, "---R-", W(out_norm_b)},
+    {"output.weight", N_VOCAB, N_DIM, "OOOOO", W(cls)},   /* absent: tied to token_embd */
 };
 #undef W
 
@@ -178,25 +181,86 @@ static int str_is(const char *s, size_t len, const char *want) {
     return len == strlen(want) && memcmp(s, want, len) == 0;
 }
 
-/* Llama 3.1+ scaling lives in the rope_freqs tensor; any other scaling (YaRN, linear by a
- * factor) would change the forward pass in ways it does not implement, so it is refused by name. */
-static int check_rope_scaling(ld_t *ld) {
+/* The linear RoPE scaling of the rope.scaling.* keys (llama.cpp: freq_scale = 1 / factor, from
+ * rope.scaling.factor, else the older rope.scale_linear; a factor 0 is none, and so is type
+ * "none"), into *scale when the architecture takes it: gemma3's global layers (cfg.rope_scale).
+ * Elsewhere a factor other than 1 is refused, as Llama 3.1+ scaling lives in the rope_freqs tensor.
+ * Other types (YaRN, ...) would change the forward pass in ways it does not implement, so they are
+ * refused by name. */
+static int read_rope_scaling(ld_t *ld, float *scale) {
     const char *type;
     size_t len;
     int rc = key_str(ld, "rope.scaling.type", &type, &len);
     if (rc < 0) return rc;
     char shown[64];
-    if (type && !str_is(type, len, "none") && !str_is(type, len, "linear"))
+    int none = type && str_is(type, len, "none");
+    if (type && !none && !str_is(type, len, "linear"))
         return fail(ld, "rope scaling type \"%s\" not supported (key %s)",
                     printable(type, len, shown, sizeof shown), ld->key);
-    static const char *factors[] = {"rope.scaling.factor", "rope.scale_linear"};
-    for (size_t i = 0; i < N_ELEMS(factors); i++) {
-        float f;
-        if ((rc = key_float(ld, factors[i], 1.0, -HUGE_VAL, HUGE_VAL, &f)) < 0) return rc;
-        if (f != 0.0f && f != 1.0f)   /* llama.cpp reads 0 as "no scaling" too */
-            return fail(ld, "rope scaling factor %g not supported (key %s)", f, ld->key);
+    const char *key = find_key(ld, "rope.scaling.factor") ? "rope.scaling.factor"
+                                                          : "rope.scale_linear";
+    float f;
+    if ((rc = key_float(ld, key, 1.0, -HUGE_VAL, HUGE_VAL, &f)) < 0) return rc;
+    if (ld->arch != ARCH_GEMMA3 && f != 0.0f && f != 1.0f)
+        return fail(ld, "rope scaling factor %g not supported (key %s)", f, ld->key);
+    if (!(f >= 0.0f && f <= 1e6f))
+        return fail(ld, "value %g out of range 0..1e+06 (key %s)", f, ld->key);
+    if (ld->arch == ARCH_GEMMA3) *scale = none || f == 0.0f ? 1.0f : 1.0f / f;
+    return LANES_OK;
+}
+
+/* Gemma 3's sliding window (FAMILIES.md 3): the window (attention.sliding_window, required as in
+ * llama.cpp); which layers slide (attention.sliding_window_pattern: a period n, layer l sliding
+ * iff l % n < n - 1, llama.cpp's 6 when absent as in Gemma 3 files converted before the key
+ * existed; or one bool or integer per layer, nonzero sliding, as Gemma 4 writes it); the local
+ * layers' RoPE base (rope.freq_base_swa, llama.cpp's 10000 when absent), never scaled. A period 0,
+ * which llama.cpp reads as "every layer", is refused: no Gemma file writes it. */
+static int read_swa(ld_t *ld, eng_model_cfg_t *c) {
+    int rc, n;
+    if ((rc = key_int(ld, "attention.sliding_window", -1, 1, ENG_MAX_SEQ, &c->window)) < 0 ||
+        (rc = key_float(ld, "rope.freq_base_swa", 10000.0, 1e-3, 1e12, &c->rope_base_swa)) < 0)
+        return rc;
+    c->rope_scale_swa = 1.0f;
+    const eng_gguf_kv_t *kv = find_key(ld, "attention.sliding_window_pattern");
+    if (kv == NULL || kv->val.type != ENG_GGUF_ARRAY) {
+        if ((rc = key_int(ld, "attention.sliding_window_pattern", 6, 1, ENG_MAX_LAYERS, &n)) < 0)
+            return rc;
+        for (int l = 0; l < c->n_layers; l++) c->layer_swa[l] = l % n < n - 1;
+        return LANES_OK;
+    }
+    uint32_t et = kv->val.elem_type;
+    if (et != ENG_GGUF_BOOL && !is_int_type(et))
+        return fail(ld, "an array of value type %u, expected one bool or integer per layer (key "
+                    "%s)", et, ld->key);
+    if (kv->val.count != (uint64_t)c->n_layers)
+        return fail(ld, "%llu values, expected one per layer (block_count %d) (key %s)",
+                    (unsigned long long)kv->val.count, c->n_layers, ld->key);
+    size_t es = eng_gguf_value_size(et);
+    const unsigned char *p = kv->val.data;
+    for (int l = 0; l < c->n_layers; l++) {
+        unsigned nz = 0;
+        for (size_t i = 0; i < es; i++) nz |= p[(size_t)l * es + i];
+        c->layer_swa[l] = nz != 0;
     }
     return LANES_OK;
+}
+
+/* What gemma3 adds to the cfg besides its sliding window: the embedding scale sqrtf(dim) (in
+ * float, as llama.cpp). Refused until the descriptor has them: a final logit softcap, and the
+ * 62-layer (27B) query scale 1 / sqrt(embedding_length / head_count) where that is not
+ * 1 / sqrt(key_length), the scale the forward pass uses. */
+static int read_gemma3(ld_t *ld, eng_model_cfg_t *c) {
+    float cap;
+    int rc = key_float(ld, "final_logit_softcapping", 0.0, -HUGE_VAL, HUGE_VAL, &cap);
+    if (rc < 0) return rc;
+    if (cap != 0.0f)
+        return fail(ld, "final logit softcapping %g not supported yet (key %s)", cap, ld->key);
+    if (c->n_layers == 62 && c->dim / c->n_heads != c->head_dim)
+        return fail(ld, "62 layers (Gemma 3 27B) scale queries by 1/sqrt(embedding_length / "
+                    "head_count = %d), not 1/sqrt(key_length %d): not supported yet (key "
+                    "gemma3.block_count)", c->dim / c->n_heads, c->head_dim);
+    c->emb_scale = sqrtf((float)c->dim);
+    return read_swa(ld, c);
 }
 
 /* The cfg from the <arch>.* keys; vocab_size comes from token_embd, later. */
@@ -240,13 +304,13 @@ static int read_cfg(ld_t *ld, eng_model_cfg_t *c) {
         if (c->rope_dim % 2 != 0)
             return fail(ld, "value %d is odd (RoPE rotates pairs) (key %s)", c->rope_dim, ld->key);
         if ((rc = key_float(ld, "rope.freq_base", 10000.0, 1e-3, 1e12, &c->rope_base)) < 0 ||
-            (rc = check_rope_scaling(ld)) < 0)
+            (rc = read_rope_scaling(ld, &c->rope_scale)) < 0)
             return rc;
     }
     const char *eps = c->arch.norm == ENG_NORM_RMS ? "attention.layer_norm_rms_epsilon"
                                                    : "attention.layer_norm_epsilon";
     if ((rc = key_float(ld, eps, NAN, 1e-12, 0.1, &c->norm_eps)) < 0) return rc;
-    return LANES_OK;
+    return ld->arch == ARCH_GEMMA3 ? read_gemma3(ld, c) : LANES_OK;
 }
 
 /* vocab_size: token_embd's rows, which the tokenizer and <arch>.vocab_size must agree with. */
@@ -390,8 +454,8 @@ static int find_arch(ld_t *ld) {
             return LANES_OK;
         }
     char shown[64];
-    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2 are) (key "
-                "general.architecture)", printable(s, len, shown, sizeof shown));
+    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2, gemma3 are) "
+                "(key general.architecture)", printable(s, len, shown, sizeof shown));
 }
 
 /* general.name, else the file's name. */

@@ -95,26 +95,44 @@ int eng_wtype_fallback(int type, int cols) {
 }
 
 /* The architectures a synthetic preset can take: each like the real family in what its forward
- * pass does (biases, RoPE mode, QK norm, norms, activation, positions, classifier). */
+ * pass does (biases, RoPE mode, QK norm, norms, activation, positions, classifier). gemma3 also
+ * has Gemma 3's layer pattern (swa_period 6: five sliding layers, then a global one; a shape of
+ * fewer layers, tiny, takes its layer count as the period, so that its last layer is global), its
+ * RoPE (base 1e4 on sliding layers, 1e6 scaled linearly by 1/8 on global ones, as Gemma 3 4B-27B),
+ * the embedding scale sqrtf(dim) and a longer context than the shape's, ctx, for the window to
+ * matter in. */
 static const struct {
     const char *suffix;
     eng_arch_t arch;
     int untied, mha, wide_heads;    /* own classifier; kv heads = heads; head_dim 2 dim / heads */
     float rope_base, norm_eps;
+    int swa_period, ctx;            /* 0: no sliding layers; the shape's seq_len */
+    float rope_base_swa, rope_scale;
 } synth_archs[] = {
-    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0}, 1, 0, 0, 5e5f, 1e-5f},
-    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0}, 0, 0, 0, 1e6f, 1e-6f},
-    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0}, 0, 0, 1, 1e6f, 1e-6f},
-    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0}, 1, 1, 0, 1e4f, 1e-5f},
+    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0}, 1, 0, 0, 5e5f,
+     1e-5f, 0, 0, 0, 0},
+    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0}, 0, 0, 0, 1e6f,
+     1e-6f, 0, 0, 0, 0},
+    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0}, 0, 0, 1, 1e6f,
+     1e-6f, 0, 0, 0, 0},
+    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0}, 1, 1, 0, 1e4f,
+     1e-5f, 0, 0, 0, 0},
+    {"gemma3", {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1}, 0, 0, 0, 1e6f,
+     1e-6f, 6, 4096, 1e4f, 0.125f},
 };
 
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
-    static const struct { const char *name; int dim, hidden, layers, heads, kv_heads, vocab, seq; }
-        presets[] = {
-            {"tiny", 64, 172, 2, 4, 2, 512, 256},
-            {"15m", 288, 768, 6, 6, 6, 32000, 256},
-            {"110m", 768, 2048, 12, 12, 12, 32000, 1024},
-        };
+    /* window: of a sliding-window architecture's local layers; Gemma 3 1B's 512 for 15m and 4B's
+     * 1024 for 110m, an eighth and a quarter of the 4096 context; 32 for tiny, so that tests pass
+     * it within a few dozen tokens. */
+    static const struct {
+        const char *name;
+        int dim, hidden, layers, heads, kv_heads, vocab, seq, window;
+    } presets[] = {
+        {"tiny", 64, 172, 2, 4, 2, 512, 256, 32},
+        {"15m", 288, 768, 6, 6, 6, 32000, 256, 512},
+        {"110m", 768, 2048, 12, 12, 12, 32000, 1024, 1024},
+    };
     const char *dash = strchr(name, '-');
     size_t shape_len = dash ? (size_t)(dash - name) : strlen(name);
     for (size_t i = 0; i < sizeof presets / sizeof *presets; i++) {
@@ -138,6 +156,17 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
             if (cfg->arch.rope == ENG_ROPE_NONE) cfg->rope_dim = 0;
             cfg->rope_base = synth_archs[a].rope_base;
             cfg->norm_eps = synth_archs[a].norm_eps;
+            int period = synth_archs[a].swa_period;
+            if (period > cfg->n_layers) period = cfg->n_layers;
+            if (period) {
+                cfg->seq_len = synth_archs[a].ctx;
+                cfg->window = presets[i].window;
+                for (int l = 0; l < cfg->n_layers; l++) cfg->layer_swa[l] = l % period < period - 1;
+                cfg->rope_base_swa = synth_archs[a].rope_base_swa;
+                cfg->rope_scale_swa = 1.0f;
+                cfg->rope_scale = synth_archs[a].rope_scale;
+                cfg->emb_scale = sqrtf((float)cfg->dim);
+            }
             return LANES_OK;
         }
     }
@@ -163,6 +192,9 @@ const char *eng__model_check_cfg(const eng_model_cfg_t *c) {
     }
     if (c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads != 0)
         return "n_heads is not a multiple of n_kv_heads";
+    if (c->window < 0) return "negative window";
+    for (int l = 0; l < c->n_layers && c->window == 0; l++)
+        if (c->layer_swa[l]) return "a sliding layer without a window";
     return NULL;
 }
 
@@ -202,7 +234,8 @@ enum { EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS };
 enum {
     T_TOK, T_ATTN_NORM, T_WQ, T_WK, T_WV, T_WO, T_FFN_NORM, T_GATE, T_DOWN, T_UP, T_OUT_NORM,
     T_ROPE_TABLE, T_CLS, T_POS, T_ATTN_NORM_B, T_BQ, T_BK, T_BV, T_Q_NORM, T_K_NORM, T_BO,
-    T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_COUNT
+    T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_POST_ATTN_NORM, T_POST_FFN_NORM,
+    T_COUNT
 };
 
 typedef struct {
@@ -254,6 +287,10 @@ static void synth_tensors(const eng_model_cfg_t *c, int llama2c_body, synth_tens
     }
     if (strcmp(a->name, "llama") == 0 && c->numerics == ENG_NUMERICS_GGML && c->rope_dim > 0)
         t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, 0, FREQS};
+    if (a->post_norms) {
+        t[T_POST_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+        t[T_POST_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+    }
 }
 
 /* Llama 3.1's shape of divisors: the fastest third of the pairs 1, the slowest third 8, a ramp
@@ -382,6 +419,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
             .ffn_norm = VEC(T_FFN_NORM, j), .ffn_norm_b = VEC(T_FFN_NORM_B, j),
             .w_gate = MAT(T_GATE, j), .w_up = MAT(T_UP, j), .w_down = MAT(T_DOWN, j),
             .b_up = VEC(T_B_UP, j), .b_down = VEC(T_B_DOWN, j),
+            .post_attn_norm = VEC(T_POST_ATTN_NORM, j), .post_ffn_norm = VEC(T_POST_FFN_NORM, j),
         };
     m->w = (eng_weights_t){
         .tok_emb = MAT(T_TOK, 0), .pos_emb = MAT(T_POS, 0),

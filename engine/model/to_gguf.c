@@ -1,4 +1,5 @@
 /* Writing a model's description and weights as GGUF metadata and tensors (lanes-mkmodel). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,12 +38,48 @@ static int add_str(eng_gguf_writer_t *w, const char *key, const char *s) {
                                                            .len = strlen(s)});
 }
 
+/* The period n of layer_swa (layer l slides iff l % n < n - 1), or 0 when it has none. */
+static int swa_period(const eng_model_cfg_t *c) {
+    for (int n = 1; n <= c->n_layers; n++) {
+        int l = 0;
+        while (l < c->n_layers && c->layer_swa[l] == (l % n < n - 1)) l++;
+        if (l == c->n_layers) return n;
+    }
+    return 0;
+}
+
+/* gemma3's keys beyond llama's, as llama.cpp's converter writes them: the window, its layer
+ * pattern (a period, or one bool per layer when no period gives it), the local RoPE base, and
+ * the global layers' linear scaling as its factor. */
+static int add_gemma3(eng_gguf_writer_t *w, const eng_model_cfg_t *c) {
+    const char *a = c->arch.name;
+    float scale = c->rope_scale ? c->rope_scale : 1.0f;
+    int rc, period = swa_period(c);
+    if ((rc = add_u32(w, a, "attention.sliding_window", (uint64_t)c->window)) < 0 ||
+        (rc = add_f32(w, a, "rope.freq_base_swa", c->rope_base_swa)) < 0 ||
+        (rc = add_str(w, "gemma3.rope.scaling.type", "linear")) < 0 ||
+        (rc = add_f32(w, a, "rope.scaling.factor", 1.0f / scale)) < 0)
+        return rc;
+    if (period) return add_u32(w, a, "attention.sliding_window_pattern", (uint64_t)period);
+    return eng_gguf_writer_add(w, "gemma3.attention.sliding_window_pattern", &(eng_gguf_value_t){
+        .type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_BOOL, .count = (uint64_t)c->n_layers,
+        .data = c->layer_swa});
+}
+
 int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
     const eng_model_cfg_t *c = &m->cfg;
     const eng_weights_t *wt = &m->w;
-    if (strcmp(c->arch.name, "llama") != 0) {
-        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama models are written to GGUF files",
-                  m->name);
+    int gemma3 = strcmp(c->arch.name, "gemma3") == 0;
+    if (strcmp(c->arch.name, "llama") != 0 && !gemma3) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama and gemma3 models are written to GGUF "
+                  "files", m->name);
+        return LANES_EINVAL;
+    }
+    /* What a gemma3 file's reader takes as given (from_gguf.c). */
+    if (gemma3 && (c->window < 1 || c->emb_scale != sqrtf((float)c->dim) ||
+                   (c->rope_scale_swa != 0.0f && c->rope_scale_swa != 1.0f))) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: a gemma3 file holds only a window of at least 1, "
+                  "the embedding scale sqrtf(dim) and unscaled RoPE on sliding layers", m->name);
         return LANES_EINVAL;
     }
     int ftype = eng_wtype_file_type(m->wtype);
@@ -70,22 +107,32 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
         (rc = add_u32(w, a, "rope.dimension_count", (uint64_t)c->rope_dim)) < 0 ||
         (rc = add_u32(w, a, "vocab_size", (uint64_t)c->vocab_size)) < 0 ||
         (rc = add_f32(w, a, "rope.freq_base", c->rope_base)) < 0 ||
-        (rc = add_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps)) < 0)
+        (rc = add_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps)) < 0 ||
+        (gemma3 && (rc = add_gemma3(w, c)) < 0))
         return rc;
     if ((rc = add_mat(w, "token_embd.weight", &wt->tok_emb)) < 0) return rc;
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *ly = &wt->layers[l];
-        struct { const char *role; const eng_mat_t *m; const float *v; } t[] = {
-            {"attn_norm.weight", NULL, ly->attn_norm}, {"attn_q.weight", &ly->wq, NULL},
-            {"attn_k.weight", &ly->wk, NULL},          {"attn_v.weight", &ly->wv, NULL},
-            {"attn_output.weight", &ly->wo, NULL},     {"ffn_norm.weight", NULL, ly->ffn_norm},
-            {"ffn_gate.weight", &ly->w_gate, NULL},    {"ffn_down.weight", &ly->w_down, NULL},
-            {"ffn_up.weight", &ly->w_up, NULL},
+        /* Vectors are dim long but for the per-head QK norms; absent ones are not written. */
+        struct { const char *role; const eng_mat_t *m; const float *v; int n; } t[] = {
+            {"attn_norm.weight", NULL, ly->attn_norm, c->dim},
+            {"attn_q.weight", &ly->wq, NULL, 0},
+            {"attn_k.weight", &ly->wk, NULL, 0},
+            {"attn_v.weight", &ly->wv, NULL, 0},
+            {"attn_q_norm.weight", NULL, ly->q_norm, c->head_dim},
+            {"attn_k_norm.weight", NULL, ly->k_norm, c->head_dim},
+            {"attn_output.weight", &ly->wo, NULL, 0},
+            {"post_attention_norm.weight", NULL, ly->post_attn_norm, c->dim},
+            {"ffn_norm.weight", NULL, ly->ffn_norm, c->dim},
+            {"ffn_gate.weight", &ly->w_gate, NULL, 0},
+            {"ffn_down.weight", &ly->w_down, NULL, 0},
+            {"ffn_up.weight", &ly->w_up, NULL, 0},
+            {"post_ffw_norm.weight", NULL, ly->post_ffn_norm, c->dim},
         };
         for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             char name[64];
             snprintf(name, sizeof name, "blk.%d.%s", l, t[i].role);
-            if ((rc = t[i].m ? add_mat(w, name, t[i].m) : add_vec(w, name, t[i].v, c->dim)) < 0)
+            if ((rc = t[i].m ? add_mat(w, name, t[i].m) : add_vec(w, name, t[i].v, t[i].n)) < 0)
                 return rc;
         }
     }

@@ -24,13 +24,15 @@ static void usage(FILE *f) {
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
             "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
             "                   [--sample-lanes 1,32,128] [--rounds N] [--logprobs N]\n"
-            "                   [--json FILE]\n"
+            "                   [--vs-global] [--json FILE]\n"
             "Without -m the synthetic 15m model is used, its matrices in --type (default f32).\n"
             "Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill. The sampling table times\n"
             "greedy, T=1, top-k 40 and top-p 0.9 decode steps in --rounds interleaved rounds\n"
             "(default 3) and keeps each one's best median; --logprobs N (0..%d) adds greedy\n"
-            "steps where every lane asks for its logprobs and top N alternatives.\n",
+            "steps where every lane asks for its logprobs and top N alternatives. --vs-global\n"
+            "times a sliding-window model's decode steps and their attention phase against\n"
+            "its twin with every layer global, in --rounds interleaved rounds.\n",
             ENG_MAX_TOP_LOGPROBS);
 }
 
@@ -285,12 +287,12 @@ static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
     }
 }
 
-/* Fills positions 0..pos-1 of lanes 0..lanes-1 in chunks the context allows. */
-static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos) {
+/* Fills positions 0..pos-1 of lanes l0..lanes-1 in chunks the context allows. */
+static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int l0, int lanes, int pos) {
     int maxc = eng_ctx_max_cols(ctx);
     eng_col_t *cols = malloc((size_t)maxc * sizeof *cols);
     int32_t *tok = malloc((size_t)maxc * sizeof *tok);
-    for (int l = 0; l < lanes; l++) {
+    for (int l = l0; l < lanes; l++) {
         eng_ctx_set_sampler(ctx, l, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
         for (int p = 0; p < pos; p += maxc) {
             int n = pos - p < maxc ? pos - p : maxc;
@@ -305,14 +307,15 @@ static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, 
 }
 
 /* Times `steps` decode steps of every lane from position pos with sampler smp (lane l seeded
- * with l), over a prefill of at least pos positions; returns the median. top_n >= 0: every
- * column asks for logprobs with that many alternatives. Rerunning from the same pos only
- * overwrites the cache rows these steps wrote before. */
+ * with l), over a prefill of at least pos positions; returns the median, and the median of their
+ * attention phases in *attn (NULL: not wanted). top_n >= 0: every column asks for logprobs with
+ * that many alternatives. Rerunning from the same pos only overwrites the cache rows these steps
+ * wrote before. */
 static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps,
-                           const eng_sampler_t *smp, int top_n) {
+                           const eng_sampler_t *smp, int top_n, double *attn) {
     eng_col_t *cols = malloc((size_t)lanes * sizeof *cols);
     int32_t *next = malloc((size_t)lanes * sizeof *next);
-    double *t = malloc((size_t)steps * sizeof *t);
+    double *t = malloc((size_t)steps * sizeof *t), *ta = malloc((size_t)steps * sizeof *ta);
     eng_logprobs_t *lp = top_n >= 0 ? malloc((size_t)lanes * sizeof *lp) : NULL;
     for (int l = 0; l < lanes; l++) {
         eng_sampler_t s = *smp;
@@ -325,22 +328,61 @@ static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes,
             cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL, lp ? &lp[l] : NULL};
             if (lp) lp[l].top_n = top_n;
         }
+        uint64_t a0 = eng_ctx_attention_ns(ctx);
         double t0 = now_s();
         eng_step(ctx, cols, lanes, next);
         t[s] = now_s() - t0;
+        ta[s] = (double)(eng_ctx_attention_ns(ctx) - a0) * 1e-9;
     }
     double med = median(t, steps);
+    if (attn) *attn = median(ta, steps);
     free(cols);
     free(next);
     free(t);
+    free(ta);
     free(lp);
     return med;
 }
 
-static double decode_point(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos,
-                           int steps) {
-    prefill_lanes(ctx, mc, lanes, pos);
-    return decode_steps(ctx, mc, lanes, pos, steps, &(eng_sampler_t){0.0f, 0, 1.0f, 0}, -1);
+static const eng_sampler_t greedy = {0.0f, 0, 1.0f, 0};
+
+/* --vs-global: the model against its twin with every layer global (the same shape, window 0) at
+ * each lanes point from position pos, in `rounds` interleaved rounds of `steps`-step medians,
+ * best of each: step and attention-phase ms, and KV bytes per lane. */
+static void global_table(eng_ctx_t *ctx, eng_ctx_t *glob, const eng_model_cfg_t *mc,
+                         const eng_ctx_plan_t *plan, const eng_ctx_plan_t *gplan, const int *lanes,
+                         int npoints, int pos, int steps, int rounds, cJSON *out) {
+    cJSON *arr = cJSON_AddArrayToObject(out, "vs_global");
+    printf("\nsliding window vs all layers global: decode from position %d, best of %d interleaved "
+           "rounds of %d-step medians\nKV cache per lane: %.2f MiB vs %.2f MiB all global\n", pos,
+           rounds, steps, (double)plan->kv_lane / (1 << 20), (double)gplan->kv_lane / (1 << 20));
+    printf("%5s %9s %9s %11s %11s %8s %8s\n", "lanes", "step ms", "attn ms", "glob step",
+           "glob attn", "attn %", "speedup");
+    for (int i = 0, filled = 0; i < npoints; i++) {
+        prefill_lanes(ctx, mc, filled, lanes[i], pos);
+        prefill_lanes(glob, mc, filled, lanes[i], pos);
+        if (lanes[i] > filled) filled = lanes[i];
+        double st = 1e30, at = 1e30, gst = 1e30, gat = 1e30;
+        for (int r = 0; r < rounds; r++) {
+            double a, ga;
+            double s = decode_steps(ctx, mc, lanes[i], pos, steps, &greedy, -1, &a);
+            double gs = decode_steps(glob, mc, lanes[i], pos, steps, &greedy, -1, &ga);
+            st = s < st ? s : st, at = a < at ? a : at, gst = gs < gst ? gs : gst;
+            gat = ga < gat ? ga : gat;
+        }
+        printf("%5d %9.3f %9.3f %11.3f %11.3f %7.1f%% %7.2fx\n", lanes[i], st * 1e3, at * 1e3,
+               gst * 1e3, gat * 1e3, 100.0 * at / gat, gst / st);
+        fflush(stdout);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "lanes", lanes[i]);
+        cJSON_AddNumberToObject(o, "step_ms", st * 1e3);
+        cJSON_AddNumberToObject(o, "attn_ms", at * 1e3);
+        cJSON_AddNumberToObject(o, "global_step_ms", gst * 1e3);
+        cJSON_AddNumberToObject(o, "global_attn_ms", gat * 1e3);
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddNumberToObject(out, "kv_lane_bytes", (double)plan->kv_lane);
+    cJSON_AddNumberToObject(out, "global_kv_lane_bytes", (double)gplan->kv_lane);
 }
 
 /* Greedy, plain temperature (the fused Gumbel path) and the two whole-row filters. */
@@ -370,13 +412,13 @@ static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int 
     printf("\n");
     for (int i = 0; i < npoints; i++) {
         double best[N_SAMPLERS + 1];
-        prefill_lanes(ctx, mc, lanes[i], pos);
+        prefill_lanes(ctx, mc, 0, lanes[i], pos);
         for (int k = 0; k < nk; k++) best[k] = 1e30;
         for (int r = 0; r < rounds; r++)
             for (int k = 0; k < nk; k++) {   /* the logprobs steps are greedy's */
                 double st = decode_steps(ctx, mc, lanes[i], pos, steps,
                                          &samplers[k < N_SAMPLERS ? k : 0].s,
-                                         k < N_SAMPLERS ? -1 : top_n);
+                                         k < N_SAMPLERS ? -1 : top_n, NULL);
                 if (st < best[k]) best[k] = st;
             }
         printf("%5d", lanes[i]);
@@ -416,13 +458,13 @@ int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
     const char *lanes_list = "1,2,4,8,16,32,64,128", *sample_list = "1,32,128";
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
-    int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32, top_n = -1;
+    int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32, top_n = -1, vs_global = 0;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
         {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
         {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'},
-        {"logprobs", 1, 0, 'P'}, {0, 0, 0, 0}};
+        {"logprobs", 1, 0, 'P'}, {"vs-global", 0, 0, 'G'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -438,6 +480,7 @@ int main(int argc, char **argv) {
         case 'K': kernels = 0; break;
         case 'D': decode = 0; break;
         case 'S': sampling = 0; break;
+        case 'G': vs_global = 1; break;
         case 'L': sample_list = optarg; break;
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
         case 'P':
@@ -486,10 +529,25 @@ int main(int argc, char **argv) {
     }
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
     int max_cols = 128;   /* the decode points and the 128-token prefill */
-    eng_ctx_t *ctx;
-    if (eng_ctx_create(b.model, &(eng_ctx_cfg_t){max_lanes, max_cols, threads, gemm, ctx_len},
-                       &ctx) < 0)
-        return 1;
+    eng_ctx_t *ctx, *gctx = NULL;
+    eng_model_t *gmodel = NULL;
+    eng_ctx_cfg_t cc = {max_lanes, max_cols, threads, gemm, ctx_len};
+    if (eng_ctx_create(b.model, &cc, &ctx) < 0) return 1;
+    eng_ctx_plan_t plan, gplan;
+    if (vs_global) {   /* the same shape and weight type, every layer global */
+        eng_model_cfg_t gc = *mc;
+        if (gc.window == 0) {
+            fprintf(stderr, "lanes-bench: --vs-global: the model has no sliding layers\n");
+            return 2;
+        }
+        gc.window = 0;
+        memset(gc.layer_swa, 0, sizeof gc.layer_swa);
+        if (eng_model_synth(&gc, 1, eng_model_wtype(b.model), &gmodel) < 0 ||
+            eng_ctx_create(gmodel, &cc, &gctx) < 0 ||
+            eng_ctx_plan(mc, &cc, UINT64_MAX, &plan) < 0 ||
+            eng_ctx_plan(&gc, &cc, UINT64_MAX, &gplan) < 0)
+            return 1;
+    }
     int seq = eng_ctx_seq_len(ctx);
     if (pos + steps + 1 > seq) pos = seq - steps - 1;
     if (pos < 1) { fprintf(stderr, "lanes-bench: --steps too large for the context\n"); return 2; }
@@ -520,15 +578,17 @@ int main(int argc, char **argv) {
     if (decode) {
         cJSON *arr = cJSON_AddArrayToObject(out, "decode");
         printf("\ndecode from position %d, median of %d steps\n", pos, steps);
-        printf("%5s %9s %11s %11s %9s %8s %8s\n", "lanes", "step ms", "agg tok/s", "tok/s/strm",
-               "GFLOP/s", "%2048^3", "speedup");
-        double base = 0;
-        for (int i = 0; i < npoints; i++) {
-            double st = decode_point(ctx, mc, lanes[i], pos, steps);
+        printf("%5s %9s %11s %11s %9s %8s %8s %8s\n", "lanes", "step ms", "agg tok/s",
+               "tok/s/strm", "GFLOP/s", "%2048^3", "speedup", "attn ms");
+        double base = 0, at;
+        for (int i = 0, filled = 0; i < npoints; i++) {
+            prefill_lanes(ctx, mc, filled, lanes[i], pos);   /* later steps leave rows < pos */
+            if (lanes[i] > filled) filled = lanes[i];
+            double st = decode_steps(ctx, mc, lanes[i], pos, steps, &greedy, -1, &at);
             double agg = lanes[i] / st, gf = agg * fpt * 1e-9;
             if (i == 0) base = agg;
-            printf("%5d %9.3f %11.1f %11.1f %9.1f %7.1f%% %7.2fx\n", lanes[i], st * 1e3, agg,
-                   1.0 / st, gf, 100.0 * gf / ref, agg / base);
+            printf("%5d %9.3f %11.1f %11.1f %9.1f %7.1f%% %7.2fx %8.3f\n", lanes[i], st * 1e3, agg,
+                   1.0 / st, gf, 100.0 * gf / ref, agg / base, at * 1e3);
             fflush(stdout);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "lanes", lanes[i]);
@@ -538,6 +598,7 @@ int main(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "gflops", gf);
             cJSON_AddNumberToObject(o, "pct_of_2048", 100.0 * gf / ref);
             cJSON_AddNumberToObject(o, "speedup", agg / base);
+            cJSON_AddNumberToObject(o, "attn_ms", at * 1e3);
             cJSON_AddItemToArray(arr, o);
         }
         int plen = seq < 128 ? seq : 128;
@@ -564,6 +625,8 @@ int main(int argc, char **argv) {
             free(tok);
         }
     }
+    if (vs_global)
+        global_table(ctx, gctx, mc, &plan, &gplan, lanes, npoints, pos, steps, rounds, out);
     if (sampling) sampling_table(ctx, mc, slanes, nspoints, pos, steps, rounds, top_n, out);
     if (json_path) {
         FILE *f = fopen(json_path, "w");
@@ -579,6 +642,8 @@ int main(int argc, char **argv) {
     }
     cJSON_Delete(out);
     eng_ctx_destroy(ctx);
+    eng_ctx_destroy(gctx);
+    eng_model_destroy(gmodel);
     eng_bundle_close(&b);
     return 0;
 }
