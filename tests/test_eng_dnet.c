@@ -500,7 +500,7 @@ static void q35_attention(const q35_t *m, int l, const float *h, int n, float *x
         matvec(qt, m->L[l].wq, h + (size_t)t * D, 2 * qd, D);
         matvec(kt, m->L[l].wk, h + (size_t)t * D, kvd, D);
         matvec(vc + (size_t)t * kvd, m->L[l].wv, h + (size_t)t * D, kvd, D);
-        eng__rope_angles(cs, sn, t, m->n_rot, m->rope_base, NULL, ENG_NUMERICS_GGML);
+        eng__rope_angles(cs, sn, t, m->n_rot, m->rope_base, 1.0f, NULL, ENG_NUMERICS_GGML);
         for (int hq = 0; hq < nh; hq++) {   /* head hq: 2 hs rows, the query then its gate */
             float *qh = qt + (size_t)hq * 2 * hs;
             eng__rmsnorm(qh, qh, m->L[l].q_norm, hs, m->eps, ENG_NUMERICS_GGML);
