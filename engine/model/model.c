@@ -17,7 +17,7 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-const eng_arch_t eng_arch_llama = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0};
+const eng_arch_t eng_arch_llama = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0, 0};
 
 const char *eng_wtype_name(int type) {
     switch (type) {
@@ -109,15 +109,15 @@ static const struct {
     int swa_period, ctx;            /* 0: no sliding layers; the shape's seq_len */
     float rope_base_swa, rope_scale;
 } synth_archs[] = {
-    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0}, 1, 0, 0, 5e5f,
+    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0, 0}, 1, 0, 0, 5e5f,
      1e-5f, 0, 0, 0, 0},
-    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0}, 0, 0, 0, 1e6f,
+    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0, 0}, 0, 0, 0, 1e6f,
      1e-6f, 0, 0, 0, 0},
-    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0}, 0, 0, 1, 1e6f,
+    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 0}, 0, 0, 1, 1e6f,
      1e-6f, 0, 0, 0, 0},
-    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0}, 1, 1, 0, 1e4f,
+    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0, 0}, 1, 1, 0, 1e4f,
      1e-5f, 0, 0, 0, 0},
-    {"gemma3", {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1}, 0, 0, 0, 1e6f,
+    {"gemma3", {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1, 0}, 0, 0, 0, 1e6f,
      1e-6f, 6, 4096, 1e4f, 0.125f},
 };
 

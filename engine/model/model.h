@@ -35,6 +35,10 @@ enum { ENG_ROPE_NONE, ENG_ROPE_PAIRS, ENG_ROPE_NEOX };   /* PAIRS: ggml mode 0, 
                                                          * NEOX: (i, i + rope_dim / 2) */
 enum { ENG_FFN_SWIGLU, ENG_FFN_GELU, ENG_FFN_GEGLU };   /* down(silu(gate x) * up x); down(gelu(up x));
                                                          * down(gelu(gate x) * up x) */
+/* A layer's token mixer: attention over the KV cache, or Qwen3.5's gated delta net, a linear
+ * attention whose per-lane state (a short convolution's last inputs and an H x d x d matrix per
+ * layer) is fixed in size whatever the context (engine/dnet.h has its arithmetic). */
+enum { ENG_LAYER_ATTN = 0, ENG_LAYER_DNET = 1 };
 /* Whose rounding the norms and the RoPE angles follow (engine/nn.h): ggml's (GGUF models, the
  * default), or llama2.c's run.c, which its checkpoints' references were made with. */
 enum { ENG_NUMERICS_GGML, ENG_NUMERICS_RUNC };
@@ -50,6 +54,9 @@ typedef struct {
     int qk_norm;        /* 1: per-head RMSNorm of q and k (head_dim weights) before RoPE */
     int post_norms;     /* 1: the attention and FFN outputs are normed (post_attn_norm,
                          * post_ffn_norm) before they are added to the residual (Gemma) */
+    int attn_gate;      /* 1: wq holds each query head's head_dim rows followed by as many rows of
+                         * its output gate (2 n_heads head_dim rows in all); the attention output
+                         * of a head is multiplied by sigmoid(gate) before wo (Qwen3.5) */
 } eng_arch_t;
 
 /* Layers per model at most. */
@@ -77,6 +84,12 @@ typedef struct {
     int window;         /* 0: no sliding layers */
     float rope_base_swa, rope_scale_swa;    /* scale 0 = 1 */
     uint8_t layer_swa[ENG_MAX_LAYERS];
+    /* Hybrid models (Qwen3.5): layer l's mixer is layer_kind[l] (ENG_LAYER_*; all attention by
+     * default). Delta-net layers' shape: ssm_k_heads query/key heads (ssm.group_count), ssm_v_heads
+     * value heads (ssm.time_step_rank, a multiple of it), ssm_head_dim (ssm.state_size) each, and a
+     * causal convolution of ssm_conv_kernel taps over the qkv channels. */
+    uint8_t layer_kind[ENG_MAX_LAYERS];
+    int ssm_k_heads, ssm_v_heads, ssm_head_dim, ssm_conv_kernel;
 } eng_model_cfg_t;
 
 /* A matrix W (rows, cols) applied as y = W x (x of length cols), row-major in its element type;
@@ -101,6 +114,16 @@ typedef struct {
                                              * for GELU */
     const float *b_up, *b_down;
     const float *post_ffn_norm;             /* (dim,) when arch.post_norms */
+    /* A delta-net layer's mixer (layer_kind ENG_LAYER_DNET; its wq..wo are absent). C = 2 K d + H d
+     * conv channels, K = ssm_k_heads, H = ssm_v_heads, d = ssm_head_dim. */
+    eng_mat_t ssm_qkv;                      /* (C, dim) attn_qkv: q (K d), k (K d), v (H d) rows */
+    eng_mat_t ssm_gate;                     /* (H d, dim) attn_gate: z */
+    eng_mat_t ssm_beta, ssm_alpha;          /* (H, dim) */
+    eng_mat_t ssm_out;                      /* (dim, H d) */
+    const float *ssm_conv;                  /* (C, ssm_conv_kernel) ssm_conv1d, channel c's taps
+                                             * oldest first */
+    const float *ssm_dt_bias, *ssm_a;       /* (H,) ssm_dt.bias, ssm_a = -exp(A_log) */
+    const float *ssm_norm;                  /* (d,) */
 } eng_layer_t;
 
 typedef struct {
