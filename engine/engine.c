@@ -990,9 +990,11 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
     eng_ctx_t shape = {0};
     set_shape(&shape, mc, cfg, ctx);
     uint64_t kv_lane = 0;   /* keys and values, or a delta-net layer's state */
-    for (int l = 0; l < mc->n_layers; l++)
-        kv_lane += (layer_dnet(mc, l) ? shape.dn_lane
-                    : 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)shape.kv_dim) * sizeof(float);
+    for (int l = 0; l < mc->n_layers; l++) {
+        uint64_t floats = layer_dnet(mc, l) ? shape.dn_lane
+                          : 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)shape.kv_dim;
+        kv_lane += floats * sizeof(float);
+    }
     *out = (eng_ctx_plan_t){ctx, threads, kv_lane, kv_lane * (uint64_t)cfg->max_lanes,
                             ctx_buffers(&shape, threads, BUF_SIZE)};
     if (out->total > avail) {
