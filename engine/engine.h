@@ -35,8 +35,10 @@ typedef struct {
 /* What a context of a given shape allocates. */
 typedef struct {
     int ctx, threads;   /* resolved from the config's 0 defaults */
-    uint64_t kv_lane;   /* KV cache bytes per lane (keys and values, every layer) */
-    uint64_t kv;        /* KV cache bytes in all */
+    uint64_t kv_lane;   /* KV cache bytes per lane: keys and values of every attention layer,
+                         * and the recurrent state of every delta-net layer (fixed, whatever
+                         * the context) */
+    uint64_t kv;        /* those bytes in all */
     uint64_t total;     /* KV cache plus every activation and scratch buffer */
 } eng_ctx_plan_t;
 
@@ -104,7 +106,10 @@ void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
 
 /* Runs one forward step. Columns of one lane must have consecutive positions in ascending order,
  * start at most at the lane's filled length, and stay below the context length
- * (eng_ctx_seq_len()); other lanes are untouched.
+ * (eng_ctx_seq_len()); other lanes are untouched. A column at position 0 starts a new stream in
+ * its lane. In a model with delta-net layers, whose recurrent state cannot rewind, a lane's
+ * columns start exactly at its filled length (continuing) or at 0 (a new stream, from a zeroed
+ * state).
  * For each column with sample set, out_tok[i] receives the next token (others get -1). At most
  * max_lanes sampled columns whose sampler uses top-k or top-p, or that ask for logprobs, may come
  * without a logits buffer (the context keeps a whole row of logits for each of those, and only
@@ -124,7 +129,8 @@ int eng_ctx_max_lanes(const eng_ctx_t *c);
 int eng_ctx_max_cols(const eng_ctx_t *c);
 int eng_ctx_seq_len(const eng_ctx_t *c);   /* context per lane: positions are 0..seq_len - 1 */
 /* Nanoseconds eng_step() has spent attending (every column's scores, softmax and weighted sums
- * of values, all layers) since the context was made: for benchmarks. */
+ * of values, all layers; and the delta-net layers' recurrence, which stands in for it) since the
+ * context was made: for benchmarks. */
 uint64_t eng_ctx_attention_ns(const eng_ctx_t *c);
 const char *eng_ctx_kern_name(const eng_ctx_t *c);
 
