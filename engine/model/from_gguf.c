@@ -591,8 +591,8 @@ static int find_arch(ld_t *ld) {
             return LANES_OK;
         }
     char shown[64];
-    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2, gemma3, qwen35 are) "
-                "(key general.architecture)", printable(s, len, shown, sizeof shown));
+    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2, gemma3, "
+                "qwen35 are) (key general.architecture)", printable(s, len, shown, sizeof shown));
 }
 
 /* general.name, else the file's name. */
