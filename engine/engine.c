@@ -9,6 +9,7 @@
 #include "base/lanes_log.h"
 #include "base/lanes_rand.h"
 #include "base/lanes_sys.h"
+#include "dnet.h"
 #include "kern/kern.h"
 #include "nn.h"
 #include "pool.h"
@@ -33,6 +34,8 @@ struct eng_ctx {
     int max_lanes, max_cols;
     int ctx_len;        /* context per lane: positions 0..ctx_len - 1 */
     int q_dim, kv_dim, head_size;   /* q is n_heads heads wide, k and v n_kv_heads */
+    int q_ld;           /* floats per column of q: q_dim, or 2 q_dim with arch.attn_gate, each
+                         * head's query then its gate */
     int rope_pairs;     /* rope_dim / 2: the angles per position */
     /* The KV cache of a sliding layer is a ring of swa_ring positions per lane: position p sits in
      * slot p % swa_ring. A step files all its columns before any attends, so the ring holds the
@@ -44,12 +47,18 @@ struct eng_ctx {
      * sliding layer keeps the whole context as a global one does (swa_ring = ctx_len). */
     int swa_ring, swa_slots;
     size_t cache_off[ENG_MAX_LAYERS];   /* floats before layer l's cache in key/value_cache */
+    /* Delta-net layers (hybrid models) keep no KV cache: each lane holds dn_lane floats of state
+     * per such layer (eng__dnet_state_floats, whatever its context), layer l's for every lane
+     * from state_off[l] on in dn_state. */
+    eng_dnet_shape_t dn;
+    size_t dn_lane;     /* 0: the model has no delta-net layer */
+    size_t state_off[ENG_MAX_LAYERS];
 
     float *x;           /* (col, dim) residual stream */
     float *xb;          /* (col, max(dim, q_dim)) normed input / attention output */
     float *xo;          /* (col, dim) a projection whose bias joins before the residual add; the
                          * position embedding row */
-    float *q;           /* (col, q_dim) */
+    float *q;           /* (col, q_ld) */
     float *k;           /* (col, kv_dim) this step's keys, before they go to the cache */
     float *v;           /* (col, kv_dim) */
     float *hb, *hb2;    /* (col, hidden) */
@@ -66,6 +75,12 @@ struct eng_ctx {
     float *rope_cos, *rope_sin;     /* (table, ctx_len, rope_pairs): the global layers', then the
                                      * sliding layers' when the model has any */
     float *att;         /* (thread, ctx_len) attention scores */
+    float *dn_state;    /* (delta-net layer, lane, dn_lane) */
+    float *dn_qkv;      /* (col, eng__dnet_channels) a delta-net layer's W_qkv h */
+    float *dn_z;        /* (col, H d) its W_gate h */
+    float *dn_ba;       /* (col, 2 H) its W_beta h, then W_alpha h */
+    float *dn_o;        /* (col, H d) its gated, normed output: ssm_out's input */
+    float *dn_scratch;  /* (thread, eng__dnet_scratch_floats) */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
@@ -78,6 +93,11 @@ struct eng_ctx {
     int32_t *lane_len;  /* (lane,) positions with keys and values in the cache (a lane's filled
                          * length): a column may not start past it, or attention would read the
                          * cache of an older stream */
+    /* The step's columns by lane, for the delta-net layers' per-lane tasks: step_first[i] is the
+     * first column of the i-th lane of the step (step_lanes of them), col_next[col] the next
+     * column of col's lane (-1 after its last); lane_last is scratch. */
+    int32_t *step_first, *col_next, *lane_last;
+    int step_lanes;
 
     /* The current step, for the pool's phase functions. */
     const eng_col_t *cols;
@@ -98,8 +118,14 @@ static int layer_slides(const eng_model_cfg_t *mc, int l) {
     return mc->window > 0 && mc->layer_swa[l];
 }
 
-/* Positions each lane keeps of layer l's keys and values. */
+/* Layer l of model shape mc is a gated delta net (model.h). */
+static int layer_dnet(const eng_model_cfg_t *mc, int l) {
+    return mc->layer_kind[l] == ENG_LAYER_DNET;
+}
+
+/* Positions each lane keeps of layer l's keys and values: none for a delta-net layer. */
 static int layer_slots(const eng_ctx_t *c, int l) {
+    if (layer_dnet(&c->cfg, l)) return 0;
     return layer_slides(&c->cfg, l) ? c->swa_slots : c->ctx_len;
 }
 
@@ -418,16 +444,20 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
     }
     size_t off = cache_row(c, cl->lane, slot0);
     const float *kc = c->key_cache + off, *vc = c->value_cache + off;
-    const float *q = c->q + (size_t)col * c->q_dim;
+    int gated = c->cfg.arch.attn_gate, qhs = gated ? 2 * hs : hs;
+    const float *q = c->q + (size_t)col * c->q_ld;
     float *out = c->xb + (size_t)col * c->q_dim;
     float scale = sqrtf((float)hs);
     for (int h = 0; h < c->cfg.n_heads; h++) {
-        const float *qh = q + h * hs;
+        const float *qh = q + h * qhs;
+        float *oh = out + h * hs;
         int kvo = (h / kv_mul) * hs;
         c->kern->dots(att, qh, kc + kvo, kv_dim, n, hs);
         for (int t = 0; t < n; t++) att[t] /= scale;
         softmax(att, n);
-        c->kern->wsum(out + h * hs, att, vc + kvo, kv_dim, n, hs);
+        c->kern->wsum(oh, att, vc + kvo, kv_dim, n, hs);
+        if (gated)  /* sigmoid as ggml's: 1 / (1 + expf(-x)) */
+            for (int i = 0; i < hs; i++) oh[i] *= 1.0f / (1.0f + expf(-qh[hs + i]));
     }
     qact_col(c, col, out);   /* wo's input, while this task has it in cache */
 }
@@ -465,24 +495,52 @@ static void qkv_finish(eng_ctx_t *c) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
     const eng_model_cfg_t *mc = &c->cfg;
     int qd = c->q_dim, kv_dim = c->kv_dim, hs = c->head_size;
+    int qhs = c->q_ld / mc->n_heads;   /* a head's query, and its gate when gated */
     size_t table = layer_slides(mc, c->layer) ? (size_t)c->ctx_len : 0;
-    add_bias(c, c->q, (size_t)qd, lw->bq, qd);
+    add_bias(c, c->q, (size_t)c->q_ld, lw->bq, qd);
     add_bias(c, c->k, (size_t)kv_dim, lw->bk, kv_dim);
     add_bias(c, c->v, (size_t)kv_dim, lw->bv, kv_dim);
     for (int col = 0; col < c->ncols; col++) {
         const eng_col_t *cl = &c->cols[col];
-        float *q = c->q + (size_t)col * qd, *k = c->k + (size_t)col * kv_dim;
+        float *q = c->q + (size_t)col * c->q_ld, *k = c->k + (size_t)col * kv_dim;
         if (mc->arch.qk_norm) {
             for (int h = 0; h < mc->n_heads; h++)
-                eng__rmsnorm(q + h * hs, q + h * hs, lw->q_norm, hs, mc->norm_eps, mc->numerics);
+                eng__rmsnorm(q + h * qhs, q + h * qhs, lw->q_norm, hs, mc->norm_eps,
+                             mc->numerics);
             for (int h = 0; h < mc->n_kv_heads; h++)
                 eng__rmsnorm(k + h * hs, k + h * hs, lw->k_norm, hs, mc->norm_eps, mc->numerics);
         }
         const float *cs = c->rope_cos + (table + (size_t)cl->pos) * c->rope_pairs;
         const float *sn = c->rope_sin + (table + (size_t)cl->pos) * c->rope_pairs;
-        eng__rope(q, mc->n_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
+        for (int h = 0; h < mc->n_heads; h++)
+            eng__rope(q + h * qhs, 1, hs, mc->rope_dim, mc->arch.rope, cs, sn);
         eng__rope(k, mc->n_kv_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
         cache_put(c, cl->lane, cl->pos, k, c->v + (size_t)col * kv_dim);
+    }
+}
+
+/* One task per lane of the step: its columns through its state of the current delta-net layer, in
+ * position order (a column at position 0 starts a new stream: the state left by the lane's last
+ * one is zeroed first). What a lane computes reads only its own projections and state, so its
+ * bits depend on no other lane nor on the thread. */
+static void dnet_task(void *opaque, int i, int tid) {
+    eng_ctx_t *c = opaque;
+    const eng_layer_t *lw = &c->w->layers[c->layer];
+    const eng_dnet_shape_t *s = &c->dn;
+    eng_dnet_weights_t w = {lw->ssm_conv, lw->ssm_dt_bias, lw->ssm_a, lw->ssm_norm};
+    size_t ch = (size_t)eng__dnet_channels(s), H = (size_t)s->n_v_heads;
+    size_t hd = H * (size_t)s->head_dim;
+    int col = c->step_first[i];
+    float *state = c->dn_state + c->state_off[c->layer] + (size_t)c->cols[col].lane * c->dn_lane;
+    float *scratch = c->dn_scratch + (size_t)tid * eng__dnet_scratch_floats(s);
+    if (c->cols[col].pos == 0) eng__dnet_reset(s, state);
+    for (; col >= 0; col = c->col_next[col]) {
+        const float *ba = c->dn_ba + (size_t)col * 2 * H;
+        eng_dnet_in_t in = {c->dn_qkv + (size_t)col * ch, c->dn_z + (size_t)col * hd, ba, ba + H,
+                            0, 0, 0, 0};
+        float *o = c->dn_o + (size_t)col * hd;
+        eng__dnet_step(s, &w, state, &in, o, scratch);
+        qact_col(c, col, o);   /* ssm_out's input, while this task has it in cache */
     }
 }
 
@@ -588,6 +646,9 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
             return LANES_EINVAL;
         int32_t *next = &c->lane_next[cl->lane];
         if (*next >= 0 ? cl->pos != *next : cl->pos > c->lane_len[cl->lane]) return LANES_EINVAL;
+        /* A recurrent state cannot rewind: a lane continues or restarts. */
+        if (*next < 0 && c->dn_lane && cl->pos != 0 && cl->pos != c->lane_len[cl->lane])
+            return LANES_EINVAL;
         *next = cl->pos + 1;
         if (cl->sample && cl->logprobs &&
             (cl->logprobs->top_n < 0 || cl->logprobs->top_n > ENG_MAX_TOP_LOGPROBS))
@@ -599,13 +660,67 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
     return LANES_OK;
 }
 
+/* x += the attention of every column (the layer's pre-norm first, its post-norm last). */
+static void attention_mixer(eng_ctx_t *c, const eng_layer_t *lw) {
+    int kv = c->kv_dim;
+    norm_cols(c, lw->attn_norm, lw->attn_norm_b,
+              act_bit(c, &lw->wq) | act_bit(c, &lw->wk) | act_bit(c, &lw->wv));
+    gemm_job_t qkv[3] = {
+        mat_job(c, c->q, 1, c->q_ld, &lw->wq, c->xb, 0),
+        mat_job(c, c->k, 1, kv, &lw->wk, c->xb, 0),
+        mat_job(c, c->v, 1, kv, &lw->wv, c->xb, 0),
+    };
+    run_jobs(c, qkv, 3);
+    qkv_finish(c);
+    qact_begin(c, act_bit(c, &lw->wo), c->q_dim);
+    uint64_t t0 = lanes_now_ns();
+    eng_pool_run(c->pool, c->ncols, attention_task, c);
+    c->attn_ns += lanes_now_ns() - t0;
+    residual_proj(c, &lw->wo, c->xb, lw->bo, lw->post_attn_norm);
+}
+
+/* x += the gated delta net of every column: its four input projections as one GEMM job list over
+ * all columns, the recurrence a lane per task (counted as attention time: it is what replaces
+ * attention), then ssm_out. */
+static void dnet_mixer(eng_ctx_t *c, const eng_layer_t *lw) {
+    int ch = eng__dnet_channels(&c->dn), H = c->dn.n_v_heads, hd = H * c->dn.head_dim;
+    norm_cols(c, lw->attn_norm, lw->attn_norm_b,
+              act_bit(c, &lw->ssm_qkv) | act_bit(c, &lw->ssm_gate) | act_bit(c, &lw->ssm_beta) |
+                  act_bit(c, &lw->ssm_alpha));
+    gemm_job_t in[4] = {
+        mat_job(c, c->dn_qkv, 1, ch, &lw->ssm_qkv, c->xb, 0),
+        mat_job(c, c->dn_z, 1, hd, &lw->ssm_gate, c->xb, 0),
+        mat_job(c, c->dn_ba, 1, 2 * H, &lw->ssm_beta, c->xb, 0),
+        mat_job(c, c->dn_ba + H, 1, 2 * H, &lw->ssm_alpha, c->xb, 0),
+    };
+    run_jobs(c, in, 4);
+    qact_begin(c, act_bit(c, &lw->ssm_out), hd);
+    uint64_t t0 = lanes_now_ns();
+    eng_pool_run(c->pool, c->step_lanes, dnet_task, c);
+    c->attn_ns += lanes_now_ns() - t0;
+    residual_proj(c, &lw->ssm_out, c->dn_o, NULL, lw->post_attn_norm);
+}
+
+/* step_first, col_next and step_lanes of the current step's columns. */
+static void lanes_by_col(eng_ctx_t *c) {
+    c->step_lanes = 0;
+    for (int col = 0; col < c->ncols; col++) c->lane_last[c->cols[col].lane] = -1;
+    for (int col = 0; col < c->ncols; col++) {
+        int32_t *last = &c->lane_last[c->cols[col].lane];
+        if (*last < 0) c->step_first[c->step_lanes++] = col;
+        else c->col_next[*last] = col;
+        *last = col;
+        c->col_next[col] = -1;
+    }
+}
+
 int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     int rc = check_cols(c, cols, ncols);
     if (rc < 0) return rc;
     if (ncols == 0) return LANES_OK;
     for (int i = 0; i < ncols; i++) c->lane_len[cols[i].lane] = cols[i].pos + 1;
     const eng_weights_t *w = c->w;
-    int d = c->cfg.dim, kv = c->kv_dim, h = c->cfg.hidden_dim;
+    int d = c->cfg.dim, h = c->cfg.hidden_dim;
     c->cols = cols;
     c->ncols = ncols;
 
@@ -621,23 +736,12 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         }
     }
 
+    if (c->dn_lane) lanes_by_col(c);
     for (int l = 0; l < c->cfg.n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
         c->layer = l;
-        norm_cols(c, lw->attn_norm, lw->attn_norm_b,
-                  act_bit(c, &lw->wq) | act_bit(c, &lw->wk) | act_bit(c, &lw->wv));
-        gemm_job_t qkv[3] = {
-            mat_job(c, c->q, 1, c->q_dim, &lw->wq, c->xb, 0),
-            mat_job(c, c->k, 1, kv, &lw->wk, c->xb, 0),
-            mat_job(c, c->v, 1, kv, &lw->wv, c->xb, 0),
-        };
-        run_jobs(c, qkv, 3);
-        qkv_finish(c);
-        qact_begin(c, act_bit(c, &lw->wo), c->q_dim);
-        uint64_t t0 = lanes_now_ns();
-        eng_pool_run(c->pool, ncols, attention_task, c);
-        c->attn_ns += lanes_now_ns() - t0;
-        residual_proj(c, &lw->wo, c->xb, lw->bo, lw->post_attn_norm);
+        if (layer_dnet(&c->cfg, l)) dnet_mixer(c, lw);
+        else attention_mixer(c, lw);
         norm_cols(c, lw->ffn_norm, lw->ffn_norm_b,
                   act_bit(c, &lw->w_gate) | act_bit(c, &lw->w_up));
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) {
@@ -722,7 +826,16 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
     size_t qd = (size_t)c->q_dim, xbd = qd > d ? qd : d;
     size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
-    int kq = (int)(xbd > h ? xbd : h);   /* the widest projection input */
+    size_t dch = 0, dhd = 0, dH = 0, dscratch = 0, dstate = 0;   /* delta-net buffers */
+    if (c->dn_lane) {
+        dch = (size_t)eng__dnet_channels(&c->dn);
+        dH = (size_t)c->dn.n_v_heads;
+        dhd = dH * (size_t)c->dn.head_dim;
+        dscratch = eng__dnet_scratch_floats(&c->dn);
+        for (int l = 0; l < c->cfg.n_layers; l++) dstate += layer_dnet(&c->cfg, l) ? c->dn_lane : 0;
+    }
+    size_t widest = xbd > h ? xbd : h;
+    int kq = (int)(widest > dhd ? widest : dhd);   /* the widest projection input */
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
     size_t cache = c->cache_off[c->cfg.n_layers - 1] +
                    lanes * (size_t)layer_slots(c, c->cfg.n_layers - 1) * kv;
@@ -741,7 +854,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(x, mc * d);
     BUF(xb, mc * xbd);
     BUF(xo, mc * d);
-    BUF(q, mc * qd);
+    BUF(q, mc * (size_t)c->q_ld);
     BUF(k, mc * kv);
     BUF(v, mc * kv);
     BUF(hb, mc * h);
@@ -761,6 +874,12 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(rope_cos, rope);
     BUF(rope_sin, rope);
     BUF(att, nt * seq);
+    BUF(dn_state, lanes * dstate);
+    BUF(dn_qkv, mc * dch);
+    BUF(dn_z, mc * dhd);
+    BUF(dn_ba, mc * 2 * dH);
+    BUF(dn_o, mc * dhd);
+    BUF(dn_scratch, nt * dscratch);
     BUF(tile, nt * CLS_TILE * mc);
     BUF(best, cls_tasks * mc);
     BUF(best_idx, cls_tasks * mc);
@@ -773,6 +892,9 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(samp_invt, mc);
     BUF(samp_row, mc);
     BUF(lp_samp, mc);
+    BUF(step_first, mc);
+    BUF(col_next, mc);
+    BUF(lane_last, lanes);
 #undef BUF
     return ok ? total : 0;
 }
@@ -792,6 +914,7 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->ctx_len = ctx;
     c->head_size = mc->head_dim;
     c->q_dim = mc->n_heads * mc->head_dim;
+    c->q_ld = mc->arch.attn_gate ? 2 * c->q_dim : c->q_dim;
     c->kv_dim = mc->n_kv_heads * mc->head_dim;
     c->rope_pairs = mc->rope_dim / 2;
     for (int t = 0; t < 2; t++) c->qact[t].type = t;
@@ -809,6 +932,17 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     for (int l = 0; l < mc->n_layers; l++) {
         c->cache_off[l] = off;
         off += (size_t)c->max_lanes * (size_t)layer_slots(c, l) * (size_t)c->kv_dim;
+    }
+    c->dn = (eng_dnet_shape_t){mc->ssm_k_heads, mc->ssm_v_heads, mc->ssm_head_dim,
+                               mc->ssm_conv_kernel, mc->norm_eps};
+    c->dn_lane = 0;
+    off = 0;
+    for (int l = 0; l < mc->n_layers; l++) {
+        c->state_off[l] = off;
+        if (layer_dnet(mc, l)) {   /* the shape is checked (eng_ctx_plan) */
+            c->dn_lane = eng__dnet_state_floats(&c->dn);
+            off += (size_t)c->max_lanes * c->dn_lane;
+        }
     }
 }
 
@@ -841,13 +975,26 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
                   cfg->ctx, mc->seq_len);
         return LANES_EINVAL;
     }
+    for (int l = 0; l < mc->n_layers; l++) {
+        eng_dnet_shape_t s = {mc->ssm_k_heads, mc->ssm_v_heads, mc->ssm_head_dim,
+                              mc->ssm_conv_kernel, mc->norm_eps};
+        if (mc->layer_kind[l] > ENG_LAYER_DNET) {
+            LANES_LOG(LANES_LOG_ERROR, "engine: layer %d is of unknown kind %d", l,
+                      mc->layer_kind[l]);
+            return LANES_EINVAL;
+        }
+        if (layer_dnet(mc, l) && eng__dnet_shape_check(&s) < 0) return LANES_EINVAL;
+    }
     int ctx = cfg->ctx ? cfg->ctx : mc->seq_len < ENG_CTX_DEFAULT ? mc->seq_len : ENG_CTX_DEFAULT;
     int threads = cfg->threads ? cfg->threads : lanes_sys_cpus();
     eng_ctx_t shape = {0};
     set_shape(&shape, mc, cfg, ctx);
-    uint64_t kv_lane = 0;
-    for (int l = 0; l < mc->n_layers; l++)
-        kv_lane += 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)shape.kv_dim * sizeof(float);
+    uint64_t kv_lane = 0;   /* keys and values, or a delta-net layer's state */
+    for (int l = 0; l < mc->n_layers; l++) {
+        uint64_t floats = layer_dnet(mc, l) ? shape.dn_lane
+                          : 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)shape.kv_dim;
+        kv_lane += floats * sizeof(float);
+    }
     *out = (eng_ctx_plan_t){ctx, threads, kv_lane, kv_lane * (uint64_t)cfg->max_lanes,
                             ctx_buffers(&shape, threads, BUF_SIZE)};
     if (out->total > avail) {
@@ -882,13 +1029,22 @@ static const char *check_weights(const eng_model_cfg_t *c, const eng_weights_t *
     if (c->arch.rope != ENG_ROPE_NONE && (c->rope_dim <= 0 || c->rope_dim % 2 != 0 ||
                                           c->rope_dim > c->head_dim))
         return "rope dimension is not an even count of at most head_dim";
+    /* A delta-net layer's sizes (their shape is checked, eng_ctx_plan). */
+    int K = c->ssm_k_heads, H = c->ssm_v_heads, sd = c->ssm_head_dim, ch = (2 * K + H) * sd;
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
-        if (lw->attn_norm == NULL || lw->ffn_norm == NULL || !mat_ok(&lw->wq, qd, d) ||
-            !mat_ok(&lw->wk, kvd, d) || !mat_ok(&lw->wv, kvd, d) || !mat_ok(&lw->wo, d, qd) ||
+        int mixer_ok = c->layer_kind[l] == ENG_LAYER_DNET
+            ? mat_ok(&lw->ssm_qkv, ch, d) && mat_ok(&lw->ssm_gate, H * sd, d) &&
+              mat_ok(&lw->ssm_beta, H, d) && mat_ok(&lw->ssm_alpha, H, d) &&
+              mat_ok(&lw->ssm_out, d, H * sd) && lw->ssm_conv && lw->ssm_dt_bias && lw->ssm_a &&
+              lw->ssm_norm
+            : mat_ok(&lw->wq, c->arch.attn_gate ? 2 * qd : qd, d) && mat_ok(&lw->wk, kvd, d) &&
+              mat_ok(&lw->wv, kvd, d) && mat_ok(&lw->wo, d, qd) &&
+              (!c->arch.qk_norm || (lw->q_norm && lw->k_norm)) &&
+              !(c->arch.attn_gate && lw->bq);   /* a bias of the gated layout: none exists */
+        if (!mixer_ok || lw->attn_norm == NULL || lw->ffn_norm == NULL ||
             !mat_ok(&lw->w_up, h, d) || !mat_ok(&lw->w_down, d, h) ||
             (c->arch.ffn != ENG_FFN_GELU && !mat_ok(&lw->w_gate, h, d)) ||
-            (c->arch.qk_norm && (lw->q_norm == NULL || lw->k_norm == NULL)) ||
             (c->arch.post_norms && (lw->post_attn_norm == NULL || lw->post_ffn_norm == NULL))) {
             *layer = l;
             return "a tensor of this layer is missing or misshapen";
@@ -941,10 +1097,18 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
     eng__gumbel_bounds(c->gumbel_ub);
     if ((rc = eng_pool_create(threads, &c->pool)) < 0) goto fail;
     char kv_lane[32], kv[32], total[32];
-    LANES_LOG(LANES_LOG_INFO, "engine: lanes %d, context %d tokens: KV cache %s per lane, %s in "
+    LANES_LOG(LANES_LOG_INFO, "engine: lanes %d, context %d tokens: KV cache%s %s per lane, %s in "
               "all; %s with the other buffers; threads %d", c->max_lanes, c->ctx_len,
+              c->dn_lane ? " and delta-net state" : "",
               fmt_bytes(kv_lane, sizeof kv_lane, plan.kv_lane), fmt_bytes(kv, sizeof kv, plan.kv),
               fmt_bytes(total, sizeof total, plan.total), threads);
+    if (c->dn_lane) {
+        char st[32];
+        LANES_LOG(LANES_LOG_INFO, "engine: delta-net layers hold %s of state per lane and layer "
+                  "(its convolution's last %d inputs and %d value heads' %dx%d matrices), whatever "
+                  "the context", fmt_bytes(st, sizeof st, c->dn_lane * sizeof(float)),
+                  c->dn.conv_kernel - 1, c->dn.n_v_heads, c->dn.head_dim, c->dn.head_dim);
+    }
     if (c->swa_slots)
         LANES_LOG(LANES_LOG_INFO, "engine: sliding layers (window %d) keep %d positions per lane "
                   "(the window + %d columns per step - 1, + the window - 1 mirrored; at most the "

@@ -191,13 +191,95 @@ static void gemma3_cfg(eng_model_cfg_t *cfg) {
     ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
 }
 
+/* A Qwen3.5-like hybrid on tiny-qwen3: layers 0-2 gated delta nets (2 key heads, 4 value heads of
+ * 16, a 4-tap convolution), layer 3 full attention with its output gate and NEOX RoPE on a quarter
+ * of each head, as qwen35-style.f32.gguf. Lanes reused by later streams must start those from a
+ * zero state. */
+static void qwen35_cfg(eng_model_cfg_t *cfg) {
+    ASSERT_EQ(eng_model_preset("tiny-qwen3", cfg), LANES_OK);
+    cfg->arch.name = "qwen35";
+    cfg->arch.attn_gate = 1;
+    cfg->n_layers = 4;
+    cfg->rope_dim = cfg->head_dim / 4;
+    for (int l = 0; l < 4; l++) cfg->layer_kind[l] = (l + 1) % 4 ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
+    cfg->ssm_k_heads = 2;
+    cfg->ssm_v_heads = 4;
+    cfg->ssm_head_dim = 16;
+    cfg->ssm_conv_kernel = 4;
+}
+
+/* Runs ids (n) in lane from position pos0 on as one step, every column sampled greedily with its
+ * raw logits at logits + i vocab (logits NULL: none kept). Returns eng_step's result. */
+static int feed(eng_ctx_t *ctx, int lane, const int32_t *ids, int n, int pos0, float *logits) {
+    static eng_col_t cols[256];
+    static int32_t out[256];
+    int vocab = eng_ctx_model_cfg(ctx)->vocab_size;
+    ASSERT_LE(n, 256);
+    for (int i = 0; i < n; i++)
+        cols[i] = (eng_col_t){lane, pos0 + i, ids[i], logits != NULL,
+                              logits ? logits + (size_t)i * vocab : NULL, NULL};
+    return eng_step(ctx, cols, n, out);
+}
+
+/* The hybrid's delta-net state on lane reuse, its refused rewind, and its memory per lane. */
+static void check_hybrid_lanes(const eng_model_t *m) {
+    const eng_model_cfg_t *mc = eng_model_cfg(m);
+    int vocab = mc->vocab_size, n_long = 200, n = 24;
+    int32_t ids[256];
+    uint32_t rng = 7;
+    for (int i = 0; i < n_long; i++) ids[i] = (int32_t)(rng_next(&rng) % vocab);
+    float *fresh = malloc((size_t)n * vocab * sizeof *fresh);
+    float *reused = malloc((size_t)n * vocab * sizeof *reused);
+    ASSERT(fresh && reused);
+    eng_ctx_cfg_t cc = {2, 256, 1, ENG_GEMM_LANES, 0};
+    eng_ctx_t *ctx;
+    /* A fresh lane 1 next to a busy lane 0; then lane 1 after a long stream of its own, whose
+     * state is nothing like zero. The new stream is the long one's tail, so no prefix of the
+     * two streams' positions share tokens. */
+    const int32_t *tail = ids + n_long - n;
+    ASSERT_EQ(eng_ctx_create(m, &cc, &ctx), LANES_OK);
+    ASSERT_EQ(feed(ctx, 0, ids, 50, 0, NULL), LANES_OK);
+    ASSERT_EQ(feed(ctx, 1, tail, n, 0, fresh), LANES_OK);
+    eng_ctx_destroy(ctx);
+    ASSERT_EQ(eng_ctx_create(m, &cc, &ctx), LANES_OK);
+    ASSERT_EQ(feed(ctx, 1, ids, n_long, 0, NULL), LANES_OK);
+    ASSERT_EQ(feed(ctx, 1, tail, n, 0, reused), LANES_OK);
+    ASSERT(memcmp(fresh, reused, (size_t)n * vocab * sizeof *fresh) == 0);
+    /* A recurrent state cannot rewind: lane 1 (filled to n) may continue at n or restart at 0,
+     * nothing between; refused steps run nothing, so the lane continues as if never asked. */
+    ASSERT_EQ(feed(ctx, 1, ids, 1, n - 1, NULL), LANES_EINVAL);
+    ASSERT_EQ(feed(ctx, 1, ids, 1, 1, NULL), LANES_EINVAL);
+    ASSERT_EQ(feed(ctx, 1, ids + n, 1, n, NULL), LANES_OK);
+    eng_ctx_destroy(ctx);
+    printf("qwen35-like: a reused lane equals a fresh one bitwise (after a %d-token stream); "
+           "rewinds refused\n", n_long);
+
+    /* Only the attention layers' KV grows with the context; a delta-net layer's state is
+     * eng__dnet_state_floats whatever it is. */
+    eng_ctx_plan_t p128, p256;
+    eng_ctx_cfg_t c128 = {1, 1, 1, ENG_GEMM_LANES, 128}, c256 = {1, 1, 1, ENG_GEMM_LANES, 256};
+    ASSERT_EQ(eng_ctx_plan(mc, &c128, UINT64_MAX, &p128), LANES_OK);
+    ASSERT_EQ(eng_ctx_plan(mc, &c256, UINT64_MAX, &p256), LANES_OK);
+    uint64_t kv_pos = 2 * (uint64_t)mc->n_kv_heads * mc->head_dim * sizeof(float), n_attn = 0;
+    uint64_t state = ((uint64_t)(mc->ssm_conv_kernel - 1) *
+                          (2 * mc->ssm_k_heads + mc->ssm_v_heads) * mc->ssm_head_dim +
+                      (uint64_t)mc->ssm_v_heads * mc->ssm_head_dim * mc->ssm_head_dim) *
+                     sizeof(float);
+    for (int l = 0; l < mc->n_layers; l++) n_attn += mc->layer_kind[l] == ENG_LAYER_ATTN;
+    ASSERT(n_attn > 0 && n_attn < (uint64_t)mc->n_layers);
+    ASSERT(p128.kv_lane == n_attn * 128 * kv_pos + (mc->n_layers - n_attn) * state);
+    ASSERT(p256.kv_lane == n_attn * 256 * kv_pos + (mc->n_layers - n_attn) * state);
+    free(fresh);
+    free(reused);
+}
+
 int main(void) {
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 3), LANES_OK);
     check_model("synthetic tiny", &b, N_KINDS);
     eng_bundle_close(&b);
     static const char *archs[] = {"tiny",      "tiny-llama", "tiny-qwen2",
-                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like"};
+                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like", "qwen35-like"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
         for (size_t w = a == 0; w < sizeof wtypes / sizeof *wtypes; w++) {
@@ -206,6 +288,7 @@ int main(void) {
             char name[64];
             int gemma = strcmp(archs[a], "gemma3-like") == 0;
             if (gemma) gemma3_cfg(&cfg);
+            else if (strcmp(archs[a], "qwen35-like") == 0) qwen35_cfg(&cfg);
             else ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
             extra_cols = gemma ? 8 : 256;
             ASSERT_EQ(eng_model_synth(&cfg, 5, wtypes[w], &b.model), LANES_OK);
@@ -214,6 +297,12 @@ int main(void) {
             check_model(name, &b, 1);
             eng_bundle_close(&b);
         }
+    eng_model_cfg_t qc;
+    eng_model_t *qm;
+    qwen35_cfg(&qc);
+    ASSERT_EQ(eng_model_synth(&qc, 5, ENG_WT_F32, &qm), LANES_OK);
+    check_hybrid_lanes(qm);
+    eng_model_destroy(qm);
     const char *shared = test_shared_dir();
     if (shared == NULL) {
         printf("stories260K part not run: ../shared not found\n");

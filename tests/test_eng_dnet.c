@@ -4,7 +4,8 @@
  * that the reference with the wrong key-head mapping (value head j on key head j div (H / K), as
  * HF's repeat_interleave would have it, instead of j mod K) is far outside the tolerance, so the
  * test would catch that mistake. Then the whole qwen35-style model, its delta-net layers through
- * the kernel, against llama.cpp's references. */
+ * the kernel, against llama.cpp's references; and the engine's forward pass on a synthetic model
+ * of that pattern against this file's (its own weights, read from the model as the file's are). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "base/lanes_err.h"
 #include "base/lanes_rand.h"
 #include "dnet.h"
+#include "engine.h"
 #include "model/gguf.h"
 #include "model/model.h"
 #include "nn.h"
@@ -600,6 +602,94 @@ static void q35_forward(const q35_t *m, const int32_t *ids, int n, float *states
     free(mix);
 }
 
+/* The same model read from a synthetic F32 qwen35-like model's weights (engine/model/model.h):
+ * every matrix is row-major (rows, cols), as the file's [cols, rows] tensors. */
+static void q35_from_synth(q35_t *m, const eng_model_t *em) {
+    const eng_model_cfg_t *c = eng_model_cfg(em);
+    const eng_weights_t *w = eng_model_weights(em);
+    ASSERT_EQ(c->n_layers, Q35_LAYERS);
+    ASSERT(c->shared_cls && c->arch.attn_gate && c->arch.rope == ENG_ROPE_NEOX);
+    *m = (q35_t){.dim = c->dim, .ff = c->hidden_dim, .vocab = c->vocab_size, .interval = 4,
+                 .n_head = c->n_heads, .n_kv = c->n_kv_heads, .head_dim = c->head_dim,
+                 .n_rot = c->rope_dim, .rope_base = c->rope_base, .eps = c->norm_eps,
+                 .s = {c->ssm_k_heads, c->ssm_v_heads, c->ssm_head_dim, c->ssm_conv_kernel,
+                       c->norm_eps},
+                 .emb = w->tok_emb.data, .out_norm = w->out_norm};
+    for (int l = 0; l < Q35_LAYERS; l++) {
+        const eng_layer_t *lw = &w->layers[l];
+        ASSERT_EQ(c->layer_kind[l], q35_is_dnet(m, l) ? ENG_LAYER_DNET : ENG_LAYER_ATTN);
+        m->L[l].attn_norm = lw->attn_norm, m->L[l].post_norm = lw->ffn_norm;
+        m->L[l].ffn_gate = lw->w_gate.data, m->L[l].ffn_up = lw->w_up.data;
+        m->L[l].ffn_down = lw->w_down.data;
+        m->L[l].qkv = lw->ssm_qkv.data, m->L[l].z = lw->ssm_gate.data;
+        m->L[l].beta = lw->ssm_beta.data, m->L[l].alpha = lw->ssm_alpha.data;
+        m->L[l].ssm_out = lw->ssm_out.data;
+        m->L[l].w = (eng_dnet_weights_t){lw->ssm_conv, lw->ssm_dt_bias, lw->ssm_a, lw->ssm_norm};
+        m->L[l].wq = lw->wq.data, m->L[l].wk = lw->wk.data, m->L[l].wv = lw->wv.data;
+        m->L[l].wo = lw->wo.data, m->L[l].q_norm = lw->q_norm, m->L[l].k_norm = lw->k_norm;
+    }
+}
+
+/* The engine on a synthetic qwen35-like model (tiny-qwen3's attention with an output gate and
+ * RoPE on a quarter of each head; layers 0-2 delta nets, 2 key heads and 4 value heads of 16, 4
+ * taps) against q35_forward on the same weights: teacher-forced, every position's argmax the
+ * same and its top-1 logit within 1e-4 relative, prompts fed whole and in chunks of 7. */
+static void test_engine(void) {
+    eng_model_cfg_t cfg;
+    ASSERT_EQ(eng_model_preset("tiny-qwen3", &cfg), LANES_OK);
+    cfg.arch.name = "qwen35";
+    cfg.arch.attn_gate = 1;
+    cfg.n_layers = Q35_LAYERS;
+    cfg.rope_dim = cfg.head_dim / 4;
+    for (int l = 0; l < Q35_LAYERS; l++)
+        cfg.layer_kind[l] = (l + 1) % 4 ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
+    cfg.ssm_k_heads = 2, cfg.ssm_v_heads = 4, cfg.ssm_head_dim = 16, cfg.ssm_conv_kernel = 4;
+    eng_model_t *em;
+    ASSERT_EQ(eng_model_synth(&cfg, 11, ENG_WT_F32, &em), LANES_OK);
+    q35_t m;
+    q35_from_synth(&m, em);
+    enum { N = 96 };
+    int32_t ids[N], best[N], out[N];
+    float top1[N];
+    uint64_t seed = 3;
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)(lanes_splitmix64(&seed) % (uint64_t)m.vocab);
+    float *states = malloc(Q35_LAYERS * eng__dnet_state_floats(&m.s) * sizeof *states);
+    float *logits = malloc((size_t)N * m.vocab * sizeof *logits);
+    ASSERT(states && logits);
+    q35_forward(&m, ids, N, states, best, top1);
+    eng_ctx_t *ctx;
+    eng_ctx_cfg_t cc = {2, N, 1, ENG_GEMM_LANES, 0};
+    ASSERT_EQ(eng_ctx_create(em, &cc, &ctx), LANES_OK);
+    double worst = 0.0;
+    for (int chunk = N; chunk >= 7; chunk = chunk == N ? 7 : 0) {
+        eng_col_t cols[N];
+        for (int p0 = 0; p0 < N; p0 += chunk) {
+            int n = N - p0 < chunk ? N - p0 : chunk;
+            for (int i = 0; i < n; i++)
+                cols[i] = (eng_col_t){chunk == N, p0 + i, ids[p0 + i], 1,
+                                      logits + (size_t)(p0 + i) * m.vocab, NULL};
+            ASSERT_EQ(eng_step(ctx, cols, n, out), LANES_OK);
+            for (int i = 0; i < n; i++) {
+                int p = p0 + i;
+                const float *row = logits + (size_t)p * m.vocab;
+                if (out[i] != best[p])
+                    fprintf(stderr, "engine, chunk %d, position %d: argmax %d, reference %d\n",
+                            chunk, p, out[i], best[p]);
+                ASSERT_EQ(out[i], best[p]);
+                worst = fmax(worst, fabs(row[best[p]] - top1[p]) / fabs(top1[p]));
+            }
+        }
+    }
+    printf("engine on a synthetic qwen35-like model: %d positions teacher-forced, whole and in "
+           "chunks of 7, argmax as the test's forward pass, top-1 logits within %.3g relative\n",
+           N, worst);
+    ASSERT(worst < 1e-4);
+    eng_ctx_destroy(ctx);
+    eng_model_destroy(em);
+    free(states);
+    free(logits);
+}
+
 #define MAX_SEQ 512
 #define MAX_REFS 8
 
@@ -676,6 +766,7 @@ int main(void) {
     test_reset(&qwen35_style);
     test_chunks(&qwen35_style);
     test_chunks(&wide);
+    test_engine();
     const char *dir;
     SKIP_WITHOUT_SHARED(dir);
     test_file(dir);

@@ -14,6 +14,7 @@
 #include "base/lanes_rand.h"
 #include "kern/half.h"
 #include "kern/quant.h"
+#include "dnet.h"
 #include "model/gguf.h"
 #include "model_int.h"
 
@@ -244,7 +245,7 @@ static float draw_uniform(float a, uint64_t *rng) {
 
 /* How a synthetic tensor is drawn. Scaled like a trained model (uniform with variance 1/fan_in)
  * so activations stay O(1) and the argmax is decided by real margins, not by rounding noise. */
-enum { EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS };
+enum { EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS, FAN_CONV, FAN_SSM, DECAY };
 
 /* The tensors of a synthetic model in the order they are drawn and laid out: each tensor of every
  * layer at once, as a llama2.c body (tok_emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3,
@@ -253,12 +254,17 @@ enum {
     T_TOK, T_ATTN_NORM, T_WQ, T_WK, T_WV, T_WO, T_FFN_NORM, T_GATE, T_DOWN, T_UP, T_OUT_NORM,
     T_ROPE_TABLE, T_CLS, T_POS, T_ATTN_NORM_B, T_BQ, T_BK, T_BV, T_Q_NORM, T_K_NORM, T_BO,
     T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_POST_ATTN_NORM, T_POST_FFN_NORM,
-    T_COUNT
+    T_SSM_QKV, T_SSM_GATE, T_SSM_BETA, T_SSM_ALPHA, T_SSM_OUT, T_SSM_CONV, T_SSM_DT, T_SSM_A,
+    T_SSM_NORM, T_COUNT
 };
+
+/* Which layers hold a tensor: none (one for the model), every layer, or the layers of one mixer
+ * (ENG_LAYER_ATTN + 2, ENG_LAYER_DNET + 2). */
+enum { ONCE, EVERY, ATTN_LAYERS = ENG_LAYER_ATTN + 2, DNET_LAYERS = ENG_LAYER_DNET + 2 };
 
 typedef struct {
     int rows, cols;     /* rows 0: absent; cols 0: a vector of rows floats */
-    int per_layer, init;
+    int per_layer, init;    /* per_layer: ONCE, EVERY, ATTN_LAYERS or DNET_LAYERS */
 } synth_tensor_t;
 
 static void synth_tensors(const eng_model_cfg_t *c, int llama2c_body, synth_tensor_t *t) {
@@ -270,44 +276,58 @@ static void synth_tensors(const eng_model_cfg_t *c, int llama2c_body, synth_tens
     int qkv_bias = strcmp(a->name, "qwen2") == 0 || strcmp(a->name, "gpt2") == 0;
     int all_bias = strcmp(a->name, "gpt2") == 0;
     memset(t, 0, sizeof *t * T_COUNT);
-    t[T_TOK] = (synth_tensor_t){v, d, 0, EMB};
-    t[T_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
-    t[T_WQ] = (synth_tensor_t){q, d, 1, FAN_D};
-    t[T_WK] = (synth_tensor_t){kv, d, 1, FAN_D};
-    t[T_WV] = (synth_tensor_t){kv, d, 1, FAN_D};
-    t[T_WO] = (synth_tensor_t){d, q, 1, FAN_Q};
-    t[T_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
-    if (!gelu) t[T_GATE] = (synth_tensor_t){h, d, 1, FAN_D};
-    t[T_DOWN] = (synth_tensor_t){d, h, 1, FAN_H};
-    t[T_UP] = (synth_tensor_t){h, d, 1, FAN_D};
-    t[T_OUT_NORM] = (synth_tensor_t){d, 0, 0, norm};
-    if (llama2c_body) t[T_ROPE_TABLE] = (synth_tensor_t){c->seq_len * hd, 0, 0, ZERO};
-    if (!c->shared_cls) t[T_CLS] = (synth_tensor_t){v, d, 0, FAN_D};
-    if (a->pos_embd) t[T_POS] = (synth_tensor_t){c->seq_len, d, 0, EMB};
+    t[T_TOK] = (synth_tensor_t){v, d, ONCE, EMB};
+    t[T_ATTN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
+    t[T_WQ] = (synth_tensor_t){a->attn_gate ? 2 * q : q, d, ATTN_LAYERS, FAN_D};
+    t[T_WK] = (synth_tensor_t){kv, d, ATTN_LAYERS, FAN_D};
+    t[T_WV] = (synth_tensor_t){kv, d, ATTN_LAYERS, FAN_D};
+    t[T_WO] = (synth_tensor_t){d, q, ATTN_LAYERS, FAN_Q};
+    t[T_FFN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
+    if (!gelu) t[T_GATE] = (synth_tensor_t){h, d, EVERY, FAN_D};
+    t[T_DOWN] = (synth_tensor_t){d, h, EVERY, FAN_H};
+    t[T_UP] = (synth_tensor_t){h, d, EVERY, FAN_D};
+    t[T_OUT_NORM] = (synth_tensor_t){d, 0, ONCE, norm};
+    if (llama2c_body) t[T_ROPE_TABLE] = (synth_tensor_t){c->seq_len * hd, 0, ONCE, ZERO};
+    if (!c->shared_cls) t[T_CLS] = (synth_tensor_t){v, d, ONCE, FAN_D};
+    if (a->pos_embd) t[T_POS] = (synth_tensor_t){c->seq_len, d, ONCE, EMB};
     if (layer_norm) {
-        t[T_ATTN_NORM_B] = (synth_tensor_t){d, 0, 1, BIAS};
-        t[T_FFN_NORM_B] = (synth_tensor_t){d, 0, 1, BIAS};
-        t[T_OUT_NORM_B] = (synth_tensor_t){d, 0, 0, BIAS};
+        t[T_ATTN_NORM_B] = (synth_tensor_t){d, 0, EVERY, BIAS};
+        t[T_FFN_NORM_B] = (synth_tensor_t){d, 0, EVERY, BIAS};
+        t[T_OUT_NORM_B] = (synth_tensor_t){d, 0, ONCE, BIAS};
     }
     if (qkv_bias) {
-        t[T_BQ] = (synth_tensor_t){q, 0, 1, BIAS};
-        t[T_BK] = (synth_tensor_t){kv, 0, 1, BIAS};
-        t[T_BV] = (synth_tensor_t){kv, 0, 1, BIAS};
+        t[T_BQ] = (synth_tensor_t){q, 0, ATTN_LAYERS, BIAS};
+        t[T_BK] = (synth_tensor_t){kv, 0, ATTN_LAYERS, BIAS};
+        t[T_BV] = (synth_tensor_t){kv, 0, ATTN_LAYERS, BIAS};
     }
     if (all_bias) {
-        t[T_BO] = (synth_tensor_t){d, 0, 1, BIAS};
-        t[T_B_UP] = (synth_tensor_t){h, 0, 1, BIAS};
-        t[T_B_DOWN] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_BO] = (synth_tensor_t){d, 0, ATTN_LAYERS, BIAS};
+        t[T_B_UP] = (synth_tensor_t){h, 0, EVERY, BIAS};
+        t[T_B_DOWN] = (synth_tensor_t){d, 0, EVERY, BIAS};
     }
     if (a->qk_norm) {
-        t[T_Q_NORM] = (synth_tensor_t){hd, 0, 1, NEAR_ONE};
-        t[T_K_NORM] = (synth_tensor_t){hd, 0, 1, NEAR_ONE};
+        t[T_Q_NORM] = (synth_tensor_t){hd, 0, ATTN_LAYERS, NEAR_ONE};
+        t[T_K_NORM] = (synth_tensor_t){hd, 0, ATTN_LAYERS, NEAR_ONE};
     }
     if (strcmp(a->name, "llama") == 0 && c->numerics == ENG_NUMERICS_GGML && c->rope_dim > 0)
-        t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, 0, FREQS};
+        t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, ONCE, FREQS};
     if (a->post_norms) {
-        t[T_POST_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
-        t[T_POST_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+        t[T_POST_ATTN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
+        t[T_POST_FFN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
+    }
+    int dnet = 0;
+    for (int l = 0; l < c->n_layers; l++) dnet |= c->layer_kind[l] == ENG_LAYER_DNET;
+    if (dnet) {
+        int K = c->ssm_k_heads, H = c->ssm_v_heads, sd = c->ssm_head_dim, ch = (2 * K + H) * sd;
+        t[T_SSM_QKV] = (synth_tensor_t){ch, d, DNET_LAYERS, FAN_D};
+        t[T_SSM_GATE] = (synth_tensor_t){H * sd, d, DNET_LAYERS, FAN_D};
+        t[T_SSM_BETA] = (synth_tensor_t){H, d, DNET_LAYERS, FAN_D};
+        t[T_SSM_ALPHA] = (synth_tensor_t){H, d, DNET_LAYERS, FAN_D};
+        t[T_SSM_OUT] = (synth_tensor_t){d, H * sd, DNET_LAYERS, FAN_SSM};
+        t[T_SSM_CONV] = (synth_tensor_t){ch * c->ssm_conv_kernel, 0, DNET_LAYERS, FAN_CONV};
+        t[T_SSM_DT] = (synth_tensor_t){H, 0, DNET_LAYERS, BIAS};
+        t[T_SSM_A] = (synth_tensor_t){H, 0, DNET_LAYERS, DECAY};
+        t[T_SSM_NORM] = (synth_tensor_t){sd, 0, DNET_LAYERS, NEAR_ONE};
     }
 }
 
@@ -329,13 +349,23 @@ static float draw(int init, float a, size_t i, size_t n, uint64_t *rng) {
     case NEAR_ONE: return 1.0f + draw_uniform(0.1f, rng);
     case FREQS: return rope_freq((int)i, (int)n);
     case ZERO: return 0.0f;
+    case DECAY: return -(0.5f + draw_uniform(0.4f, rng));   /* ssm_a = -exp(A_log) < 0 */
     default: return draw_uniform(a, rng);
     }
 }
 
-/* Elements of t over all its layers (layers of them when per layer). */
-static size_t tensor_elems(const synth_tensor_t *t, size_t layers) {
-    return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1) * (t->per_layer ? layers : 1);
+/* Instances of t: 1, or one per layer that holds it. */
+static size_t instances(const eng_model_cfg_t *c, const synth_tensor_t *t) {
+    if (t->per_layer == ONCE) return 1;
+    size_t n = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        n += t->per_layer == EVERY || c->layer_kind[l] + 2 == t->per_layer;
+    return n;
+}
+
+/* Elements of t over all its instances. */
+static size_t tensor_elems(const eng_model_cfg_t *c, const synth_tensor_t *t) {
+    return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1) * instances(c, t);
 }
 
 /* The type synthetic tensor t is stored in when the model's matrices are wtype: vectors and the
@@ -361,13 +391,25 @@ static void log_fallbacks(const eng_model_cfg_t *cfg, const synth_tensor_t *t, c
         for (int j = 0; j < T_COUNT; j++)
             if (t[j].rows && t[j].cols == t[i].cols && j != T_POS && type[j] == type[i]) {
                 first &= j >= i;
-                n += t[j].per_layer ? cfg->n_layers : 1;
+                n += (int)instances(cfg, &t[j]);
             }
         if (first)
             LANES_LOG(LANES_LOG_WARN, "synthetic model: %d matrices are %s: their rows of %d values "
                       "are not whole %s blocks of %d", n, eng_wtype_name(type[i]), t[i].cols,
                       eng_wtype_name(wtype), eng_wtype_block(wtype));
     }
+}
+
+/* Where layer's instance of t (stored as type from base on) is, or NULL when that layer has none:
+ * a mixer's tensor of layer l is the one after those of the layers before l with that mixer. */
+static void *synth_at(const eng_model_cfg_t *c, const synth_tensor_t *t, int type, char *base,
+                      int layer) {
+    if (t->rows == 0 || t->per_layer == ONCE) return t->rows ? base : NULL;
+    if (t->per_layer != EVERY && c->layer_kind[layer] + 2 != t->per_layer) return NULL;
+    size_t at = 0;
+    for (int l = 0; l < layer; l++)
+        at += t->per_layer == EVERY || c->layer_kind[l] + 2 == t->per_layer;
+    return base + at * synth_bytes(t, type);
 }
 
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out) {
@@ -379,6 +421,13 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     if (why == NULL && eng_wtype_block(wtype) == 0) why = "unknown weight type";
     if (why == NULL && (cfg->arch.rope == ENG_ROPE_NONE) != (cfg->rope_dim == 0))
         why = "rope_dim must be 0 exactly when the architecture has no RoPE";
+    for (int l = 0; why == NULL && l < cfg->n_layers; l++) {
+        eng_dnet_shape_t s = {cfg->ssm_k_heads, cfg->ssm_v_heads, cfg->ssm_head_dim,
+                              cfg->ssm_conv_kernel, cfg->norm_eps};
+        if (cfg->layer_kind[l] > ENG_LAYER_DNET) why = "a layer of an unknown kind";
+        else if (cfg->layer_kind[l] == ENG_LAYER_DNET && eng__dnet_shape_check(&s) < 0)
+            why = "delta-net layers of a bad shape";
+    }
     if (why) {
         LANES_LOG(LANES_LOG_ERROR, "synthetic model: %s", why);
         return LANES_EINVAL;
@@ -392,13 +441,13 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     synth_tensor_t t[T_COUNT];
     synth_tensors(cfg, llama2c_body, t);
     int type[T_COUNT], max_row = 0;
-    size_t off[T_COUNT], total = 0, l = (size_t)cfg->n_layers;
+    size_t off[T_COUNT], total = 0;
     for (int i = 0; i < T_COUNT; i++) {
         type[i] = synth_type(&t[i], i, wtype);
         int row = t[i].cols ? t[i].cols : t[i].rows;
         max_row = row > max_row ? row : max_row;
         off[i] = total;
-        total += (synth_bytes(&t[i], type[i]) * (t[i].per_layer ? l : 1) + 3) & ~(size_t)3;
+        total += (synth_bytes(&t[i], type[i]) * instances(cfg, &t[i]) + 3) & ~(size_t)3;
     }
     float *row = malloc((size_t)max_row * sizeof *row);
     if (row == NULL || (m->data = malloc(total)) == NULL) {
@@ -412,19 +461,20 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     uint64_t rng = seed;
     char *base = m->data;
     for (int i = 0; i < T_COUNT; i++) {
-        size_t n = tensor_elems(&t[i], l), j = 0;
+        size_t n = tensor_elems(cfg, &t[i]), j = 0;
         int init = t[i].init, len = t[i].cols ? t[i].cols : t[i].rows;
         size_t row_bytes = eng_wtype_row_bytes(type[i], len);
         float a = init == FAN_D ? fan_scale(cfg->dim) : init == FAN_H ? fan_scale(cfg->hidden_dim)
-                  : init == FAN_Q ? fan_scale(cfg->n_heads * cfg->head_dim) : 0.1f;
+                  : init == FAN_Q ? fan_scale(cfg->n_heads * cfg->head_dim)
+                  : init == FAN_SSM ? fan_scale(cfg->ssm_v_heads * cfg->ssm_head_dim)
+                  : init == FAN_CONV ? fan_scale(cfg->ssm_conv_kernel) : 0.1f;
         for (size_t r = 0; j < n; r++) {
             for (int c = 0; c < len; c++, j++) row[c] = draw(init, a, j, n, &rng);
             eng_wtype_row_from_f32(type[i], base + off[i] + r * row_bytes, row, len);
         }
     }
     free(row);
-#define AT(i, layer) (t[i].rows ? base + off[i] + (size_t)(layer) * synth_bytes(&t[i], type[i]) \
-                                : NULL)
+#define AT(i, layer) synth_at(cfg, &t[i], type[i], base + off[i], layer)
 #define VEC(i, layer) ((const float *)AT(i, layer))
 #define MAT(i, layer) ((eng_mat_t){AT(i, layer), type[i], t[i].rows, t[i].cols})
     for (int j = 0; j < cfg->n_layers; j++)
@@ -438,6 +488,11 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
             .w_gate = MAT(T_GATE, j), .w_up = MAT(T_UP, j), .w_down = MAT(T_DOWN, j),
             .b_up = VEC(T_B_UP, j), .b_down = VEC(T_B_DOWN, j),
             .post_attn_norm = VEC(T_POST_ATTN_NORM, j), .post_ffn_norm = VEC(T_POST_FFN_NORM, j),
+            .ssm_qkv = MAT(T_SSM_QKV, j), .ssm_gate = MAT(T_SSM_GATE, j),
+            .ssm_beta = MAT(T_SSM_BETA, j), .ssm_alpha = MAT(T_SSM_ALPHA, j),
+            .ssm_out = MAT(T_SSM_OUT, j), .ssm_conv = VEC(T_SSM_CONV, j),
+            .ssm_dt_bias = VEC(T_SSM_DT, j), .ssm_a = VEC(T_SSM_A, j),
+            .ssm_norm = VEC(T_SSM_NORM, j),
         };
     m->w = (eng_weights_t){
         .tok_emb = MAT(T_TOK, 0), .pos_emb = MAT(T_POS, 0),
