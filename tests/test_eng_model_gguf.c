@@ -4,7 +4,8 @@
  * LANES_EMODEL and exactly one log line "model PATH: ..." naming the problem (this test also runs
  * under ASan+UBSan). Then every F32/F16/quantized file of the four architectures in
  * ../shared/models/gguf loads with the hyperparameters and tensor types README.md, FAMILIES.md and
- * QUANT.md state, gemma3-style's too, and the other-arch files there are refused by name. */
+ * QUANT.md state, gemma3-style's and qwen35-style's too, and the other-arch file there is refused
+ * by name. */
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -117,13 +118,17 @@ static void del_t(spec_t *s, const char *name) {
  * vocab 16; tied output (gpt2: untied, as llama.cpp b4747 requires). gemma3: window 4, pattern 2
  * (layer 0 slides, layer 1 is global), local base 1e4, linear scaling by 4. */
 enum { D = 32, H = 64, NL = 2, NH = 4, NKV = 2, HD = 8, CTX = 16, VOCAB = 16 };
+/* qwen35: full_attention_interval 2 (layer 0 a delta net, layer 1 attention with an output gate),
+ * sections [2, 1, 1, 0] on 8 RoPE dims; delta net of SK key heads, SH value heads of SD, SKER taps,
+ * SC = 2 SK SD + SH SD conv channels. */
+enum { SK = 2, SH = 4, SD = 4, SKER = 4, SC = 2 * SK * SD + SH * SD };
 
 static void base_spec(spec_t *s, const char *arch) {
     memset(s, 0, sizeof *s);
     snprintf(s->arch, sizeof s->arch, "%s", arch);
     int gpt2 = strcmp(arch, "gpt2") == 0, qwen2 = strcmp(arch, "qwen2") == 0;
     int qwen3 = strcmp(arch, "qwen3") == 0, kv = gpt2 ? NH : NKV;
-    int gemma3 = strcmp(arch, "gemma3") == 0;
+    int gemma3 = strcmp(arch, "gemma3") == 0, qwen35 = strcmp(arch, "qwen35") == 0;
     set_s(s, "general.architecture", arch);
     set_s(s, "general.name", "crafted");
     set_u(s, akey(s, "block_count"), ENG_GGUF_U32, NL);
@@ -145,6 +150,16 @@ static void base_spec(spec_t *s, const char *arch) {
         set_s(s, akey(s, "rope.scaling.type"), "linear");
         set_f(s, akey(s, "rope.scaling.factor"), ENG_GGUF_F32, 4);
     }
+    if (qwen35) {
+        set_arr(s, akey(s, "rope.dimension_sections"), ENG_GGUF_I32, 4,
+                (const int32_t[]){2, 1, 1, 0});
+        set_u(s, akey(s, "ssm.conv_kernel"), ENG_GGUF_U32, SKER);
+        set_u(s, akey(s, "ssm.state_size"), ENG_GGUF_U32, SD);
+        set_u(s, akey(s, "ssm.group_count"), ENG_GGUF_U32, SK);
+        set_u(s, akey(s, "ssm.time_step_rank"), ENG_GGUF_U32, SH);
+        set_u(s, akey(s, "ssm.inner_size"), ENG_GGUF_U32, SH * SD);
+        set_u(s, akey(s, "full_attention_interval"), ENG_GGUF_U32, 2);
+    }
     set_u(s, "tokenizer.ggml.tokens", ENG_GGUF_ARRAY, VOCAB);
     add_t(s, "token_embd.weight", D, VOCAB);
     if (gpt2) add_t(s, "position_embd.weight", D, CTX);
@@ -152,6 +167,31 @@ static void base_spec(spec_t *s, const char *arch) {
         char n[64];
 #define T(name, d0, d1) (snprintf(n, sizeof n, "blk.%d.%s", l, name), add_t(s, n, d0, d1))
         T("attn_norm.weight", D, 0);
+        if (qwen35) {   /* its own layer list: the mixer by layer kind, the pre-FFN norm */
+            if (l == 0) {
+                T("attn_qkv.weight", D, SC);
+                T("attn_gate.weight", D, SH * SD);
+                T("ssm_conv1d.weight", SKER, SC);
+                T("ssm_dt.bias", SH, 0);
+                T("ssm_a", SH, 0);
+                T("ssm_beta.weight", D, SH);
+                T("ssm_alpha.weight", D, SH);
+                T("ssm_norm.weight", SD, 0);
+                T("ssm_out.weight", SH * SD, D);
+            } else {
+                T("attn_q.weight", D, 2 * NH * HD);
+                T("attn_k.weight", D, NKV * HD);
+                T("attn_v.weight", D, NKV * HD);
+                T("attn_q_norm.weight", HD, 0);
+                T("attn_k_norm.weight", HD, 0);
+                T("attn_output.weight", NH * HD, D);
+            }
+            T("post_attention_norm.weight", D, 0);
+            T("ffn_gate.weight", D, H);
+            T("ffn_up.weight", D, H);
+            T("ffn_down.weight", H, D);
+            continue;
+        }
         if (gpt2) {
             T("attn_norm.bias", D, 0);
             T("attn_qkv.weight", D, 3 * D);
@@ -340,6 +380,84 @@ static void expect_in_file(const eng_model_t *m, const eng_mat_t *w, const char 
     ASSERT_EQ(w->rows, t->dims[1]);
 }
 
+/* qwen35: layer 0 a delta net bound tensor by tensor (ssm_conv1d as F32 taps, channel-major),
+ * layer 1 attention with its gated query (2 x 4 x 8 rows) and QK norm; post_attention_norm is
+ * both layers' pre-FFN norm; NEOX on 8 dims; the ssm shape. Then the layer kinds from an
+ * attention.recurrent_layers array instead of full_attention_interval, and other sections that
+ * are plain NEOX on text. */
+static void test_qwen35_good(void) {
+    static spec_t s;
+    eng_model_t *m;
+    base_spec(&s, "qwen35");
+    int rc = load_spec(&s, &m);
+    if (rc != LANES_OK) fprintf(stderr, "qwen35: %s", logbuf);
+    ASSERT_EQ(rc, LANES_OK);
+    ASSERT_EQ(test_count_lines(logbuf), 0);
+    const eng_model_cfg_t *c = eng_model_cfg(m);
+    const eng_layer_t *l0 = &eng_model_weights(m)->layers[0], *l1 = l0 + 1;
+    ASSERT_STR_EQ(c->arch.name, "qwen35");
+    ASSERT(c->arch.attn_gate == 1 && c->arch.qk_norm == 1 && c->arch.post_norms == 0);
+    ASSERT(c->arch.rope == ENG_ROPE_NEOX && c->arch.ffn == ENG_FFN_SWIGLU);
+    ASSERT(c->numerics == ENG_NUMERICS_GGML && c->shared_cls == 1 && c->window == 0);
+    ASSERT(c->layer_kind[0] == ENG_LAYER_DNET && c->layer_kind[1] == ENG_LAYER_ATTN);
+    ASSERT(c->ssm_k_heads == SK && c->ssm_v_heads == SH && c->ssm_head_dim == SD);
+    ASSERT(c->ssm_conv_kernel == SKER && c->rope_dim == HD && c->head_dim == HD);
+    expect_in_file(m, &l0->ssm_qkv, "blk.0.attn_qkv.weight");
+    expect_in_file(m, &l0->ssm_gate, "blk.0.attn_gate.weight");
+    expect_in_file(m, &l0->ssm_beta, "blk.0.ssm_beta.weight");
+    expect_in_file(m, &l0->ssm_alpha, "blk.0.ssm_alpha.weight");
+    expect_in_file(m, &l0->ssm_out, "blk.0.ssm_out.weight");
+    ASSERT(l0->ssm_conv == file_tensor(m, "blk.0.ssm_conv1d.weight")->data);
+    ASSERT(l0->ssm_dt_bias == file_tensor(m, "blk.0.ssm_dt.bias")->data);
+    ASSERT(l0->ssm_a == file_tensor(m, "blk.0.ssm_a")->data);
+    ASSERT(l0->ssm_norm == file_tensor(m, "blk.0.ssm_norm.weight")->data);
+    ASSERT(l0->wq.data == NULL && l0->wo.data == NULL && l0->q_norm == NULL);
+    expect_in_file(m, &l1->wq, "blk.1.attn_q.weight");
+    ASSERT_EQ(l1->wq.rows, 2 * NH * HD);
+    expect_in_file(m, &l1->wk, "blk.1.attn_k.weight");
+    expect_in_file(m, &l1->wo, "blk.1.attn_output.weight");
+    ASSERT(l1->q_norm == file_tensor(m, "blk.1.attn_q_norm.weight")->data);
+    ASSERT(l1->ssm_qkv.data == NULL && l1->ssm_conv == NULL && l1->ssm_a == NULL);
+    for (int l = 0; l < 2; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.post_attention_norm.weight", l);
+        ASSERT(l0[l].ffn_norm == file_tensor(m, name)->data && l0[l].post_attn_norm == NULL);
+        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l);
+        expect_in_file(m, &l0[l].w_gate, name);
+    }
+    eng_model_destroy(m);
+
+    base_spec(&s, "qwen35");
+    del_kv(&s, "qwen35.full_attention_interval");
+    set_arr(&s, "qwen35.attention.recurrent_layers", ENG_GGUF_BOOL, 2, (const uint8_t[]){1, 0});
+    ASSERT_EQ(load_spec(&s, &m), LANES_OK);
+    ASSERT(eng_model_cfg(m)->layer_kind[0] == ENG_LAYER_DNET);
+    ASSERT(eng_model_cfg(m)->layer_kind[1] == ENG_LAYER_ATTN);
+    eng_model_destroy(m);
+    /* Sections interleave t, h, w: [1, 1, 1, 0] (sum 3) gives the 4 pairs sectors 0, 1, 2, 0:
+     * t, h, w, t; Qwen3.5's own [11, 11, 10, 0] covers its 32 pairs. */
+    static const int32_t ok[][4] = {{1, 1, 1, 0}, {11, 11, 10, 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        base_spec(&s, "qwen35");
+        set_arr(&s, "qwen35.rope.dimension_sections", ENG_GGUF_I32, 4, ok[i]);
+        if (ok[i][0] == 11) {   /* Qwen3.5's own: 64 RoPE dims of 256-dim heads */
+            set_u(&s, "qwen35.attention.key_length", ENG_GGUF_U32, 256);
+            set_u(&s, "qwen35.attention.value_length", ENG_GGUF_U32, 256);
+            set_u(&s, "qwen35.rope.dimension_count", ENG_GGUF_U32, 64);
+            find_t(&s, "blk.1.attn_q.weight")->dims[1] = 2 * NH * 256;
+            find_t(&s, "blk.1.attn_k.weight")->dims[1] = NKV * 256;
+            find_t(&s, "blk.1.attn_v.weight")->dims[1] = NKV * 256;
+            find_t(&s, "blk.1.attn_output.weight")->dims[0] = NH * 256;
+            find_t(&s, "blk.1.attn_q_norm.weight")->dims[0] = 256;
+            find_t(&s, "blk.1.attn_k_norm.weight")->dims[0] = 256;
+        }
+        rc = load_spec(&s, &m);
+        if (rc != LANES_OK) fprintf(stderr, "sections %zu: %s", i, logbuf);
+        ASSERT_EQ(rc, LANES_OK);
+        eng_model_destroy(m);
+    }
+}
+
 static void test_good(void) {
     static spec_t s;
     eng_model_t *m;
@@ -465,6 +583,7 @@ static void test_good(void) {
     ASSERT_EQ(load_spec(&s, &m), LANES_OK);
     ASSERT(eng_model_cfg(m)->rope_base_swa == 1e4f);
     eng_model_destroy(m);
+    test_qwen35_good();
 
     /* qwen3's heads need not split dim: 4 x 16 = 64 query rows for dim 32. An untied output,
      * 16-bit vectors (converted to fp32), BF16 matrices, and the name from the file when
@@ -684,6 +803,69 @@ static void test_bad(void) {
          "shape [16], expected [32] (tensor blk.1.post_ffw_norm.weight)");
     CASE("gemma3", add_t(&s, "rope_freqs.weight", HD / 2, 0),
          "not part of the gemma3 architecture (tensor rope_freqs.weight)");
+    /* qwen35 */
+    CASE("qwen35", set_u(&s, "qwen35.ssm.time_step_rank", ENG_GGUF_U32, 3),
+         "time_step_rank (value heads) 3 is not a multiple of group_count (key heads) 2 (key "
+         "qwen35.ssm.time_step_rank)");
+    CASE("qwen35", set_u(&s, "qwen35.ssm.inner_size", ENG_GGUF_U32, 8),
+         "inner_size 8, expected time_step_rank 4 x state_size 4 (key qwen35.ssm.inner_size)");
+    CASE("qwen35", del_kv(&s, "qwen35.ssm.group_count"),
+         "required key missing (key qwen35.ssm.group_count)");
+    CASE("qwen35", del_kv(&s, "qwen35.full_attention_interval"),
+         "required key missing (key qwen35.full_attention_interval)");
+    CASE("qwen35", set_u(&s, "qwen35.full_attention_interval", ENG_GGUF_U32, 0),
+         "value 0 out of range 1..1024 (key qwen35.full_attention_interval)");
+    CASE("qwen35", set_u(&s, "qwen35.attention.recurrent_layers", ENG_GGUF_U32, 1),
+         "value type 4, expected an array of one bool or integer per layer (key "
+         "qwen35.attention.recurrent_layers)");
+    CASE("qwen35", del_kv(&s, "qwen35.rope.dimension_sections"),
+         "required key missing (key qwen35.rope.dimension_sections)");
+    CASE("qwen35",
+         set_arr(&s, "qwen35.rope.dimension_sections", ENG_GGUF_I32, 3,
+                 (const int32_t[]){2, 1, 1}),
+         "expected an array of 4 integers (key qwen35.rope.dimension_sections)");
+    CASE("qwen35",
+         set_arr(&s, "qwen35.rope.dimension_sections", ENG_GGUF_I32, 4,
+                 (const int32_t[]){1, 1, 1, 1}),
+         "sections [1, 1, 1, 1] give RoPE pair 3 (of 4) the fourth position stream|plain NEOX|"
+         "(key qwen35.rope.dimension_sections)");
+    CASE("qwen35",
+         set_arr(&s, "qwen35.rope.dimension_sections", ENG_GGUF_I32, 4,
+                 (const int32_t[]){4, 0, 0, 0}),
+         "sections [4, 0, 0, 0] give RoPE pair 1 (of 4)");
+    CASE("qwen35",
+         set_arr(&s, "qwen35.rope.dimension_sections", ENG_GGUF_I32, 4,
+                 (const int32_t[]){2, -1, 1, 0}),
+         "section 1 out of range 0..8 (key qwen35.rope.dimension_sections)");
+    CASE("qwen35",
+         set_arr(&s, "qwen35.rope.dimension_sections", ENG_GGUF_I32, 4,
+                 (const int32_t[]){0, 0, 0, 0}),
+         "sections sum to 0, expected 1..8 (key_length) (key qwen35.rope.dimension_sections)");
+    CASE("qwen35", del_t(&s, "blk.0.ssm_a"), "missing (tensor blk.0.ssm_a)");
+    CASE("qwen35", del_t(&s, "blk.1.attn_q_norm.weight"),
+         "missing (tensor blk.1.attn_q_norm.weight)");
+    CASE("qwen35", (find_t(&s, "blk.0.ssm_conv1d.weight")->dims[0] = SC,
+                    find_t(&s, "blk.0.ssm_conv1d.weight")->dims[1] = SKER),
+         "shape [32, 4], expected [4, 32] (ggml order: columns, rows) (tensor "
+         "blk.0.ssm_conv1d.weight)");
+    CASE("qwen35", find_t(&s, "blk.0.ssm_conv1d.weight")->type = ENG_GGML_F16,
+         "weight type F16, expected F32|(tensor blk.0.ssm_conv1d.weight)");
+    CASE("qwen35", find_t(&s, "blk.0.attn_qkv.weight")->dims[1] = 3 * D,
+         "shape [32, 96], expected [32, 32] (ggml order: columns, rows) (tensor "
+         "blk.0.attn_qkv.weight)");
+    CASE("qwen35", find_t(&s, "blk.1.attn_q.weight")->dims[1] = NH * HD,
+         "shape [32, 32], expected [32, 64] (ggml order: columns, rows) (tensor "
+         "blk.1.attn_q.weight)");
+    CASE("qwen35", add_t(&s, "blk.1.ssm_a", SH, 0),
+         "not part of a qwen35 attention layer (tensor blk.1.ssm_a)");
+    CASE("qwen35", add_t(&s, "blk.1.attn_qkv.weight", D, SC),
+         "not part of a qwen35 attention layer (tensor blk.1.attn_qkv.weight)");
+    CASE("qwen35", add_t(&s, "blk.0.attn_k.weight", D, NKV * HD),
+         "not part of a qwen35 delta-net layer (tensor blk.0.attn_k.weight)");
+    CASE("qwen35", add_t(&s, "blk.0.ffn_norm.weight", D, 0),
+         "not part of the qwen35 architecture (tensor blk.0.ffn_norm.weight)");
+    CASE("gemma3", add_t(&s, "blk.0.ssm_a", SH, 0),
+         "not part of the gemma3 architecture (tensor blk.0.ssm_a)");
     CASE("llama", add_t(&s, "blk.0.post_attention_norm.weight", D, 0),
          "not part of the llama architecture (tensor blk.0.post_attention_norm.weight)");
     CASE("qwen3", add_t(&s, "blk.1.post_ffw_norm.weight", D, 0),
@@ -820,7 +1002,7 @@ typedef struct {
     int qkv_bias, rope_freqs;   /* 1: q/k/v biases (gpt2: every bias); rope_freqs.weight */
 } fact_t;
 
-/* README.md's tables, FAMILIES.md sections 1-3, QUANT.md's model table. */
+/* README.md's tables, FAMILIES.md sections 1-3 and 5, QUANT.md's model table. */
 static const fact_t facts[] = {
     {"llama3-style.f32", "llama", "llama3-style (random weights)", 32, 352, 4, 8, 2, 4, 4, 500000,
      1e-5f, 50257, 512, 0, ENG_WT_F32, 0, 0},
@@ -846,6 +1028,8 @@ static const fact_t facts[] = {
      ENG_WT_F32, 0, 0},
     {"gemma3-style.f32", "gemma3", "gemma3-style (random weights)", 32, 128, 4, 4, 1, 16, 16, 1e6,
      1e-6f, 32000, 512, 1, ENG_WT_F32, 0, 0},
+    {"qwen35-style.f32", "qwen35", "qwen35-style (random weights)", 32, 96, 4, 2, 1, 32, 8, 1e7,
+     1e-6f, 50257, 512, 1, ENG_WT_F32, 0, 0},
     /* Quantized: wtype is the type of most matrix bytes, which every attn_q has. */
     {"llama3-style.q8_0", "llama", "llama3-style (random weights)", 32, 352, 4, 8, 2, 4, 4,
      500000, 1e-5f, 50257, 512, 0, ENG_WT_Q8_0, 0, 0},
@@ -910,7 +1094,14 @@ static void test_facts(const char *dir) {
         ASSERT_EQ(c->shared_cls, f->shared_cls);
         ASSERT_EQ(eng_model_wtype(m), f->wtype);
         int gpt2 = strcmp(f->arch, "gpt2") == 0, gemma3 = strcmp(f->arch, "gemma3") == 0;
-        ASSERT_EQ(c->arch.qk_norm, strcmp(f->arch, "qwen3") == 0 || gemma3);
+        int qwen35 = strcmp(f->arch, "qwen35") == 0;
+        ASSERT_EQ(c->arch.qk_norm, strcmp(f->arch, "qwen3") == 0 || gemma3 || qwen35);
+        ASSERT_EQ(c->arch.attn_gate, qwen35);
+        /* FAMILIES.md 5: layers 0-2 delta nets of 2 key heads, 4 value heads of 8, 4 taps. */
+        for (int l = 0; l < c->n_layers; l++)
+            ASSERT_EQ(c->layer_kind[l], qwen35 && l != 3 ? ENG_LAYER_DNET : ENG_LAYER_ATTN);
+        ASSERT(c->ssm_k_heads == (qwen35 ? 2 : 0) && c->ssm_v_heads == (qwen35 ? 4 : 0));
+        ASSERT(c->ssm_head_dim == (qwen35 ? 8 : 0) && c->ssm_conv_kernel == (qwen35 ? 4 : 0));
         ASSERT_EQ(c->arch.pos_embd, gpt2);
         ASSERT_EQ(c->arch.post_norms, gemma3);
         ASSERT_EQ(c->arch.ffn, gpt2 ? ENG_FFN_GELU : gemma3 ? ENG_FFN_GEGLU : ENG_FFN_SWIGLU);
@@ -922,6 +1113,28 @@ static void test_facts(const char *dir) {
         ASSERT(c->emb_scale == (gemma3 ? 5.656854f : 0));
         for (int l = 0; l < c->n_layers; l++) {
             const eng_layer_t *ly = &w->layers[l];
+            char name[64];
+#define ROLE(r) (snprintf(name, sizeof name, "blk.%d.%s", l, r), name)
+            if (qwen35) {   /* post_attention_norm is the pre-FFN norm on every layer */
+                ASSERT(ly->ffn_norm == file_tensor(m, ROLE("post_attention_norm.weight"))->data);
+                expect_in_file(m, &ly->w_gate, ROLE("ffn_gate.weight"));
+            }
+            if (c->layer_kind[l] == ENG_LAYER_DNET) {   /* FAMILIES.md 5's shapes */
+                expect_in_file(m, &ly->ssm_qkv, ROLE("attn_qkv.weight"));
+                expect_in_file(m, &ly->ssm_gate, ROLE("attn_gate.weight"));
+                expect_in_file(m, &ly->ssm_beta, ROLE("ssm_beta.weight"));
+                expect_in_file(m, &ly->ssm_alpha, ROLE("ssm_alpha.weight"));
+                expect_in_file(m, &ly->ssm_out, ROLE("ssm_out.weight"));
+                ASSERT(ly->ssm_qkv.rows == 64 && ly->ssm_gate.rows == 32 && ly->ssm_out.cols == 32);
+                ASSERT(ly->ssm_beta.rows == 4 && ly->ssm_alpha.rows == 4);
+                ASSERT(ly->ssm_conv == file_tensor(m, ROLE("ssm_conv1d.weight"))->data);
+                ASSERT(ly->ssm_a == file_tensor(m, ROLE("ssm_a"))->data);
+                for (int j = 0; j < 4; j++) ASSERT(ly->ssm_a[j] < 0);   /* -exp(A_log) */
+                ASSERT(ly->ssm_dt_bias && ly->ssm_norm && !ly->wq.data && !ly->q_norm);
+                continue;
+            }
+            if (qwen35) ASSERT(ly->wq.rows == 128 && ly->wo.cols == 64 && ly->ssm_qkv.data == NULL);
+#undef ROLE
             ASSERT((ly->bq != NULL) == f->qkv_bias && (ly->bv != NULL) == f->qkv_bias);
             ASSERT((ly->bo != NULL) == gpt2 && (ly->b_down != NULL) == gpt2);
             ASSERT((ly->q_norm != NULL) == c->arch.qk_norm);
@@ -934,7 +1147,6 @@ static void test_facts(const char *dir) {
             const eng_mat_t *mats[] = {&ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->w_gate,
                                        &ly->w_up, &ly->w_down};
             for (int r = 0; r < 7; r++) {
-                char name[64];
                 snprintf(name, sizeof name, "blk.%d.%s.weight", l, roles[r]);
                 expect_in_file(m, mats[r], name);
             }
@@ -962,7 +1174,7 @@ static void test_facts(const char *dir) {
 
 /* The other architectures name themselves. */
 static void test_refused(const char *dir) {
-    static const char *other[] = {"gemma4", "qwen35"};
+    static const char *other[] = {"gemma4"};
     for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
         char file[4200], stem[64], want[256];
         snprintf(stem, sizeof stem, "%s-style.f32", other[i]);
@@ -976,14 +1188,14 @@ static void test_refused(const char *dir) {
 int main(void) {
     test_good();
     test_bad();
-    printf("crafted GGUF models: 5 architectures load; every broken variant refused in one line\n");
+    printf("crafted GGUF models: 6 architectures load; every broken variant refused in one line\n");
     const char *shared;
     SKIP_WITHOUT_SHARED(shared);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/models/gguf", shared);
     test_facts(dir);
     test_refused(dir);
-    printf("shared: %zu model files (7 quantized) load as documented; 2 other-arch files "
+    printf("shared: %zu model files (7 quantized) load as documented; 1 other-arch file "
            "refused\n", sizeof facts / sizeof *facts);
     return 0;
 }

@@ -14,7 +14,7 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_GEMMA3, N_ARCH };
+enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_GEMMA3, ARCH_QWEN35, N_ARCH };
 
 static const eng_arch_t archs[N_ARCH] = {
     [ARCH_LLAMA] = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0},
@@ -22,15 +22,23 @@ static const eng_arch_t archs[N_ARCH] = {
     [ARCH_QWEN3] = {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1},
     [ARCH_GPT2] = {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0},
     [ARCH_GEMMA3] = {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1},
+    [ARCH_QWEN35] = {"qwen35", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 1},
 };
 
-/* Symbolic tensor dimensions, resolved from the cfg once it is read. */
-enum { N_NONE, N_DIM, N_HIDDEN, N_Q, N_KV, N_QKV, N_HEAD, N_VOCAB, N_CTX, N_ROPE_PAIRS, N_COUNT };
+/* Symbolic tensor dimensions, resolved from the cfg once it is read. N_QG: the query rows, twice
+ * N_Q with an output gate; N_SSM_*: a delta-net layer's conv channels (2 K d + H d), value
+ * channels (H d), value heads (H), head dim (d) and conv taps (the columns of ssm_conv1d, bound
+ * as an fp32 array: ggml's ssm_conv takes it in F32 only). */
+enum { N_NONE, N_DIM, N_HIDDEN, N_Q, N_QG, N_KV, N_QKV, N_HEAD, N_VOCAB, N_CTX, N_ROPE_PAIRS,
+       N_SSM_C, N_SSM_INNER, N_SSM_H, N_SSM_D, N_SSM_KERNEL, N_COUNT };
 
 #define FUSED ((size_t)-1)   /* attn_qkv: split into the q, k and v fields */
 
-/* One tensor role. need has one letter per architecture (llama, qwen2, qwen3, gpt2, gemma3): R
- * required, O optional, - not part of it (an error when present, as in llama.cpp). */
+/* One tensor role. need has one letter per architecture (llama, qwen2, qwen3, gpt2, gemma3,
+ * qwen35): R required, O optional, - not part of it (an error when present, as in llama.cpp); A
+ * and D: required on attention layers, or on delta-net layers, and not part of the other kind.
+ * One name may have a role per architecture (qwen35's attn_qkv is its delta net's, not gpt2's
+ * fused q, k, v). */
 typedef struct {
     const char *name;       /* layer roles: the part after "blk.N." */
     int rows, cols;         /* N_*; cols N_NONE: a vector of rows values */
@@ -40,40 +48,50 @@ typedef struct {
 
 #define L(f) offsetof(eng_layer_t, f)
 static const role_t layer_roles[] = {
-    {"attn_norm.weight", N_DIM, N_NONE, "RRRRR", L(attn_norm)},
-    {"attn_norm.bias", N_DIM, N_NONE, "---R-", L(attn_norm_b)},
-    {"attn_q.weight", N_Q, N_DIM, "RRR-R", L(wq)},
-    {"attn_k.weight", N_KV, N_DIM, "RRR-R", L(wk)},
-    {"attn_v.weight", N_KV, N_DIM, "RRR-R", L(wv)},
-    {"attn_q.bias", N_Q, N_NONE, "OR---", L(bq)},
-    {"attn_k.bias", N_KV, N_NONE, "OR---", L(bk)},
-    {"attn_v.bias", N_KV, N_NONE, "OR---", L(bv)},
-    {"attn_qkv.weight", N_QKV, N_DIM, "---R-", FUSED},   /* rows: q, then k, then v */
-    {"attn_qkv.bias", N_QKV, N_NONE, "---R-", FUSED},
-    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-R", L(q_norm)},
-    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-R", L(k_norm)},
-    {"attn_output.weight", N_DIM, N_Q, "RRRRR", L(wo)},
-    {"attn_output.bias", N_DIM, N_NONE, "O--R-", L(bo)},
-    {"post_attention_norm.weight", N_DIM, N_NONE, "----R", L(post_attn_norm)},
-    {"ffn_norm.weight", N_DIM, N_NONE, "RRRRR", L(ffn_norm)},
-    {"ffn_norm.bias", N_DIM, N_NONE, "---R-", L(ffn_norm_b)},
-    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-R", L(w_gate)},
-    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRRR", L(w_up)},
-    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R-", L(b_up)},
-    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRRR", L(w_down)},
-    {"ffn_down.bias", N_DIM, N_NONE, "---R-", L(b_down)},
-    {"post_ffw_norm.weight", N_DIM, N_NONE, "----R", L(post_ffn_norm)},
+    {"attn_norm.weight", N_DIM, N_NONE, "RRRRRR", L(attn_norm)},
+    {"attn_norm.bias", N_DIM, N_NONE, "---R--", L(attn_norm_b)},
+    {"attn_q.weight", N_QG, N_DIM, "RRR-RA", L(wq)},
+    {"attn_k.weight", N_KV, N_DIM, "RRR-RA", L(wk)},
+    {"attn_v.weight", N_KV, N_DIM, "RRR-RA", L(wv)},
+    {"attn_q.bias", N_Q, N_NONE, "OR----", L(bq)},
+    {"attn_k.bias", N_KV, N_NONE, "OR----", L(bk)},
+    {"attn_v.bias", N_KV, N_NONE, "OR----", L(bv)},
+    {"attn_qkv.weight", N_QKV, N_DIM, "---R--", FUSED},   /* rows: q, then k, then v */
+    {"attn_qkv.bias", N_QKV, N_NONE, "---R--", FUSED},
+    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-RA", L(q_norm)},
+    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-RA", L(k_norm)},
+    {"attn_output.weight", N_DIM, N_Q, "RRRRRA", L(wo)},
+    {"attn_output.bias", N_DIM, N_NONE, "O--R--", L(bo)},
+    {"post_attention_norm.weight", N_DIM, N_NONE, "----R-", L(post_attn_norm)},
+    {"post_attention_norm.weight", N_DIM, N_NONE, "-----R", L(ffn_norm)},   /* qwen35's pre-FFN */
+    {"ffn_norm.weight", N_DIM, N_NONE, "RRRRR-", L(ffn_norm)},
+    {"ffn_norm.bias", N_DIM, N_NONE, "---R--", L(ffn_norm_b)},
+    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-RR", L(w_gate)},
+    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRRRR", L(w_up)},
+    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R--", L(b_up)},
+    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRRRR", L(w_down)},
+    {"ffn_down.bias", N_DIM, N_NONE, "---R--", L(b_down)},
+    {"post_ffw_norm.weight", N_DIM, N_NONE, "----R-", L(post_ffn_norm)},
+    {"attn_qkv.weight", N_SSM_C, N_DIM, "-----D", L(ssm_qkv)},   /* rows: q, then k, then v */
+    {"attn_gate.weight", N_SSM_INNER, N_DIM, "-----D", L(ssm_gate)},
+    {"ssm_conv1d.weight", N_SSM_C, N_SSM_KERNEL, "-----D", L(ssm_conv)},
+    {"ssm_dt.bias", N_SSM_H, N_NONE, "-----D", L(ssm_dt_bias)},
+    {"ssm_a", N_SSM_H, N_NONE, "-----D", L(ssm_a)},
+    {"ssm_beta.weight", N_SSM_H, N_DIM, "-----D", L(ssm_beta)},
+    {"ssm_alpha.weight", N_SSM_H, N_DIM, "-----D", L(ssm_alpha)},
+    {"ssm_norm.weight", N_SSM_D, N_NONE, "-----D", L(ssm_norm)},
+    {"ssm_out.weight", N_DIM, N_SSM_INNER, "-----D", L(ssm_out)},
 };
 #undef L
 
 #define W(f) offsetof(eng_weights_t, f)
 static const role_t global_roles[] = {
-    {"token_embd.weight", N_VOCAB, N_DIM, "RRRRR", W(tok_emb)},
-    {"position_embd.weight", N_CTX, N_DIM, "---R-", W(pos_emb)},
-    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O----", W(rope_freqs)},   /* Llama 3.1 scaling */
-    {"output_norm.weight", N_DIM, N_NONE, "RRRRR", W(out_norm)},
-    {"output_norm.bias", N_DIM, N_NONE, "---R-", W(out_norm_b)},
-    {"output.weight", N_VOCAB, N_DIM, "OOOOO", W(cls)},   /* absent: tied to token_embd */
+    {"token_embd.weight", N_VOCAB, N_DIM, "RRRRRR", W(tok_emb)},
+    {"position_embd.weight", N_CTX, N_DIM, "---R--", W(pos_emb)},
+    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O-----", W(rope_freqs)},   /* Llama 3.1 scaling */
+    {"output_norm.weight", N_DIM, N_NONE, "RRRRRR", W(out_norm)},
+    {"output_norm.bias", N_DIM, N_NONE, "---R--", W(out_norm_b)},
+    {"output.weight", N_VOCAB, N_DIM, "OOOOOO", W(cls)},   /* absent: tied to token_embd */
 };
 #undef W
 
@@ -85,6 +103,7 @@ typedef struct {
     int arch;
     char key[160];          /* the last key asked for, "<arch>.suffix" */
     uint64_t n[N_COUNT];    /* N_* -> length */
+    const uint8_t *kind;    /* the cfg's layer_kind, once read */
     float *vec_next;        /* the next free float of m->vecs */
 } ld_t;
 
@@ -209,6 +228,28 @@ static int read_rope_scaling(ld_t *ld, float *scale) {
     return LANES_OK;
 }
 
+/* An array key kv (ld->key) of one bool or integer per layer into flags: 1 where nonzero. */
+static int layer_flags(ld_t *ld, const eng_gguf_kv_t *kv, int n_layers, uint8_t *flags) {
+    uint32_t et = kv->val.elem_type;
+    if (kv->val.type != ENG_GGUF_ARRAY)
+        return fail(ld, "value type %u, expected an array of one bool or integer per layer (key "
+                    "%s)", kv->val.type, ld->key);
+    if (et != ENG_GGUF_BOOL && !is_int_type(et))
+        return fail(ld, "an array of value type %u, expected one bool or integer per layer (key "
+                    "%s)", et, ld->key);
+    if (kv->val.count != (uint64_t)n_layers)
+        return fail(ld, "%llu values, expected one per layer (block_count %d) (key %s)",
+                    (unsigned long long)kv->val.count, n_layers, ld->key);
+    size_t es = eng_gguf_value_size(et);
+    const unsigned char *p = kv->val.data;
+    for (int l = 0; l < n_layers; l++) {
+        unsigned nz = 0;
+        for (size_t i = 0; i < es; i++) nz |= p[(size_t)l * es + i];
+        flags[l] = nz != 0;
+    }
+    return LANES_OK;
+}
+
 /* Gemma 3's sliding window (FAMILIES.md 3): the window (attention.sliding_window, required as in
  * llama.cpp); which layers slide (attention.sliding_window_pattern: a period n, layer l sliding
  * iff l % n < n - 1, llama.cpp's 6 when absent as in Gemma 3 files converted before the key
@@ -228,21 +269,7 @@ static int read_swa(ld_t *ld, eng_model_cfg_t *c) {
         for (int l = 0; l < c->n_layers; l++) c->layer_swa[l] = l % n < n - 1;
         return LANES_OK;
     }
-    uint32_t et = kv->val.elem_type;
-    if (et != ENG_GGUF_BOOL && !is_int_type(et))
-        return fail(ld, "an array of value type %u, expected one bool or integer per layer (key "
-                    "%s)", et, ld->key);
-    if (kv->val.count != (uint64_t)c->n_layers)
-        return fail(ld, "%llu values, expected one per layer (block_count %d) (key %s)",
-                    (unsigned long long)kv->val.count, c->n_layers, ld->key);
-    size_t es = eng_gguf_value_size(et);
-    const unsigned char *p = kv->val.data;
-    for (int l = 0; l < c->n_layers; l++) {
-        unsigned nz = 0;
-        for (size_t i = 0; i < es; i++) nz |= p[(size_t)l * es + i];
-        c->layer_swa[l] = nz != 0;
-    }
-    return LANES_OK;
+    return layer_flags(ld, kv, c->n_layers, c->layer_swa);
 }
 
 /* What gemma3 adds to the cfg besides its sliding window: the embedding scale sqrtf(dim) (in
@@ -261,6 +288,84 @@ static int read_gemma3(ld_t *ld, eng_model_cfg_t *c) {
                     "gemma3.block_count)", c->dim / c->n_heads, c->head_dim);
     c->emb_scale = sqrtf((float)c->dim);
     return read_swa(ld, c);
+}
+
+/* Qwen3.5's multi-axis RoPE (IMROPE) on text: positions (p, p, p, 0) on the t, h, w and e
+ * streams, pair i of the rope_dim / 2 taking its stream from sector i % (sum of the sections):
+ * sector s is h when s % 3 == 1 and s < 3 sections[1], w when s % 3 == 2 and s < 3 sections[2], t
+ * when s % 3 == 0 and s < 3 sections[0], else e (ggml's ggml_mrope_cache_init). The angles step
+ * by base^(-2 / rope_dim) per pair whatever the stream, so when no rotated pair lands on e this
+ * is NEOX RoPE on rope_dim dims (FAMILIES.md 5), what the forward pass does; other sections
+ * would rotate some pairs by position 0, and are refused. */
+static int read_mrope_sections(ld_t *ld, const eng_model_cfg_t *c) {
+    const eng_gguf_kv_t *kv = find_key(ld, "rope.dimension_sections");
+    if (kv == NULL) return fail(ld, "required key missing (key %s)", ld->key);
+    if (kv->val.type != ENG_GGUF_ARRAY || !is_int_type(kv->val.elem_type) || kv->val.count != 4)
+        return fail(ld, "expected an array of 4 integers (key %s)", ld->key);
+    size_t es = eng_gguf_value_size(kv->val.elem_type);
+    int64_t sec[4], sum = 0;
+    for (int i = 0; i < 4; i++) {
+        const unsigned char *p = (const unsigned char *)kv->val.data + (size_t)i * es;
+        uint64_t u = 0;
+        for (size_t b = 0; b < es; b++) u |= (uint64_t)p[b] << (8 * b);
+        int neg = is_signed_type(kv->val.elem_type) && (p[es - 1] & 0x80);
+        if (neg || u > (uint64_t)c->head_dim)
+            return fail(ld, "section %d out of range 0..%d (key %s)", i, c->head_dim, ld->key);
+        sec[i] = (int64_t)u;
+        sum += sec[i];
+    }
+    if (sum < 1 || sum > c->head_dim)
+        return fail(ld, "sections sum to %lld, expected 1..%d (key_length) (key %s)",
+                    (long long)sum, c->head_dim, ld->key);
+    for (int i = 0; i < c->rope_dim / 2; i++) {
+        int64_t s = i % sum;
+        int thw = (s % 3 == 1 && s < 3 * sec[1]) || (s % 3 == 2 && s < 3 * sec[2]) ||
+                  (s % 3 == 0 && s < 3 * sec[0]);
+        if (!thw)
+            return fail(ld, "sections [%lld, %lld, %lld, %lld] give RoPE pair %d (of %d) the "
+                        "fourth position stream, not text positions: only sections that make it "
+                        "plain NEOX RoPE are supported (key %s)", (long long)sec[0],
+                        (long long)sec[1], (long long)sec[2], (long long)sec[3], i,
+                        c->rope_dim / 2, ld->key);
+    }
+    return LANES_OK;
+}
+
+/* What qwen35 adds to the cfg (FAMILIES.md 5): the delta-net shape from the ssm.* keys, checked
+ * against each other (H value heads a multiple of K key heads, inner_size H d), and which layers
+ * are delta nets: an attention.recurrent_layers array (one bool or integer per layer, nonzero
+ * recurrent) when present, else full_attention_interval n, layer l a delta net iff
+ * (l + 1) % n != 0. */
+static int read_qwen35(ld_t *ld, eng_model_cfg_t *c) {
+    int rc, inner, n;
+    if ((rc = read_mrope_sections(ld, c)) < 0 ||
+        (rc = key_int(ld, "ssm.conv_kernel", -1, 1, 64, &c->ssm_conv_kernel)) < 0 ||
+        (rc = key_int(ld, "ssm.state_size", -1, 1, ENG_MAX_DIM, &c->ssm_head_dim)) < 0 ||
+        (rc = key_int(ld, "ssm.group_count", -1, 1, ENG_MAX_DIM, &c->ssm_k_heads)) < 0 ||
+        (rc = key_int(ld, "ssm.time_step_rank", -1, 1, ENG_MAX_DIM, &c->ssm_v_heads)) < 0 ||
+        (rc = key_int(ld, "ssm.inner_size", -1, 1, ENG_MAX_DIM, &inner)) < 0)
+        return rc;
+    if (c->ssm_v_heads % c->ssm_k_heads != 0)
+        return fail(ld, "time_step_rank (value heads) %d is not a multiple of group_count (key "
+                    "heads) %d (key qwen35.ssm.time_step_rank)", c->ssm_v_heads, c->ssm_k_heads);
+    uint64_t hd = (uint64_t)c->ssm_v_heads * (uint64_t)c->ssm_head_dim;
+    if (hd != (uint64_t)inner)
+        return fail(ld, "inner_size %d, expected time_step_rank %d x state_size %d (key %s)",
+                    inner, c->ssm_v_heads, c->ssm_head_dim, ld->key);
+    if (2 * (uint64_t)c->ssm_k_heads * (uint64_t)c->ssm_head_dim + hd > ENG_MAX_DIM)
+        return fail(ld, "delta-net channels 2 x %d x %d + %d too many (key %s)", c->ssm_k_heads,
+                    c->ssm_head_dim, inner, ld->key);
+    const eng_gguf_kv_t *kv = find_key(ld, "attention.recurrent_layers");
+    if (kv != NULL) {
+        if ((rc = layer_flags(ld, kv, c->n_layers, c->layer_kind)) < 0) return rc;
+        for (int l = 0; l < c->n_layers; l++)
+            c->layer_kind[l] = c->layer_kind[l] ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
+        return LANES_OK;
+    }
+    if ((rc = key_int(ld, "full_attention_interval", -1, 1, ENG_MAX_LAYERS, &n)) < 0) return rc;
+    for (int l = 0; l < c->n_layers; l++)
+        c->layer_kind[l] = (l + 1) % n != 0 ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
+    return LANES_OK;
 }
 
 /* The cfg from the <arch>.* keys; vocab_size comes from token_embd, later. */
@@ -310,7 +415,8 @@ static int read_cfg(ld_t *ld, eng_model_cfg_t *c) {
     const char *eps = c->arch.norm == ENG_NORM_RMS ? "attention.layer_norm_rms_epsilon"
                                                    : "attention.layer_norm_epsilon";
     if ((rc = key_float(ld, eps, NAN, 1e-12, 0.1, &c->norm_eps)) < 0) return rc;
-    return ld->arch == ARCH_GEMMA3 ? read_gemma3(ld, c) : LANES_OK;
+    if (ld->arch == ARCH_GEMMA3) return read_gemma3(ld, c);
+    return ld->arch == ARCH_QWEN35 ? read_qwen35(ld, c) : LANES_OK;
 }
 
 /* vocab_size: token_embd's rows, which the tokenizer and <arch>.vocab_size must agree with. */
@@ -364,6 +470,13 @@ static int bind(ld_t *ld, const eng_gguf_tensor_t *t, const role_t *r, void *dst
     if ((uintptr_t)t->data % (es ? es : 2) != 0)
         return fail(ld, "data not aligned to its %zu-byte %s (tensor %.*s)", es ? es : 2,
                     es ? "elements" : "block scales", nm, name);
+    if (r->cols == N_SSM_KERNEL) {
+        if (t->type != ENG_GGML_F32)
+            return fail(ld, "weight type %s, expected F32 (ggml computes with it in F32 only) "
+                        "(tensor %.*s)", eng_gguf_type_name(t->type), nm, name);
+        *(const float **)dst = t->data;
+        return LANES_OK;
+    }
     if (want_dims == 2) {
         *(eng_mat_t *)dst = (eng_mat_t){t->data, (int)t->type, (int)rows, (int)cols};
         return LANES_OK;
@@ -396,6 +509,25 @@ static void split_fused(const ld_t *ld, eng_layer_t *l, const eng_mat_t *qkv, co
     }
 }
 
+/* Role r's need letter (R, O or -) on layer (-1: a global role) of the file's architecture. */
+static char need_of(const ld_t *ld, const role_t *r, int layer) {
+    char need = r->need[ld->arch];
+    if (need != 'A' && need != 'D') return need;
+    return (need == 'D') == (layer >= 0 && ld->kind[layer] == ENG_LAYER_DNET) ? 'R' : '-';
+}
+
+/* Whether r's name is part of the architecture on this layer through any role of roles: 'R'
+ * yes, 'K' only on the other kind of layer, '-' no. */
+static char name_role(const ld_t *ld, const role_t *roles, size_t n, const role_t *r, int layer) {
+    char found = '-';
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(roles[i].name, r->name) != 0) continue;
+        if (need_of(ld, &roles[i], layer) != '-') return 'R';
+        if (strchr("AD", roles[i].need[ld->arch])) found = 'K';
+    }
+    return found;
+}
+
 /* Binds every role of roles (prefixed "blk.layer." when layer >= 0) into base. */
 static int bind_roles(ld_t *ld, const role_t *roles, size_t n, int layer, void *base) {
     for (size_t i = 0; i < n; i++) {
@@ -404,12 +536,17 @@ static int bind_roles(ld_t *ld, const role_t *roles, size_t n, int layer, void *
         if (layer >= 0) snprintf(name, sizeof name, "blk.%d.%s", layer, r->name);
         else snprintf(name, sizeof name, "%s", r->name);
         const eng_gguf_tensor_t *t = eng_gguf_tensor_find(ld->g, name);
-        char need = r->need[ld->arch];
+        char need = need_of(ld, r, layer);
         if (t == NULL) {
             if (need == 'R') return fail(ld, "missing (tensor %s)", name);
             continue;
         }
-        if (need == '-')
+        char named = need == '-' ? name_role(ld, roles, n, r, layer) : 'R';
+        if (named == 'R' && need == '-') continue;   /* another role of this name binds it */
+        if (named == 'K')
+            return fail(ld, "not part of a %s %s layer (tensor %s)", archs[ld->arch].name,
+                        ld->kind[layer] == ENG_LAYER_DNET ? "delta-net" : "attention", name);
+        if (named == '-')
             return fail(ld, "not part of the %s architecture (tensor %s)", archs[ld->arch].name,
                         name);
         eng_mat_t mat = {0};
@@ -435,7 +572,7 @@ static int is_known(const ld_t *ld, const eng_gguf_tensor_t *t, int n_layers) {
         layer = layer * 10 + (t->name[i] - '0');
     if (layer >= n_layers) return 0;
     for (size_t i = 0; i < N_ELEMS(layer_roles); i++) {
-        if (layer_roles[i].need[ld->arch] == '-') continue;
+        if (need_of(ld, &layer_roles[i], layer) == '-') continue;
         snprintf(name, sizeof name, "blk.%d.%s", layer, layer_roles[i].name);
         if (str_is(t->name, t->name_len, name)) return 1;
     }
@@ -454,8 +591,8 @@ static int find_arch(ld_t *ld) {
             return LANES_OK;
         }
     char shown[64];
-    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2, gemma3 are) "
-                "(key general.architecture)", printable(s, len, shown, sizeof shown));
+    return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2, gemma3, "
+                "qwen35 are) (key general.architecture)", printable(s, len, shown, sizeof shown));
 }
 
 /* general.name, else the file's name. */
@@ -497,14 +634,20 @@ static int load(ld_t *ld, eng_model_t **out) {
     const char *why = eng__model_check_cfg(&c);
     if (why) return fail(ld, "%s", why);
     uint64_t q = (uint64_t)c.n_heads * c.head_dim, kv = (uint64_t)c.n_kv_heads * c.head_dim;
-    uint64_t n[N_COUNT] = {[N_DIM] = c.dim, [N_HIDDEN] = c.hidden_dim, [N_Q] = q, [N_KV] = kv,
+    uint64_t sd = (uint64_t)c.ssm_head_dim, inner = (uint64_t)c.ssm_v_heads * sd;
+    uint64_t n[N_COUNT] = {[N_DIM] = c.dim, [N_HIDDEN] = c.hidden_dim, [N_Q] = q,
+                           [N_QG] = c.arch.attn_gate ? 2 * q : q, [N_KV] = kv,
                            [N_QKV] = q + 2 * kv, [N_HEAD] = c.head_dim, [N_VOCAB] = c.vocab_size,
-                           [N_CTX] = c.seq_len, [N_ROPE_PAIRS] = c.rope_dim / 2};
+                           [N_CTX] = c.seq_len, [N_ROPE_PAIRS] = c.rope_dim / 2,
+                           [N_SSM_C] = 2 * (uint64_t)c.ssm_k_heads * sd + inner,
+                           [N_SSM_INNER] = inner, [N_SSM_H] = (uint64_t)c.ssm_v_heads,
+                           [N_SSM_D] = sd, [N_SSM_KERNEL] = (uint64_t)c.ssm_conv_kernel};
     memcpy(ld->n, n, sizeof n);
 
     eng_model_t *m = eng__model_alloc(c.n_layers);
     if (m == NULL) return LANES_ENOMEM;
     m->cfg = c;
+    ld->kind = m->cfg.layer_kind;
     if (vec_floats && (m->vecs = malloc(vec_floats * sizeof *m->vecs)) == NULL) {
         eng_model_destroy(m);
         return LANES_ENOMEM;

@@ -101,7 +101,11 @@ int eng_wtype_fallback(int type, int cols) {
  * fewer layers, tiny, takes its layer count as the period, so that its last layer is global), its
  * RoPE (base 1e4 on sliding layers, 1e6 scaled linearly by 1/8 on global ones, as Gemma 3 4B-27B),
  * the embedding scale sqrtf(dim) and a longer context than the shape's, ctx, for the window to
- * matter in. */
+ * matter in. qwen35 has Qwen3.5's pattern (dnet_interval 4: layer l a delta net iff (l + 1) % 4
+ * != 0, three to one; tiny, of 2 layers, takes 2, so that it has an attention layer), NEOX RoPE on
+ * a quarter of each head (rope_div 4) with base 1e7, the gated query, and delta nets of n_heads / 2
+ * key heads and n_heads value heads of the shape's head_dim (value channels = dim, twice as many
+ * value heads as key heads as Qwen3-Next's 16 : 32), a 4-tap convolution, context 4096. */
 static const struct {
     const char *suffix;
     eng_arch_t arch;
@@ -109,17 +113,20 @@ static const struct {
     float rope_base, norm_eps;
     int swa_period, ctx;            /* 0: no sliding layers; the shape's seq_len */
     float rope_base_swa, rope_scale;
+    int dnet_interval, rope_div;    /* 0: no delta nets; RoPE on head_dim / rope_div (0: all) */
 } synth_archs[] = {
     {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0, 0}, 1, 0, 0, 5e5f,
-     1e-5f, 0, 0, 0, 0},
+     1e-5f, 0, 0, 0, 0, 0, 0},
     {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0, 0}, 0, 0, 0, 1e6f,
-     1e-6f, 0, 0, 0, 0},
+     1e-6f, 0, 0, 0, 0, 0, 0},
     {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 0}, 0, 0, 1, 1e6f,
-     1e-6f, 0, 0, 0, 0},
+     1e-6f, 0, 0, 0, 0, 0, 0},
     {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0, 0}, 1, 1, 0, 1e4f,
-     1e-5f, 0, 0, 0, 0},
+     1e-5f, 0, 0, 0, 0, 0, 0},
     {"gemma3", {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1, 0}, 0, 0, 0, 1e6f,
-     1e-6f, 6, 4096, 1e4f, 0.125f},
+     1e-6f, 6, 4096, 1e4f, 0.125f, 0, 0},
+    {"qwen35", {"qwen35", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 1}, 0, 0, 0, 1e7f,
+     1e-6f, 0, 4096, 0, 0, 4, 4},
 };
 
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
@@ -157,10 +164,21 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
             if (cfg->arch.rope == ENG_ROPE_NONE) cfg->rope_dim = 0;
             cfg->rope_base = synth_archs[a].rope_base;
             cfg->norm_eps = synth_archs[a].norm_eps;
+            if (synth_archs[a].ctx) cfg->seq_len = synth_archs[a].ctx;
+            if (synth_archs[a].rope_div) cfg->rope_dim = cfg->head_dim / synth_archs[a].rope_div;
+            int every = synth_archs[a].dnet_interval;
+            if (every > cfg->n_layers) every = cfg->n_layers;
+            for (int l = 0; every && l < cfg->n_layers; l++)
+                cfg->layer_kind[l] = (l + 1) % every != 0 ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
+            if (every) {
+                cfg->ssm_k_heads = cfg->n_heads / 2;
+                cfg->ssm_v_heads = cfg->n_heads;
+                cfg->ssm_head_dim = hd;
+                cfg->ssm_conv_kernel = 4;
+            }
             int period = synth_archs[a].swa_period;
             if (period > cfg->n_layers) period = cfg->n_layers;
             if (period) {
-                cfg->seq_len = synth_archs[a].ctx;
                 cfg->window = presets[i].window;
                 for (int l = 0; l < cfg->n_layers; l++) cfg->layer_swa[l] = l % period < period - 1;
                 cfg->rope_base_swa = synth_archs[a].rope_base_swa;

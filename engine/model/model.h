@@ -153,7 +153,10 @@ int eng_model_load(const char *path, eng_model_t **out);
  * wider than dim), "-gpt2" (LayerNorm with biases, learned positions, GELU, biases on every
  * projection, no RoPE, untied), "-gemma3" (Gemma 3: five sliding layers to one global, window 512
  * for 15m, 1024 for 110m, 32 for tiny, context 4096, QK norm, post norms, GeGLU, NEOX, local base
- * 1e4, global 1e6 scaled by 1/8, embedding scale sqrtf(dim)). */
+ * 1e4, global 1e6 scaled by 1/8, embedding scale sqrtf(dim)), "-qwen35" (Qwen3.5: three gated
+ * delta-net layers to one attention layer, (l + 1) % 4 != 0, tiny's 2 layers one of each; delta
+ * nets of n_heads / 2 key and n_heads value heads of dim / n_heads; gated queries, QK norm, NEOX on
+ * a quarter of each head, base 1e7, context 4096). */
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
 /* Builds a deterministic random-weight model in memory (same seed, same bits on any machine) with
@@ -169,8 +172,9 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
 /* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */
 int eng_model_save(const eng_model_t *m, const char *path);
 
-/* Adds a llama or gemma3 model to a GGUF writer as llama.cpp names it (Llama 3.1 rope_freqs
- * included; gemma3's window, layer pattern, local RoPE base and linear scaling factor): general.*
+/* Adds a llama, gemma3 or qwen35 model to a GGUF writer as llama.cpp names it (Llama 3.1
+ * rope_freqs included; gemma3's window, layer pattern, local RoPE base and linear scaling factor;
+ * qwen35's delta-net shape and tensors, layer kinds, NEOX-equivalent RoPE sections): general.*
  * and <arch>.* keys (general.file_type as eng_wtype_file_type, general.quantization_version 2
  * when quantized), every tensor in its type (borrowed: keep m until the writer has written). LANES_EINVAL for
  * other models or a model type with no file_type; the writer's errors. */

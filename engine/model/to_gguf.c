@@ -66,13 +66,50 @@ static int add_gemma3(eng_gguf_writer_t *w, const eng_model_cfg_t *c) {
         .data = c->layer_swa});
 }
 
+/* The interval n of layer_kind (layer l a delta net iff (l + 1) % n != 0), or 0 when none gives
+ * it. */
+static int attn_interval(const eng_model_cfg_t *c) {
+    for (int n = 1; n <= c->n_layers; n++) {
+        int l = 0;
+        while (l < c->n_layers && (c->layer_kind[l] == ENG_LAYER_DNET) == ((l + 1) % n != 0)) l++;
+        if (l == c->n_layers) return n;
+    }
+    return 0;
+}
+
+/* qwen35's keys beyond llama's: RoPE sections that make its IMROPE plain NEOX on text (pair class
+ * k of t, h, w gets the ceil((P - k) / 3) of the P pairs that are k mod 3, as Qwen3.5's own
+ * [11, 11, 10, 0] for 32; from_gguf.c reads them back as NEOX), the delta-net shape, and which
+ * layers are delta nets: full_attention_interval, or one bool per layer in
+ * attention.recurrent_layers when no interval gives them. */
+static int add_qwen35(eng_gguf_writer_t *w, const eng_model_cfg_t *c) {
+    const char *a = c->arch.name;
+    int p = c->rope_dim / 2, rc, every = attn_interval(c);
+    int32_t sections[4] = {(p + 2) / 3, (p + 1) / 3, p / 3, 0};
+    uint8_t recurrent[ENG_MAX_LAYERS];
+    eng_gguf_value_t secs = {.type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_I32, .count = 4,
+                             .data = sections};
+    if ((rc = eng_gguf_writer_add(w, "qwen35.rope.dimension_sections", &secs)) < 0 ||
+        (rc = add_u32(w, a, "ssm.conv_kernel", (uint64_t)c->ssm_conv_kernel)) < 0 ||
+        (rc = add_u32(w, a, "ssm.state_size", (uint64_t)c->ssm_head_dim)) < 0 ||
+        (rc = add_u32(w, a, "ssm.group_count", (uint64_t)c->ssm_k_heads)) < 0 ||
+        (rc = add_u32(w, a, "ssm.time_step_rank", (uint64_t)c->ssm_v_heads)) < 0 ||
+        (rc = add_u32(w, a, "ssm.inner_size", (uint64_t)c->ssm_v_heads * c->ssm_head_dim)) < 0)
+        return rc;
+    if (every) return add_u32(w, a, "full_attention_interval", (uint64_t)every);
+    for (int l = 0; l < c->n_layers; l++) recurrent[l] = c->layer_kind[l] == ENG_LAYER_DNET;
+    return eng_gguf_writer_add(w, "qwen35.attention.recurrent_layers", &(eng_gguf_value_t){
+        .type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_BOOL, .count = (uint64_t)c->n_layers,
+        .data = recurrent});
+}
+
 int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
     const eng_model_cfg_t *c = &m->cfg;
     const eng_weights_t *wt = &m->w;
-    int gemma3 = strcmp(c->arch.name, "gemma3") == 0;
-    if (strcmp(c->arch.name, "llama") != 0 && !gemma3) {
-        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama and gemma3 models are written to GGUF "
-                  "files", m->name);
+    int gemma3 = strcmp(c->arch.name, "gemma3") == 0, qwen35 = strcmp(c->arch.name, "qwen35") == 0;
+    if (strcmp(c->arch.name, "llama") != 0 && !gemma3 && !qwen35) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama, gemma3 and qwen35 models are written to "
+                  "GGUF files", m->name);
         return LANES_EINVAL;
     }
     /* What a gemma3 file's reader takes as given (from_gguf.c). */
@@ -108,12 +145,14 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
         (rc = add_u32(w, a, "vocab_size", (uint64_t)c->vocab_size)) < 0 ||
         (rc = add_f32(w, a, "rope.freq_base", c->rope_base)) < 0 ||
         (rc = add_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps)) < 0 ||
-        (gemma3 && (rc = add_gemma3(w, c)) < 0))
+        (gemma3 && (rc = add_gemma3(w, c)) < 0) || (qwen35 && (rc = add_qwen35(w, c)) < 0))
         return rc;
     if ((rc = add_mat(w, "token_embd.weight", &wt->tok_emb)) < 0) return rc;
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *ly = &wt->layers[l];
-        /* Vectors are dim long but for the per-head QK norms; absent ones are not written. */
+        /* Vectors are dim long but for the per-head QK norms and the delta net's; absent ones
+         * are not written. qwen35 names its pre-FFN norm post_attention_norm. */
+        int hv = c->ssm_v_heads, sd = c->ssm_head_dim;
         struct { const char *role; const eng_mat_t *m; const float *v; int n; } t[] = {
             {"attn_norm.weight", NULL, ly->attn_norm, c->dim},
             {"attn_q.weight", &ly->wq, NULL, 0},
@@ -123,11 +162,20 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
             {"attn_k_norm.weight", NULL, ly->k_norm, c->head_dim},
             {"attn_output.weight", &ly->wo, NULL, 0},
             {"post_attention_norm.weight", NULL, ly->post_attn_norm, c->dim},
-            {"ffn_norm.weight", NULL, ly->ffn_norm, c->dim},
+            {qwen35 ? "post_attention_norm.weight" : "ffn_norm.weight", NULL, ly->ffn_norm,
+             c->dim},
             {"ffn_gate.weight", &ly->w_gate, NULL, 0},
             {"ffn_down.weight", &ly->w_down, NULL, 0},
             {"ffn_up.weight", &ly->w_up, NULL, 0},
             {"post_ffw_norm.weight", NULL, ly->post_ffn_norm, c->dim},
+            {"attn_qkv.weight", &ly->ssm_qkv, NULL, 0},
+            {"attn_gate.weight", &ly->ssm_gate, NULL, 0},
+            {"ssm_dt.bias", NULL, ly->ssm_dt_bias, hv},
+            {"ssm_a", NULL, ly->ssm_a, hv},
+            {"ssm_beta.weight", &ly->ssm_beta, NULL, 0},
+            {"ssm_alpha.weight", &ly->ssm_alpha, NULL, 0},
+            {"ssm_norm.weight", NULL, ly->ssm_norm, sd},
+            {"ssm_out.weight", &ly->ssm_out, NULL, 0},
         };
         for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             char name[64];
@@ -135,6 +183,16 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
             if ((rc = t[i].m ? add_mat(w, name, t[i].m) : add_vec(w, name, t[i].v, t[i].n)) < 0)
                 return rc;
         }
+        /* ggml's [taps, channels]: channel c's taps in a row, in F32 as its ssm_conv takes it */
+        char name[64];
+        int ch = (2 * c->ssm_k_heads + hv) * sd;
+        uint64_t dims[2] = {(uint64_t)c->ssm_conv_kernel, (uint64_t)ch};
+        snprintf(name, sizeof name, "blk.%d.ssm_conv1d.weight", l);
+        if (ly->ssm_conv &&
+            (rc = eng_gguf_writer_add_tensor(w, name, ENG_GGML_F32, 2, dims, ly->ssm_conv,
+                                             (size_t)ch * (size_t)c->ssm_conv_kernel *
+                                                 sizeof *ly->ssm_conv)) < 0)
+            return rc;
     }
     if ((rc = add_vec(w, "output_norm.weight", wt->out_norm, c->dim)) < 0 ||
         (rc = add_vec(w, "rope_freqs.weight", wt->rope_freqs, c->rope_dim / 2)) < 0)
