@@ -191,21 +191,15 @@ static void gemma3_cfg(eng_model_cfg_t *cfg) {
     ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
 }
 
-/* A Qwen3.5-like hybrid on tiny-qwen3: layers 0-2 gated delta nets (2 key heads, 4 value heads of
- * 16, a 4-tap convolution), layer 3 full attention with its output gate and NEOX RoPE on a quarter
- * of each head, as qwen35-style.f32.gguf. Lanes reused by later streams must start those from a
- * zero state. */
+/* tiny-qwen35 (delta nets of 2 key heads and 4 value heads of 16, a 4-tap convolution; gated
+ * attention, NEOX RoPE on a quarter of each head) with qwen35-style.f32.gguf's 4 layers: 0-2 delta
+ * nets, 3 attention. Lanes reused by later streams must start those from a zero state. */
 static void qwen35_cfg(eng_model_cfg_t *cfg) {
-    ASSERT_EQ(eng_model_preset("tiny-qwen3", cfg), LANES_OK);
-    cfg->arch.name = "qwen35";
-    cfg->arch.attn_gate = 1;
+    ASSERT_EQ(eng_model_preset("tiny-qwen35", cfg), LANES_OK);
     cfg->n_layers = 4;
-    cfg->rope_dim = cfg->head_dim / 4;
+    cfg->seq_len = 256;
     for (int l = 0; l < 4; l++) cfg->layer_kind[l] = (l + 1) % 4 ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
-    cfg->ssm_k_heads = 2;
-    cfg->ssm_v_heads = 4;
-    cfg->ssm_head_dim = 16;
-    cfg->ssm_conv_kernel = 4;
+    ASSERT(cfg->arch.attn_gate && cfg->rope_dim < cfg->head_dim);
 }
 
 /* Runs ids (n) in lane from position pos0 on as one step, every column sampled greedily with its

@@ -630,20 +630,17 @@ static void q35_from_synth(q35_t *m, const eng_model_t *em) {
     }
 }
 
-/* The engine on a synthetic qwen35-like model (tiny-qwen3's attention with an output gate and
- * RoPE on a quarter of each head; layers 0-2 delta nets, 2 key heads and 4 value heads of 16, 4
- * taps) against q35_forward on the same weights: teacher-forced, every position's argmax the
+/* The engine on a synthetic qwen35-like model (tiny-qwen35 with the file's 4 layers: 0-2 delta
+ * nets of 2 key heads and 4 value heads of 16, 4 taps; 3 gated attention, RoPE on a quarter of
+ * each head) against q35_forward on the same weights: teacher-forced, every position's argmax the
  * same and its top-1 logit within 1e-4 relative, prompts fed whole and in chunks of 7. */
 static void test_engine(void) {
     eng_model_cfg_t cfg;
-    ASSERT_EQ(eng_model_preset("tiny-qwen3", &cfg), LANES_OK);
-    cfg.arch.name = "qwen35";
-    cfg.arch.attn_gate = 1;
+    ASSERT_EQ(eng_model_preset("tiny-qwen35", &cfg), LANES_OK);
     cfg.n_layers = Q35_LAYERS;
-    cfg.rope_dim = cfg.head_dim / 4;
+    cfg.seq_len = 256;
     for (int l = 0; l < Q35_LAYERS; l++)
         cfg.layer_kind[l] = (l + 1) % 4 ? ENG_LAYER_DNET : ENG_LAYER_ATTN;
-    cfg.ssm_k_heads = 2, cfg.ssm_v_heads = 4, cfg.ssm_head_dim = 16, cfg.ssm_conv_kernel = 4;
     eng_model_t *em;
     ASSERT_EQ(eng_model_synth(&cfg, 11, ENG_WT_F32, &em), LANES_OK);
     q35_t m;
