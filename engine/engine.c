@@ -634,6 +634,14 @@ static void logprobs_task(void *opaque, int t, int tid) {
 
 /* ---- the step ------------------------------------------------------------------------------- */
 
+/* A lane's sliding-layer rings hold only its last swa_ring positions, so a stream may go back to
+ * pos (below the filled length) only while the window before pos is among them. */
+static int ring_has_window(const eng_ctx_t *c, int lane, int pos) {
+    int lo = pos - c->cfg.window + 1;
+    return c->swa_ring == c->ctx_len || pos == 0 ||
+           (lo > 0 ? lo : 0) >= c->lane_len[lane] - c->swa_ring;
+}
+
 static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
     if (ncols < 0 || ncols > c->max_cols) return LANES_EINVAL;
     int full_rows = 0;
@@ -645,7 +653,9 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
             cl->token < 0 || cl->token >= c->cfg.vocab_size)
             return LANES_EINVAL;
         int32_t *next = &c->lane_next[cl->lane];
-        if (*next >= 0 ? cl->pos != *next : cl->pos > c->lane_len[cl->lane]) return LANES_EINVAL;
+        if (*next >= 0 ? cl->pos != *next
+                       : cl->pos > c->lane_len[cl->lane] || !ring_has_window(c, cl->lane, cl->pos))
+            return LANES_EINVAL;
         /* A recurrent state cannot rewind: a lane continues or restarts. */
         if (*next < 0 && c->dn_lane && cl->pos != 0 && cl->pos != c->lane_len[cl->lane])
             return LANES_EINVAL;

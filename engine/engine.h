@@ -107,9 +107,11 @@ void eng_ctx_set_sampler(eng_ctx_t *c, int lane, const eng_sampler_t *s);
 /* Runs one forward step. Columns of one lane must have consecutive positions in ascending order,
  * start at most at the lane's filled length, and stay below the context length
  * (eng_ctx_seq_len()); other lanes are untouched. A column at position 0 starts a new stream in
- * its lane. In a model with delta-net layers, whose recurrent state cannot rewind, a lane's
- * columns start exactly at its filled length (continuing) or at 0 (a new stream, from a zeroed
- * state).
+ * its lane. With sliding-window layers a lane keeps only its latest positions there
+ * (eng_ctx_create() logs how many), so a lane that goes back starts at 0 or where the window
+ * before it is still kept. In a model with delta-net layers, whose recurrent state cannot rewind,
+ * a lane's columns start exactly at its filled length (continuing) or at 0 (a new stream, from a
+ * zeroed state).
  * For each column with sample set, out_tok[i] receives the next token (others get -1). At most
  * max_lanes sampled columns whose sampler uses top-k or top-p, or that ask for logprobs, may come
  * without a logits buffer (the context keeps a whole row of logits for each of those, and only

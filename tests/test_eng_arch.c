@@ -390,6 +390,28 @@ static void check_kv_plan(void) {
     printf("kv plan: a sliding layer keeps 24 positions per lane at context 256 and 4096\n");
 }
 
+/* A stream may go back only where its ring still holds the window before: with 2 columns a step
+ * the ring keeps the last 6 positions. */
+static void check_ring_rewind(void) {
+    eng_model_cfg_t cfg;
+    eng_model_t *m;
+    eng_ctx_t *ctx;
+    gemma3_cfg(&cfg);
+    ASSERT_EQ(eng_model_synth(&cfg, 3, ENG_WT_F32, &m), LANES_OK);
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 2, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
+    int32_t out[2];
+    for (int p = 0; p < 20; p++)
+        ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, p, 7, 0, NULL, NULL}, 1, out), LANES_OK);
+    /* positions 14..19 are kept: 18 needs 14..17, 17 needs 13 */
+    ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, 17, 7, 0, NULL, NULL}, 1, out), LANES_EINVAL);
+    ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, 10, 7, 0, NULL, NULL}, 1, out), LANES_EINVAL);
+    ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, 18, 7, 0, NULL, NULL}, 1, out), LANES_OK);
+    ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, 0, 7, 0, NULL, NULL}, 1, out), LANES_OK);
+    eng_ctx_destroy(ctx);
+    eng_model_destroy(m);
+    printf("ring: a stream goes back only where the window before it is kept\n");
+}
+
 /* A model missing a tensor its architecture reads is refused when a context is made. The test
  * breaks a synthetic model's own (heap) layer table through a cast, as a loader slip would. */
 static void check_missing(void) {
@@ -420,6 +442,7 @@ int main(void) {
     check_gelu();
     check_rounding();
     check_kv_plan();
+    check_ring_rewind();
     static const char *presets[] = {"tiny", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     eng_model_cfg_t cfg;

@@ -222,25 +222,28 @@ int main(void) {
                eng_wtype_name(types[i]));
     }
     /* gemma3: the tiny preset (layer 0 slides, layer 1 is global: period 2), 15m's Gemma 3
-     * pattern (period 6), and layers that no period gives (written as one bool per layer). */
-    static const char *gemma[] = {"tiny-gemma3", "15m-gemma3", "tiny-gemma3"};
-    for (int i = 0; i < 3; i++) {
-        ASSERT_EQ(eng_model_preset(gemma[i], &cfg), LANES_OK);
-        if (i == 2) {
-            cfg.layer_swa[0] = 0;
-            cfg.layer_swa[1] = 1;
-        }
+     * pattern (period 6), both tiny layers sliding (period 3), and layers that no period gives
+     * (written as one bool per layer, 0). */
+    static const struct { const char *preset; int swa0, swa1; unsigned period; } gemma[] = {
+        {"tiny-gemma3", 1, 0, 2}, {"15m-gemma3", 1, 1, 6}, {"tiny-gemma3", 1, 1, 3},
+        {"tiny-gemma3", 0, 1, 0},
+    };
+    for (int i = 0; i < 4; i++) {
+        ASSERT_EQ(eng_model_preset(gemma[i].preset, &cfg), LANES_OK);
+        cfg.layer_swa[0] = (uint8_t)gemma[i].swa0;
+        cfg.layer_swa[1] = (uint8_t)gemma[i].swa1;
         round_trip(&cfg, i == 0 ? ENG_WT_Q8_0 : ENG_WT_F32, path);
         eng_gguf_t *g;
         ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
         const eng_gguf_kv_t *kv = eng_gguf_kv_find(g, "gemma3.attention.sliding_window_pattern");
         ASSERT(kv != NULL);
-        ASSERT(i == 2 ? kv->val.type == ENG_GGUF_ARRAY && kv->val.elem_type == ENG_GGUF_BOOL
-                      : kv->val.type == ENG_GGUF_U32 && kv->val.num.u == (i ? 6u : 2u));
+        ASSERT(gemma[i].period ? kv->val.type == ENG_GGUF_U32 && kv->val.num.u == gemma[i].period
+                               : kv->val.type == ENG_GGUF_ARRAY &&
+                                     kv->val.elem_type == ENG_GGUF_BOOL);
         eng_gguf_close(g);
         ASSERT_EQ(unlink(path), 0);
-        printf("to_gguf %s%s: shape, sliding layers, tensors, tokenizer and logits equal after a "
-               "round trip\n", gemma[i], i == 2 ? " (layers 0 global, 1 sliding)" : "");
+        printf("to_gguf %s (pattern %u, 0: a bool per layer): shape, sliding layers, tensors, "
+               "tokenizer and logits equal after a round trip\n", gemma[i].preset, gemma[i].period);
     }
     /* tiny-llama's ffn_down rows (172) fit no block: they stay F16; hidden 256 fits. */
     ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);

@@ -38,9 +38,10 @@ static int add_str(eng_gguf_writer_t *w, const char *key, const char *s) {
                                                            .len = strlen(s)});
 }
 
-/* The period n of layer_swa (layer l slides iff l % n < n - 1), or 0 when it has none. */
+/* The smallest period n of layer_swa (layer l slides iff l % n < n - 1; n_layers + 1: every
+ * layer), or 0 when it has none. */
 static int swa_period(const eng_model_cfg_t *c) {
-    for (int n = 1; n <= c->n_layers; n++) {
+    for (int n = 1; n <= c->n_layers + 1; n++) {
         int l = 0;
         while (l < c->n_layers && c->layer_swa[l] == (l % n < n - 1)) l++;
         if (l == c->n_layers) return n;
