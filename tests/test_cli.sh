@@ -28,6 +28,11 @@ if "$bin/lanes-mkmodel" --preset tiny-gemma3 -o "$tmp/g3.bin" -t "$tmp/g3.tok" 2
   fail "gemma3 llama2.c checkpoint accepted"
 fi
 grep -q "only an F32 llama model" "$tmp/err" || fail "unclear gemma3 checkpoint error: $(cat "$tmp/err")"
+# tiny-qwen35 too (a delta-net layer, then a gated attention layer), as GGUF only.
+"$bin/lanes-mkmodel" --preset tiny-qwen35 --seed 1 --format gguf -o "$tmp/q35.gguf"
+from_gguf=$("$bin/lanes-run" -m "$tmp/q35.gguf" -p "hello world" -n 40 --json)
+builtin_q35=$("$bin/lanes-run" --preset tiny-qwen35 -p "hello world" -n 40 --json)
+[ "$from_gguf" = "$builtin_q35" ] || fail "qwen35 GGUF model differs from the built-in one: $from_gguf"
 if "$bin/lanes-run" -m "$tmp/m.gguf" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "-z with GGUF accepted"; fi
 grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat "$tmp/err")"
 if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then

@@ -1,5 +1,6 @@
 /* Writing models as GGUF (lanes-mkmodel --format gguf): a synthetic llama model in each weight
- * type, and gemma3 ones (their sliding layers as a period or one bool per layer), written with its
+ * type, gemma3 ones (their sliding layers as a period or one bool per layer) and qwen35 ones
+ * (their delta-net layers as an interval or one bool per layer), written with its
  * tokenizer and opened again, has the same shape, the same tensor bytes, the same tokenizer, and
  * gives bitwise the same logits as the model in memory. A quantized synthetic
  * model is its F32 twin quantized row by row (F16 where rows are not whole blocks), and its file
@@ -17,6 +18,8 @@
 #include "test_util.h"
 
 static void same_mat(const eng_mat_t *a, const eng_mat_t *b) {
+    ASSERT((a->data == NULL) == (b->data == NULL));
+    if (a->data == NULL) return;   /* absent in both (a delta-net layer's wq, ...) */
     ASSERT_EQ(a->type, b->type);
     ASSERT_EQ(a->rows, b->rows);
     ASSERT_EQ(a->cols, b->cols);
@@ -161,6 +164,9 @@ static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) 
     ASSERT_EQ(b->window, a->window);
     ASSERT(b->rope_base_swa == a->rope_base_swa && b->rope_scale_swa == a->rope_scale_swa);
     ASSERT(memcmp(b->layer_swa, a->layer_swa, sizeof a->layer_swa) == 0);
+    ASSERT(memcmp(b->layer_kind, a->layer_kind, sizeof a->layer_kind) == 0);
+    ASSERT(b->ssm_k_heads == a->ssm_k_heads && b->ssm_v_heads == a->ssm_v_heads);
+    ASSERT(b->ssm_head_dim == a->ssm_head_dim && b->ssm_conv_kernel == a->ssm_conv_kernel);
     ASSERT_EQ(eng_model_wtype(file.model), wtype);
     const eng_weights_t *wa = eng_model_weights(mem.model), *wb = eng_model_weights(file.model);
     same_mat(&wa->tok_emb, &wb->tok_emb);
@@ -182,6 +188,17 @@ static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) 
         same_vec(la->post_attn_norm, lb->post_attn_norm, a->dim);
         same_vec(la->post_ffn_norm, lb->post_ffn_norm, a->dim);
         ASSERT((la->post_ffn_norm != NULL) == a->arch.post_norms);
+        int hv = a->ssm_v_heads, sd = a->ssm_head_dim, dnet = a->layer_kind[l] == ENG_LAYER_DNET;
+        same_mat(&la->ssm_qkv, &lb->ssm_qkv);
+        same_mat(&la->ssm_gate, &lb->ssm_gate);
+        same_mat(&la->ssm_beta, &lb->ssm_beta);
+        same_mat(&la->ssm_alpha, &lb->ssm_alpha);
+        same_mat(&la->ssm_out, &lb->ssm_out);
+        same_vec(la->ssm_conv, lb->ssm_conv, (2 * a->ssm_k_heads + hv) * sd * a->ssm_conv_kernel);
+        same_vec(la->ssm_dt_bias, lb->ssm_dt_bias, hv);
+        same_vec(la->ssm_a, lb->ssm_a, hv);
+        same_vec(la->ssm_norm, lb->ssm_norm, sd);
+        ASSERT((la->ssm_conv != NULL) == dnet && (la->wq.data == NULL) == dnet);
     }
 
     /* The tokenizer, now SentencePiece metadata, encodes and decodes as the llama2.c one. */
@@ -244,6 +261,28 @@ int main(void) {
         ASSERT_EQ(unlink(path), 0);
         printf("to_gguf %s (pattern %u, 0: a bool per layer): shape, sliding layers, tensors, "
                "tokenizer and logits equal after a round trip\n", gemma[i].preset, gemma[i].period);
+    }
+    /* qwen35: tiny (layer 0 a delta net, layer 1 attention: interval 2), 15m's Qwen3.5 pattern
+     * (interval 4: layers 3 attention, 0-2, 4 and 5 delta nets), and kinds that no interval gives
+     * (one bool per layer in attention.recurrent_layers). */
+    static const char *qwen[] = {"tiny-qwen35", "15m-qwen35", "tiny-qwen35"};
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(eng_model_preset(qwen[i], &cfg), LANES_OK);
+        if (i == 2) {
+            cfg.layer_kind[0] = ENG_LAYER_ATTN;
+            cfg.layer_kind[1] = ENG_LAYER_DNET;
+        }
+        round_trip(&cfg, i == 0 ? ENG_WT_Q8_0 : ENG_WT_F32, path);
+        eng_gguf_t *g;
+        ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+        const eng_gguf_kv_t *kv = eng_gguf_kv_find(g, "qwen35.full_attention_interval");
+        const eng_gguf_kv_t *arr = eng_gguf_kv_find(g, "qwen35.attention.recurrent_layers");
+        ASSERT(i == 2 ? kv == NULL && arr && arr->val.elem_type == ENG_GGUF_BOOL
+                      : arr == NULL && kv && kv->val.num.u == (i ? 4u : 2u));
+        eng_gguf_close(g);
+        ASSERT_EQ(unlink(path), 0);
+        printf("to_gguf %s%s: shape, layer kinds, tensors, tokenizer and logits equal after a "
+               "round trip\n", qwen[i], i == 2 ? " (layers 0 attention, 1 delta net)" : "");
     }
     /* tiny-llama's ffn_down rows (172) fit no block: they stay F16; hidden 256 fits. */
     ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
