@@ -86,7 +86,7 @@ static int close_checked(FILE *f, const char *path) {
     return LANES_OK;
 }
 
-static void json_str_or_null(FILE *f, const char *s) {
+void lg_json_str_or_null(FILE *f, const char *s) {
     if (*s) json_str(f, s);
     else fputs("null", f);
 }
@@ -98,19 +98,19 @@ static void json_num_or_null(FILE *f, double v) {
 
 static void json_meta(FILE *f, const lg_cfg_t *cfg, const lg_meta_t *m) {
     fputs("  \"meta\": {\"model\": ", f);
-    json_str_or_null(f, m->model);
+    lg_json_str_or_null(f, m->model);
     fputs(", \"weight_type\": ", f);
-    json_str_or_null(f, m->weight_type);
+    lg_json_str_or_null(f, m->weight_type);
     fputs(", \"server_lanes\": ", f);
     json_num_or_null(f, m->lanes_total);
     fputs(", \"server_threads\": ", f);
     json_num_or_null(f, m->threads);
     fputs(", \"date\": ", f);
-    json_str_or_null(f, m->date);
+    lg_json_str_or_null(f, m->date);
     fputs(", \"git_commit\": ", f);
     json_str(f, LG_GIT_COMMIT);
     fputs(", \"cpu\": ", f);
-    json_str_or_null(f, m->cpu);
+    lg_json_str_or_null(f, m->cpu);
     fputs(", \"loadgen_threads\": 1, \"command_line\": [", f);
     for (int i = 0; i < cfg->argc; i++) {
         if (i) fputs(", ", f);

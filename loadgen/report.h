@@ -10,6 +10,9 @@
 void lg_report_header(FILE *f, const lg_cfg_t *cfg, const lg_meta_t *meta);
 void lg_report_row(FILE *f, const lg_point_t *pt);
 
+/* s as a JSON string (quotes, backslashes and control bytes escaped), or null when it is empty. */
+void lg_json_str_or_null(FILE *f, const char *s);
+
 /* The run's metadata, the configuration and every figure of every point; interrupted marks a run
  * cut short by SIGINT. LANES_EIO (logged) when the file cannot be written. */
 int lg_report_json(const char *path, const lg_cfg_t *cfg, const lg_meta_t *meta,

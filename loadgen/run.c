@@ -4,6 +4,7 @@
  * sequential steps: WAIT_UNTIL() turns the loop until a condition holds, the connection fails or
  * the server goes quiet for cfg->timeout_s. */
 #include "loadgen.h"
+#include "report.h"
 
 #include <errno.h>
 #include <math.h>
@@ -426,22 +427,6 @@ static void usage_tokens(lg_span_t usage, req_t *q) {
         if (lg_span_eq(k, "prompt_tokens") && lg_span_ll(v, &n) == LANES_OK) q->prompt_tokens = (int)n;
 }
 
-/* s as a JSON string, or null when empty. */
-static void json_str_or_null(FILE *f, const char *s) {
-    if (!*s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void ms_or_null(FILE *f, const char *name, int known, uint64_t ns) {
     if (known) fprintf(f, ",\"%s\":%.3f", name, (double)ns / 1e6);
     else fprintf(f, ",\"%s\":null", name);
@@ -461,9 +446,9 @@ static void write_detail(runner_t *r, long long id, const req_t *q) {
     ms_or_null(f, "itl_ms_max", q->ntok > 1, q->gap_max);
     ms_or_null(f, "e2e_ms", q->done, q->t_done - q->t_send);
     fputs(",\"finish_reason\":", f);
-    json_str_or_null(f, q->finish);
+    lg_json_str_or_null(f, q->finish);
     fputs(",\"error\":", f);
-    json_str_or_null(f, q->done ? q->err : "unfinished");
+    lg_json_str_or_null(f, q->done ? q->err : "unfinished");
     fputs("}\n", f);
 }
 

@@ -693,38 +693,11 @@ static int t_completions(void) {
     return 0;
 }
 
-/* Starts lanes-server with args as test_srv_start does, but returns its port as soon as the
- * loop answers, while the model is still loading (before "listening on"). */
+/* Starts lanes-server with args, but returns its port as soon as the loop answers, while the
+ * model is still loading (before "listening on"). */
 static test_srv_t srv_start_loading(const char *const *args) {
-    test_srv_t s = {0};
-    const char *bin = getenv("LANES_BIN");
-    char path[512];
-    snprintf(path, sizeof path, "%s/lanes-server", bin ? bin : ".");
-    snprintf(s.log, sizeof s.log, "/tmp/lanes-test-%d-loading.log", (int)getpid());
-    signal(SIGPIPE, SIG_IGN);
-    const char *argv[32] = {path, "--port", "0"};
-    int n = 3;
-    for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
-    s.pid = fork();
-    ASSERT(s.pid >= 0);
-    if (s.pid == 0) {
-        int fd = open(s.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    test_srv_child = s.pid;
-    atexit(test_srv_kill);
-    for (double t0 = test_now_ms(); s.port == 0; usleep(2000)) {
-        FILE *f = fopen(s.log, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f)) {
-            const char *p = strstr(line, " answers /health with 503");
-            if (p && (p = strstr(line, "meanwhile ")) && (p = strchr(p, ':'))) s.port = atoi(p + 1);
-        }
-        if (f) fclose(f);
-        ASSERT_LT(test_now_ms() - t0, 30000);
-    }
+    test_srv_t s = test_srv_spawn(args, 0);
+    s.port = test_srv_wait_port(&s, "meanwhile ");
     return s;
 }
 
@@ -1123,18 +1096,7 @@ static int t_slowsse(void) {
 static int t_httpport(void) {
     const char *args[] = {"--http-port", "0", "--max-conns", "2", NULL};
     test_srv_t s = test_srv_start(args);
-    int hp = 0;
-    for (int tries = 0; tries < 500 && hp == 0; tries++) {   /* logged beside "listening on" */
-        FILE *f = fopen(s.log, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f)) {
-            const char *p = strstr(line, "HTTP only on ");
-            if (p && (p = strrchr(p, ':'))) hp = atoi(p + 1);
-        }
-        if (f) fclose(f);
-        if (hp == 0) usleep(10000);
-    }
-    ASSERT_GT(hp, 0);
+    int hp = test_srv_wait_port(&s, "HTTP only on ");   /* logged beside "listening on" */
     ASSERT_NE(hp, s.port);
     resp_t *r = request(hp, "GET", "/health", NULL);
     ASSERT_EQ(r->status, 200);

@@ -37,16 +37,17 @@ static void test_srv_kill(void) {   /* a failed test must not leave its server r
     if (test_srv_child > 0) kill(test_srv_child, SIGKILL);
 }
 
-/* Starts $LANES_BIN/lanes-server --preset tiny --port 0 plus args (NULL-terminated). */
-static inline test_srv_t test_srv_start(const char *const *args) {
+/* Starts $LANES_BIN/lanes-server --port 0 plus args (NULL-terminated), with --preset tiny
+ * --threads 1 before them when defaults is set, its stderr in s.log; s.port stays 0. */
+static inline test_srv_t test_srv_spawn(const char *const *args, int defaults) {
     test_srv_t s = {0};
     const char *bin = getenv("LANES_BIN");
     char path[512];
     snprintf(path, sizeof path, "%s/lanes-server", bin ? bin : ".");
     snprintf(s.log, sizeof s.log, "/tmp/lanes-test-%d-%ld.log", (int)getpid(), (long)time(NULL));
     signal(SIGPIPE, SIG_IGN);
-    const char *argv[64] = {path, "--preset", "tiny", "--port", "0", "--threads", "1"};
-    int n = 7;
+    const char *argv[64] = {path, "--port", "0", "--preset", "tiny", "--threads", "1"};
+    int n = defaults ? 7 : 3;
     for (int i = 0; args && args[i] && n < 62; i++) argv[n++] = args[i];
     argv[n] = NULL;
     s.pid = fork();
@@ -57,25 +58,40 @@ static inline test_srv_t test_srv_start(const char *const *args) {
         execv(path, (char *const *)argv);
         _exit(127);
     }
-    for (int tries = 0; tries < 3000 && s.port == 0; tries++) {   /* up to 30 s under ASan */
-        FILE *f = fopen(s.log, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f)) {
-            const char *p = strstr(line, "listening on ");
-            if (p && (p = strrchr(p, ':'))) s.port = atoi(p + 1);
-        }
-        if (f) fclose(f);
-        int st;
-        if (s.port == 0 && waitpid(s.pid, &st, WNOHANG) == s.pid) {
-            fprintf(stderr, "server exited early, log %s\n", s.log);
-            exit(1);
-        }
-        if (s.port == 0) usleep(10000);
-    }
     test_srv_child = s.pid;
     static int registered;
     if (!registered++) atexit(test_srv_kill);
-    ASSERT_GT(s.port, 0);
+    return s;
+}
+
+/* The port the server's log names after marker ("listening on "), waiting for it up to 30 s
+ * (ASan); exits the test if the server exits first. */
+static inline int test_srv_wait_port(const test_srv_t *s, const char *marker) {
+    int port = 0;
+    for (int tries = 0; tries < 3000 && port == 0; tries++) {
+        FILE *f = fopen(s->log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            const char *p = strstr(line, marker);
+            if (p && (p = strrchr(p, ':'))) port = atoi(p + 1);
+        }
+        if (f) fclose(f);
+        int st;
+        if (port == 0 && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            fprintf(stderr, "server exited early, log %s\n", s->log);
+            exit(1);
+        }
+        if (port == 0) usleep(10000);
+    }
+    ASSERT_GT(port, 0);
+    return port;
+}
+
+/* Starts $LANES_BIN/lanes-server --preset tiny --port 0 plus args (NULL-terminated), once it is
+ * listening. */
+static inline test_srv_t test_srv_start(const char *const *args) {
+    test_srv_t s = test_srv_spawn(args, 1);
+    s.port = test_srv_wait_port(&s, "listening on ");
     return s;
 }
 
