@@ -8,17 +8,10 @@ for tool in curl jq; do
   command -v $tool >/dev/null || { echo "$tool not installed (scripts/deps.sh --test): skipped"; exit 77; }
 done
 tmp=$(mktemp -d)
-"$bin/lanes-server" --preset tiny --port 0 --threads 1 --chat-template chatml --max-body 2048 \
-  2>"$tmp/log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-port=
-for _ in $(seq 300); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/log")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/log"; exit 1; }
+. "$(dirname "$0")/server_lib.sh"
+trap 'stop_server; rm -rf "$tmp"' EXIT
+start_server "$bin" "$tmp/log" --preset tiny --threads 1 --chat-template chatml --max-body 2048
+port=$server_port
 u=http://127.0.0.1:$port
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # status WANT CURL_ARGS...: the body lands in $tmp/body

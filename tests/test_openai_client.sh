@@ -17,15 +17,7 @@ if [ ! -f "$dir/node_modules/openai/package.json" ] ||
   cp "$src/package-lock.json" "$dir/.installed-lock"
 fi
 log=$(mktemp)
-"$bin/lanes-server" --preset tiny --port 0 --chat-template chatml 2> "$log" &
-pid=$!
-trap 'kill $pid 2> /dev/null; wait $pid 2> /dev/null; rm -f "$log"' EXIT
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$log")
-  [ -n "$port" ] && break
-  kill -0 $pid 2> /dev/null || { cat "$log"; echo "FAIL: server exited"; exit 1; }
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$log"; echo "FAIL: server did not listen"; exit 1; }
-node "$dir/client_test.mjs" "$port"
+. "$(dirname "$0")/server_lib.sh"
+trap 'stop_server; rm -f "$log"' EXIT
+start_server "$bin" "$log" --preset tiny --chat-template chatml
+node "$dir/client_test.mjs" "$server_port"

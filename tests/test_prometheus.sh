@@ -8,8 +8,13 @@ command -v prometheus > /dev/null && command -v promtool > /dev/null ||
   { echo "SKIP: prometheus/promtool not installed (Debian: prometheus)"; exit 77; }
 command -v curl > /dev/null || { echo "SKIP: curl not installed"; exit 77; }
 tmp=$(mktemp -d)
+. "$(dirname "$0")/server_lib.sh"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null; wait "$p" 2> /dev/null; done; rm -rf "$tmp"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2> /dev/null; wait "$p" 2> /dev/null; done
+  stop_server
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # promtool parses (exit 1 on an error) and lints (exit 3). Its one lint vLLM's own /metrics fails too,
@@ -20,19 +25,9 @@ check_metrics() {
   [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || { echo "$out" >&2; return 1; }
   ! echo "$out" | grep -v "^vllm:[^ ]* metric names should not contain ':'$" | grep -q . || { echo "$out" >&2; return 1; }
 }
-wait_log() {   # file, sed expression printing the port, pid
-  for _ in $(seq 300); do
-    local p; p=$(sed -n "$2" "$1" | head -1)
-    [ -n "$p" ] && { echo "$p"; return; }
-    kill -0 "$3" 2> /dev/null || { cat "$1" >&2; fail "process $3 exited"; }
-    sleep 0.1
-  done
-  cat "$1" >&2; fail "no port in $1"
-}
 
-"$bin/lanes-server" --preset tiny --port 0 --lanes 8 2> "$tmp/server.log" &
-pids+=($!)
-port=$(wait_log "$tmp/server.log" 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' $!)
+start_server "$bin" "$tmp/server.log" --preset tiny --lanes 8
+port=$server_port
 
 curl -sf "http://127.0.0.1:$port/metrics" > "$tmp/m0.txt" || fail "GET /metrics failed"
 check_metrics "$tmp/m0.txt" || fail "promtool rejects the idle exposition"

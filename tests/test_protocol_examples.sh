@@ -7,17 +7,11 @@ doc=$(dirname "$0")/../docs/PROTOCOL.md
 command -v nc > /dev/null && command -v socat > /dev/null ||
   { echo "SKIP: nc (netcat-openbsd) or socat not installed"; exit 77; }
 tmp=$(mktemp -d)
-"$bin/lanes-server" --preset tiny --port 0 2> "$tmp/log" &
-pid=$!
-trap 'kill $pid 2> /dev/null; wait $pid 2> /dev/null; rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/server_lib.sh"
+trap 'stop_server; rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-port=
-for _ in $(seq 300); do
-  port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/log")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/log"; fail "server did not listen"; }
+start_server "$bin" "$tmp/log" --preset tiny
+port=$server_port
 # The examples block; each piped example is a line starting with "(", with its "\" continuations.
 sed -n '/^## Examples/,/^```$/p' "$doc" |
   awk '/^\(/ { on = 1 } on { print } on && !/\\$/ { on = 0 }' | sed "s/7070/$port/g" > "$tmp/examples"
