@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "kern/half.h"
 #include "nn.h"
+#include "test_families.h"
 #include "test_util.h"
 
 #define ASSERT_NEAR(a, b, tol)                                                                    \
@@ -356,23 +357,11 @@ static void check_forward(const char *name, const eng_model_cfg_t *cfg, int wtyp
     free(cols);
 }
 
-/* tiny-gemma3 as gemma3-style.f32.gguf's pattern is: layers 0 and 1 sliding, 2 global, each kind
- * with its own RoPE base and linear scaling; a window of 5, which 48 positions pass many times
- * over. */
-static void gemma3_cfg(eng_model_cfg_t *cfg) {
-    ASSERT_EQ(eng_model_preset("tiny-gemma3", cfg), LANES_OK);
-    cfg->n_layers = 3;
-    cfg->seq_len = 256;
-    cfg->window = 5;
-    for (int l = 0; l < 3; l++) cfg->layer_swa[l] = l < 2;
-    ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
-}
-
 /* KV cache bytes per lane: a sliding layer keeps window + max_cols - 1 positions and window - 1
  * mirrored, whatever the context; a global one the context. */
 static void check_kv_plan(void) {
     eng_model_cfg_t cfg;
-    gemma3_cfg(&cfg);
+    test_gemma3_cfg(&cfg);
     cfg.seq_len = 4096;
     uint64_t row = 2 * (uint64_t)cfg.n_kv_heads * cfg.head_dim * sizeof(float);
     for (int ctx = 256; ctx <= 4096; ctx *= 16) {
@@ -396,7 +385,7 @@ static void check_ring_rewind(void) {
     eng_model_cfg_t cfg;
     eng_model_t *m;
     eng_ctx_t *ctx;
-    gemma3_cfg(&cfg);
+    test_gemma3_cfg(&cfg);
     ASSERT_EQ(eng_model_synth(&cfg, 3, ENG_WT_F32, &m), LANES_OK);
     ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){1, 2, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
     int32_t out[2];
@@ -453,7 +442,7 @@ int main(void) {
         }
     /* Whole, then chunks longer than the window (the ring wraps every 11 positions), then one
      * column at a time (every 5). */
-    gemma3_cfg(&cfg);
+    test_gemma3_cfg(&cfg);
     for (size_t w = 0; w < 3; w++) check_forward("gemma3-like", &cfg, wtypes[w], 48, 48);
     check_forward("gemma3-like", &cfg, ENG_WT_F32, 48, 7);
     check_forward("gemma3-like", &cfg, ENG_WT_F32, 48, 1);

@@ -16,6 +16,7 @@
 #include "bundle.h"
 #include "engine.h"
 #include "gen.h"
+#include "test_families.h"
 #include "test_util.h"
 
 #define N_REQS 192
@@ -180,17 +181,6 @@ static void check_model(const char *name, const eng_bundle_t *b, int kinds) {
 #define FULL_GRID 1
 #endif
 
-/* tiny-gemma3 as gemma3-style.f32.gguf's pattern is: layers 0 and 1 sliding (window 5), 2
- * global, each kind with its own RoPE base and scale. */
-static void gemma3_cfg(eng_model_cfg_t *cfg) {
-    ASSERT_EQ(eng_model_preset("tiny-gemma3", cfg), LANES_OK);
-    cfg->n_layers = 3;
-    cfg->seq_len = 256;
-    cfg->window = 5;
-    for (int l = 0; l < 3; l++) cfg->layer_swa[l] = l < 2;
-    ASSERT(cfg->rope_base != cfg->rope_base_swa && cfg->rope_scale != 1.0f);
-}
-
 /* tiny-qwen35 (delta nets of 2 key heads and 4 value heads of 16, a 4-tap convolution; gated
  * attention, NEOX RoPE on a quarter of each head) with qwen35-style.f32.gguf's 4 layers: 0-2 delta
  * nets, 3 attention. Lanes reused by later streams must start those from a zero state. */
@@ -281,7 +271,7 @@ int main(void) {
             eng_model_cfg_t cfg;
             char name[64];
             int gemma = strcmp(archs[a], "gemma3-like") == 0;
-            if (gemma) gemma3_cfg(&cfg);
+            if (gemma) test_gemma3_cfg(&cfg);
             else if (strcmp(archs[a], "qwen35-like") == 0) qwen35_cfg(&cfg);
             else ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
             extra_cols = gemma ? 8 : 256;
