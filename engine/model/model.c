@@ -527,11 +527,16 @@ int eng_model_wtype(const eng_model_t *m) { return m->wtype; }
 const struct eng_gguf *eng_model_gguf(const eng_model_t *m) { return m->gguf; }
 uint64_t eng_model_weight_bytes(const eng_model_t *m) { return m->weight_bytes; }
 
+/* 2 flops per weight of every matrix a token goes through: counted from the matrices the model
+ * has, so every architecture (gated FFNs, delta-net layers, gated queries) is counted as it runs. */
 double eng_model_flops_per_token(const eng_model_t *m) {
-    const eng_model_cfg_t *c = &m->cfg;
-    double d = c->dim, q = (double)c->n_heads * c->head_dim;
-    double kv = (double)c->n_kv_heads * c->head_dim;
-    double ffn = (c->arch.ffn == ENG_FFN_SWIGLU ? 3.0 : 2.0) * d * c->hidden_dim;
-    double per_layer = 2.0 * d * q + 2.0 * d * kv + ffn;
-    return 2.0 * (c->n_layers * per_layer + (double)c->vocab_size * d);
+    double weights = (double)m->w.cls.rows * m->w.cls.cols;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const eng_layer_t *L = &m->w.layers[l];
+        const eng_mat_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down,
+                                   &L->ssm_qkv, &L->ssm_gate, &L->ssm_beta, &L->ssm_alpha, &L->ssm_out};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
+            if (mats[i]->data) weights += (double)mats[i]->rows * mats[i]->cols;
+    }
+    return 2.0 * weights;
 }
