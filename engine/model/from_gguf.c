@@ -17,12 +17,18 @@
 enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_GEMMA3, ARCH_QWEN35, N_ARCH };
 
 static const eng_arch_t archs[N_ARCH] = {
-    [ARCH_LLAMA] = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0},
-    [ARCH_QWEN2] = {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0},
-    [ARCH_QWEN3] = {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1},
-    [ARCH_GPT2] = {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0},
-    [ARCH_GEMMA3] = {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1},
-    [ARCH_QWEN35] = {"qwen35", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 1},
+    [ARCH_LLAMA] = {.name = "llama", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_PAIRS,
+                    .ffn = ENG_FFN_SWIGLU},
+    [ARCH_QWEN2] = {.name = "qwen2", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+                    .ffn = ENG_FFN_SWIGLU},
+    [ARCH_QWEN3] = {.name = "qwen3", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+                    .ffn = ENG_FFN_SWIGLU, .qk_norm = 1},
+    [ARCH_GPT2] = {.name = "gpt2", .norm = ENG_NORM_LAYER, .rope = ENG_ROPE_NONE,
+                   .ffn = ENG_FFN_GELU, .pos_embd = 1},
+    [ARCH_GEMMA3] = {.name = "gemma3", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+                     .ffn = ENG_FFN_GEGLU, .qk_norm = 1, .post_norms = 1},
+    [ARCH_QWEN35] = {.name = "qwen35", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+                     .ffn = ENG_FFN_SWIGLU, .qk_norm = 1, .attn_gate = 1},
 };
 
 /* Symbolic tensor dimensions, resolved from the cfg once it is read. N_QG: the query rows, twice

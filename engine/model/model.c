@@ -18,7 +18,8 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-const eng_arch_t eng_arch_llama = {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0, 0};
+const eng_arch_t eng_arch_llama = {.name = "llama", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_PAIRS,
+                                   .ffn = ENG_FFN_SWIGLU};
 
 const char *eng_wtype_name(int type) {
     switch (type) {
@@ -115,18 +116,26 @@ static const struct {
     float rope_base_swa, rope_scale;
     int dnet_interval, rope_div;    /* 0: no delta nets; RoPE on head_dim / rope_div (0: all) */
 } synth_archs[] = {
-    {"llama", {"llama", ENG_NORM_RMS, ENG_ROPE_PAIRS, ENG_FFN_SWIGLU, 0, 0, 0, 0}, 1, 0, 0, 5e5f,
-     1e-5f, 0, 0, 0, 0, 0, 0},
-    {"qwen2", {"qwen2", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 0, 0, 0}, 0, 0, 0, 1e6f,
-     1e-6f, 0, 0, 0, 0, 0, 0},
-    {"qwen3", {"qwen3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 0}, 0, 0, 1, 1e6f,
-     1e-6f, 0, 0, 0, 0, 0, 0},
-    {"gpt2", {"gpt2", ENG_NORM_LAYER, ENG_ROPE_NONE, ENG_FFN_GELU, 1, 0, 0, 0}, 1, 1, 0, 1e4f,
-     1e-5f, 0, 0, 0, 0, 0, 0},
-    {"gemma3", {"gemma3", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_GEGLU, 0, 1, 1, 0}, 0, 0, 0, 1e6f,
-     1e-6f, 6, 4096, 1e4f, 0.125f, 0, 0},
-    {"qwen35", {"qwen35", ENG_NORM_RMS, ENG_ROPE_NEOX, ENG_FFN_SWIGLU, 0, 1, 0, 1}, 0, 0, 0, 1e7f,
-     1e-6f, 0, 4096, 0, 0, 4, 4},
+    {.suffix = "llama", .untied = 1, .rope_base = 5e5f, .norm_eps = 1e-5f,
+     .arch = {.name = "llama", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_PAIRS,
+              .ffn = ENG_FFN_SWIGLU}},
+    {.suffix = "qwen2", .rope_base = 1e6f, .norm_eps = 1e-6f,
+     .arch = {.name = "qwen2", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+              .ffn = ENG_FFN_SWIGLU}},
+    {.suffix = "qwen3", .wide_heads = 1, .rope_base = 1e6f, .norm_eps = 1e-6f,
+     .arch = {.name = "qwen3", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+              .ffn = ENG_FFN_SWIGLU, .qk_norm = 1}},
+    {.suffix = "gpt2", .untied = 1, .mha = 1, .rope_base = 1e4f, .norm_eps = 1e-5f,
+     .arch = {.name = "gpt2", .norm = ENG_NORM_LAYER, .rope = ENG_ROPE_NONE, .ffn = ENG_FFN_GELU,
+              .pos_embd = 1}},
+    {.suffix = "gemma3", .rope_base = 1e6f, .norm_eps = 1e-6f, .swa_period = 6, .ctx = 4096,
+     .rope_base_swa = 1e4f, .rope_scale = 0.125f,
+     .arch = {.name = "gemma3", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX, .ffn = ENG_FFN_GEGLU,
+              .qk_norm = 1, .post_norms = 1}},
+    {.suffix = "qwen35", .rope_base = 1e7f, .norm_eps = 1e-6f, .ctx = 4096, .dnet_interval = 4,
+     .rope_div = 4,
+     .arch = {.name = "qwen35", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+              .ffn = ENG_FFN_SWIGLU, .qk_norm = 1, .attn_gate = 1}},
 };
 
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {

@@ -57,6 +57,8 @@ typedef struct {
     int attn_gate;      /* 1: wq holds each query head's head_dim rows followed by as many rows of
                          * its output gate (2 n_heads head_dim rows in all); the attention output
                          * of a head is multiplied by sigmoid(gate) before wo (Qwen3.5) */
+    int v_norm;         /* 1: each KV head of v is RMS-normed, without a weight, before it is
+                         * filed (Gemma 4) */
 } eng_arch_t;
 
 /* Layers per model at most. */
@@ -90,6 +92,29 @@ typedef struct {
      * causal convolution of ssm_conv_kernel taps over the qkv channels. */
     uint8_t layer_kind[ENG_MAX_LAYERS];
     int ssm_k_heads, ssm_v_heads, ssm_head_dim, ssm_conv_kernel;
+    /* Per-layer shapes (Gemma 4). A sliding layer's heads (q, k and v) are head_dim_swa wide, of
+     * which RoPE rotates the first rope_dim_swa; layer l has layer_kv_heads[l] KV heads and an FFN
+     * layer_hidden[l] wide. Zeros take the model-wide value (head_dim, rope_dim, n_kv_heads,
+     * hidden_dim), so a model without per-layer shapes leaves them all 0. n_heads is every
+     * layer's. */
+    int head_dim_swa, rope_dim_swa;
+    uint16_t layer_kv_heads[ENG_MAX_LAYERS];
+    int32_t layer_hidden[ENG_MAX_LAYERS];
+    /* Shared KV (Gemma 4): a layer with layer_kv_reuse[l] = r > 0 computes only its query and
+     * attends, with its own mask, to the keys and values layer l - r filed in the same step; it
+     * has no wk, wv nor k_norm and keeps no cache. Layer l - r is an attention layer of its kind
+     * (both sliding or both global: same head dim) and KV head count, that keeps its own. */
+    uint16_t layer_kv_reuse[ENG_MAX_LAYERS];
+    /* Per-layer embeddings (Gemma 3n / 4): ple_dim > 0 values per layer and token, from the
+     * ple_* weights (eng_weights_t, eng_layer_t): at the start of a step each column's
+     * inp = (rms(ple_model_proj x / sqrtf(dim)) * ple_proj_norm, per layer's ple_dim chunk,
+     * + ple_tok_emb[token] * sqrtf(ple_dim)) / sqrtf(2), x the scaled token embedding; after
+     * layer l's FFN, x += rms(ple_proj (gelu(ple_gate x) * inp_l)) * ple_post_norm. */
+    int ple_dim;
+    float attn_scale;       /* the scores q.k are multiplied by it (Gemma 4: 1); 0: divided by
+                             * sqrtf(head_dim) */
+    float final_softcap;    /* logits = c tanhf(z (1 / c)) with c = final_softcap, as every logit
+                             * of the classifier is read (argmax, noise, rows); 0: none */
 } eng_model_cfg_t;
 
 /* A matrix W (rows, cols) applied as y = W x (x of length cols), row-major in its element type;
@@ -103,7 +128,11 @@ typedef struct {
 /* One block's weights. Vectors are fp32 whatever the file holds (they are tiny); NULL: absent. */
 typedef struct {
     const float *attn_norm, *attn_norm_b;   /* (dim,) */
-    eng_mat_t wq, wk, wv;                   /* (n_heads * head_dim | n_kv_heads * head_dim, dim) */
+    eng_mat_t wq, wk, wv;                   /* (n_heads * head_dim | n_kv_heads * head_dim, dim),
+                                             * the layer's head_dim and KV heads; wv may be wk
+                                             * itself (same data: Gemma 4's layers without
+                                             * attn_v, where v is k's product before its norm);
+                                             * a shared-KV layer has neither */
     const float *bq, *bk, *bv;
     const float *q_norm, *k_norm;           /* (head_dim,) when arch.qk_norm */
     eng_mat_t wo;                           /* (dim, n_heads * head_dim) */
@@ -124,6 +153,12 @@ typedef struct {
                                              * oldest first */
     const float *ssm_dt_bias, *ssm_a;       /* (H,) ssm_dt.bias, ssm_a = -exp(A_log) */
     const float *ssm_norm;                  /* (d,) */
+    /* Per-layer embeddings (cfg.ple_dim > 0) and Gemma 4's layer scale. */
+    eng_mat_t ple_gate;                     /* (ple_dim, dim) inp_gate */
+    eng_mat_t ple_proj;                     /* (dim, ple_dim) proj */
+    const float *ple_post_norm;             /* (dim,) post_norm */
+    const float *out_scale;                 /* (1,) layer_output_scale: the residual stream is
+                                             * multiplied by it at the end of the layer; NULL: 1 */
 } eng_layer_t;
 
 typedef struct {
@@ -131,8 +166,13 @@ typedef struct {
     eng_mat_t pos_emb;          /* (seq_len, dim) when arch.pos_embd */
     const float *out_norm, *out_norm_b;
     eng_mat_t cls;              /* (vocab, dim); the same data as tok_emb when shared_cls */
-    const float *rope_freqs;    /* (rope_dim / 2,) divisors of each pair's frequency (Llama 3.1
-                                 * rope scaling), or NULL */
+    const float *rope_freqs;    /* (rope_dim / 2,) divisors of each pair's frequency on the
+                                 * global layers (Llama 3.1 rope scaling; Gemma 4's proportional
+                                 * RoPE), or NULL */
+    eng_mat_t ple_tok_emb;      /* (vocab, n_layers * ple_dim) per_layer_token_embd: layer l's
+                                 * values are its ple_dim-wide chunk l */
+    eng_mat_t ple_model_proj;   /* (n_layers * ple_dim, dim) per_layer_model_proj */
+    const float *ple_proj_norm; /* (ple_dim,) per_layer_proj_norm */
     const eng_layer_t *layers;  /* (n_layers,) */
 } eng_weights_t;
 
