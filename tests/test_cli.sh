@@ -131,6 +131,25 @@ set +e
 set -e
 grep -q "^lanes-run: no prompt: give -p TEXT or --prompts FILE$" "$tmp/err" \
   || fail "missing prompt not named: $(cat "$tmp/err")"
+# lanes-bench --vs: each preset at --seq-len (longer than tiny-llama's own 256), every point timed
+# in every model (a refused step attends nothing: attn_ms 0), the KV bytes per lane each model's
+# plan gives: tiny-llama's 2 layers of keys and values, 2 KV heads of 16, 512 positions, fp32; the
+# sliding and delta-net layers of the others hold less.
+"$bin/lanes-bench" --preset tiny-llama --vs tiny-gemma3,tiny-qwen35 --seq-len 512 --no-kernels \
+  --no-decode --no-sampling --lanes 1,3 --steps 2 --rounds 2 --pos 1000 --json "$tmp/vs.json" \
+  > "$tmp/vs.out" 2> "$tmp/err" || fail "lanes-bench --vs: $(cat "$tmp/err")"
+jq -e '.families | .ctx == 512 and .pos == 512 - 2 * 2 * 2 and (.points | length) == 6
+       and all(.points[]; .step_ms > 0 and .attn_ms > 0)
+       and ([.models[].model] == ["tiny-llama", "tiny-gemma3", "tiny-qwen35"])
+       and .models[0].kv_lane_bytes == 2 * 2 * 32 * 512 * 4
+       and all(.models[1:][]; .kv_lane_bytes < 2 * 2 * 32 * 512 * 4)' "$tmp/vs.json" > /dev/null ||
+  fail "lanes-bench --vs: $(cat "$tmp/vs.json")"
+grep -q "^    3 tiny-qwen35 " "$tmp/vs.out" || fail "lanes-bench --vs table: $(cat "$tmp/vs.out")"
+# A delta-net model's decode table goes on from where each lane is (its state cannot rewind).
+"$bin/lanes-bench" --preset tiny-qwen35 --no-kernels --no-sampling --lanes 1,3 --steps 2 \
+  --json "$tmp/q35.json" > /dev/null 2> "$tmp/err" || fail "lanes-bench tiny-qwen35: $(cat "$tmp/err")"
+jq -e '(.decode | length) == 2 and all(.decode[]; .attn_ms > 0)' "$tmp/q35.json" > /dev/null ||
+  fail "lanes-bench tiny-qwen35 decode: $(cat "$tmp/q35.json")"
 # Numbers are read strictly (atoi read "abc" as 0 and "12x" as 12): the flag and value are named.
 for bad in "lanes-run --preset tiny -p hi -n 12x" "lanes-run --preset tiny -p hi --seed -1" \
            "lanes-run --preset tiny -p hi --temperature 1e999" \

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/lanes_arg.h"
+#include "base/lanes_err.h"
 #include "base/lanes_log.h"
 #include "bundle.h"
 #include "engine.h"
@@ -20,19 +21,23 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: lanes-bench [-m MODEL -z TOKENIZER | --preset tiny|15m|110m[-ARCH]\n"
-            "                   [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k]] [--threads N]\n"
-            "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
-            "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
-            "                   [--sample-lanes 1,32,128] [--rounds N] [--logprobs N]\n"
-            "                   [--vs-global] [--json FILE]\n"
-            "Without -m the synthetic 15m model is used, its matrices in --type (default f32).\n"
+            "                   [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] [--seq-len N]]\n"
+            "                   [--threads N] [--gemm lanes|openblas] [--lanes 1,2,4,...]\n"
+            "                   [--steps N] [--pos P] [--ctx N] [--no-kernels] [--no-decode]\n"
+            "                   [--no-sampling] [--sample-lanes 1,32,128] [--rounds N]\n"
+            "                   [--logprobs N] [--vs-global] [--vs PRESET,...] [--json FILE]\n"
+            "Without -m the synthetic 15m model is used, its matrices in --type (default f32),\n"
+            "its context --seq-len (default the preset's: RoPE tables and the rest follow).\n"
             "Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill. The sampling table times\n"
             "greedy, T=1, top-k 40 and top-p 0.9 decode steps in --rounds interleaved rounds\n"
             "(default 3) and keeps each one's best median; --logprobs N (0..%d) adds greedy\n"
             "steps where every lane asks for its logprobs and top N alternatives. --vs-global\n"
             "times a sliding-window model's decode steps and their attention phase against\n"
-            "its twin with every layer global, in --rounds interleaved rounds.\n",
+            "its twin with every layer global, in --rounds interleaved rounds. --vs times the\n"
+            "model's decode steps against each preset listed (of the same --type, --seq-len and\n"
+            "--ctx) in --rounds interleaved rounds, every lane decoding on from --pos (moved\n"
+            "back so that all rounds fit the context), and gives each one's KV bytes per lane.\n",
             ENG_MAX_TOP_LOGPROBS);
 }
 
@@ -287,102 +292,221 @@ static void weight_type_table(const eng_model_cfg_t *mc, cJSON *out) {
     }
 }
 
-/* Fills positions 0..pos-1 of lanes l0..lanes-1 in chunks the context allows. */
-static void prefill_lanes(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int l0, int lanes, int pos) {
-    int maxc = eng_ctx_max_cols(ctx);
+/* A context under benchmark and how far each of its lanes is filled. */
+typedef struct {
+    eng_ctx_t *ctx;
+    const eng_model_cfg_t *mc;
+    int onward;                     /* decode each lane on from its filled length, never back */
+    int filled[ENG_MAX_LANES];
+} bench_lanes_t;
+
+/* A delta-net layer's recurrent state cannot rewind: such a model always decodes onward. */
+static void bench_lanes_init(bench_lanes_t *b, eng_ctx_t *ctx, int onward) {
+    *b = (bench_lanes_t){ctx, eng_ctx_model_cfg(ctx), onward, {0}};
+    for (int l = 0; l < b->mc->n_layers; l++) b->onward |= b->mc->layer_kind[l] == ENG_LAYER_DNET;
+}
+
+static int step_or_say(bench_lanes_t *b, const eng_col_t *cols, int n, int32_t *tok) {
+    int rc = eng_step(b->ctx, cols, n, tok);
+    if (rc < 0)
+        fprintf(stderr, "lanes-bench: a step of %d columns from lane %d position %d was refused: %s\n",
+                n, cols[0].lane, cols[0].pos, lanes_strerror(rc));
+    return rc;
+}
+
+/* Fills positions 0..pos-1 of the lanes below `lanes` not filled yet, in chunks the context
+ * allows. */
+static int prefill_lanes(bench_lanes_t *b, int lanes, int pos) {
+    int maxc = eng_ctx_max_cols(b->ctx), rc = LANES_OK;
     eng_col_t *cols = malloc((size_t)maxc * sizeof *cols);
     int32_t *tok = malloc((size_t)maxc * sizeof *tok);
-    for (int l = l0; l < lanes; l++) {
-        eng_ctx_set_sampler(ctx, l, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
-        for (int p = 0; p < pos; p += maxc) {
+    for (int l = 0; l < lanes && rc == LANES_OK; l++) {
+        if (b->filled[l]) continue;
+        eng_ctx_set_sampler(b->ctx, l, &(eng_sampler_t){0.0f, 0, 1.0f, 0});
+        for (int p = 0; p < pos && rc == LANES_OK; p += maxc) {
             int n = pos - p < maxc ? pos - p : maxc;
             for (int i = 0; i < n; i++)
-                cols[i] = (eng_col_t){l, p + i, (int32_t)((l * 131 + p + i) % mc->vocab_size),
+                cols[i] = (eng_col_t){l, p + i, (int32_t)((l * 131 + p + i) % b->mc->vocab_size),
                                       p + i == pos - 1, NULL, NULL};
-            eng_step(ctx, cols, n, tok);
+            rc = step_or_say(b, cols, n, tok);
         }
+        b->filled[l] = pos;
     }
     free(cols);
     free(tok);
+    return rc;
 }
 
-/* Times `steps` decode steps of every lane from position pos with sampler smp (lane l seeded
- * with l), over a prefill of at least pos positions; returns the median, and the median of their
- * attention phases in *attn (NULL: not wanted). top_n >= 0: every column asks for logprobs with
- * that many alternatives. Rerunning from the same pos only overwrites the cache rows these steps
- * wrote before. */
-static double decode_steps(eng_ctx_t *ctx, const eng_model_cfg_t *mc, int lanes, int pos, int steps,
+/* Times `steps` decode steps of lanes 0..lanes-1 with sampler smp (lane l seeded with l), over a
+ * prefill of at least pos positions: from position pos (rerunning from there only overwrites the
+ * cache rows these steps wrote before), or, b->onward, each lane on from its filled length.
+ * Returns the median, and the median of their attention phases in *attn (NULL: not wanted); -1
+ * when a step was refused or a lane would pass the context. top_n >= 0: every column asks for
+ * logprobs with that many alternatives. */
+static double decode_steps(bench_lanes_t *b, int lanes, int pos, int steps,
                            const eng_sampler_t *smp, int top_n, double *attn) {
     eng_col_t *cols = malloc((size_t)lanes * sizeof *cols);
     int32_t *next = malloc((size_t)lanes * sizeof *next);
     double *t = malloc((size_t)steps * sizeof *t), *ta = malloc((size_t)steps * sizeof *ta);
     eng_logprobs_t *lp = top_n >= 0 ? malloc((size_t)lanes * sizeof *lp) : NULL;
+    int *start = malloc((size_t)lanes * sizeof *start), rc = LANES_OK;
     for (int l = 0; l < lanes; l++) {
         eng_sampler_t s = *smp;
         s.seed = (uint64_t)l;
-        eng_ctx_set_sampler(ctx, l, &s);
-        next[l] = (int32_t)((l * 7 + 3) % mc->vocab_size);
+        eng_ctx_set_sampler(b->ctx, l, &s);
+        next[l] = (int32_t)((l * 7 + 3) % b->mc->vocab_size);
+        start[l] = b->onward ? b->filled[l] : pos;
+        if (start[l] + steps > eng_ctx_seq_len(b->ctx)) {
+            fprintf(stderr, "lanes-bench: lane %d would decode past the context (%d + %d steps > "
+                    "%d): lower --pos or --steps\n", l, start[l], steps, eng_ctx_seq_len(b->ctx));
+            rc = LANES_ERANGE;
+        }
     }
-    for (int s = 0; s < steps; s++) {
+    for (int s = 0; s < steps && rc == LANES_OK; s++) {
         for (int l = 0; l < lanes; l++) {
-            cols[l] = (eng_col_t){l, pos + s, next[l], 1, NULL, lp ? &lp[l] : NULL};
+            cols[l] = (eng_col_t){l, start[l] + s, next[l], 1, NULL, lp ? &lp[l] : NULL};
             if (lp) lp[l].top_n = top_n;
         }
-        uint64_t a0 = eng_ctx_attention_ns(ctx);
+        uint64_t a0 = eng_ctx_attention_ns(b->ctx);
         double t0 = now_s();
-        eng_step(ctx, cols, lanes, next);
+        rc = step_or_say(b, cols, lanes, next);
         t[s] = now_s() - t0;
-        ta[s] = (double)(eng_ctx_attention_ns(ctx) - a0) * 1e-9;
+        ta[s] = (double)(eng_ctx_attention_ns(b->ctx) - a0) * 1e-9;
     }
-    double med = median(t, steps);
-    if (attn) *attn = median(ta, steps);
+    for (int l = 0; l < lanes && rc == LANES_OK; l++)
+        if (start[l] + steps > b->filled[l]) b->filled[l] = start[l] + steps;
+    double med = rc == LANES_OK ? median(t, steps) : -1;
+    if (attn && rc == LANES_OK) *attn = median(ta, steps);
     free(cols);
     free(next);
     free(t);
     free(ta);
     free(lp);
+    free(start);
     return med;
 }
 
 static const eng_sampler_t greedy = {0.0f, 0, 1.0f, 0};
 
+/* Per lanes point: fills the point's lanes of each of the n contexts, then times greedy decode
+ * steps in `rounds` rounds of `steps`-step medians, the contexts in turn within each round (a
+ * shared host's load swing hits them alike), and keeps each context's best: step[i * n + m] and
+ * attn[i * n + m] seconds for point i and context m. Prints each point's row through row(). */
+typedef void (*point_row_fn)(int point, const double *step, const double *attn, void *arg);
+static int time_interleaved(bench_lanes_t *const *b, int n, const int *lanes, int npoints, int pos,
+                            int steps, int rounds, double *step, double *attn, point_row_fn row,
+                            void *arg) {
+    for (int i = 0; i < npoints; i++) {
+        double *st = step + (size_t)i * n, *at = attn + (size_t)i * n;
+        for (int m = 0; m < n; m++) {
+            if (prefill_lanes(b[m], lanes[i], pos) < 0) return -1;
+            st[m] = at[m] = 1e30;
+        }
+        for (int r = 0; r < rounds; r++)
+            for (int m = 0; m < n; m++) {
+                double a, s = decode_steps(b[m], lanes[i], pos, steps, &greedy, -1, &a);
+                if (s < 0) return -1;
+                if (s < st[m]) st[m] = s;
+                if (a < at[m]) at[m] = a;
+            }
+        row(i, st, at, arg);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+typedef struct {
+    const int *lanes;
+    cJSON *arr;
+} global_rows_t;
+
+static void global_row(int i, const double *st, const double *at, void *arg) {
+    global_rows_t *g = arg;
+    printf("%5d %9.3f %9.3f %11.3f %11.3f %7.1f%% %7.2fx\n", g->lanes[i], st[0] * 1e3, at[0] * 1e3,
+           st[1] * 1e3, at[1] * 1e3, 100.0 * at[0] / at[1], st[1] / st[0]);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "lanes", g->lanes[i]);
+    cJSON_AddNumberToObject(o, "step_ms", st[0] * 1e3);
+    cJSON_AddNumberToObject(o, "attn_ms", at[0] * 1e3);
+    cJSON_AddNumberToObject(o, "global_step_ms", st[1] * 1e3);
+    cJSON_AddNumberToObject(o, "global_attn_ms", at[1] * 1e3);
+    cJSON_AddItemToArray(g->arr, o);
+}
+
 /* --vs-global: the model against its twin with every layer global (the same shape, window 0) at
  * each lanes point from position pos, in `rounds` interleaved rounds of `steps`-step medians,
  * best of each: step and attention-phase ms, and KV bytes per lane. */
-static void global_table(eng_ctx_t *ctx, eng_ctx_t *glob, const eng_model_cfg_t *mc,
-                         const eng_ctx_plan_t *plan, const eng_ctx_plan_t *gplan, const int *lanes,
-                         int npoints, int pos, int steps, int rounds, cJSON *out) {
-    cJSON *arr = cJSON_AddArrayToObject(out, "vs_global");
+static int global_table(bench_lanes_t *slide, bench_lanes_t *glob, const eng_ctx_plan_t *plan,
+                        const eng_ctx_plan_t *gplan, const int *lanes, int npoints, int pos,
+                        int steps, int rounds, cJSON *out) {
+    global_rows_t g = {lanes, cJSON_AddArrayToObject(out, "vs_global")};
     printf("\nsliding window vs all layers global: decode from position %d, best of %d interleaved "
            "rounds of %d-step medians\nKV cache per lane: %.2f MiB vs %.2f MiB all global\n", pos,
            rounds, steps, (double)plan->kv_lane / (1 << 20), (double)gplan->kv_lane / (1 << 20));
     printf("%5s %9s %9s %11s %11s %8s %8s\n", "lanes", "step ms", "attn ms", "glob step",
            "glob attn", "attn %", "speedup");
-    for (int i = 0, filled = 0; i < npoints; i++) {
-        prefill_lanes(ctx, mc, filled, lanes[i], pos);
-        prefill_lanes(glob, mc, filled, lanes[i], pos);
-        if (lanes[i] > filled) filled = lanes[i];
-        double st = 1e30, at = 1e30, gst = 1e30, gat = 1e30;
-        for (int r = 0; r < rounds; r++) {
-            double a, ga;
-            double s = decode_steps(ctx, mc, lanes[i], pos, steps, &greedy, -1, &a);
-            double gs = decode_steps(glob, mc, lanes[i], pos, steps, &greedy, -1, &ga);
-            st = s < st ? s : st, at = a < at ? a : at, gst = gs < gst ? gs : gst;
-            gat = ga < gat ? ga : gat;
-        }
-        printf("%5d %9.3f %9.3f %11.3f %11.3f %7.1f%% %7.2fx\n", lanes[i], st * 1e3, at * 1e3,
-               gst * 1e3, gat * 1e3, 100.0 * at / gat, gst / st);
-        fflush(stdout);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "lanes", lanes[i]);
-        cJSON_AddNumberToObject(o, "step_ms", st * 1e3);
-        cJSON_AddNumberToObject(o, "attn_ms", at * 1e3);
-        cJSON_AddNumberToObject(o, "global_step_ms", gst * 1e3);
-        cJSON_AddNumberToObject(o, "global_attn_ms", gat * 1e3);
-        cJSON_AddItemToArray(arr, o);
-    }
     cJSON_AddNumberToObject(out, "kv_lane_bytes", (double)plan->kv_lane);
     cJSON_AddNumberToObject(out, "global_kv_lane_bytes", (double)gplan->kv_lane);
+    double st[MAX_POINTS * 2], at[MAX_POINTS * 2];
+    bench_lanes_t *b[2] = {slide, glob};
+    return time_interleaved(b, 2, lanes, npoints, pos, steps, rounds, st, at, global_row, &g);
+}
+
+typedef struct {
+    const int *lanes;
+    const char *const *names;
+    int n;
+    cJSON *arr;
+} family_rows_t;
+
+static void family_row(int i, const double *st, const double *at, void *arg) {
+    family_rows_t *f = arg;
+    for (int m = 0; m < f->n; m++) {
+        printf("%5d %-16s %9.3f %9.3f %10.1f %8.2fx %8.1f%%\n", f->lanes[i], f->names[m],
+               st[m] * 1e3, at[m] * 1e3, f->lanes[i] / st[m], st[0] / st[m],
+               100.0 * at[m] / at[0]);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "lanes", f->lanes[i]);
+        cJSON_AddStringToObject(o, "model", f->names[m]);
+        cJSON_AddNumberToObject(o, "step_ms", st[m] * 1e3);
+        cJSON_AddNumberToObject(o, "attn_ms", at[m] * 1e3);
+        cJSON_AddNumberToObject(o, "tok_s", f->lanes[i] / st[m]);
+        cJSON_AddItemToArray(f->arr, o);
+    }
+}
+
+/* --vs: the model (first) against other presets, every lane decoding onward from position pos in
+ * all of them alike, in `rounds` interleaved rounds of `steps`-step medians, best of each: step
+ * and attention-phase ms, tok/s, and KV (and recurrent state) bytes per lane; ratios to the
+ * first. */
+static int family_table(bench_lanes_t *const *b, const char *const *names,
+                        const eng_ctx_plan_t *plans, const double *fpt, int n, const int *lanes,
+                        int npoints, int pos, int steps, int rounds, cJSON *out) {
+    cJSON *fam = cJSON_AddObjectToObject(out, "families");
+    cJSON_AddNumberToObject(fam, "pos", pos);
+    cJSON_AddNumberToObject(fam, "ctx", eng_ctx_seq_len(b[0]->ctx));
+    cJSON *models = cJSON_AddArrayToObject(fam, "models");
+    printf("\nmodels compared: decode steps from position %d on (each lane goes on where it is, in "
+           "every model alike), best of %d interleaved rounds of %d-step medians; context %d\n",
+           pos, rounds, steps, eng_ctx_seq_len(b[0]->ctx));
+    printf("%-16s %12s %12s\n", "model", "KV MiB/lane", "MFLOP/token");
+    for (int m = 0; m < n; m++) {
+        printf("%-16s %12.2f %12.1f\n", names[m], (double)plans[m].kv_lane / (1 << 20),
+               fpt[m] * 1e-6);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", names[m]);
+        cJSON_AddNumberToObject(o, "kv_lane_bytes", (double)plans[m].kv_lane);
+        cJSON_AddNumberToObject(o, "flops_per_token", fpt[m]);
+        cJSON_AddItemToArray(models, o);
+    }
+    printf("%5s %-16s %9s %9s %10s %9s %9s\n", "lanes", "model", "step ms", "attn ms", "tok/s",
+           "tok/s x", "attn %");
+    family_rows_t f = {lanes, names, n, cJSON_AddArrayToObject(fam, "points")};
+    double *st = malloc((size_t)npoints * n * sizeof *st), *at = malloc((size_t)npoints * n * sizeof *at);
+    int rc = time_interleaved(b, n, lanes, npoints, pos, steps, rounds, st, at, family_row, &f);
+    free(st);
+    free(at);
+    return rc;
 }
 
 /* Greedy, plain temperature (the fused Gumbel path) and the two whole-row filters. */
@@ -398,8 +522,8 @@ static const struct {
 /* Per lanes point: the samplers' decode steps in `rounds` interleaved rounds (a shared host's
  * load hits them alike), each sampler's best median, and its ratio to greedy's; top_n >= 0 adds
  * greedy steps with logprobs on every lane as a last column. */
-static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int *lanes, int npoints,
-                           int pos, int steps, int rounds, int top_n, cJSON *out) {
+static int sampling_table(bench_lanes_t *b, const int *lanes, int npoints, int pos, int steps,
+                          int rounds, int top_n, cJSON *out) {
     cJSON *arr = cJSON_AddArrayToObject(out, "sampling");
     int nk = N_SAMPLERS + (top_n >= 0);
     char lp_name[32];
@@ -412,13 +536,14 @@ static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int 
     printf("\n");
     for (int i = 0; i < npoints; i++) {
         double best[N_SAMPLERS + 1];
-        prefill_lanes(ctx, mc, 0, lanes[i], pos);
+        if (prefill_lanes(b, lanes[i], pos) < 0) return -1;
         for (int k = 0; k < nk; k++) best[k] = 1e30;
         for (int r = 0; r < rounds; r++)
             for (int k = 0; k < nk; k++) {   /* the logprobs steps are greedy's */
-                double st = decode_steps(ctx, mc, lanes[i], pos, steps,
+                double st = decode_steps(b, lanes[i], pos, steps,
                                          &samplers[k < N_SAMPLERS ? k : 0].s,
                                          k < N_SAMPLERS ? -1 : top_n, NULL);
+                if (st < 0) return -1;
                 if (st < best[k]) best[k] = st;
             }
         printf("%5d", lanes[i]);
@@ -434,6 +559,7 @@ static void sampling_table(eng_ctx_t *ctx, const eng_model_cfg_t *mc, const int 
         printf("\n");
         fflush(stdout);
     }
+    return 0;
 }
 
 /* "1,2,4" into v (at most MAX_POINTS); raises *max. Returns the count, or -1 if malformed. */
@@ -454,17 +580,39 @@ static int parse_lanes(const char *list, int *v, int *max) {
     return n;
 }
 
+/* The synthetic preset's model: cfg with seq_len (0: its own), weights of wtype from seed 1, the
+ * draws eng_bundle_open() makes. */
+static int synth_model(eng_model_cfg_t cfg, int seq_len, int wtype, eng_model_t **out) {
+    if (seq_len) cfg.seq_len = seq_len;
+    return eng_model_synth(&cfg, 1, wtype, out);
+}
+
+/* "a,b,c" into at most MAX_VS names pointing into list (overwritten: commas become NULs). */
+#define MAX_VS 7
+static int parse_names(char *list, const char **v) {
+    int n = 0;
+    for (char *p = list, *end; p; p = end ? end + 1 : NULL) {
+        if ((end = strchr(p, ','))) *end = 0;
+        if (!*p || n == MAX_VS) return -1;
+        v[n++] = p;
+    }
+    return n;
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *preset = NULL, *json_path = NULL;
     const char *lanes_list = "1,2,4,8,16,32,64,128", *sample_list = "1,32,128";
+    const char *vs_names[1 + MAX_VS];
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
     int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32, top_n = -1, vs_global = 0;
+    int seq_len = 0, nvs = 0;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
         {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
         {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'},
-        {"logprobs", 1, 0, 'P'}, {"vs-global", 0, 0, 'G'}, {0, 0, 0, 0}};
+        {"logprobs", 1, 0, 'P'}, {"vs-global", 0, 0, 'G'}, {"seq-len", 1, 0, 'Q'},
+        {"vs", 1, 0, 'V'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -476,6 +624,8 @@ int main(int argc, char **argv) {
         case 's': bad |= lanes_arg_int("--steps", optarg, 1, INT_MAX, &steps) < 0; break;
         case 'p': bad |= lanes_arg_int("--pos", optarg, 1, INT_MAX, &pos) < 0; break;
         case 'x': bad |= lanes_arg_int("--ctx", optarg, 0, INT_MAX, &ctx_len) < 0; break;
+        case 'Q': bad |= lanes_arg_int("--seq-len", optarg, 1, INT_MAX, &seq_len) < 0; break;
+        case 'V': bad |= (nvs = parse_names(optarg, vs_names + 1)) < 0; break;
         case 'j': json_path = optarg; break;
         case 'K': kernels = 0; break;
         case 'D': decode = 0; break;
@@ -503,37 +653,38 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    int lanes[MAX_POINTS], slanes[MAX_POINTS], max_lanes = 1;
+    int lanes[MAX_POINTS], slanes[MAX_POINTS], max_lanes = 1, unused_max = 1;
     int npoints = parse_lanes(lanes_list, lanes, &max_lanes);
-    int nspoints = parse_lanes(sample_list, slanes, &max_lanes);
+    int nspoints = parse_lanes(sample_list, slanes, sampling ? &max_lanes : &unused_max);
     if (bad || npoints < 0 || nspoints < 0 || optind != argc || steps < 1 || pos < 1 || threads < 0 ||
         rounds < 1 || ctx_len < 0) {
         usage(stderr);
         return 2;
     }
-    if (model && wtype != ENG_WT_F32) {
-        fprintf(stderr, "lanes-bench: --type is for the synthetic presets; a model file keeps its "
-                "own weight type\n");
+    if (model && (wtype != ENG_WT_F32 || seq_len)) {
+        fprintf(stderr, "lanes-bench: --type and --seq-len are for the synthetic presets; a model "
+                "file keeps its own\n");
         return 2;
     }
     eng_bundle_t b;
     if (eng_bundle_open(&b, model, tokp, preset, 1) < 0) return 1;
-    if (wtype != ENG_WT_F32) { /* the same draws, rounded: the F32 preset's twin */
+    if (wtype != ENG_WT_F32 || seq_len) { /* the same draws, rounded: the F32 preset's twin */
         eng_model_cfg_t cfg = *eng_model_cfg(b.model);
         eng_model_destroy(b.model);
         b.model = NULL;
-        if (eng_model_synth(&cfg, 1, wtype, &b.model) < 0) {
+        if (synth_model(cfg, seq_len, wtype, &b.model) < 0) {
             eng_bundle_close(&b);
             return 1;
         }
     }
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
     int max_cols = 128;   /* the decode points and the 128-token prefill */
-    eng_ctx_t *ctx, *gctx = NULL;
-    eng_model_t *gmodel = NULL;
+    eng_ctx_t *ctx, *gctx = NULL, *vs_ctx[1 + MAX_VS] = {0};
+    eng_model_t *gmodel = NULL, *vs_model[1 + MAX_VS] = {0};
     eng_ctx_cfg_t cc = {max_lanes, max_cols, threads, gemm, ctx_len};
     if (eng_ctx_create(b.model, &cc, &ctx) < 0) return 1;
-    eng_ctx_plan_t plan, gplan;
+    eng_ctx_plan_t plan, gplan, vs_plan[1 + MAX_VS];
+    double vs_fpt[1 + MAX_VS];
     if (vs_global) {   /* the same shape and weight type, every layer global */
         eng_model_cfg_t gc = *mc;
         if (gc.window == 0) {
@@ -548,9 +699,31 @@ int main(int argc, char **argv) {
             eng_ctx_plan(&gc, &cc, UINT64_MAX, &gplan) < 0)
             return 1;
     }
-    int seq = eng_ctx_seq_len(ctx);
+    int seq = eng_ctx_seq_len(ctx), vs_seq = seq;
+    vs_names[0] = model ? model : preset ? preset : "15m";
+    vs_ctx[0] = ctx;
+    for (int m = 0; nvs && m <= nvs; m++) {   /* the presets --vs names, same weights and context */
+        eng_model_cfg_t pc;
+        if (m && eng_model_preset(vs_names[m], &pc) < 0) {
+            fprintf(stderr, "lanes-bench: --vs %s: not a preset\n", vs_names[m]);
+            return 2;
+        }
+        if (m && (synth_model(pc, seq_len, eng_model_wtype(b.model), &vs_model[m]) < 0 ||
+                  eng_ctx_create(vs_model[m], &cc, &vs_ctx[m]) < 0))
+            return 1;
+        const eng_model_t *vm = m ? vs_model[m] : b.model;
+        if (eng_ctx_plan(eng_model_cfg(vm), &cc, UINT64_MAX, &vs_plan[m]) < 0) return 1;
+        vs_fpt[m] = eng_model_flops_per_token(vm);
+        if (eng_ctx_seq_len(vs_ctx[m]) < vs_seq) vs_seq = eng_ctx_seq_len(vs_ctx[m]);
+    }
+    /* The comparison's lanes go on from pos: lane 0 decodes `steps` in every round of every point. */
+    int vs_pos = pos, vs_span = rounds * steps * npoints;
+    if (vs_pos + vs_span > vs_seq) vs_pos = vs_seq - vs_span;
     if (pos + steps + 1 > seq) pos = seq - steps - 1;
-    if (pos < 1) { fprintf(stderr, "lanes-bench: --steps too large for the context\n"); return 2; }
+    if (pos < 1 || (nvs && vs_pos < 1)) {
+        fprintf(stderr, "lanes-bench: --steps too large for the context\n");
+        return 2;
+    }
     openblas_set_num_threads(eng_ctx_threads(ctx));
     double fpt = eng_model_flops_per_token(b.model);
     cJSON *out = cJSON_CreateObject();
@@ -575,16 +748,24 @@ int main(int argc, char **argv) {
         kernel_table(ctx, mc, out);
         weight_type_table(mc, out);
     }
+    bench_lanes_t bl, gbl, *vs_bl[1 + MAX_VS] = {0};
+    bench_lanes_init(&bl, ctx, 0);
+    int rc = 0;
     if (decode) {
         cJSON *arr = cJSON_AddArrayToObject(out, "decode");
-        printf("\ndecode from position %d, median of %d steps\n", pos, steps);
+        printf("\ndecode from position %d%s, median of %d steps\n", pos,
+               bl.onward ? " on (each lane goes on where it is: a delta-net state cannot rewind)" : "",
+               steps);
         printf("%5s %9s %11s %11s %9s %8s %8s %8s\n", "lanes", "step ms", "agg tok/s",
                "tok/s/strm", "GFLOP/s", "%2048^3", "speedup", "attn ms");
         double base = 0, at;
-        for (int i = 0, filled = 0; i < npoints; i++) {
-            prefill_lanes(ctx, mc, filled, lanes[i], pos);   /* later steps leave rows < pos */
-            if (lanes[i] > filled) filled = lanes[i];
-            double st = decode_steps(ctx, mc, lanes[i], pos, steps, &greedy, -1, &at);
+        for (int i = 0; i < npoints && rc == 0; i++) {
+            double st = prefill_lanes(&bl, lanes[i], pos) < 0
+                            ? -1 : decode_steps(&bl, lanes[i], pos, steps, &greedy, -1, &at);
+            if (st < 0) {
+                rc = -1;
+                break;
+            }
             double agg = lanes[i] / st, gf = agg * fpt * 1e-9;
             if (i == 0) base = agg;
             printf("%5d %9.3f %11.1f %11.1f %9.1f %7.1f%% %7.2fx %8.3f\n", lanes[i], st * 1e3, agg,
@@ -602,33 +783,47 @@ int main(int argc, char **argv) {
             cJSON_AddItemToArray(arr, o);
         }
         int plen = seq < 128 ? seq : 128;
-        if (plen <= max_cols) {
+        if (rc == 0 && plen <= max_cols) {   /* lane 0 starts over with a plen-token prompt */
             eng_col_t *cols = malloc((size_t)plen * sizeof *cols);
             int32_t *tok = malloc((size_t)plen * sizeof *tok);
             double t[5];
-            for (int r = 0; r < 5; r++) {
+            for (int r = 0; r < 5 && rc == 0; r++) {
                 for (int p = 0; p < plen; p++)
                     cols[p] = (eng_col_t){0, p, (int32_t)((p * 31 + 5) % mc->vocab_size),
                                           p == plen - 1, NULL, NULL};
                 double t0 = now_s();
-                eng_step(ctx, cols, plen, tok);
+                rc = step_or_say(&bl, cols, plen, tok);
                 t[r] = now_s() - t0;
             }
-            double med = median(t, 5);
-            printf("\nprefill: %d-token prompt in one step: %.2f ms, %.1f tok/s\n", plen, med * 1e3,
-                   plen / med);
-            cJSON *pf = cJSON_AddObjectToObject(out, "prefill");
-            cJSON_AddNumberToObject(pf, "prompt_tokens", plen);
-            cJSON_AddNumberToObject(pf, "ms", med * 1e3);
-            cJSON_AddNumberToObject(pf, "tok_s", plen / med);
+            bl.filled[0] = plen;
+            if (rc == 0) {
+                double med = median(t, 5);
+                printf("\nprefill: %d-token prompt in one step: %.2f ms, %.1f tok/s\n", plen,
+                       med * 1e3, plen / med);
+                cJSON *pf = cJSON_AddObjectToObject(out, "prefill");
+                cJSON_AddNumberToObject(pf, "prompt_tokens", plen);
+                cJSON_AddNumberToObject(pf, "ms", med * 1e3);
+                cJSON_AddNumberToObject(pf, "tok_s", plen / med);
+            }
             free(cols);
             free(tok);
         }
     }
-    if (vs_global)
-        global_table(ctx, gctx, mc, &plan, &gplan, lanes, npoints, pos, steps, rounds, out);
-    if (sampling) sampling_table(ctx, mc, slanes, nspoints, pos, steps, rounds, top_n, out);
-    if (json_path) {
+    if (vs_global && rc == 0) {
+        bench_lanes_init(&gbl, gctx, 0);
+        rc = global_table(&bl, &gbl, &plan, &gplan, lanes, npoints, pos, steps, rounds, out);
+    }
+    if (nvs && rc == 0) {   /* fresh lanes in every model: each starts over at position 0 */
+        for (int m = 0; m <= nvs; m++) {
+            vs_bl[m] = malloc(sizeof *vs_bl[m]);
+            bench_lanes_init(vs_bl[m], vs_ctx[m], 1);
+        }
+        rc = family_table(vs_bl, vs_names, vs_plan, vs_fpt, nvs + 1, lanes, npoints, vs_pos, steps,
+                          rounds, out);
+        memcpy(bl.filled, vs_bl[0]->filled, sizeof bl.filled);
+    }
+    if (sampling && rc == 0) rc = sampling_table(&bl, slanes, nspoints, pos, steps, rounds, top_n, out);
+    if (json_path && rc == 0) {
         FILE *f = fopen(json_path, "w");
         char *s = cJSON_Print(out);
         if (f) {
@@ -641,9 +836,14 @@ int main(int argc, char **argv) {
         free(s);
     }
     cJSON_Delete(out);
+    for (int m = 1; m <= nvs; m++) {
+        eng_ctx_destroy(vs_ctx[m]);
+        eng_model_destroy(vs_model[m]);
+    }
+    for (int m = 0; m <= nvs; m++) free(vs_bl[m]);
     eng_ctx_destroy(ctx);
     eng_ctx_destroy(gctx);
     eng_model_destroy(gmodel);
     eng_bundle_close(&b);
-    return 0;
+    return rc < 0;
 }
