@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The per-family decode table (issue 11): each synthetic preset of PRESETS against the first (the
 # same-size Llama), decode tok/s at LANES lanes and KV (or delta-net state) bytes per lane, at each
-# context of CTXS, decoding near the context's end. One lanes-bench --vs process per context holds
+# context of CTXS, decoding near the context's end; every model is made with the longest of CTXS as
+# its seq_len (a sliding window may not exceed a model's seq_len, and 15m-gemma3's 512 exceeds
+# 256), each run takes its context per lane with --ctx. One lanes-bench --vs process per context holds
 # every preset's model and lanes: the lanes are prefilled once (128 lanes x 4064 positions take
 # minutes per model), then ROUNDS rounds of STEPS-step medians run the presets in turn within each
 # round, so that a load swing of the shared host hits them alike; the best round counts. Prints a
@@ -17,11 +19,12 @@ out=${OUT:-out/families}
 ((${#presets[@]} >= 2)) || { echo "bench-families: PRESETS needs a base and one preset more" >&2; exit 2; }
 mkdir -p "$out"
 others=$(IFS=,; echo "${presets[*]:1}")
+seq_len=$(printf '%s\n' $ctxs | sort -n | tail -n 1)
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 for ctx in $ctxs; do
   echo "context $ctx: started $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(load)" >&2
-  build/lanes-bench --preset "${presets[0]}" --vs "$others" --seq-len "$ctx" --ctx "$ctx" \
+  build/lanes-bench --preset "${presets[0]}" --vs "$others" --seq-len "$seq_len" --ctx "$ctx" \
     --pos $((ctx - 32)) --steps "$steps" --rounds "$rounds" --lanes "$lanes" \
     --no-kernels --no-decode --no-sampling --json "$out/ctx$ctx.json" > "$out/ctx$ctx.txt"
   echo "context $ctx: ended $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(load)" >&2
