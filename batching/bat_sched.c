@@ -633,7 +633,10 @@ int bat_sched_create(const bat_sched_cfg_t *cfg, const eng_model_t *m, const eng
         goto fail;
     eng_ctx_cfg_t cc = {cfg->max_lanes, s->max_cols, cfg->threads, ENG_GEMM_LANES, cfg->ctx};
     if ((rc = eng_ctx_create(m, &cc, &s->ctx)) < 0) goto fail;
+    eng_ctx_plan_t plan;   /* the context just made fit this plan: it cannot fail now */
+    eng_ctx_plan(eng_model_cfg(m), &cc, UINT64_MAX, &plan);
     s->st.threads = ((bat_stats_t *)s->snap)->threads = eng_ctx_threads(s->ctx);
+    s->st.kv_lane_bytes = ((bat_stats_t *)s->snap)->kv_lane_bytes = plan.kv_lane;
     s->seq_len = eng_ctx_seq_len(s->ctx);   /* prompts and the "context" end use the lane's room */
     if ((rc = bat__tok_create(tok, s->seq_len, s->inbox, &s->wake, &s->tokw)) < 0) goto fail;
     *out = s;
@@ -678,17 +681,16 @@ int bat_sched_open(const bat_sched_cfg_t *cfg, const char *model_path, const cha
         return rc;
     }
     (*out)->owned = b;
-    /* What is being served, in one line. The KV bytes are one lane's at the context the engine
-     * gave it, which it has just sized, so this plan cannot fail. */
+    /* What is being served, in one line; the KV bytes per lane are the stats' (the rings of
+     * sliding layers hold a step's columns beyond the window, so they depend on the lanes and
+     * the prefill chunk). */
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
-    eng_ctx_cfg_t one = {1, 1, 1, ENG_GEMM_LANES, (*out)->seq_len};
-    eng_ctx_plan_t plan = {0};
-    eng_ctx_plan(mc, &one, UINT64_MAX, &plan);
     LANES_LOG(LANES_LOG_INFO, "model \"%s\" (%s, %s, from %s): dim %d, layers %d, vocab %d, context "
               "%d of %d, KV %.2f MiB per lane; %d lanes, queue %d", eng_model_name(b.model),
               mc->arch.name, eng_wtype_name(eng_model_wtype(b.model)),
               model_path ? model_path : preset ? preset : "15m (synthetic)", mc->dim, mc->n_layers,
-              mc->vocab_size, (*out)->seq_len, mc->seq_len, (double)plan.kv_lane / (1 << 20),
+              mc->vocab_size, (*out)->seq_len, mc->seq_len,
+              (double)(*out)->st.kv_lane_bytes / (1 << 20),
               cfg->max_lanes, cfg->max_queue);
     return LANES_OK;
 }

@@ -180,6 +180,9 @@ enum {
 typedef struct {
     int lanes_total, lanes_active;
     int threads;                /* compute threads of the engine, its own included */
+    uint64_t kv_lane_bytes;     /* one lane's KV cache as the engine allocates it: keys and values
+                                 * of every global layer, each sliding layer's ring, each
+                                 * delta-net layer's state (eng_ctx_plan_t.kv_lane) */
     int queue_depth;            /* waiting for a lane: being tokenized or queued */
     uint64_t requests_served;   /* requests that ended on the engine (done or error) */
     uint64_t requests_active;   /* accepted by bat_submit() and not yet ended */

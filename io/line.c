@@ -152,8 +152,9 @@ static void reply_stats(io_conn_t *c, const char *id) {
     out_open(c, id);
     OUT_LIT(c, "\"event\":\"stats\",\"model\":\"");
     out_escaped(c, model, strlen(model));
-    out_fmt(c, "\",\"weight_type\":\"%s\",\"threads\":%d", bat_sched_weight_type(c->srv->sched),
-            st.threads);
+    out_fmt(c, "\",\"weight_type\":\"%s\",\"threads\":%d,\"kv_lane_bytes\":%llu",
+            bat_sched_weight_type(c->srv->sched), st.threads,
+            (unsigned long long)st.kv_lane_bytes);
     out_fmt(c,
             ",\"lanes_total\":%d,\"lanes_active\":%d,\"queue_depth\":%d,"
             "\"requests_served\":%llu,\"requests_active\":%llu,\"requests_rejected\":%llu,"

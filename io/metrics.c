@@ -161,6 +161,9 @@ char *io_metrics_text(const bat_stats_t *st, const io_metrics_io_t *io, const ch
     gauge(f, "lanes_lanes_active", "", "Lanes holding a stream.", st->lanes_active);
     gauge(f, "lanes_lanes_capacity", "", "Lanes (KV cache slots): streams at once.",
           st->lanes_total);
+    gauge(f, "lanes_kv_lane_bytes", "",
+          "KV cache bytes per lane: every global layer's keys and values, sliding layers' rings, "
+          "delta-net layers' state.", (double)st->kv_lane_bytes);
     counter(f, "lanes_requests_rejected_total", "",
             "Requests refused because every lane and queue slot was taken (EBUSY, HTTP 429).",
             st->requests_rejected);

@@ -24,6 +24,7 @@ static void fill(bat_stats_t *st, io_metrics_io_t *io) {
     memset(st, 0, sizeof *st);
     st->lanes_total = 128;
     st->lanes_active = 3;
+    st->kv_lane_bytes = 22679552;   /* 15m-gemma3's at context 4096, 128 lanes */
     st->queue_depth = 7;
     st->requests_rejected = 11;
     st->tokens_generated = 123456789012ull;
@@ -91,7 +92,7 @@ static void check_families(const char *text) {
             else ASSERT(*rest == '{' || *rest == ' ');
         }
     }
-    ASSERT_EQ(n_types, 22);
+    ASSERT_EQ(n_types, 23);
 }
 
 /* promtool parses the text as Prometheus does (exit 1 on a parse error) and lints it (exit 3):
@@ -181,6 +182,7 @@ int main(void) {
     has_line(text, "lanes_steps_total 99");
     has_line(text, "lanes_lanes_active 3.0");
     has_line(text, "lanes_lanes_capacity 128.0");
+    has_line(text, "lanes_kv_lane_bytes 22679552.0");
     has_line(text, "lanes_requests_rejected_total 11");
     has_line(text, "lanes_request_errors_total 2");
     has_line(text, "lanes_connections 5.0");

@@ -983,13 +983,49 @@ static int t_idle(void) {
     return 0;
 }
 
+/* A lane's memory in stats: kv_lane_bytes is what the engine plans for the server's context (its
+ * lanes, a step's columns = lanes + --prefill-chunk, the default context) for a sliding-window
+ * and a delta-net model, less than their all-global twins', and the start line says it in MiB. */
+static int t_kvlane(void) {
+    static const char *const presets[] = {"tiny-gemma3", "tiny-qwen35"};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"--preset", presets[i], "--lanes", "4", "--prefill-chunk", "8", NULL};
+        test_srv_t s = test_srv_start(args);
+        eng_model_cfg_t mc, glob;
+        ASSERT_EQ(eng_model_preset(presets[i], &mc), 0);
+        glob = mc;
+        glob.window = 0;
+        memset(glob.layer_swa, 0, sizeof glob.layer_swa);
+        memset(glob.layer_kind, ENG_LAYER_ATTN, sizeof glob.layer_kind);
+        eng_ctx_cfg_t cc = {4, 4 + 8, 1, ENG_GEMM_LANES, 0};
+        eng_ctx_plan_t plan, gplan;
+        ASSERT_EQ(eng_ctx_plan(&mc, &cc, UINT64_MAX, &plan), 0);
+        ASSERT_EQ(eng_ctx_plan(&glob, &cc, UINT64_MAX, &gplan), 0);
+        ASSERT_LT(plan.kv_lane, gplan.kv_lane);
+        test_conn_t *c = test_connect(s.port);
+        cJSON *st = test_stats(c);
+        ASSERT_EQ((uint64_t)test_num(st, "kv_lane_bytes"), plan.kv_lane);
+        cJSON_Delete(st);
+        test_close(c);
+        char want[64], line[512];
+        snprintf(want, sizeof want, "KV %.2f MiB per lane", (double)plan.kv_lane / (1 << 20));
+        int said = 0;
+        FILE *f = fopen(s.log, "r");
+        while (f && fgets(line, sizeof line, f)) said |= strstr(line, want) != NULL;
+        if (f) fclose(f);
+        ASSERT(said);
+        ASSERT_EQ(test_srv_stop(&s), 0);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(void); } tests[] = {
         {"parity", t_parity}, {"badinput", t_badinput}, {"cancel", t_cancel},
         {"queue", t_queue}, {"slowreader", t_slowreader}, {"churn", t_churn},
         {"sigterm", t_sigterm}, {"resume", t_resume}, {"pausedclose", t_pausedclose},
         {"eexist", t_eexist}, {"mixed", t_mixed}, {"config", t_config}, {"sighup", t_sighup},
-        {"idle", t_idle},
+        {"idle", t_idle}, {"kvlane", t_kvlane},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
