@@ -635,10 +635,11 @@ static void logprobs_task(void *opaque, int t, int tid) {
 /* ---- the step ------------------------------------------------------------------------------- */
 
 /* A lane's sliding-layer rings hold only its last swa_ring positions, so a stream may go back to
- * pos (below the filled length) only while the window before pos is among them. */
+ * pos (below the filled length) only while the window before pos is among them. Without sliding
+ * layers (swa_ring 0) every position is kept. */
 static int ring_has_window(const eng_ctx_t *c, int lane, int pos) {
     int lo = pos - c->cfg.window + 1;
-    return c->swa_ring == c->ctx_len || pos == 0 ||
+    return c->swa_ring == 0 || c->swa_ring == c->ctx_len || pos == 0 ||
            (lo > 0 ? lo : 0) >= c->lane_len[lane] - c->swa_ring;
 }
 

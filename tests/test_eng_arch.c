@@ -401,6 +401,32 @@ static void check_ring_rewind(void) {
     printf("ring: a stream goes back only where the window before it is kept\n");
 }
 
+/* A model without sliding layers keeps every position, so a stream may go back anywhere before
+ * its length: rewound to 10 after 20 positions, lane 0 gives the logits a fresh lane gives at 10. */
+static void check_global_rewind(void) {
+    eng_model_cfg_t cfg;
+    eng_model_t *m;
+    eng_ctx_t *ctx;
+    ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
+    ASSERT_EQ(eng_model_synth(&cfg, 3, ENG_WT_F32, &m), LANES_OK);
+    ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){2, 2, 1, ENG_GEMM_LANES, 0}, &ctx), LANES_OK);
+    float *rewound = malloc(sizeof(float) * (size_t)cfg.vocab_size);
+    float *fresh = malloc(sizeof(float) * (size_t)cfg.vocab_size);
+    int32_t out[2];
+    for (int p = 0; p < 20; p++)
+        ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, p, 7 + p, 0, NULL, NULL}, 1, out), LANES_OK);
+    ASSERT_EQ(eng_step(ctx, &(eng_col_t){0, 10, 17, 1, rewound, NULL}, 1, out), LANES_OK);
+    for (int p = 0; p <= 10; p++)
+        ASSERT_EQ(eng_step(ctx, &(eng_col_t){1, p, 7 + p, p == 10, p == 10 ? fresh : NULL, NULL},
+                           1, out), LANES_OK);
+    ASSERT_EQ(memcmp(rewound, fresh, sizeof(float) * (size_t)cfg.vocab_size), 0);
+    free(rewound);
+    free(fresh);
+    eng_ctx_destroy(ctx);
+    eng_model_destroy(m);
+    printf("global layers: a stream goes back anywhere before its length\n");
+}
+
 /* A model missing a tensor its architecture reads is refused when a context is made. The test
  * breaks a synthetic model's own (heap) layer table through a cast, as a loader slip would. */
 static void check_missing(void) {
@@ -432,6 +458,7 @@ int main(void) {
     check_rounding();
     check_kv_plan();
     check_ring_rewind();
+    check_global_rewind();
     static const char *presets[] = {"tiny", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     eng_model_cfg_t cfg;
