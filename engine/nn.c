@@ -20,7 +20,10 @@ void eng__rmsnorm(float *o, const float *x, const float *w, int n, float eps, in
     }
     ss += eps;
     ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+    if (w == NULL)
+        for (int j = 0; j < n; j++) o[j] = ss * x[j];
+    else
+        for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
 }
 
 void eng__layernorm(float *o, const float *x, const float *w, const float *b, int n, float eps) {

@@ -7,8 +7,8 @@
  * (its checkpoints' references), ENG_NUMERICS_GGML computes as ggml's CPU backend does (the GGUF
  * references), model.h. */
 
-/* o = x / sqrt(mean(x^2) + eps) * w (o may be x). RUNC: the sum of squares in float; GGML: in
- * double, as ggml's rms_norm. */
+/* o = x / sqrt(mean(x^2) + eps) * w (o may be x; w NULL: no weight, ggml_rms_norm alone). RUNC:
+ * the sum of squares in float; GGML: in double, as ggml's rms_norm. */
 void eng__rmsnorm(float *o, const float *x, const float *w, int n, float eps, int numerics);
 
 /* o = (x - mean) / sqrt(var + eps) * w + b, mean and variance summed in double as ggml's norm
