@@ -65,6 +65,9 @@ struct eng_ctx {
     float *v;           /* (col, kv_dim) */
     float *hb, *hb2;    /* (col, hidden) of the current layer */
     float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
+    float *ple_inp;     /* (col, n_layers * ple_dim) each layer's per-layer input (model.h) */
+    float *ple_g;       /* (col, ple_dim) the current layer's gated per-layer input */
+    float *ple_row;     /* (n_layers * ple_dim,) a per-layer token embedding row */
     /* The current projection input's columns as its matrices multiply them: quantized for
      * block-quantized weights, one buffer per activation type (ENG_ACT_*), and rounded to F16 or
      * BF16 for 16-bit weights of a GGUF model (act_of()), each (col, widest k); qmask: the types
@@ -624,6 +627,7 @@ static void classify_task(void *opaque, int task, int tid) {
                         job_x(c, cls->type, c->xs), job_qx(c, cls->type), rows, d, 0};
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
+        if (c->cfg.final_softcap != 0.0f) eng__softcap(tile, rows * ns, c->cfg.final_softcap);
         for (int s = 0; s < ns; s++) {
             if (c->samp_row[s])
                 for (int r = 0; r < rows; r++) c->samp_row[s][t0 + r] = tile[r * ns + s];
@@ -771,6 +775,60 @@ static void dnet_mixer(eng_ctx_t *c, const eng_layer_t *lw) {
     residual_proj(c, &lw->ssm_out, c->dn_o, NULL, lw->post_attn_norm);
 }
 
+/* Every column's per-layer inputs from its token and its scaled embedding x, as ggml orders the
+ * operations (FAMILIES.md §4 step 2): inp = (rms(ple_model_proj x * (1 / sqrtf(dim))) *
+ * ple_proj_norm, per layer's ple_dim chunk, + ple_tok_emb[token] * sqrtf(ple_dim)) *
+ * (1 / sqrtf(2)). */
+static void ple_inputs(eng_ctx_t *c) {
+    const eng_weights_t *w = c->w;
+    const eng_model_cfg_t *mc = &c->cfg;
+    int d = mc->dim, P = mc->ple_dim, LP = mc->n_layers * P;
+    qact_begin(c, act_bit(c, &w->ple_model_proj), d);
+    for (int col = 0; col < c->ncols; col++) qact_col(c, col, c->x + (size_t)col * d);
+    gemm_job_t j = mat_job(c, c->ple_inp, 1, LP, &w->ple_model_proj, c->x, 0);
+    run_jobs(c, &j, 1);
+    float proj_scale = 1.0f / sqrtf((float)d), tok_scale = sqrtf((float)P);
+    float in_scale = 1.0f / sqrtf(2.0f);
+    for (int col = 0; col < c->ncols; col++) {
+        float *inp = c->ple_inp + (size_t)col * LP;
+        mat_row_f32(c, c->ple_row, &w->ple_tok_emb, c->cols[col].token);
+        for (int i = 0; i < LP; i++) inp[i] *= proj_scale;
+        for (int l = 0; l < mc->n_layers; l++)
+            eng__rmsnorm(inp + (size_t)l * P, inp + (size_t)l * P, w->ple_proj_norm, P,
+                         mc->norm_eps, mc->numerics);
+        for (int i = 0; i < LP; i++) {
+            float tok = c->ple_row[i] * tok_scale;
+            inp[i] = (inp[i] + tok) * in_scale;
+        }
+    }
+}
+
+/* The end of layer lw (the current one) after its FFN: x += rms(ple_proj (gelu(ple_gate x) *
+ * inp_l)) * ple_post_norm with per-layer inputs, then x *= out_scale where the layer has one
+ * (FAMILIES.md §4 step 3). */
+static void layer_end(eng_ctx_t *c, const eng_layer_t *lw) {
+    const eng_model_cfg_t *mc = &c->cfg;
+    int d = mc->dim, P = mc->ple_dim;
+    if (P > 0) {
+        size_t LP = (size_t)mc->n_layers * P;
+        qact_begin(c, act_bit(c, &lw->ple_gate), d);
+        for (int col = 0; col < c->ncols; col++) qact_col(c, col, c->x + (size_t)col * d);
+        gemm_job_t j = mat_job(c, c->ple_g, 1, P, &lw->ple_gate, c->x, 0);
+        run_jobs(c, &j, 1);
+        qact_begin(c, act_bit(c, &lw->ple_proj), P);
+        for (int col = 0; col < c->ncols; col++) {
+            float *g = c->ple_g + (size_t)col * P;
+            const float *inp = c->ple_inp + (size_t)col * LP + (size_t)c->layer * P;
+            eng__gelu(g, P);
+            for (int i = 0; i < P; i++) g[i] *= inp[i];
+            qact_col(c, col, g);
+        }
+        residual_proj(c, &lw->ple_proj, c->ple_g, NULL, lw->ple_post_norm);
+    }
+    if (lw->out_scale)
+        for (size_t i = 0; i < (size_t)c->ncols * d; i++) c->x[i] *= lw->out_scale[0];
+}
+
 /* step_first, col_next and step_lanes of the current step's columns. */
 static void lanes_by_col(eng_ctx_t *c) {
     c->step_lanes = 0;
@@ -805,6 +863,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
             for (int i = 0; i < d; i++) x[i] += p[i];
         }
     }
+    if (c->cfg.ple_dim > 0) ple_inputs(c);
 
     if (c->dn_lane) lanes_by_col(c);
     for (int l = 0; l < c->cfg.n_layers; l++) {
@@ -825,6 +884,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         qact_begin(c, act_bit(c, &lw->w_down), h);
         if (c->qmask) eng_pool_run(c->pool, ncols, hb_quant_task, c);
         residual_proj(c, &lw->w_down, c->hb, lw->b_down, lw->post_ffn_norm);
+        layer_end(c, lw);
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
@@ -905,8 +965,10 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
         dscratch = eng__dnet_scratch_floats(&c->dn);
         for (int l = 0; l < c->cfg.n_layers; l++) dstate += layer_dnet(&c->cfg, l) ? c->dn_lane : 0;
     }
+    size_t P = (size_t)c->cfg.ple_dim, LP = (size_t)c->cfg.n_layers * P;
     size_t widest = xbd > h ? xbd : h;
-    int kq = (int)(widest > dhd ? widest : dhd);   /* the widest projection input */
+    if (dhd > widest) widest = dhd;
+    int kq = (int)(widest > P ? widest : P);   /* the widest projection input */
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
     int last = c->cfg.n_layers - 1;
     size_t cache = c->cache_off[last] +
@@ -932,6 +994,9 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(hb, mc * h);
     BUF(hb2, mc * h);
     BUF(xs, mc * d);
+    BUF(ple_inp, mc * LP);
+    BUF(ple_g, mc * P);
+    BUF(ple_row, LP);
     /* Whatever the weights are: the plan has only the model's shape, and each quantized type
      * adds 1.25 bytes per value of the widest input, each 16-bit rounding (ggml numerics only) 4,
      * next to the 4 of each float activation. */

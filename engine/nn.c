@@ -72,6 +72,11 @@ void eng__geglu(float *g, const float *u, int n) {
         g[i] = g[i] <= -10.0f ? 0.0f : g[i] >= 10.0f ? g[i] * u[i] : gelu_lookup(g[i]) * u[i];
 }
 
+void eng__softcap(float *x, int n, float cap) {
+    float inv = 1.0f / cap;
+    for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
+}
+
 void eng__rope_angles(float *cos_out, float *sin_out, int pos, int rope_dim, float base,
                       float scale, const float *freqs, int numerics) {
     if (rope_dim <= 0) return;

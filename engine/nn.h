@@ -31,6 +31,10 @@ void eng__gelu(float *x, int n);
  * where g[i] <= -10, whatever u[i]). */
 void eng__geglu(float *g, const float *u, int n);
 
+/* x[i] = cap * tanhf(x[i] * (1 / cap)) for i < n, as ggml's scale, tanh, scale (Gemma's final
+ * logit softcapping). */
+void eng__softcap(float *x, int n, float cap);
+
 /* The RoPE angles of position pos, cos/sin[i] for the pairs i < rope_dim / 2:
  * theta_i = scale * pos * base^(-2i / rope_dim) / freqs[i] (freqs NULL: 1; scale is the linear
  * scaling's freq_scale, 1 for none). RUNC (scale 1 only): run.c's pos * (1 / powf(base,
