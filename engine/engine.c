@@ -88,6 +88,8 @@ struct eng_ctx {
     float *dn_o;        /* (col, H d) its gated, normed output: ssm_out's input */
     float *dn_scratch;  /* (thread, eng__dnet_scratch_floats) */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
+    float *cap_thr;     /* (thread, max_cols) classify_task()'s softcap scratch */
+    int32_t *cap_need;  /* (thread, max_cols) */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
     float *full;        /* (max_lanes, vocab) raw logits of top-k/top-p and logprobs columns that
@@ -583,20 +585,52 @@ static void dnet_task(void *opaque, int i, int tid) {
     }
 }
 
+/* 0 when softcap(z) invt + x <= run is sure without the softcap: c tanhf(z (1 / c)) is at most
+ * z for z >= 0 (c tanh(z / c) <= z, and the roundings and tanhf's error, 2 ulps in glibc, come
+ * to well under a 1e-4 margin) and at most 0 for z <= 0 (tanhf keeps the sign), so at most
+ * max(z 1.0001, 0): the test holds when both z 1.0001 invt + x and x are at most run (written
+ * without a branch on z's sign, which would be mispredicted half the time). 1 for a NaN z or
+ * run. */
+static int softcap_may_exceed(float z, float invt, float x, float run) {
+    return !((z * 1.0001f * invt + x <= run) & (x <= run));
+}
+
+/* A tile (rows, ns) of raw logits, row by row so that it vectorizes: a logit whose softcap surely
+ * cannot beat thr[s] becomes -inf (thr[s] NaN: the column is kept as it is); need[s] counts the
+ * others. */
+static void softcap_skip(float *tile, int rows, int ns, const float *thr, int32_t *need) {
+    for (int s = 0; s < ns; s++) need[s] = 0;
+    for (int r = 0; r < rows; r++) {
+        float *row = tile + (size_t)r * ns;
+        for (int s = 0; s < ns; s++) {
+            int keep = softcap_may_exceed(row[s], 1.0f, 0.0f, thr[s]);
+            row[s] = keep ? row[s] : -INFINITY;
+            need[s] += keep;
+        }
+    }
+}
+
 /* Classifier task: rows [task * CLS_TASK, ...) in tiles. Logits (rows, sampled columns) land in a
- * cache-resident tile of this thread, raw rows are copied out where wanted, Gumbel noise is added
- * for temperature lanes, and the task's own running argmax is updated.
+ * cache-resident tile of this thread, are softcapped (final_softcap), raw rows are copied out
+ * where wanted, Gumbel noise is added for temperature lanes, and the task's own running argmax is
+ * updated.
  * The noise costs two logarithms, so it is computed only where it can matter: a row whose scaled
  * logit plus its noise's upper bound cannot beat the best value before it (of this task, lower ids)
  * could never win the strict > argmax, and gets -inf instead. The argmax, all that is read of a
- * noised tile, is the same as with every row noised. */
+ * noised tile, is the same as with every row noised. The softcap's tanhf costs as much as the
+ * classifier's product at 128 lanes, so a column whose row nobody reads caps only where it can
+ * matter in the same way: a row whose bound (softcap_may_exceed) cannot beat the best before it
+ * gets -inf uncapped; greedy columns take a first pass over the whole tile against their best
+ * before it (softcap_skip), then the rows it kept, in order, against the best so far. */
 static void classify_task(void *opaque, int task, int tid) {
     eng_ctx_t *c = opaque;
     int ns = c->nsamp, d = c->cfg.dim, vocab = c->cfg.vocab_size;
     int r0 = task * CLS_TASK, r1 = r0 + CLS_TASK < vocab ? r0 + CLS_TASK : vocab;
     float *tile = c->tile + (size_t)tid * CLS_TILE * c->max_cols;
-    float *best = c->best + (size_t)task * c->max_cols;
+    float *best = c->best + (size_t)task * c->max_cols, cap = c->cfg.final_softcap;
+    float *thr = c->cap_thr + (size_t)tid * c->max_cols;
     int32_t *idx = c->best_idx + (size_t)task * c->max_cols;
+    int32_t *need = c->cap_need + (size_t)tid * c->max_cols;
     for (int s = 0; s < ns; s++) {
         best[s] = -INFINITY;
         idx[s] = 0;
@@ -608,26 +642,54 @@ static void classify_task(void *opaque, int task, int tid) {
                         job_x(c, cls->type, c->xs), job_qx(c, cls->type), rows, d, 0};
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
-        if (c->cfg.final_softcap != 0.0f) eng__softcap(tile, rows * ns, c->cfg.final_softcap);
+        int lazy_greedy = 0;
         for (int s = 0; s < ns; s++) {
+            int lazy = cap != 0.0f && c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
+            thr[s] = lazy ? best[s] : NAN;
+            lazy_greedy |= lazy;
+        }
+        if (lazy_greedy) softcap_skip(tile, rows, ns, thr, need);
+        for (int s = 0; s < ns; s++) {
+            int lazy = cap != 0.0f && c->samp_row[s] == NULL;   /* capped where it can matter */
+            if (cap != 0.0f && !lazy)
+                for (int r = 0; r < rows; r++) eng__softcap(&tile[r * ns + s], 1, cap);
             if (c->samp_row[s])
                 for (int r = 0; r < rows; r++) c->samp_row[s][t0 + r] = tile[r * ns + s];
+            float run = best[s];
             if (c->samp_invt[s] > 0.0f) {
                 const eng_col_t *cl = &c->cols[c->samp_col[s]];
                 uint64_t key = noise_key(c->samplers[cl->lane].seed, cl->pos);
-                float run = best[s], top = c->gumbel_ub[(1 << ENG_NOISE_BOUND_BITS) - 1];
+                float top = c->gumbel_ub[(1 << ENG_NOISE_BOUND_BITS) - 1], invt = c->samp_invt[s];
                 for (int r = 0; r < rows; r++) {
-                    float v = tile[r * ns + s] * c->samp_invt[s];
-                    uint32_t b;
-                    if (v + top > run && /* no draw could lift it, so skip the hash too */
-                        v + c->gumbel_ub[(b = noise_bits(key, (uint32_t)(t0 + r))) >>
-                                         (ENG_NOISE_BITS - ENG_NOISE_BOUND_BITS)] > run) {
+                    float v = tile[r * ns + s], g = 0;
+                    uint32_t b = 0;
+                    /* no draw could lift it, so skip the hash too; the lazy cap likewise */
+                    int may = !lazy || softcap_may_exceed(v, invt, top, run);
+                    if (may) {
+                        g = c->gumbel_ub[(b = noise_bits(key, (uint32_t)(t0 + r))) >>
+                                         (ENG_NOISE_BITS - ENG_NOISE_BOUND_BITS)];
+                        may = !lazy || softcap_may_exceed(v, invt, g, run);
+                    }
+                    if (may && lazy) eng__softcap(&v, 1, cap);
+                    v *= invt;
+                    if (may && v + top > run && v + g > run) {
                         v += eng__gumbel_from_bits(b);
                         run = v > run ? v : run;
                     } else {
                         v = -INFINITY;
                     }
                     tile[r * ns + s] = v;
+                }
+            } else if (lazy && need[s]) {
+                for (int r = 0; r < rows; r++) {
+                    float *v = &tile[r * ns + s];
+                    if (*v == -INFINITY && run >= 0.0f) continue;   /* skipped: cannot win */
+                    if (!softcap_may_exceed(*v, 1.0f, 0.0f, run)) {
+                        *v = -INFINITY;
+                        continue;
+                    }
+                    eng__softcap(v, 1, cap);
+                    run = *v > run ? *v : run;
                 }
             }
         }
@@ -999,6 +1061,8 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(dn_o, mc * dhd);
     BUF(dn_scratch, nt * dscratch);
     BUF(tile, nt * CLS_TILE * mc);
+    BUF(cap_thr, nt * mc);
+    BUF(cap_need, nt * mc);
     BUF(best, cls_tasks * mc);
     BUF(best_idx, cls_tasks * mc);
     BUF(full, lanes * vocab);

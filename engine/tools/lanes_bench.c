@@ -24,7 +24,7 @@ static void usage(FILE *f) {
             "                   [--gemm lanes|openblas] [--lanes 1,2,4,...] [--steps N] [--pos P]\n"
             "                   [--ctx N] [--no-kernels] [--no-decode] [--no-sampling]\n"
             "                   [--sample-lanes 1,32,128] [--rounds N] [--logprobs N]\n"
-            "                   [--vs-global] [--json FILE]\n"
+            "                   [--vs-global] [--vs-nocap] [--json FILE]\n"
             "Without -m the synthetic 15m model is used, its matrices in --type (default f32).\n"
             "Decode runs --steps steps per point,\n"
             "starting at position --pos (default 32) after a prefill. The sampling table times\n"
@@ -32,7 +32,9 @@ static void usage(FILE *f) {
             "(default 3) and keeps each one's best median; --logprobs N (0..%d) adds greedy\n"
             "steps where every lane asks for its logprobs and top N alternatives. --vs-global\n"
             "times a sliding-window model's decode steps and their attention phase against\n"
-            "its twin with every layer global, in --rounds interleaved rounds.\n",
+            "its twin with every layer global, in --rounds interleaved rounds. --vs-nocap times\n"
+            "a softcapped model's greedy and T=1 decode steps against its twin without the\n"
+            "final logit softcap, in --rounds interleaved rounds.\n",
             ENG_MAX_TOP_LOGPROBS);
 }
 
@@ -395,6 +397,42 @@ static const struct {
                 {"top-p 0.9", {1.0f, 0, 0.9f, 0}}};
 #define N_SAMPLERS (int)(sizeof samplers / sizeof *samplers)
 
+/* --vs-nocap: the model's greedy and T=1 decode steps against its twin without the final logit
+ * softcap (the same shape and weight type) at each lanes point from position pos, in `rounds`
+ * interleaved rounds of `steps`-step medians, best of each. */
+static void nocap_table(eng_ctx_t *ctx, eng_ctx_t *nocap, const eng_model_cfg_t *mc,
+                        const int *lanes, int npoints, int pos, int steps, int rounds,
+                        cJSON *out) {
+    cJSON *arr = cJSON_AddArrayToObject(out, "vs_nocap");
+    printf("\nfinal softcap %g vs none: decode step ms from position %d, best of %d interleaved "
+           "rounds of %d-step medians\n", (double)mc->final_softcap, pos, rounds, steps);
+    printf("%5s %9s %9s %7s %9s %9s %7s\n", "lanes", "greedy", "no cap", "cost", "T=1", "no cap",
+           "cost");
+    for (int i = 0, filled = 0; i < npoints; i++) {
+        prefill_lanes(ctx, mc, filled, lanes[i], pos);
+        prefill_lanes(nocap, mc, filled, lanes[i], pos);
+        if (lanes[i] > filled) filled = lanes[i];
+        double best[4] = {1e30, 1e30, 1e30, 1e30};   /* greedy, greedy uncapped, T=1, ... */
+        for (int r = 0; r < rounds; r++)
+            for (int k = 0; k < 4; k++) {
+                double st = decode_steps(k % 2 ? nocap : ctx, mc, lanes[i], pos, steps,
+                                         &samplers[k / 2].s, -1, NULL);
+                if (st < best[k]) best[k] = st;
+            }
+        printf("%5d %9.3f %9.3f %6.1f%% %9.3f %9.3f %6.1f%%\n", lanes[i], best[0] * 1e3,
+               best[1] * 1e3, 100.0 * (best[0] / best[1] - 1), best[2] * 1e3, best[3] * 1e3,
+               100.0 * (best[2] / best[3] - 1));
+        fflush(stdout);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "lanes", lanes[i]);
+        cJSON_AddNumberToObject(o, "greedy_ms", best[0] * 1e3);
+        cJSON_AddNumberToObject(o, "greedy_nocap_ms", best[1] * 1e3);
+        cJSON_AddNumberToObject(o, "t1_ms", best[2] * 1e3);
+        cJSON_AddNumberToObject(o, "t1_nocap_ms", best[3] * 1e3);
+        cJSON_AddItemToArray(arr, o);
+    }
+}
+
 /* Per lanes point: the samplers' decode steps in `rounds` interleaved rounds (a shared host's
  * load hits them alike), each sampler's best median, and its ratio to greedy's; top_n >= 0 adds
  * greedy steps with logprobs on every lane as a last column. */
@@ -459,12 +497,14 @@ int main(int argc, char **argv) {
     const char *lanes_list = "1,2,4,8,16,32,64,128", *sample_list = "1,32,128";
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
     int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32, top_n = -1, vs_global = 0;
+    int vs_nocap = 0;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
         {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
         {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'},
-        {"logprobs", 1, 0, 'P'}, {"vs-global", 0, 0, 'G'}, {0, 0, 0, 0}};
+        {"logprobs", 1, 0, 'P'}, {"vs-global", 0, 0, 'G'}, {"vs-nocap", 0, 0, 'C'},
+        {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -481,6 +521,7 @@ int main(int argc, char **argv) {
         case 'D': decode = 0; break;
         case 'S': sampling = 0; break;
         case 'G': vs_global = 1; break;
+        case 'C': vs_nocap = 1; break;
         case 'L': sample_list = optarg; break;
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
         case 'P':
@@ -529,8 +570,8 @@ int main(int argc, char **argv) {
     }
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
     int max_cols = 128;   /* the decode points and the 128-token prefill */
-    eng_ctx_t *ctx, *gctx = NULL;
-    eng_model_t *gmodel = NULL;
+    eng_ctx_t *ctx, *gctx = NULL, *nctx = NULL;
+    eng_model_t *gmodel = NULL, *nmodel = NULL;
     eng_ctx_cfg_t cc = {max_lanes, max_cols, threads, gemm, ctx_len};
     if (eng_ctx_create(b.model, &cc, &ctx) < 0) return 1;
     eng_ctx_plan_t plan, gplan;
@@ -546,6 +587,17 @@ int main(int argc, char **argv) {
             eng_ctx_create(gmodel, &cc, &gctx) < 0 ||
             eng_ctx_plan(mc, &cc, UINT64_MAX, &plan) < 0 ||
             eng_ctx_plan(&gc, &cc, UINT64_MAX, &gplan) < 0)
+            return 1;
+    }
+    if (vs_nocap) {   /* the same shape and weight type, no softcap */
+        eng_model_cfg_t nc = *mc;
+        if (nc.final_softcap == 0.0f) {
+            fprintf(stderr, "lanes-bench: --vs-nocap: the model has no final logit softcap\n");
+            return 2;
+        }
+        nc.final_softcap = 0.0f;
+        if (eng_model_synth(&nc, 1, eng_model_wtype(b.model), &nmodel) < 0 ||
+            eng_ctx_create(nmodel, &cc, &nctx) < 0)
             return 1;
     }
     int seq = eng_ctx_seq_len(ctx);
@@ -627,6 +679,7 @@ int main(int argc, char **argv) {
     }
     if (vs_global)
         global_table(ctx, gctx, mc, &plan, &gplan, lanes, npoints, pos, steps, rounds, out);
+    if (vs_nocap) nocap_table(ctx, nctx, mc, lanes, npoints, pos, steps, rounds, out);
     if (sampling) sampling_table(ctx, mc, slanes, nspoints, pos, steps, rounds, top_n, out);
     if (json_path) {
         FILE *f = fopen(json_path, "w");
@@ -644,6 +697,8 @@ int main(int argc, char **argv) {
     eng_ctx_destroy(ctx);
     eng_ctx_destroy(gctx);
     eng_model_destroy(gmodel);
+    eng_ctx_destroy(nctx);
+    eng_model_destroy(nmodel);
     eng_bundle_close(&b);
     return 0;
 }
