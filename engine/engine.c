@@ -89,7 +89,7 @@ struct eng_ctx {
     float *dn_scratch;  /* (thread, eng__dnet_scratch_floats) */
     float *tile;        /* (thread, CLS_TILE, max_cols) classifier logits tile */
     float *cap_thr;     /* (thread, max_cols) classify_task()'s softcap scratch */
-    int32_t *cap_need;  /* (thread, max_cols) */
+    int32_t *cap_span;  /* (thread, max_cols, 2) */
     float *best;        /* (classifier task, max_cols) running argmax per sampled column */
     int32_t *best_idx;  /* (classifier task, max_cols) */
     float *full;        /* (max_lanes, vocab) raw logits of top-k/top-p and logprobs columns that
@@ -595,19 +595,30 @@ static int softcap_may_exceed(float z, float invt, float x, float run) {
     return !((z * 1.0001f * invt + x <= run) & (x <= run));
 }
 
-/* A tile (rows, ns) of raw logits, row by row so that it vectorizes: a logit whose softcap surely
- * cannot beat thr[s] becomes -inf (thr[s] NaN: the column is kept as it is); need[s] counts the
- * others. */
-static void softcap_skip(float *tile, int rows, int ns, const float *thr, int32_t *need) {
-    for (int s = 0; s < ns; s++) need[s] = 0;
+/* A tile (rows, ns) of raw logits, row by row so that it vectorizes: a logit whose softcap is
+ * surely below thr[s] (its bound max(z 1.0001, 0) is) becomes -inf (thr[s] NaN: the column is
+ * kept as it is); span[s] = (first, last) row kept (first rows: none). */
+static void softcap_skip(float *tile, int rows, int ns, const float *thr, int32_t *span) {
+    for (int s = 0; s < ns; s++) span[2 * s] = rows, span[2 * s + 1] = -1;
     for (int r = 0; r < rows; r++) {
         float *row = tile + (size_t)r * ns;
         for (int s = 0; s < ns; s++) {
-            int keep = softcap_may_exceed(row[s], 1.0f, 0.0f, thr[s]);
-            row[s] = keep ? row[s] : -INFINITY;
-            need[s] += keep;
+            int skip = (row[s] * 1.0001f < thr[s]) & (0.0f < thr[s]);
+            row[s] = skip ? -INFINITY : row[s];
+            span[2 * s] = !skip && span[2 * s] == rows ? r : span[2 * s];
+            span[2 * s + 1] = skip ? span[2 * s + 1] : r;
         }
     }
+}
+
+/* m[s] = the largest of column s of a tile (rows, ns) of logits (-inf for none; NaN ignored). */
+static void tile_col_max(const float *tile, int rows, int ns, float *m) {
+    for (int s = 0; s < ns; s++) m[s] = -INFINITY;
+    for (int r = 0; r < rows; r++)
+        for (int s = 0; s < ns; s++) {
+            float z = tile[(size_t)r * ns + s];
+            m[s] = z > m[s] ? z : m[s];
+        }
 }
 
 /* Classifier task: rows [task * CLS_TASK, ...) in tiles. Logits (rows, sampled columns) land in a
@@ -620,8 +631,10 @@ static void softcap_skip(float *tile, int rows, int ns, const float *thr, int32_
  * noised tile, is the same as with every row noised. The softcap's tanhf costs as much as the
  * classifier's product at 128 lanes, so a column whose row nobody reads caps only where it can
  * matter in the same way: a row whose bound (softcap_may_exceed) cannot beat the best before it
- * gets -inf uncapped; greedy columns take a first pass over the whole tile against their best
- * before it (softcap_skip), then the rows it kept, in order, against the best so far. */
+ * gets -inf uncapped. Greedy columns take a first pass over the whole tile (softcap_skip) against
+ * a softcap that another row reaches (the best before the tile, or in a task's first tile the cap
+ * of the tile's largest logit: a row below it cannot be the largest, whatever its place), then
+ * the rows it kept, in order, against the best so far. */
 static void classify_task(void *opaque, int task, int tid) {
     eng_ctx_t *c = opaque;
     int ns = c->nsamp, d = c->cfg.dim, vocab = c->cfg.vocab_size;
@@ -630,7 +643,7 @@ static void classify_task(void *opaque, int task, int tid) {
     float *best = c->best + (size_t)task * c->max_cols, cap = c->cfg.final_softcap;
     float *thr = c->cap_thr + (size_t)tid * c->max_cols;
     int32_t *idx = c->best_idx + (size_t)task * c->max_cols;
-    int32_t *need = c->cap_need + (size_t)tid * c->max_cols;
+    int32_t *span = c->cap_span + (size_t)tid * 2 * c->max_cols;
     for (int s = 0; s < ns; s++) {
         best[s] = -INFINITY;
         idx[s] = 0;
@@ -643,12 +656,14 @@ static void classify_task(void *opaque, int task, int tid) {
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         int lazy_greedy = 0;
+        if (t0 == r0 && cap != 0.0f) tile_col_max(tile, rows, ns, thr);
         for (int s = 0; s < ns; s++) {
             int lazy = cap != 0.0f && c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
-            thr[s] = lazy ? best[s] : NAN;
+            if (t0 == r0 && lazy) eng__softcap(&thr[s], 1, cap);
+            thr[s] = !lazy ? NAN : t0 == r0 ? thr[s] : best[s];
             lazy_greedy |= lazy;
         }
-        if (lazy_greedy) softcap_skip(tile, rows, ns, thr, need);
+        if (lazy_greedy) softcap_skip(tile, rows, ns, thr, span);
         for (int s = 0; s < ns; s++) {
             int lazy = cap != 0.0f && c->samp_row[s] == NULL;   /* capped where it can matter */
             if (cap != 0.0f && !lazy)
@@ -680,10 +695,12 @@ static void classify_task(void *opaque, int task, int tid) {
                     }
                     tile[r * ns + s] = v;
                 }
-            } else if (lazy && need[s]) {
-                for (int r = 0; r < rows; r++) {
+            } else if (lazy) {
+                for (int r = span[2 * s]; r <= span[2 * s + 1]; r++) {
                     float *v = &tile[r * ns + s];
-                    if (*v == -INFINITY && run >= 0.0f) continue;   /* skipped: cannot win */
+                    /* skipped, or a -inf logit, whose -c is below thr too: neither can win; with
+                     * thr <= 0 none was skipped */
+                    if (*v == -INFINITY && thr[s] > 0.0f) continue;
                     if (!softcap_may_exceed(*v, 1.0f, 0.0f, run)) {
                         *v = -INFINITY;
                         continue;
@@ -1062,7 +1079,7 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(dn_scratch, nt * dscratch);
     BUF(tile, nt * CLS_TILE * mc);
     BUF(cap_thr, nt * mc);
-    BUF(cap_need, nt * mc);
+    BUF(cap_span, nt * mc * 2);
     BUF(best, cls_tasks * mc);
     BUF(best_idx, cls_tasks * mc);
     BUF(full, lanes * vocab);
