@@ -452,16 +452,16 @@ typedef struct {
     const eng_model_cfg_t *cfg;
     synth_tensor_t *tt;     /* owned */
     int wtype;
+    int layers[T_COUNT];    /* synth_layers() */
 } synth_layout_t;
 
 static const synth_tensor_t *synth_inst(const synth_layout_t *s, int i, int l) {
     return &s->tt[(size_t)l * T_COUNT + (size_t)i];
 }
 
-/* Layers to walk for tensor i's instances: every one, or layer 0 alone for a model tensor. */
-static int synth_layers(const synth_layout_t *s, int i) {
-    return synth_inst(s, i, 0)->per_layer ? s->cfg->n_layers : 1;
-}
+/* Layers to walk for tensor i's instances: every one, or layer 0 alone for a model tensor (a
+ * layer tensor is one in some layer's table: those without it leave it all 0). */
+static int synth_layers(const synth_layout_t *s, int i) { return s->layers[i]; }
 
 /* The type synthetic tensor t (tensor i) is stored in: vectors and the learned positions stay F32
  * (llama-quantize leaves position_embd alone too), and a block type whose blocks do not tile a row
@@ -531,7 +531,7 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
     }
     int L = cfg->n_layers;
     eng_model_t *m = eng__model_alloc(L);
-    synth_layout_t s = {cfg, malloc((size_t)L * T_COUNT * sizeof *s.tt), wtype};
+    synth_layout_t s = {cfg, malloc((size_t)L * T_COUNT * sizeof *s.tt), wtype, {0}};
     if (m == NULL || s.tt == NULL) {
         free(s.tt);
         eng_model_destroy(m);
@@ -542,6 +542,11 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
      * eng_model_save() can write it. */
     int llama2c_body = cfg->numerics == ENG_NUMERICS_RUNC && wtype == ENG_WT_F32;
     for (int l = 0; l < L; l++) synth_tensors(cfg, l, llama2c_body, s.tt + (size_t)l * T_COUNT);
+    for (int i = 0; i < T_COUNT; i++) {
+        s.layers[i] = 1;
+        for (int l = 0; l < L; l++)
+            if (synth_inst(&s, i, l)->per_layer) s.layers[i] = L;
+    }
     int max_row = 0;
     size_t off[T_COUNT], total = 0;
     for (int i = 0; i < T_COUNT; i++) {
