@@ -3,12 +3,13 @@
  * at shifted lane indexes), for prefill chunks of 1, 7 and whole prompts, on 1 or 2 threads; for
  * greedy and for seeded temperature / top-k / top-p sampling. The OpenBLAS backend agrees within
  * fp32 tolerance. Runs on the synthetic tiny model, on a synthetic model of every architecture
- * (llama, qwen2, qwen3, gpt2, gemma3) in every weight type (F32, F16, BF16) with greedy sampling,
- * and on stories260K when ../shared is present. The gemma3-like model slides a window of 5 over
- * streams of up to 108 positions with prefill chunks longer than it; alone, its context has room
- * for 9 columns a step, so its sliding layers' rings (13 positions) wrap every few tokens, while
- * packed (136 columns) they never do: equal bits show a window is read the same wherever the ring
- * wrapped. */
+ * (llama, qwen2, qwen3, gpt2, gemma3, gemma4, qwen35) in every weight type (F32, F16, BF16) with
+ * greedy sampling, and on stories260K when ../shared is present. The gemma3-like and gemma4-like
+ * models slide a window of 5 over streams of up to 108 positions with prefill chunks longer than
+ * it; alone, their context has room for 9 columns a step, so their sliding layers' rings (13
+ * positions) wrap every few tokens, while packed (136 columns) they never do: equal bits show a
+ * window is read the same wherever the ring wrapped. The gemma4-like model's shared-KV layers
+ * read those rings too, and its per-layer embeddings and softcapped logits are per column. */
 #include <math.h>
 #include <stdint.h>
 
@@ -257,28 +258,82 @@ static void check_hybrid_lanes(const eng_model_t *m) {
     free(reused);
 }
 
+/* A softcapped column whose logits nobody reads is capped only where it can matter
+ * (classify_task): its tokens are those of the same stream capped whole (a lane that asks for its
+ * logits), for greedy and T=1 sampling, with a cap of 0.05 that saturates most logits into ties
+ * the lowest id must win, and with Gemma's 30. */
+static void check_lazy_softcap(void) {
+    enum { N = 48 };
+    static const float caps[] = {0.05f, 30.0f};
+    static float rows[N * 512];
+    for (size_t k = 0; k < sizeof caps / sizeof *caps; k++) {
+        eng_model_cfg_t cfg;
+        eng_model_t *m;
+        eng_ctx_t *ctx;
+        test_gemma4_cfg(&cfg);
+        cfg.final_softcap = caps[k];
+        ASSERT_LE(cfg.vocab_size, 512);
+        ASSERT_EQ(eng_model_synth(&cfg, 7, ENG_WT_F32, &m), LANES_OK);
+        ASSERT_EQ(eng_ctx_create(m, &(eng_ctx_cfg_t){2, 2 * N, 2, ENG_GEMM_LANES, 0}, &ctx),
+                  LANES_OK);
+        int ties = 0;
+        for (int kind = 0; kind < 2; kind++) {
+            eng_col_t cols[2 * N];
+            int32_t out[2 * N];
+            uint32_t rng = 11;
+            for (int i = 0; i < N; i++) {
+                int32_t id = (int32_t)(rng_next(&rng) % cfg.vocab_size);
+                cols[i] = (eng_col_t){0, i, id, 1, rows + (size_t)i * cfg.vocab_size, NULL};
+                cols[N + i] = (eng_col_t){1, i, id, 1, NULL, NULL};
+            }
+            for (int l = 0; l < 2; l++) eng_ctx_set_sampler(ctx, l, &(eng_sampler_t){
+                kind ? 1.0f : 0.0f, 0, 1.0f, 99});
+            ASSERT_EQ(eng_step(ctx, cols, 2 * N, out), LANES_OK);
+            for (int i = 0; i < N; i++) {
+                ASSERT_EQ(out[N + i], out[i]);
+                const float *row = rows + (size_t)i * cfg.vocab_size;
+                int top = 0, n_top = 0;
+                for (int v = 1; v < cfg.vocab_size; v++) top = row[v] > row[top] ? v : top;
+                for (int v = 0; v < cfg.vocab_size; v++) n_top += row[v] == row[top];
+                ties += n_top > 1;
+                if (kind == 0) ASSERT_EQ(out[i], top);
+            }
+        }
+        ASSERT(caps[k] > 1.0f || ties > 0);
+        printf("lazy softcap %g: greedy and T=1 tokens as with every logit capped (%d rows with "
+               "tied maxima)\n", (double)caps[k], ties);
+        eng_ctx_destroy(ctx);
+        eng_model_destroy(m);
+    }
+}
+
 int main(void) {
+    check_lazy_softcap();
     eng_bundle_t b;
     ASSERT_EQ(eng_bundle_open(&b, NULL, NULL, "tiny", 3), LANES_OK);
     check_model("synthetic tiny", &b, N_KINDS);
     eng_bundle_close(&b);
     static const char *archs[] = {"tiny",      "tiny-llama", "tiny-qwen2",
-                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like", "qwen35-like"};
+                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like", "gemma4-like",
+                                  "qwen35-like"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
         for (size_t w = a == 0; w < sizeof wtypes / sizeof *wtypes; w++) {
             if (!FULL_GRID && w != (a + 1) % 3) continue;
             eng_model_cfg_t cfg;
             char name[64];
-            int gemma = strcmp(archs[a], "gemma3-like") == 0;
-            if (gemma) test_gemma3_cfg(&cfg);
+            int gemma3 = strcmp(archs[a], "gemma3-like") == 0;
+            int gemma4 = strcmp(archs[a], "gemma4-like") == 0;
+            if (gemma3) test_gemma3_cfg(&cfg);
+            else if (gemma4) test_gemma4_cfg(&cfg);
             else if (strcmp(archs[a], "qwen35-like") == 0) qwen35_cfg(&cfg);
             else ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
-            extra_cols = gemma ? 8 : 256;
+            extra_cols = gemma3 || gemma4 ? 8 : 256;
             ASSERT_EQ(eng_model_synth(&cfg, 5, wtypes[w], &b.model), LANES_OK);
             ASSERT_EQ(eng_tok_synth(cfg.vocab_size, 5, &b.tok), LANES_OK);
             snprintf(name, sizeof name, "synthetic %s %s", archs[a], eng_wtype_name(wtypes[w]));
-            check_model(name, &b, 1);
+            /* Every sampler reads softcapped logits: gemma4-like F32 runs them all. */
+            check_model(name, &b, gemma4 && wtypes[w] == ENG_WT_F32 ? N_KINDS : 1);
             eng_bundle_close(&b);
         }
     eng_model_cfg_t qc;

@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "                   [--threads N] [--gemm lanes|openblas] [--lanes 1,2,4,...]\n"
             "                   [--steps N] [--pos P] [--ctx N] [--no-kernels] [--no-decode]\n"
             "                   [--no-sampling] [--sample-lanes 1,32,128] [--rounds N]\n"
-            "                   [--logprobs N] [--vs-global] [--vs PRESET,...] [--json FILE]\n"
+            "                   [--logprobs N] [--vs-global] [--vs-nocap] [--vs PRESET,...]\n"
+            "                   [--json FILE]\n"
             "Without -m the synthetic 15m model is used, its matrices in --type (default f32),\n"
             "its context --seq-len (default the preset's: RoPE tables and the rest follow).\n"
             "Decode runs --steps steps per point,\n"
@@ -37,7 +38,9 @@ static void usage(FILE *f) {
             "its twin with every layer global, in --rounds interleaved rounds. --vs times the\n"
             "model's decode steps against each preset listed (of the same --type, --seq-len and\n"
             "--ctx) in --rounds interleaved rounds, every lane decoding on from --pos (moved\n"
-            "back so that all rounds fit the context), and gives each one's KV bytes per lane.\n",
+            "back so that all rounds fit the context), and gives each one's KV bytes per lane.\n"
+            "--vs-nocap times a softcapped model's greedy and T=1 decode steps against its twin\n"
+            "without the final logit softcap, in --rounds interleaved rounds.\n",
             ENG_MAX_TOP_LOGPROBS);
 }
 
@@ -519,6 +522,43 @@ static const struct {
                 {"top-p 0.9", {1.0f, 0, 0.9f, 0}}};
 #define N_SAMPLERS (int)(sizeof samplers / sizeof *samplers)
 
+/* --vs-nocap: a softcapped model's greedy and T=1 decode steps against its twin without the cap
+ * at each lanes point from position pos, in `rounds` interleaved rounds of `steps`-step medians,
+ * best of each. */
+static int nocap_table(bench_lanes_t *cap, bench_lanes_t *nocap, float softcap, const int *lanes,
+                       int npoints, int pos, int steps, int rounds, cJSON *out) {
+    cJSON *arr = cJSON_AddArrayToObject(out, "vs_nocap");
+    printf("\nfinal softcap %g vs none: decode step ms from position %d, best of %d interleaved "
+           "rounds of %d-step medians\n", (double)softcap, pos, rounds, steps);
+    printf("%5s %9s %9s %7s %9s %9s %7s\n", "lanes", "greedy", "no cap", "cost", "T=1", "no cap",
+           "cost");
+    bench_lanes_t *b[2] = {cap, nocap};
+    for (int i = 0; i < npoints; i++) {
+        for (int m = 0; m < 2; m++)
+            if (prefill_lanes(b[m], lanes[i], pos) < 0) return -1;
+        double best[4] = {1e30, 1e30, 1e30, 1e30};   /* greedy, greedy uncapped, T=1, ... */
+        for (int r = 0; r < rounds; r++)
+            for (int k = 0; k < 4; k++) {
+                double st = decode_steps(b[k % 2], lanes[i], pos, steps, &samplers[k / 2].s, -1,
+                                         NULL);
+                if (st < 0) return -1;
+                if (st < best[k]) best[k] = st;
+            }
+        printf("%5d %9.3f %9.3f %6.1f%% %9.3f %9.3f %6.1f%%\n", lanes[i], best[0] * 1e3,
+               best[1] * 1e3, 100.0 * (best[0] / best[1] - 1), best[2] * 1e3, best[3] * 1e3,
+               100.0 * (best[2] / best[3] - 1));
+        fflush(stdout);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "lanes", lanes[i]);
+        cJSON_AddNumberToObject(o, "greedy_ms", best[0] * 1e3);
+        cJSON_AddNumberToObject(o, "greedy_nocap_ms", best[1] * 1e3);
+        cJSON_AddNumberToObject(o, "t1_ms", best[2] * 1e3);
+        cJSON_AddNumberToObject(o, "t1_nocap_ms", best[3] * 1e3);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return 0;
+}
+
 /* Per lanes point: the samplers' decode steps in `rounds` interleaved rounds (a shared host's
  * load hits them alike), each sampler's best median, and its ratio to greedy's; top_n >= 0 adds
  * greedy steps with logprobs on every lane as a last column. */
@@ -605,14 +645,14 @@ int main(int argc, char **argv) {
     const char *vs_names[1 + MAX_VS];
     int threads = 0, gemm = ENG_GEMM_LANES, steps = 16, pos = 32, kernels = 1, decode = 1;
     int sampling = 1, rounds = 3, ctx_len = 0, wtype = ENG_WT_F32, top_n = -1, vs_global = 0;
-    int seq_len = 0, nvs = 0;
+    int seq_len = 0, nvs = 0, vs_nocap = 0;
     static const struct option opts[] = {
         {"preset", 1, 0, 'r'}, {"threads", 1, 0, 'T'}, {"gemm", 1, 0, 'g'}, {"lanes", 1, 0, 'l'},
         {"steps", 1, 0, 's'}, {"pos", 1, 0, 'p'}, {"json", 1, 0, 'j'}, {"no-kernels", 0, 0, 'K'},
         {"no-decode", 0, 0, 'D'}, {"no-sampling", 0, 0, 'S'}, {"sample-lanes", 1, 0, 'L'},
         {"rounds", 1, 0, 'R'}, {"ctx", 1, 0, 'x'}, {"type", 1, 0, 't'}, {"help", 0, 0, 'h'},
         {"logprobs", 1, 0, 'P'}, {"vs-global", 0, 0, 'G'}, {"seq-len", 1, 0, 'Q'},
-        {"vs", 1, 0, 'V'}, {0, 0, 0, 0}};
+        {"vs", 1, 0, 'V'}, {"vs-nocap", 0, 0, 'C'}, {0, 0, 0, 0}};
     int ch, bad = 0;
     while ((ch = getopt_long(argc, argv, "m:z:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -631,6 +671,7 @@ int main(int argc, char **argv) {
         case 'D': decode = 0; break;
         case 'S': sampling = 0; break;
         case 'G': vs_global = 1; break;
+        case 'C': vs_nocap = 1; break;
         case 'L': sample_list = optarg; break;
         case 'R': bad |= lanes_arg_int("--rounds", optarg, 1, INT_MAX, &rounds) < 0; break;
         case 'P':
@@ -679,8 +720,8 @@ int main(int argc, char **argv) {
     }
     const eng_model_cfg_t *mc = eng_model_cfg(b.model);
     int max_cols = 128;   /* the decode points and the 128-token prefill */
-    eng_ctx_t *ctx, *gctx = NULL, *vs_ctx[1 + MAX_VS] = {0};
-    eng_model_t *gmodel = NULL, *vs_model[1 + MAX_VS] = {0};
+    eng_ctx_t *ctx, *gctx = NULL, *nctx = NULL, *vs_ctx[1 + MAX_VS] = {0};
+    eng_model_t *gmodel = NULL, *nmodel = NULL, *vs_model[1 + MAX_VS] = {0};
     eng_ctx_cfg_t cc = {max_lanes, max_cols, threads, gemm, ctx_len};
     if (eng_ctx_create(b.model, &cc, &ctx) < 0) return 1;
     eng_ctx_plan_t plan, gplan, vs_plan[1 + MAX_VS];
@@ -697,6 +738,17 @@ int main(int argc, char **argv) {
             eng_ctx_create(gmodel, &cc, &gctx) < 0 ||
             eng_ctx_plan(mc, &cc, UINT64_MAX, &plan) < 0 ||
             eng_ctx_plan(&gc, &cc, UINT64_MAX, &gplan) < 0)
+            return 1;
+    }
+    if (vs_nocap) {   /* the same shape and weight type, no softcap */
+        eng_model_cfg_t nc = *mc;
+        if (nc.final_softcap == 0.0f) {
+            fprintf(stderr, "lanes-bench: --vs-nocap: the model has no final logit softcap\n");
+            return 2;
+        }
+        nc.final_softcap = 0.0f;
+        if (eng_model_synth(&nc, 1, eng_model_wtype(b.model), &nmodel) < 0 ||
+            eng_ctx_create(nmodel, &cc, &nctx) < 0)
             return 1;
     }
     int seq = eng_ctx_seq_len(ctx), vs_seq = seq;
@@ -748,7 +800,7 @@ int main(int argc, char **argv) {
         kernel_table(ctx, mc, out);
         weight_type_table(mc, out);
     }
-    bench_lanes_t bl, gbl, *vs_bl[1 + MAX_VS] = {0};
+    bench_lanes_t bl, gbl, nbl, *vs_bl[1 + MAX_VS] = {0};
     bench_lanes_init(&bl, ctx, 0);
     int rc = 0;
     if (decode) {
@@ -813,6 +865,10 @@ int main(int argc, char **argv) {
         bench_lanes_init(&gbl, gctx, 0);
         rc = global_table(&bl, &gbl, &plan, &gplan, lanes, npoints, pos, steps, rounds, out);
     }
+    if (vs_nocap && rc == 0) {
+        bench_lanes_init(&nbl, nctx, 0);
+        rc = nocap_table(&bl, &nbl, mc->final_softcap, lanes, npoints, pos, steps, rounds, out);
+    }
     if (nvs && rc == 0) {   /* fresh lanes in every model: each starts over at position 0 */
         for (int m = 0; m <= nvs; m++) {
             vs_bl[m] = malloc(sizeof *vs_bl[m]);
@@ -844,6 +900,8 @@ int main(int argc, char **argv) {
     eng_ctx_destroy(ctx);
     eng_ctx_destroy(gctx);
     eng_model_destroy(gmodel);
+    eng_ctx_destroy(nctx);
+    eng_model_destroy(nmodel);
     eng_bundle_close(&b);
     return rc < 0;
 }
