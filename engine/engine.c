@@ -33,10 +33,11 @@ struct eng_ctx {
     int gemm_backend;
     int max_lanes, max_cols;
     int ctx_len;        /* context per lane: positions 0..ctx_len - 1 */
-    int q_dim, kv_dim, head_size;   /* q is n_heads heads wide, k and v n_kv_heads */
-    int q_ld;           /* floats per column of q: q_dim, or 2 q_dim with arch.attn_gate, each
-                         * head's query then its gate */
-    int rope_pairs;     /* rope_dim / 2: the angles per position */
+    /* Layers may differ in head size, KV heads and FFN width (model.h): each layer's shape comes
+     * from the accessors below, and the activation buffers are sized for the widest layer. */
+    int max_q_dim, max_q_ld, max_kv_dim, max_hidden;
+    int rope_pairs[2];  /* angles per position of the global table (rope_dim / 2), then of the
+                         * sliding one (the sliding layers' rope dim / 2) */
     /* The KV cache of a sliding layer is a ring of swa_ring positions per lane: position p sits in
      * slot p % swa_ring. A step files all its columns before any attends, so the ring holds the
      * window and the most columns one lane can bring (max_cols) less one: the chunk's last key
@@ -55,14 +56,18 @@ struct eng_ctx {
     size_t state_off[ENG_MAX_LAYERS];
 
     float *x;           /* (col, dim) residual stream */
-    float *xb;          /* (col, max(dim, q_dim)) normed input / attention output */
+    float *xb;          /* (col, max(dim, q_dim)) normed input / attention output, q_dim the
+                         * layer's */
     float *xo;          /* (col, dim) a projection whose bias joins before the residual add; the
                          * position embedding row */
-    float *q;           /* (col, q_ld) */
+    float *q;           /* (col, q_ld) of the current layer */
     float *k;           /* (col, kv_dim) this step's keys, before they go to the cache */
     float *v;           /* (col, kv_dim) */
-    float *hb, *hb2;    /* (col, hidden) */
+    float *hb, *hb2;    /* (col, hidden) of the current layer */
     float *xs;          /* (sampled col, dim) final-normed inputs of the classifier */
+    float *ple_inp;     /* (col, n_layers * ple_dim) each layer's per-layer input (model.h) */
+    float *ple_g;       /* (col, ple_dim) the current layer's gated per-layer input */
+    float *ple_row;     /* (n_layers * ple_dim,) a per-layer token embedding row */
     /* The current projection input's columns as its matrices multiply them: quantized for
      * block-quantized weights, one buffer per activation type (ENG_ACT_*), and rounded to F16 or
      * BF16 for 16-bit weights of a GGUF model (act_of()), each (col, widest k); qmask: the types
@@ -70,10 +75,11 @@ struct eng_ctx {
     eng_qact_t qact[2];
     float *xr[2];
     int qmask;
-    float *key_cache;   /* per layer (lane, layer_slots(), kv_dim) */
+    float *key_cache;   /* per layer (lane, layer_slots(), the layer's kv_dim) */
     float *value_cache; /* the same */
-    float *rope_cos, *rope_sin;     /* (table, ctx_len, rope_pairs): the global layers', then the
-                                     * sliding layers' when the model has any */
+    float *rope_cos, *rope_sin;     /* (ctx_len, rope_pairs[0]) of the global layers, then
+                                     * (ctx_len, rope_pairs[1]) of the sliding ones when the
+                                     * model has any */
     float *att;         /* (thread, ctx_len) attention scores */
     float *dn_state;    /* (delta-net layer, lane, dn_lane) */
     float *dn_qkv;      /* (col, eng__dnet_channels) a delta-net layer's W_qkv h */
@@ -123,9 +129,44 @@ static int layer_dnet(const eng_model_cfg_t *mc, int l) {
     return mc->layer_kind[l] == ENG_LAYER_DNET;
 }
 
-/* Positions each lane keeps of layer l's keys and values: none for a delta-net layer. */
+/* Layer l's shape: a sliding layer's heads may have their own width and RoPE span; KV heads and
+ * FFN width may be set per layer; 0 takes the model-wide value (model.h). */
+static int head_dim_of(const eng_model_cfg_t *mc, int l) {
+    return layer_slides(mc, l) && mc->head_dim_swa ? mc->head_dim_swa : mc->head_dim;
+}
+
+static int rope_dim_of(const eng_model_cfg_t *mc, int l) {
+    return layer_slides(mc, l) && mc->rope_dim_swa ? mc->rope_dim_swa : mc->rope_dim;
+}
+
+static int kv_heads_of(const eng_model_cfg_t *mc, int l) {
+    return mc->layer_kv_heads[l] ? mc->layer_kv_heads[l] : mc->n_kv_heads;
+}
+
+static int hidden_of(const eng_model_cfg_t *mc, int l) {
+    return mc->layer_hidden[l] ? mc->layer_hidden[l] : mc->hidden_dim;
+}
+
+static int q_dim_of(const eng_model_cfg_t *mc, int l) { return mc->n_heads * head_dim_of(mc, l); }
+
+/* Floats per column of layer l's q: q_dim, or 2 q_dim with arch.attn_gate, each head's query
+ * then its gate. */
+static int q_ld_of(const eng_model_cfg_t *mc, int l) {
+    return mc->arch.attn_gate ? 2 * q_dim_of(mc, l) : q_dim_of(mc, l);
+}
+
+static int kv_dim_of(const eng_model_cfg_t *mc, int l) {
+    return kv_heads_of(mc, l) * head_dim_of(mc, l);
+}
+
+/* The layer whose keys and values layer l attends to: itself, or the earlier one whose cache it
+ * shares (model.h). */
+static int kv_source(const eng_model_cfg_t *mc, int l) { return l - mc->layer_kv_reuse[l]; }
+
+/* Positions each lane keeps of layer l's keys and values: none for a delta-net layer, nor for
+ * one that reads another's. */
 static int layer_slots(const eng_ctx_t *c, int l) {
-    if (layer_dnet(&c->cfg, l)) return 0;
+    if (layer_dnet(&c->cfg, l) || c->cfg.layer_kv_reuse[l]) return 0;
     return layer_slides(&c->cfg, l) ? c->swa_slots : c->ctx_len;
 }
 
@@ -361,7 +402,7 @@ void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int ro
  * hb. */
 static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
-    int h = c->cfg.hidden_dim;
+    int h = hidden_of(&c->cfg, c->layer);
     if (c->cfg.arch.ffn == ENG_FFN_GELU) {
         jobs[0] = mat_job(c, c->hb, 1, h, &lw->w_up, c->xb, 0);
         return 1;
@@ -375,7 +416,7 @@ static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
  * silu(hb) * hb2, gelu(hb) * hb2 or gelu(hb). */
 static void ffn_act_rows(eng_ctx_t *c, int r0, int r1) {
     const float *b_up = c->w->layers[c->layer].b_up;
-    int h = c->cfg.hidden_dim, ffn = c->cfg.arch.ffn;
+    int h = hidden_of(&c->cfg, c->layer), ffn = c->cfg.arch.ffn;
     for (int col = 0; col < c->ncols; col++) {
         float *a = c->hb + (size_t)col * h, *b = c->hb2 + (size_t)col * h;
         float *up = ffn == ENG_FFN_GELU ? a : b;
@@ -392,7 +433,7 @@ static void ffn_act_rows(eng_ctx_t *c, int r0, int r1) {
 static void ffn_up_task(void *opaque, int task, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
-    int h = c->cfg.hidden_dim;
+    int h = hidden_of(&c->cfg, c->layer);
     int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK < h ? r0 + ROW_TASK : h;
     gemm_job_t jobs[2];
     int n = ffn_up_jobs(c, jobs);
@@ -426,34 +467,39 @@ static void residual_proj(eng_ctx_t *c, const eng_mat_t *w, const float *in, con
     }
 }
 
-/* Floats before the cache row of slot of lane in the current layer. */
-static size_t cache_row(const eng_ctx_t *c, int lane, int slot) {
-    return c->cache_off[c->layer] +
-           ((size_t)lane * layer_slots(c, c->layer) + (size_t)slot) * c->kv_dim;
+/* Floats before the cache row of slot of lane in layer l's cache. */
+static size_t cache_row(const eng_ctx_t *c, int l, int lane, int slot) {
+    return c->cache_off[l] +
+           ((size_t)lane * layer_slots(c, l) + (size_t)slot) * kv_dim_of(&c->cfg, l);
 }
 
 /* A column attends to the positions p0 with pos - window < p0 <= pos on a sliding layer, all up to
- * pos on a global one; either way to n rows from the slot of the first, in position order. */
+ * pos on a global one; either way to n rows from the slot of the first, in position order, of its
+ * own cache or of the layer it shares (of its kind, so the same ring). */
 static void attention_column(eng_ctx_t *c, int col, float *att) {
+    const eng_model_cfg_t *mc = &c->cfg;
     const eng_col_t *cl = &c->cols[col];
-    int hs = c->head_size, kv_dim = c->kv_dim, n = cl->pos + 1;
-    int kv_mul = c->cfg.n_heads / c->cfg.n_kv_heads, slot0 = 0;
-    if (layer_slides(&c->cfg, c->layer) && n > c->cfg.window) {
-        n = c->cfg.window;
+    int l = c->layer, hs = head_dim_of(mc, l), kv_dim = kv_dim_of(mc, l), n = cl->pos + 1;
+    int kv_mul = mc->n_heads / kv_heads_of(mc, l), slot0 = 0;
+    if (layer_slides(mc, l) && n > mc->window) {
+        n = mc->window;
         slot0 = (cl->pos + 1 - n) % c->swa_ring;
     }
-    size_t off = cache_row(c, cl->lane, slot0);
+    size_t off = cache_row(c, kv_source(mc, l), cl->lane, slot0);
     const float *kc = c->key_cache + off, *vc = c->value_cache + off;
-    int gated = c->cfg.arch.attn_gate, qhs = gated ? 2 * hs : hs;
-    const float *q = c->q + (size_t)col * c->q_ld;
-    float *out = c->xb + (size_t)col * c->q_dim;
+    int gated = mc->arch.attn_gate, qhs = gated ? 2 * hs : hs;
+    const float *q = c->q + (size_t)col * q_ld_of(mc, l);
+    float *out = c->xb + (size_t)col * q_dim_of(mc, l);
     float scale = sqrtf((float)hs);
-    for (int h = 0; h < c->cfg.n_heads; h++) {
+    for (int h = 0; h < mc->n_heads; h++) {
         const float *qh = q + h * qhs;
         float *oh = out + h * hs;
         int kvo = (h / kv_mul) * hs;
         c->kern->dots(att, qh, kc + kvo, kv_dim, n, hs);
-        for (int t = 0; t < n; t++) att[t] /= scale;
+        if (mc->attn_scale != 0.0f)
+            for (int t = 0; t < n; t++) att[t] *= mc->attn_scale;
+        else
+            for (int t = 0; t < n; t++) att[t] /= scale;
         softmax(att, n);
         c->kern->wsum(oh, att, vc + kvo, kv_dim, n, hs);
         if (gated)  /* sigmoid as ggml's: 1 / (1 + expf(-x)) */
@@ -467,7 +513,7 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
 static void hb_quant_task(void *opaque, int col, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
-    qact_col(c, col, c->hb + (size_t)col * c->cfg.hidden_dim);
+    qact_col(c, col, c->hb + (size_t)col * hidden_of(&c->cfg, c->layer));
 }
 
 /* One task per column: their cost grows with position, so they are claimed one at a time. */
@@ -481,41 +527,53 @@ static void attention_task(void *opaque, int col, int tid) {
 static void cache_put(eng_ctx_t *c, int lane, int pos, const float *k, const float *v) {
     int slots = layer_slots(c, c->layer);
     int ring = layer_slides(&c->cfg, c->layer) ? c->swa_ring : slots;
-    size_t bytes = (size_t)c->kv_dim * sizeof *k;
+    size_t bytes = (size_t)kv_dim_of(&c->cfg, c->layer) * sizeof *k;
     for (int slot = pos % ring; slot < slots; slot += ring) {
-        size_t off = cache_row(c, lane, slot);
+        size_t off = cache_row(c, c->layer, lane, slot);
         memcpy(c->key_cache + off, k, bytes);
         memcpy(c->value_cache + off, v, bytes);
     }
 }
 
-/* q, k and v of every column after their products: the biases, the per-head QK norm, RoPE by
- * position with the layer's table; then k and v are filed in the lane's cache. */
+/* q, k and v of every column after their products: the biases, v = k's product where the layer
+ * has no V of its own (wv is wk), the per-head QK norm and V norm, RoPE by position with the
+ * layer's table; then k and v are filed in the lane's cache. A layer that shares another's cache
+ * has a query only. */
 static void qkv_finish(eng_ctx_t *c) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
     const eng_model_cfg_t *mc = &c->cfg;
-    int qd = c->q_dim, kv_dim = c->kv_dim, hs = c->head_size;
-    int qhs = c->q_ld / mc->n_heads;   /* a head's query, and its gate when gated */
-    size_t table = layer_slides(mc, c->layer) ? (size_t)c->ctx_len : 0;
-    add_bias(c, c->q, (size_t)c->q_ld, lw->bq, qd);
-    add_bias(c, c->k, (size_t)kv_dim, lw->bk, kv_dim);
-    add_bias(c, c->v, (size_t)kv_dim, lw->bv, kv_dim);
+    int l = c->layer, qd = q_dim_of(mc, l), q_ld = q_ld_of(mc, l), kv_dim = kv_dim_of(mc, l);
+    int hs = head_dim_of(mc, l), kvh = kv_heads_of(mc, l), rd = rope_dim_of(mc, l);
+    int qhs = q_ld / mc->n_heads;   /* a head's query, and its gate when gated */
+    int own_kv = !mc->layer_kv_reuse[l], v_is_k = lw->wv.data == lw->wk.data;
+    int table = layer_slides(mc, l), pairs = c->rope_pairs[table];
+    size_t table_off = table ? (size_t)c->ctx_len * c->rope_pairs[0] : 0;
+    add_bias(c, c->q, (size_t)q_ld, lw->bq, qd);
+    if (own_kv) {
+        add_bias(c, c->k, (size_t)kv_dim, lw->bk, kv_dim);
+        add_bias(c, c->v, (size_t)kv_dim, lw->bv, kv_dim);
+    }
     for (int col = 0; col < c->ncols; col++) {
         const eng_col_t *cl = &c->cols[col];
-        float *q = c->q + (size_t)col * c->q_ld, *k = c->k + (size_t)col * kv_dim;
+        float *q = c->q + (size_t)col * q_ld, *k = c->k + (size_t)col * kv_dim;
+        float *v = c->v + (size_t)col * kv_dim;
+        if (own_kv && v_is_k) memcpy(v, k, (size_t)kv_dim * sizeof *v);
         if (mc->arch.qk_norm) {
             for (int h = 0; h < mc->n_heads; h++)
                 eng__rmsnorm(q + h * qhs, q + h * qhs, lw->q_norm, hs, mc->norm_eps,
                              mc->numerics);
-            for (int h = 0; h < mc->n_kv_heads; h++)
+            for (int h = 0; own_kv && h < kvh; h++)
                 eng__rmsnorm(k + h * hs, k + h * hs, lw->k_norm, hs, mc->norm_eps, mc->numerics);
         }
-        const float *cs = c->rope_cos + (table + (size_t)cl->pos) * c->rope_pairs;
-        const float *sn = c->rope_sin + (table + (size_t)cl->pos) * c->rope_pairs;
+        for (int h = 0; own_kv && mc->arch.v_norm && h < kvh; h++)
+            eng__rmsnorm(v + h * hs, v + h * hs, NULL, hs, mc->norm_eps, mc->numerics);
+        const float *cs = c->rope_cos + table_off + (size_t)cl->pos * pairs;
+        const float *sn = c->rope_sin + table_off + (size_t)cl->pos * pairs;
         for (int h = 0; h < mc->n_heads; h++)
-            eng__rope(q + h * qhs, 1, hs, mc->rope_dim, mc->arch.rope, cs, sn);
-        eng__rope(k, mc->n_kv_heads, hs, mc->rope_dim, mc->arch.rope, cs, sn);
-        cache_put(c, cl->lane, cl->pos, k, c->v + (size_t)col * kv_dim);
+            eng__rope(q + h * qhs, 1, hs, rd, mc->arch.rope, cs, sn);
+        if (!own_kv) continue;
+        eng__rope(k, kvh, hs, rd, mc->arch.rope, cs, sn);
+        cache_put(c, cl->lane, cl->pos, k, v);
     }
 }
 
@@ -569,6 +627,7 @@ static void classify_task(void *opaque, int task, int tid) {
                         job_x(c, cls->type, c->xs), job_qx(c, cls->type), rows, d, 0};
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
+        if (c->cfg.final_softcap != 0.0f) eng__softcap(tile, rows * ns, c->cfg.final_softcap);
         for (int s = 0; s < ns; s++) {
             if (c->samp_row[s])
                 for (int r = 0; r < rows; r++) c->samp_row[s][t0 + r] = tile[r * ns + s];
@@ -672,17 +731,22 @@ static int check_cols(eng_ctx_t *c, const eng_col_t *cols, int ncols) {
 
 /* x += the attention of every column (the layer's pre-norm first, its post-norm last). */
 static void attention_mixer(eng_ctx_t *c, const eng_layer_t *lw) {
-    int kv = c->kv_dim;
+    const eng_model_cfg_t *mc = &c->cfg;
+    int l = c->layer, kv = kv_dim_of(mc, l);
+    /* The products a layer needs: a shared-KV layer's query alone; no V of its own when wv is wk
+     * (qkv_finish copies k's). */
+    int n = mc->layer_kv_reuse[l] ? 1 : lw->wv.data == lw->wk.data ? 2 : 3;
     norm_cols(c, lw->attn_norm, lw->attn_norm_b,
-              act_bit(c, &lw->wq) | act_bit(c, &lw->wk) | act_bit(c, &lw->wv));
+              act_bit(c, &lw->wq) | (n > 1 ? act_bit(c, &lw->wk) : 0) |
+                  (n > 2 ? act_bit(c, &lw->wv) : 0));
     gemm_job_t qkv[3] = {
-        mat_job(c, c->q, 1, c->q_ld, &lw->wq, c->xb, 0),
+        mat_job(c, c->q, 1, q_ld_of(mc, l), &lw->wq, c->xb, 0),
         mat_job(c, c->k, 1, kv, &lw->wk, c->xb, 0),
         mat_job(c, c->v, 1, kv, &lw->wv, c->xb, 0),
     };
-    run_jobs(c, qkv, 3);
+    run_jobs(c, qkv, n);
     qkv_finish(c);
-    qact_begin(c, act_bit(c, &lw->wo), c->q_dim);
+    qact_begin(c, act_bit(c, &lw->wo), q_dim_of(mc, l));
     uint64_t t0 = lanes_now_ns();
     eng_pool_run(c->pool, c->ncols, attention_task, c);
     c->attn_ns += lanes_now_ns() - t0;
@@ -711,6 +775,60 @@ static void dnet_mixer(eng_ctx_t *c, const eng_layer_t *lw) {
     residual_proj(c, &lw->ssm_out, c->dn_o, NULL, lw->post_attn_norm);
 }
 
+/* Every column's per-layer inputs from its token and its scaled embedding x, as ggml orders the
+ * operations (FAMILIES.md §4 step 2): inp = (rms(ple_model_proj x * (1 / sqrtf(dim))) *
+ * ple_proj_norm, per layer's ple_dim chunk, + ple_tok_emb[token] * sqrtf(ple_dim)) *
+ * (1 / sqrtf(2)). */
+static void ple_inputs(eng_ctx_t *c) {
+    const eng_weights_t *w = c->w;
+    const eng_model_cfg_t *mc = &c->cfg;
+    int d = mc->dim, P = mc->ple_dim, LP = mc->n_layers * P;
+    qact_begin(c, act_bit(c, &w->ple_model_proj), d);
+    for (int col = 0; col < c->ncols; col++) qact_col(c, col, c->x + (size_t)col * d);
+    gemm_job_t j = mat_job(c, c->ple_inp, 1, LP, &w->ple_model_proj, c->x, 0);
+    run_jobs(c, &j, 1);
+    float proj_scale = 1.0f / sqrtf((float)d), tok_scale = sqrtf((float)P);
+    float in_scale = 1.0f / sqrtf(2.0f);
+    for (int col = 0; col < c->ncols; col++) {
+        float *inp = c->ple_inp + (size_t)col * LP;
+        mat_row_f32(c, c->ple_row, &w->ple_tok_emb, c->cols[col].token);
+        for (int i = 0; i < LP; i++) inp[i] *= proj_scale;
+        for (int l = 0; l < mc->n_layers; l++)
+            eng__rmsnorm(inp + (size_t)l * P, inp + (size_t)l * P, w->ple_proj_norm, P,
+                         mc->norm_eps, mc->numerics);
+        for (int i = 0; i < LP; i++) {
+            float tok = c->ple_row[i] * tok_scale;
+            inp[i] = (inp[i] + tok) * in_scale;
+        }
+    }
+}
+
+/* The end of layer lw (the current one) after its FFN: x += rms(ple_proj (gelu(ple_gate x) *
+ * inp_l)) * ple_post_norm with per-layer inputs, then x *= out_scale where the layer has one
+ * (FAMILIES.md §4 step 3). */
+static void layer_end(eng_ctx_t *c, const eng_layer_t *lw) {
+    const eng_model_cfg_t *mc = &c->cfg;
+    int d = mc->dim, P = mc->ple_dim;
+    if (P > 0) {
+        size_t LP = (size_t)mc->n_layers * P;
+        qact_begin(c, act_bit(c, &lw->ple_gate), d);
+        for (int col = 0; col < c->ncols; col++) qact_col(c, col, c->x + (size_t)col * d);
+        gemm_job_t j = mat_job(c, c->ple_g, 1, P, &lw->ple_gate, c->x, 0);
+        run_jobs(c, &j, 1);
+        qact_begin(c, act_bit(c, &lw->ple_proj), P);
+        for (int col = 0; col < c->ncols; col++) {
+            float *g = c->ple_g + (size_t)col * P;
+            const float *inp = c->ple_inp + (size_t)col * LP + (size_t)c->layer * P;
+            eng__gelu(g, P);
+            for (int i = 0; i < P; i++) g[i] *= inp[i];
+            qact_col(c, col, g);
+        }
+        residual_proj(c, &lw->ple_proj, c->ple_g, NULL, lw->ple_post_norm);
+    }
+    if (lw->out_scale)
+        for (size_t i = 0; i < (size_t)c->ncols * d; i++) c->x[i] *= lw->out_scale[0];
+}
+
 /* step_first, col_next and step_lanes of the current step's columns. */
 static void lanes_by_col(eng_ctx_t *c) {
     c->step_lanes = 0;
@@ -730,7 +848,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     if (ncols == 0) return LANES_OK;
     for (int i = 0; i < ncols; i++) c->lane_len[cols[i].lane] = cols[i].pos + 1;
     const eng_weights_t *w = c->w;
-    int d = c->cfg.dim, h = c->cfg.hidden_dim;
+    int d = c->cfg.dim;
     c->cols = cols;
     c->ncols = ncols;
 
@@ -745,10 +863,12 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
             for (int i = 0; i < d; i++) x[i] += p[i];
         }
     }
+    if (c->cfg.ple_dim > 0) ple_inputs(c);
 
     if (c->dn_lane) lanes_by_col(c);
     for (int l = 0; l < c->cfg.n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
+        int h = hidden_of(&c->cfg, l);
         c->layer = l;
         if (layer_dnet(&c->cfg, l)) dnet_mixer(c, lw);
         else attention_mixer(c, lw);
@@ -764,6 +884,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
         qact_begin(c, act_bit(c, &lw->w_down), h);
         if (c->qmask) eng_pool_run(c->pool, ncols, hb_quant_task, c);
         residual_proj(c, &lw->w_down, c->hb, lw->b_down, lw->post_ffn_norm);
+        layer_end(c, lw);
     }
 
     /* Only sampled columns reach the classifier: prefill positions before the last skip it. */
@@ -833,9 +954,9 @@ enum { BUF_SIZE, BUF_ALLOC, BUF_FREE };
  * BUF_SIZE), allocation (zeroed) and freeing. Returns the bytes in all; 0 when an allocation
  * failed. */
 static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
-    size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->kv_dim;
-    size_t qd = (size_t)c->q_dim, xbd = qd > d ? qd : d;
-    size_t h = (size_t)c->cfg.hidden_dim, seq = (size_t)c->ctx_len;
+    size_t mc = (size_t)c->max_cols, d = (size_t)c->cfg.dim, kv = (size_t)c->max_kv_dim;
+    size_t qd = (size_t)c->max_q_dim, xbd = qd > d ? qd : d;
+    size_t h = (size_t)c->max_hidden, seq = (size_t)c->ctx_len;
     size_t dch = 0, dhd = 0, dH = 0, dscratch = 0, dstate = 0;   /* delta-net buffers */
     if (c->dn_lane) {
         dch = (size_t)eng__dnet_channels(&c->dn);
@@ -844,13 +965,16 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
         dscratch = eng__dnet_scratch_floats(&c->dn);
         for (int l = 0; l < c->cfg.n_layers; l++) dstate += layer_dnet(&c->cfg, l) ? c->dn_lane : 0;
     }
+    size_t P = (size_t)c->cfg.ple_dim, LP = (size_t)c->cfg.n_layers * P;
     size_t widest = xbd > h ? xbd : h;
-    int kq = (int)(widest > dhd ? widest : dhd);   /* the widest projection input */
+    if (dhd > widest) widest = dhd;
+    int kq = (int)(widest > P ? widest : P);   /* the widest projection input */
     size_t vocab = (size_t)c->cfg.vocab_size, nt = (size_t)threads, lanes = (size_t)c->max_lanes;
-    size_t cache = c->cache_off[c->cfg.n_layers - 1] +
-                   lanes * (size_t)layer_slots(c, c->cfg.n_layers - 1) * kv;
+    int last = c->cfg.n_layers - 1;
+    size_t cache = c->cache_off[last] +
+                   lanes * (size_t)layer_slots(c, last) * (size_t)kv_dim_of(&c->cfg, last);
     size_t cls_tasks = (vocab + CLS_TASK - 1) / CLS_TASK;
-    size_t rope = (c->swa_slots ? 2 : 1) * seq * (size_t)c->rope_pairs;
+    size_t rope = seq * (size_t)(c->rope_pairs[0] + (c->swa_slots ? c->rope_pairs[1] : 0));
     uint64_t total = 0;
     int ok = 1;
 #define BUF(field, count)                                                                         \
@@ -864,12 +988,15 @@ static uint64_t ctx_buffers(eng_ctx_t *c, int threads, int op) {
     BUF(x, mc * d);
     BUF(xb, mc * xbd);
     BUF(xo, mc * d);
-    BUF(q, mc * (size_t)c->q_ld);
+    BUF(q, mc * (size_t)c->max_q_ld);
     BUF(k, mc * kv);
     BUF(v, mc * kv);
     BUF(hb, mc * h);
     BUF(hb2, mc * h);
     BUF(xs, mc * d);
+    BUF(ple_inp, mc * LP);
+    BUF(ple_g, mc * P);
+    BUF(ple_row, LP);
     /* Whatever the weights are: the plan has only the model's shape, and each quantized type
      * adds 1.25 bytes per value of the widest input, each 16-bit rounding (ggml numerics only) 4,
      * next to the 4 of each float activation. */
@@ -922,11 +1049,15 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     c->max_lanes = cfg->max_lanes;
     c->max_cols = cfg->max_cols;
     c->ctx_len = ctx;
-    c->head_size = mc->head_dim;
-    c->q_dim = mc->n_heads * mc->head_dim;
-    c->q_ld = mc->arch.attn_gate ? 2 * c->q_dim : c->q_dim;
-    c->kv_dim = mc->n_kv_heads * mc->head_dim;
-    c->rope_pairs = mc->rope_dim / 2;
+    c->max_q_dim = c->max_q_ld = c->max_kv_dim = c->max_hidden = 0;
+    for (int l = 0; l < mc->n_layers; l++) {
+        if (q_ld_of(mc, l) > c->max_q_ld) c->max_q_ld = q_ld_of(mc, l);
+        if (q_dim_of(mc, l) > c->max_q_dim) c->max_q_dim = q_dim_of(mc, l);
+        if (kv_dim_of(mc, l) > c->max_kv_dim) c->max_kv_dim = kv_dim_of(mc, l);
+        if (hidden_of(mc, l) > c->max_hidden) c->max_hidden = hidden_of(mc, l);
+    }
+    c->rope_pairs[0] = mc->rope_dim / 2;
+    c->rope_pairs[1] = (mc->rope_dim_swa ? mc->rope_dim_swa : mc->rope_dim) / 2;
     for (int t = 0; t < 2; t++) c->qact[t].type = t;
     c->swa_ring = c->swa_slots = 0;
     for (int l = 0; l < mc->n_layers; l++)
@@ -941,7 +1072,7 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
     size_t off = 0;
     for (int l = 0; l < mc->n_layers; l++) {
         c->cache_off[l] = off;
-        off += (size_t)c->max_lanes * (size_t)layer_slots(c, l) * (size_t)c->kv_dim;
+        off += (size_t)c->max_lanes * (size_t)layer_slots(c, l) * (size_t)kv_dim_of(mc, l);
     }
     c->dn = (eng_dnet_shape_t){mc->ssm_k_heads, mc->ssm_v_heads, mc->ssm_head_dim,
                                mc->ssm_conv_kernel, mc->norm_eps};
@@ -964,6 +1095,20 @@ static const char *fmt_bytes(char *buf, size_t cap, uint64_t n) {
     while (v >= 1024.0 && u < 6) v /= 1024.0, u++;
     snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
     return buf;
+}
+
+/* What is wrong with layer l's own shape in model shape mc (a known kind), or NULL. */
+static const char *layer_shape_error(const eng_model_cfg_t *mc, int l) {
+    int kvh = kv_heads_of(mc, l), src = kv_source(mc, l);
+    if (head_dim_of(mc, l) <= 0 || hidden_of(mc, l) <= 0 || kvh <= 0 || mc->n_heads % kvh != 0)
+        return "has no heads or FFN, or a KV head count that does not divide the heads";
+    if (src == l) return NULL;
+    if (src < 0 || layer_dnet(mc, l) || layer_dnet(mc, src) || mc->layer_kv_reuse[src] ||
+        layer_slides(mc, src) != layer_slides(mc, l) || kv_heads_of(mc, src) != kvh ||
+        head_dim_of(mc, src) != head_dim_of(mc, l))
+        return "shares the KV cache of a layer that is not an earlier attention layer of its kind "
+               "(sliding or global), head size and KV heads keeping its own";
+    return NULL;
 }
 
 int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t avail,
@@ -994,6 +1139,11 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
             return LANES_EINVAL;
         }
         if (layer_dnet(mc, l) && eng__dnet_shape_check(&s) < 0) return LANES_EINVAL;
+        const char *why = layer_shape_error(mc, l);
+        if (why) {
+            LANES_LOG(LANES_LOG_ERROR, "engine: layer %d %s", l, why);
+            return LANES_EINVAL;
+        }
     }
     int ctx = cfg->ctx ? cfg->ctx : mc->seq_len < ENG_CTX_DEFAULT ? mc->seq_len : ENG_CTX_DEFAULT;
     int threads = cfg->threads ? cfg->threads : lanes_sys_cpus();
@@ -1002,7 +1152,7 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
     uint64_t kv_lane = 0;   /* keys and values, or a delta-net layer's state */
     for (int l = 0; l < mc->n_layers; l++) {
         uint64_t floats = layer_dnet(mc, l) ? shape.dn_lane
-                          : 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)shape.kv_dim;
+                          : 2 * (uint64_t)layer_slots(&shape, l) * (uint64_t)kv_dim_of(mc, l);
         kv_lane += floats * sizeof(float);
     }
     *out = (eng_ctx_plan_t){ctx, threads, kv_lane, kv_lane * (uint64_t)cfg->max_lanes,
@@ -1030,36 +1180,47 @@ static int mat_ok(const eng_mat_t *m, int rows, int cols) {
 static const char *check_weights(const eng_model_cfg_t *c, const eng_weights_t *w, int ctx_len,
                                  int *layer) {
     *layer = -1;
-    int d = c->dim, h = c->hidden_dim, qd = c->n_heads * c->head_dim;
-    int kvd = c->n_kv_heads * c->head_dim, v = c->vocab_size;
+    int d = c->dim, v = c->vocab_size, P = c->ple_dim, LP = c->n_layers * c->ple_dim;
     if (!mat_ok(&w->tok_emb, v, d) || !mat_ok(&w->cls, v, d) || w->out_norm == NULL)
         return "token embedding, classifier or output norm missing or misshapen";
     if (c->arch.pos_embd && (!mat_ok(&w->pos_emb, w->pos_emb.rows, d) || w->pos_emb.rows < ctx_len))
         return "position embeddings missing or shorter than the context";
-    if (c->arch.rope != ENG_ROPE_NONE && (c->rope_dim <= 0 || c->rope_dim % 2 != 0 ||
-                                          c->rope_dim > c->head_dim))
-        return "rope dimension is not an even count of at most head_dim";
+    if (P > 0 && (!mat_ok(&w->ple_tok_emb, v, LP) || !mat_ok(&w->ple_model_proj, LP, d) ||
+                  w->ple_proj_norm == NULL))
+        return "per-layer token embedding, model projection or projection norm missing or "
+               "misshapen";
     /* A delta-net layer's sizes (their shape is checked, eng_ctx_plan). */
     int K = c->ssm_k_heads, H = c->ssm_v_heads, sd = c->ssm_head_dim, ch = (2 * K + H) * sd;
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
+        int h = hidden_of(c, l), qd = q_dim_of(c, l), kvd = kv_dim_of(c, l), rd = rope_dim_of(c, l);
+        *layer = l;
+        if (c->layer_kind[l] != ENG_LAYER_DNET && c->arch.rope != ENG_ROPE_NONE &&
+            (rd <= 0 || rd % 2 != 0 || rd > head_dim_of(c, l)))
+            return "rope dimension is not an even count of at most the head size";
+        /* A layer with its own KV has wk and wv (wv may be wk: V = K, with no bias of its own);
+         * one that shares another's has neither. */
+        int own_kv = !c->layer_kv_reuse[l];
+        int kv_ok = !own_kv || (mat_ok(&lw->wk, kvd, d) && mat_ok(&lw->wv, kvd, d) &&
+                                (!c->arch.qk_norm || lw->k_norm) &&
+                                !(lw->wv.data == lw->wk.data && lw->bv));
         int mixer_ok = c->layer_kind[l] == ENG_LAYER_DNET
             ? mat_ok(&lw->ssm_qkv, ch, d) && mat_ok(&lw->ssm_gate, H * sd, d) &&
               mat_ok(&lw->ssm_beta, H, d) && mat_ok(&lw->ssm_alpha, H, d) &&
               mat_ok(&lw->ssm_out, d, H * sd) && lw->ssm_conv && lw->ssm_dt_bias && lw->ssm_a &&
               lw->ssm_norm
-            : mat_ok(&lw->wq, c->arch.attn_gate ? 2 * qd : qd, d) && mat_ok(&lw->wk, kvd, d) &&
-              mat_ok(&lw->wv, kvd, d) && mat_ok(&lw->wo, d, qd) &&
-              (!c->arch.qk_norm || (lw->q_norm && lw->k_norm)) &&
+            : mat_ok(&lw->wq, c->arch.attn_gate ? 2 * qd : qd, d) && kv_ok &&
+              mat_ok(&lw->wo, d, qd) && (!c->arch.qk_norm || lw->q_norm) &&
               !(c->arch.attn_gate && lw->bq);   /* a bias of the gated layout: none exists */
-        if (!mixer_ok || lw->attn_norm == NULL || lw->ffn_norm == NULL ||
+        int ple_ok = P == 0 || (mat_ok(&lw->ple_gate, P, d) && mat_ok(&lw->ple_proj, d, P) &&
+                                lw->ple_post_norm);
+        if (!mixer_ok || !ple_ok || lw->attn_norm == NULL || lw->ffn_norm == NULL ||
             !mat_ok(&lw->w_up, h, d) || !mat_ok(&lw->w_down, d, h) ||
             (c->arch.ffn != ENG_FFN_GELU && !mat_ok(&lw->w_gate, h, d)) ||
-            (c->arch.post_norms && (lw->post_attn_norm == NULL || lw->post_ffn_norm == NULL))) {
-            *layer = l;
+            (c->arch.post_norms && (lw->post_attn_norm == NULL || lw->post_ffn_norm == NULL)))
             return "a tensor of this layer is missing or misshapen";
-        }
     }
+    *layer = -1;
     return NULL;
 }
 
@@ -1097,10 +1258,11 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
     const eng_model_cfg_t *mc = &c->cfg;
     for (int t = 0; t < (c->swa_slots ? 2 : 1); t++)
         for (int p = 0; p < c->ctx_len; p++) {
-            size_t row = ((size_t)t * c->ctx_len + (size_t)p) * c->rope_pairs;
+            size_t row = (t ? (size_t)c->ctx_len * c->rope_pairs[0] : 0) +
+                         (size_t)p * c->rope_pairs[t];
             float base = t ? mc->rope_base_swa : mc->rope_base;
             float scale = t ? mc->rope_scale_swa : mc->rope_scale;
-            eng__rope_angles(c->rope_cos + row, c->rope_sin + row, p, mc->rope_dim, base,
+            eng__rope_angles(c->rope_cos + row, c->rope_sin + row, p, 2 * c->rope_pairs[t], base,
                              scale != 0.0f ? scale : 1.0f, t ? NULL : c->w->rope_freqs,
                              mc->numerics);
         }
@@ -1123,6 +1285,11 @@ int eng_ctx_create(const eng_model_t *m, const eng_ctx_cfg_t *cfg, eng_ctx_t **o
         LANES_LOG(LANES_LOG_INFO, "engine: sliding layers (window %d) keep %d positions per lane "
                   "(the window + %d columns per step - 1, + the window - 1 mirrored; at most the "
                   "context)", mc->window, c->swa_slots, c->max_cols);
+    int sharing = 0;
+    for (int l = 0; l < mc->n_layers; l++) sharing += mc->layer_kv_reuse[l] != 0;
+    if (sharing)
+        LANES_LOG(LANES_LOG_INFO, "engine: %d of %d layers read an earlier layer's KV cache and "
+                  "keep none of their own", sharing, mc->n_layers);
     *out = c;
     return LANES_OK;
 fail:

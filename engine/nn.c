@@ -20,7 +20,10 @@ void eng__rmsnorm(float *o, const float *x, const float *w, int n, float eps, in
     }
     ss += eps;
     ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
+    if (w == NULL)
+        for (int j = 0; j < n; j++) o[j] = ss * x[j];
+    else
+        for (int j = 0; j < n; j++) o[j] = w[j] * (ss * x[j]);
 }
 
 void eng__layernorm(float *o, const float *x, const float *w, const float *b, int n, float eps) {
@@ -67,6 +70,11 @@ void eng__geglu(float *g, const float *u, int n) {
     pthread_once(&gelu_once, gelu_table_init);
     for (int i = 0; i < n; i++)
         g[i] = g[i] <= -10.0f ? 0.0f : g[i] >= 10.0f ? g[i] * u[i] : gelu_lookup(g[i]) * u[i];
+}
+
+void eng__softcap(float *x, int n, float cap) {
+    float inv = 1.0f / cap;
+    for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
 }
 
 void eng__rope_angles(float *cos_out, float *sin_out, int pos, int rope_dim, float base,

@@ -7,8 +7,8 @@
  * (its checkpoints' references), ENG_NUMERICS_GGML computes as ggml's CPU backend does (the GGUF
  * references), model.h. */
 
-/* o = x / sqrt(mean(x^2) + eps) * w (o may be x). RUNC: the sum of squares in float; GGML: in
- * double, as ggml's rms_norm. */
+/* o = x / sqrt(mean(x^2) + eps) * w (o may be x; w NULL: no weight, ggml_rms_norm alone). RUNC:
+ * the sum of squares in float; GGML: in double, as ggml's rms_norm. */
 void eng__rmsnorm(float *o, const float *x, const float *w, int n, float eps, int numerics);
 
 /* o = (x - mean) / sqrt(var + eps) * w + b, mean and variance summed in double as ggml's norm
@@ -30,6 +30,10 @@ void eng__gelu(float *x, int n);
 /* g[i] = gelu(g[i]) * u[i] for i < n, ggml's geglu: the GELU above, then one float multiply (and 0
  * where g[i] <= -10, whatever u[i]). */
 void eng__geglu(float *g, const float *u, int n);
+
+/* x[i] = cap * tanhf(x[i] * (1 / cap)) for i < n, as ggml's scale, tanh, scale (Gemma's final
+ * logit softcapping). */
+void eng__softcap(float *x, int n, float cap);
 
 /* The RoPE angles of position pos, cos/sin[i] for the pairs i < rope_dim / 2:
  * theta_i = scale * pos * base^(-2i / rope_dim) / freqs[i] (freqs NULL: 1; scale is the linear
