@@ -119,35 +119,15 @@ struct eng_ctx {
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-/* Layer l of model shape mc attends over a sliding window (model.h). */
-static int layer_slides(const eng_model_cfg_t *mc, int l) {
-    return mc->window > 0 && mc->layer_swa[l];
-}
-
 /* Layer l of model shape mc is a gated delta net (model.h). */
 static int layer_dnet(const eng_model_cfg_t *mc, int l) {
     return mc->layer_kind[l] == ENG_LAYER_DNET;
 }
 
-/* Layer l's shape: a sliding layer's heads may have their own width and RoPE span; KV heads and
- * FFN width may be set per layer; 0 takes the model-wide value (model.h). */
-static int head_dim_of(const eng_model_cfg_t *mc, int l) {
-    return layer_slides(mc, l) && mc->head_dim_swa ? mc->head_dim_swa : mc->head_dim;
+/* Layer l's widths (its shape: model.h's eng_layer_*). */
+static int q_dim_of(const eng_model_cfg_t *mc, int l) {
+    return mc->n_heads * eng_layer_head_dim(mc, l);
 }
-
-static int rope_dim_of(const eng_model_cfg_t *mc, int l) {
-    return layer_slides(mc, l) && mc->rope_dim_swa ? mc->rope_dim_swa : mc->rope_dim;
-}
-
-static int kv_heads_of(const eng_model_cfg_t *mc, int l) {
-    return mc->layer_kv_heads[l] ? mc->layer_kv_heads[l] : mc->n_kv_heads;
-}
-
-static int hidden_of(const eng_model_cfg_t *mc, int l) {
-    return mc->layer_hidden[l] ? mc->layer_hidden[l] : mc->hidden_dim;
-}
-
-static int q_dim_of(const eng_model_cfg_t *mc, int l) { return mc->n_heads * head_dim_of(mc, l); }
 
 /* Floats per column of layer l's q: q_dim, or 2 q_dim with arch.attn_gate, each head's query
  * then its gate. */
@@ -156,7 +136,7 @@ static int q_ld_of(const eng_model_cfg_t *mc, int l) {
 }
 
 static int kv_dim_of(const eng_model_cfg_t *mc, int l) {
-    return kv_heads_of(mc, l) * head_dim_of(mc, l);
+    return eng_layer_kv_heads(mc, l) * eng_layer_head_dim(mc, l);
 }
 
 /* The layer whose keys and values layer l attends to: itself, or the earlier one whose cache it
@@ -167,7 +147,7 @@ static int kv_source(const eng_model_cfg_t *mc, int l) { return l - mc->layer_kv
  * one that reads another's. */
 static int layer_slots(const eng_ctx_t *c, int l) {
     if (layer_dnet(&c->cfg, l) || c->cfg.layer_kv_reuse[l]) return 0;
-    return layer_slides(&c->cfg, l) ? c->swa_slots : c->ctx_len;
+    return eng_layer_slides(&c->cfg, l) ? c->swa_slots : c->ctx_len;
 }
 
 /* The architecture's norm of one dim-wide row: o = norm(x) * w (+ b where b is not NULL). */
@@ -402,7 +382,7 @@ void eng_ctx_gemm(eng_ctx_t *c, float *y, const float *w, const float *x, int ro
  * hb. */
 static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
-    int h = hidden_of(&c->cfg, c->layer);
+    int h = eng_layer_hidden(&c->cfg, c->layer);
     if (c->cfg.arch.ffn == ENG_FFN_GELU) {
         jobs[0] = mat_job(c, c->hb, 1, h, &lw->w_up, c->xb, 0);
         return 1;
@@ -416,7 +396,7 @@ static int ffn_up_jobs(const eng_ctx_t *c, gemm_job_t *jobs) {
  * silu(hb) * hb2, gelu(hb) * hb2 or gelu(hb). */
 static void ffn_act_rows(eng_ctx_t *c, int r0, int r1) {
     const float *b_up = c->w->layers[c->layer].b_up;
-    int h = hidden_of(&c->cfg, c->layer), ffn = c->cfg.arch.ffn;
+    int h = eng_layer_hidden(&c->cfg, c->layer), ffn = c->cfg.arch.ffn;
     for (int col = 0; col < c->ncols; col++) {
         float *a = c->hb + (size_t)col * h, *b = c->hb2 + (size_t)col * h;
         float *up = ffn == ENG_FFN_GELU ? a : b;
@@ -433,7 +413,7 @@ static void ffn_act_rows(eng_ctx_t *c, int r0, int r1) {
 static void ffn_up_task(void *opaque, int task, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
-    int h = hidden_of(&c->cfg, c->layer);
+    int h = eng_layer_hidden(&c->cfg, c->layer);
     int r0 = task * ROW_TASK, r1 = r0 + ROW_TASK < h ? r0 + ROW_TASK : h;
     gemm_job_t jobs[2];
     int n = ffn_up_jobs(c, jobs);
@@ -479,9 +459,9 @@ static size_t cache_row(const eng_ctx_t *c, int l, int lane, int slot) {
 static void attention_column(eng_ctx_t *c, int col, float *att) {
     const eng_model_cfg_t *mc = &c->cfg;
     const eng_col_t *cl = &c->cols[col];
-    int l = c->layer, hs = head_dim_of(mc, l), kv_dim = kv_dim_of(mc, l), n = cl->pos + 1;
-    int kv_mul = mc->n_heads / kv_heads_of(mc, l), slot0 = 0;
-    if (layer_slides(mc, l) && n > mc->window) {
+    int l = c->layer, hs = eng_layer_head_dim(mc, l), kv_dim = kv_dim_of(mc, l), n = cl->pos + 1;
+    int kv_mul = mc->n_heads / eng_layer_kv_heads(mc, l), slot0 = 0;
+    if (eng_layer_slides(mc, l) && n > mc->window) {
         n = mc->window;
         slot0 = (cl->pos + 1 - n) % c->swa_ring;
     }
@@ -513,7 +493,7 @@ static void attention_column(eng_ctx_t *c, int col, float *att) {
 static void hb_quant_task(void *opaque, int col, int tid) {
     (void)tid;
     eng_ctx_t *c = opaque;
-    qact_col(c, col, c->hb + (size_t)col * hidden_of(&c->cfg, c->layer));
+    qact_col(c, col, c->hb + (size_t)col * eng_layer_hidden(&c->cfg, c->layer));
 }
 
 /* One task per column: their cost grows with position, so they are claimed one at a time. */
@@ -526,7 +506,7 @@ static void attention_task(void *opaque, int col, int tid) {
  * mirror of a sliding ring's first window - 1 slots. */
 static void cache_put(eng_ctx_t *c, int lane, int pos, const float *k, const float *v) {
     int slots = layer_slots(c, c->layer);
-    int ring = layer_slides(&c->cfg, c->layer) ? c->swa_ring : slots;
+    int ring = eng_layer_slides(&c->cfg, c->layer) ? c->swa_ring : slots;
     size_t bytes = (size_t)kv_dim_of(&c->cfg, c->layer) * sizeof *k;
     for (int slot = pos % ring; slot < slots; slot += ring) {
         size_t off = cache_row(c, c->layer, lane, slot);
@@ -543,10 +523,11 @@ static void qkv_finish(eng_ctx_t *c) {
     const eng_layer_t *lw = &c->w->layers[c->layer];
     const eng_model_cfg_t *mc = &c->cfg;
     int l = c->layer, qd = q_dim_of(mc, l), q_ld = q_ld_of(mc, l), kv_dim = kv_dim_of(mc, l);
-    int hs = head_dim_of(mc, l), kvh = kv_heads_of(mc, l), rd = rope_dim_of(mc, l);
+    int hs = eng_layer_head_dim(mc, l), kvh = eng_layer_kv_heads(mc, l);
+    int rd = eng_layer_rope_dim(mc, l);
     int qhs = q_ld / mc->n_heads;   /* a head's query, and its gate when gated */
     int own_kv = !mc->layer_kv_reuse[l], v_is_k = lw->wv.data == lw->wk.data;
-    int table = layer_slides(mc, l), pairs = c->rope_pairs[table];
+    int table = eng_layer_slides(mc, l), pairs = c->rope_pairs[table];
     size_t table_off = table ? (size_t)c->ctx_len * c->rope_pairs[0] : 0;
     add_bias(c, c->q, (size_t)q_ld, lw->bq, qd);
     if (own_kv) {
@@ -868,7 +849,7 @@ int eng_step(eng_ctx_t *c, const eng_col_t *cols, int ncols, int32_t *out_tok) {
     if (c->dn_lane) lanes_by_col(c);
     for (int l = 0; l < c->cfg.n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
-        int h = hidden_of(&c->cfg, l);
+        int h = eng_layer_hidden(&c->cfg, l);
         c->layer = l;
         if (layer_dnet(&c->cfg, l)) dnet_mixer(c, lw);
         else attention_mixer(c, lw);
@@ -1054,14 +1035,14 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
         if (q_ld_of(mc, l) > c->max_q_ld) c->max_q_ld = q_ld_of(mc, l);
         if (q_dim_of(mc, l) > c->max_q_dim) c->max_q_dim = q_dim_of(mc, l);
         if (kv_dim_of(mc, l) > c->max_kv_dim) c->max_kv_dim = kv_dim_of(mc, l);
-        if (hidden_of(mc, l) > c->max_hidden) c->max_hidden = hidden_of(mc, l);
+        if (eng_layer_hidden(mc, l) > c->max_hidden) c->max_hidden = eng_layer_hidden(mc, l);
     }
     c->rope_pairs[0] = mc->rope_dim / 2;
     c->rope_pairs[1] = (mc->rope_dim_swa ? mc->rope_dim_swa : mc->rope_dim) / 2;
     for (int t = 0; t < 2; t++) c->qact[t].type = t;
     c->swa_ring = c->swa_slots = 0;
     for (int l = 0; l < mc->n_layers; l++)
-        if (layer_slides(mc, l)) {
+        if (eng_layer_slides(mc, l)) {
             int64_t ring = (int64_t)mc->window + c->max_cols - 1;
             c->swa_ring = c->swa_slots = ctx;
             if (ring + mc->window - 1 < ctx) {
@@ -1099,13 +1080,15 @@ static const char *fmt_bytes(char *buf, size_t cap, uint64_t n) {
 
 /* What is wrong with layer l's own shape in model shape mc (a known kind), or NULL. */
 static const char *layer_shape_error(const eng_model_cfg_t *mc, int l) {
-    int kvh = kv_heads_of(mc, l), src = kv_source(mc, l);
-    if (head_dim_of(mc, l) <= 0 || hidden_of(mc, l) <= 0 || kvh <= 0 || mc->n_heads % kvh != 0)
+    int kvh = eng_layer_kv_heads(mc, l), src = kv_source(mc, l);
+    if (eng_layer_head_dim(mc, l) <= 0 || eng_layer_hidden(mc, l) <= 0 || kvh <= 0 ||
+        mc->n_heads % kvh != 0)
         return "has no heads or FFN, or a KV head count that does not divide the heads";
     if (src == l) return NULL;
     if (src < 0 || layer_dnet(mc, l) || layer_dnet(mc, src) || mc->layer_kv_reuse[src] ||
-        layer_slides(mc, src) != layer_slides(mc, l) || kv_heads_of(mc, src) != kvh ||
-        head_dim_of(mc, src) != head_dim_of(mc, l))
+        eng_layer_slides(mc, src) != eng_layer_slides(mc, l) ||
+        eng_layer_kv_heads(mc, src) != kvh ||
+        eng_layer_head_dim(mc, src) != eng_layer_head_dim(mc, l))
         return "shares the KV cache of a layer that is not an earlier attention layer of its kind "
                "(sliding or global), head size and KV heads keeping its own";
     return NULL;
@@ -1193,10 +1176,11 @@ static const char *check_weights(const eng_model_cfg_t *c, const eng_weights_t *
     int K = c->ssm_k_heads, H = c->ssm_v_heads, sd = c->ssm_head_dim, ch = (2 * K + H) * sd;
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *lw = &w->layers[l];
-        int h = hidden_of(c, l), qd = q_dim_of(c, l), kvd = kv_dim_of(c, l), rd = rope_dim_of(c, l);
+        int h = eng_layer_hidden(c, l), qd = q_dim_of(c, l), kvd = kv_dim_of(c, l);
+        int rd = eng_layer_rope_dim(c, l);
         *layer = l;
         if (c->layer_kind[l] != ENG_LAYER_DNET && c->arch.rope != ENG_ROPE_NONE &&
-            (rd <= 0 || rd % 2 != 0 || rd > head_dim_of(c, l)))
+            (rd <= 0 || rd % 2 != 0 || rd > eng_layer_head_dim(c, l)))
             return "rope dimension is not an even count of at most the head size";
         /* A layer with its own KV has wk and wv (wv may be wk: V = K, with no bias of its own);
          * one that shares another's has neither. */

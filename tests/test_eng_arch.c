@@ -199,23 +199,26 @@ static void matvec(double *y, const eng_mat_t *m, const double *x, const float *
     free(w);
 }
 
+/* w NULL: no weight. */
 static void norm_d(double *o, const double *x, const float *w, const float *b, int n, double eps,
                    int layer) {
     double mean = 0, sq = 0;
     if (layer)
         for (int i = 0; i < n; i++) mean += x[i] / n;
     for (int i = 0; i < n; i++) sq += (x[i] - mean) * (x[i] - mean) / n;
-    for (int i = 0; i < n; i++) o[i] = (x[i] - mean) / sqrt(sq + eps) * w[i] + (b ? b[i] : 0);
+    for (int i = 0; i < n; i++)
+        o[i] = (x[i] - mean) / sqrt(sq + eps) * (w ? w[i] : 1) + (b ? b[i] : 0);
 }
 
-/* base and scale: the layer's (sliding layers have their own), scale 0 = 1. */
-static void rope_d(double *v, int heads, int hd, const eng_model_cfg_t *c, double base,
+/* RoPE over the first rd channels of each head of hd; base and scale: the layer's (sliding layers
+ * have their own), scale 0 = 1. */
+static void rope_d(double *v, int heads, int hd, int rd, const eng_model_cfg_t *c, double base,
                    double scale, const float *freqs, int pos) {
-    int half = c->rope_dim / 2;
+    int half = rd / 2;
     if (scale == 0) scale = 1;
     for (int h = 0; h < heads && c->arch.rope != ENG_ROPE_NONE; h++)
         for (int i = 0; i < half; i++) {
-            double t = scale * pos * pow(base, -2.0 * i / c->rope_dim) / (freqs ? freqs[i] : 1);
+            double t = scale * pos * pow(base, -2.0 * i / rd) / (freqs ? freqs[i] : 1);
             int a = c->arch.rope == ENG_ROPE_NEOX ? i : 2 * i;
             int b = c->arch.rope == ENG_ROPE_NEOX ? i + half : 2 * i + 1;
             double x0 = v[h * hd + a], x1 = v[h * hd + b];
@@ -224,57 +227,102 @@ static void rope_d(double *v, int heads, int hd, const eng_model_cfg_t *c, doubl
         }
 }
 
+/* inp (n, n_layers * ple_dim): each position's per-layer inputs, from its token and its scaled
+ * embedding x: (rms(ple_model_proj x / sqrt(dim)) * ple_proj_norm per layer's chunk +
+ * ple_tok_emb[token] sqrt(ple_dim)) / sqrt(2). */
+static void ple_inputs_d(const eng_model_t *m, const int32_t *ids, int n, const double *x,
+                         double *inp) {
+    const eng_model_cfg_t *c = eng_model_cfg(m);
+    const eng_weights_t *w = eng_model_weights(m);
+    int d = c->dim, P = c->ple_dim, LP = c->n_layers * P;
+    double *tok = mat_d(&w->ple_tok_emb), *proj = malloc(sizeof *proj * LP);
+    for (int t = 0; t < n; t++) {
+        matvec(proj, &w->ple_model_proj, x + (size_t)t * d, NULL);
+        for (int i = 0; i < LP; i++) proj[i] /= sqrt(d);
+        for (int l = 0; l < c->n_layers; l++)
+            norm_d(proj + l * P, proj + l * P, w->ple_proj_norm, NULL, P, c->norm_eps, 0);
+        for (int i = 0; i < LP; i++)
+            inp[(size_t)t * LP + i] = (proj[i] + tok[(size_t)ids[t] * LP + i] * sqrt(P)) / sqrt(2);
+    }
+    free(tok), free(proj);
+}
+
 /* Logits (n, vocab) of tokens ids[0..n) of one stream. A sliding layer's query at t sees the keys
- * t - window < p <= t and has its own RoPE base and scale, without rope_freqs; post norms norm a
- * branch before it joins the residual stream. */
+ * t - window < p <= t and has its own RoPE base and scale, without rope_freqs, and its own head
+ * size and RoPE span; each layer its own KV heads and FFN width. A shared-KV layer attends to the
+ * cache of the layer it reads; a layer whose wv is wk takes v = k's product before k's norm; V
+ * norm is a weightless RMSNorm per KV head. Post norms norm a branch before it joins the residual
+ * stream; per-layer embeddings join after the FFN, then the layer's output scale multiplies the
+ * stream; the logits are softcapped. */
 static void reference(const eng_model_t *m, const int32_t *ids, int n, double *logits) {
     g_numerics = eng_model_cfg(m)->numerics;
     const eng_model_cfg_t *c = eng_model_cfg(m);
     const eng_weights_t *w = eng_model_weights(m);
-    int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    int hid = c->hidden_dim, layer = c->arch.norm == ENG_NORM_LAYER;
-    double *x = calloc((size_t)n * d, sizeof *x), *h = malloc(sizeof *h * (d > qd ? d : qd));
-    double *q = malloc(sizeof *q * qd), *att = malloc(sizeof *att * qd), *o = malloc(sizeof *o * d);
-    double *kc = malloc(sizeof *kc * n * kvd), *vc = malloc(sizeof *vc * n * kvd);
-    double *g = malloc(sizeof *g * hid), *u = malloc(sizeof *u * hid), *s = malloc(sizeof *s * n);
+    int d = c->dim, L = c->n_layers, P = c->ple_dim, LP = L * P, wq = 0, wkv = 0, wh = 0;
+    for (int l = 0; l < L; l++) {   /* the widest layer's sizes */
+        int lq = c->n_heads * eng_layer_head_dim(c, l);
+        int lkv = eng_layer_kv_heads(c, l) * eng_layer_head_dim(c, l);
+        wq = lq > wq ? lq : wq;
+        wkv = lkv > wkv ? lkv : wkv;
+        wh = eng_layer_hidden(c, l) > wh ? eng_layer_hidden(c, l) : wh;
+    }
+    int layer = c->arch.norm == ENG_NORM_LAYER;
+    double *x = calloc((size_t)n * d, sizeof *x), *h = malloc(sizeof *h * (d > wq ? d : wq));
+    double *q = malloc(sizeof *q * wq), *att = malloc(sizeof *att * wq), *o = malloc(sizeof *o * d);
+    double *kc = malloc(sizeof *kc * L * n * wkv), *vc = malloc(sizeof *vc * L * n * wkv);
+    double *g = malloc(sizeof *g * wh), *u = malloc(sizeof *u * wh), *s = malloc(sizeof *s * n);
+    double *inp = malloc(sizeof *inp * ((size_t)n * LP + 1)), *pg = malloc(sizeof *pg * (P + 1));
     double *emb = mat_d(&w->tok_emb), *pos = w->pos_emb.data ? mat_d(&w->pos_emb) : NULL;
     for (int t = 0; t < n; t++)
         for (int i = 0; i < d; i++)
             x[t * d + i] = emb[(size_t)ids[t] * d + i] * (c->emb_scale ? c->emb_scale : 1) +
                            (pos ? pos[(size_t)t * d + i] : 0);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (P > 0) ple_inputs_d(m, ids, n, x, inp);
+    for (int l = 0; l < L; l++) {
         const eng_layer_t *lw = &w->layers[l];
-        int swa = c->window > 0 && c->layer_swa[l];
+        int swa = c->window > 0 && c->layer_swa[l], hd = eng_layer_head_dim(c, l);
+        int kvh = eng_layer_kv_heads(c, l), rd = eng_layer_rope_dim(c, l);
+        int hid = eng_layer_hidden(c, l), src = l - c->layer_kv_reuse[l];
         double base = swa ? c->rope_base_swa : c->rope_base;
         double rscale = swa ? c->rope_scale_swa : c->rope_scale;
         const float *freqs = swa ? NULL : w->rope_freqs;
+        const double *ks = kc + (size_t)src * n * wkv, *vs = vc + (size_t)src * n * wkv;
         for (int t = 0; t < n; t++) {   /* causal: position t sees keys 0..t, filed in order */
-            double *xt = x + (size_t)t * d, *k = kc + (size_t)t * kvd, *v = vc + (size_t)t * kvd;
+            double *xt = x + (size_t)t * d, *k = kc + ((size_t)l * n + t) * wkv;
+            double *v = vc + ((size_t)l * n + t) * wkv;
             norm_d(h, xt, lw->attn_norm, lw->attn_norm_b, d, c->norm_eps, layer);
             matvec(q, &lw->wq, h, lw->bq);
-            matvec(k, &lw->wk, h, lw->bk);
-            matvec(v, &lw->wv, h, lw->bv);
             for (int j = 0; c->arch.qk_norm && j < c->n_heads; j++)
                 norm_d(q + j * hd, q + j * hd, lw->q_norm, NULL, hd, c->norm_eps, 0);
-            for (int j = 0; c->arch.qk_norm && j < c->n_kv_heads; j++)
-                norm_d(k + j * hd, k + j * hd, lw->k_norm, NULL, hd, c->norm_eps, 0);
-            rope_d(q, c->n_heads, hd, c, base, rscale, freqs, t);
-            rope_d(k, c->n_kv_heads, hd, c, base, rscale, freqs, t);
+            rope_d(q, c->n_heads, hd, rd, c, base, rscale, freqs, t);
+            if (src == l) {
+                matvec(k, &lw->wk, h, lw->bk);
+                if (lw->wv.data == lw->wk.data)
+                    for (int i = 0; i < kvh * hd; i++) v[i] = k[i];
+                else
+                    matvec(v, &lw->wv, h, lw->bv);
+                for (int j = 0; c->arch.qk_norm && j < kvh; j++)
+                    norm_d(k + j * hd, k + j * hd, lw->k_norm, NULL, hd, c->norm_eps, 0);
+                for (int j = 0; c->arch.v_norm && j < kvh; j++)
+                    norm_d(v + j * hd, v + j * hd, NULL, NULL, hd, c->norm_eps, 0);
+                rope_d(k, kvh, hd, rd, c, base, rscale, freqs, t);
+            }
             int lo = swa && t >= c->window ? t - c->window + 1 : 0;
             for (int j = 0; j < c->n_heads; j++) {
-                int kvh = j / (c->n_heads / c->n_kv_heads);
+                int kvo = j / (c->n_heads / kvh) * hd;
                 double mx = -INFINITY, sum = 0;
                 for (int p = lo; p <= t; p++) {
                     s[p] = 0;
-                    for (int i = 0; i < hd; i++) s[p] += q[j * hd + i] * kc[p * kvd + kvh * hd + i];
-                    s[p] /= sqrt(hd);
+                    for (int i = 0; i < hd; i++)
+                        s[p] += q[j * hd + i] * ks[(size_t)p * wkv + kvo + i];
+                    s[p] = c->attn_scale ? s[p] * c->attn_scale : s[p] / sqrt(hd);
                     mx = fmax(mx, s[p]);
                 }
                 for (int p = lo; p <= t; p++) sum += s[p] = exp(s[p] - mx);
                 for (int i = 0; i < hd; i++) {
                     att[j * hd + i] = 0;
                     for (int p = lo; p <= t; p++)
-                        att[j * hd + i] += s[p] / sum * vc[p * kvd + kvh * hd + i];
+                        att[j * hd + i] += s[p] / sum * vs[(size_t)p * wkv + kvo + i];
                 }
             }
             matvec(o, &lw->wo, att, lw->bo);
@@ -293,14 +341,25 @@ static void reference(const eng_model_t *m, const int32_t *ids, int n, double *l
             matvec(o, &lw->w_down, g, lw->b_down);
             if (lw->post_ffn_norm) norm_d(o, o, lw->post_ffn_norm, NULL, d, c->norm_eps, 0);
             for (int i = 0; i < d; i++) xt[i] += o[i];
+            if (P > 0) {
+                matvec(pg, &lw->ple_gate, xt, NULL);
+                for (int i = 0; i < P; i++)
+                    pg[i] = gelu_ggml_f32((float)pg[i]) * inp[(size_t)t * LP + l * P + i];
+                matvec(o, &lw->ple_proj, pg, NULL);
+                norm_d(o, o, lw->ple_post_norm, NULL, d, c->norm_eps, 0);
+                for (int i = 0; i < d; i++) xt[i] += o[i];
+            }
+            for (int i = 0; lw->out_scale && i < d; i++) xt[i] *= lw->out_scale[0];
         }
     }
     for (int t = 0; t < n; t++) {
+        double *z = logits + (size_t)t * c->vocab_size, cap = c->final_softcap;
         norm_d(h, x + (size_t)t * d, w->out_norm, w->out_norm_b, d, c->norm_eps, layer);
-        matvec(logits + (size_t)t * c->vocab_size, &w->cls, h, NULL);
+        matvec(z, &w->cls, h, NULL);
+        for (int i = 0; cap > 0 && i < c->vocab_size; i++) z[i] = cap * tanh(z[i] / cap);
     }
     free(x), free(h), free(q), free(att), free(o), free(kc), free(vc), free(g), free(u), free(s);
-    free(emb), free(pos);
+    free(inp), free(pg), free(emb), free(pos);
 }
 
 /* The engine's logits at every position of an n-token stream, fed in steps of chunk columns
@@ -379,6 +438,33 @@ static void check_kv_plan(void) {
     printf("kv plan: a sliding layer keeps 24 positions per lane at context 256 and 4096\n");
 }
 
+/* A shared-KV layer keeps no cache: tiny-gemma4's KV per lane is its first two layers' (layer 0
+ * sliding, 2 KV heads of 16; layer 1 global, 1 of 32). A layer may read only an earlier attention
+ * layer of its kind, head size and KV heads that keeps its own. */
+static void check_shared_kv_plan(void) {
+    eng_model_cfg_t cfg, bad;
+    test_gemma4_cfg(&cfg);
+    eng_ctx_plan_t plan;
+    eng_ctx_cfg_t cc = {8, 16, 1, ENG_GEMM_LANES, 256};
+    ASSERT_EQ(eng_ctx_plan(&cfg, &cc, UINT64_MAX, &plan), LANES_OK);
+    uint64_t swa_row = 2 * 2 * 16 * sizeof(float), full_row = 2 * 1 * 32 * sizeof(float);
+    ASSERT_EQ(plan.kv_lane, swa_row * (5 + 16 - 1 + 5 - 1) + full_row * 256);
+    static const struct { int layer, reuse, kv_heads1; } wrong[] = {
+        {3, 3, 1},  /* global layer 3 reads sliding layer 0 */
+        {3, 1, 1},  /* layer 2, which shares itself */
+        {1, 2, 1},  /* before layer 0 */
+        {3, 2, 2},  /* layer 1 of 2 KV heads, layer 3 of 1 */
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        bad = cfg;
+        bad.layer_kv_reuse[wrong[i].layer] = (uint16_t)wrong[i].reuse;
+        bad.layer_kv_heads[1] = (uint16_t)wrong[i].kv_heads1;
+        ASSERT_EQ(eng_ctx_plan(&bad, &cc, UINT64_MAX, &plan), LANES_EINVAL);
+    }
+    printf("shared kv: shared layers keep no cache; %zu wrong sources refused\n",
+           sizeof wrong / sizeof *wrong);
+}
+
 /* A stream may go back only where its ring still holds the window before: with 2 columns a step
  * the ring keeps the last 6 positions. */
 static void check_ring_rewind(void) {
@@ -432,6 +518,7 @@ int main(void) {
     check_rounding();
     check_kv_plan();
     check_ring_rewind();
+    check_shared_kv_plan();
     static const char *presets[] = {"tiny", "tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gpt2"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     eng_model_cfg_t cfg;
@@ -446,5 +533,12 @@ int main(void) {
     for (size_t w = 0; w < 3; w++) check_forward("gemma3-like", &cfg, wtypes[w], 48, 48);
     check_forward("gemma3-like", &cfg, ENG_WT_F32, 48, 7);
     check_forward("gemma3-like", &cfg, ENG_WT_F32, 48, 1);
+    /* A softcap of 2 bends these logits (of scale 1.8) far past the bound; 30 would move them
+     * by 2e-3 only. */
+    test_gemma4_cfg(&cfg);
+    cfg.final_softcap = 2.0f;
+    for (size_t w = 0; w < 3; w++) check_forward("gemma4-like", &cfg, wtypes[w], 48, 48);
+    check_forward("gemma4-like", &cfg, ENG_WT_F32, 48, 7);
+    check_forward("gemma4-like", &cfg, ENG_WT_F32, 48, 1);
     return 0;
 }

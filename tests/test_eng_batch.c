@@ -3,12 +3,13 @@
  * at shifted lane indexes), for prefill chunks of 1, 7 and whole prompts, on 1 or 2 threads; for
  * greedy and for seeded temperature / top-k / top-p sampling. The OpenBLAS backend agrees within
  * fp32 tolerance. Runs on the synthetic tiny model, on a synthetic model of every architecture
- * (llama, qwen2, qwen3, gpt2, gemma3) in every weight type (F32, F16, BF16) with greedy sampling,
- * and on stories260K when ../shared is present. The gemma3-like model slides a window of 5 over
- * streams of up to 108 positions with prefill chunks longer than it; alone, its context has room
- * for 9 columns a step, so its sliding layers' rings (13 positions) wrap every few tokens, while
- * packed (136 columns) they never do: equal bits show a window is read the same wherever the ring
- * wrapped. */
+ * (llama, qwen2, qwen3, gpt2, gemma3, gemma4, qwen35) in every weight type (F32, F16, BF16) with
+ * greedy sampling, and on stories260K when ../shared is present. The gemma3-like and gemma4-like
+ * models slide a window of 5 over streams of up to 108 positions with prefill chunks longer than
+ * it; alone, their context has room for 9 columns a step, so their sliding layers' rings (13
+ * positions) wrap every few tokens, while packed (136 columns) they never do: equal bits show a
+ * window is read the same wherever the ring wrapped. The gemma4-like model's shared-KV layers
+ * read those rings too, and its per-layer embeddings and softcapped logits are per column. */
 #include <math.h>
 #include <stdint.h>
 
@@ -263,22 +264,26 @@ int main(void) {
     check_model("synthetic tiny", &b, N_KINDS);
     eng_bundle_close(&b);
     static const char *archs[] = {"tiny",      "tiny-llama", "tiny-qwen2",
-                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like", "qwen35-like"};
+                                  "tiny-qwen3", "tiny-gpt2", "gemma3-like", "gemma4-like",
+                                  "qwen35-like"};
     static const int wtypes[] = {ENG_WT_F32, ENG_WT_F16, ENG_WT_BF16};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++)
         for (size_t w = a == 0; w < sizeof wtypes / sizeof *wtypes; w++) {
             if (!FULL_GRID && w != (a + 1) % 3) continue;
             eng_model_cfg_t cfg;
             char name[64];
-            int gemma = strcmp(archs[a], "gemma3-like") == 0;
-            if (gemma) test_gemma3_cfg(&cfg);
+            int gemma3 = strcmp(archs[a], "gemma3-like") == 0;
+            int gemma4 = strcmp(archs[a], "gemma4-like") == 0;
+            if (gemma3) test_gemma3_cfg(&cfg);
+            else if (gemma4) test_gemma4_cfg(&cfg);
             else if (strcmp(archs[a], "qwen35-like") == 0) qwen35_cfg(&cfg);
             else ASSERT_EQ(eng_model_preset(archs[a], &cfg), LANES_OK);
-            extra_cols = gemma ? 8 : 256;
+            extra_cols = gemma3 || gemma4 ? 8 : 256;
             ASSERT_EQ(eng_model_synth(&cfg, 5, wtypes[w], &b.model), LANES_OK);
             ASSERT_EQ(eng_tok_synth(cfg.vocab_size, 5, &b.tok), LANES_OK);
             snprintf(name, sizeof name, "synthetic %s %s", archs[a], eng_wtype_name(wtypes[w]));
-            check_model(name, &b, 1);
+            /* Every sampler reads softcapped logits: gemma4-like F32 runs them all. */
+            check_model(name, &b, gemma4 && wtypes[w] == ENG_WT_F32 ? N_KINDS : 1);
             eng_bundle_close(&b);
         }
     eng_model_cfg_t qc;

@@ -47,7 +47,50 @@ static void expect_reject(const char *what, const char *path, int want) {
     ASSERT(m == NULL);
 }
 
+/* The -gemma4 presets follow Gemma 4 E2B's rules on every shape: sliding layers but the last of
+ * each period (E2B's 5; tiny's 2), a shared block after a full layer whose layers read the last
+ * sliding or full layer before it, FFNs twice as wide there, and a synthetic model with no K/V of
+ * the shared layers' own, V = K on the full layers that keep their KV, and the flops of the
+ * matrices it has. */
+static void check_gemma4_presets(void) {
+    static const struct { const char *name; int layers, period, shared; } want[] = {
+        {"tiny-gemma4", 4, 2, 2}, {"15m-gemma4", 6, 5, 1}, {"110m-gemma4", 12, 5, 7}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        eng_model_cfg_t c;
+        ASSERT_EQ(eng_model_preset(want[i].name, &c), LANES_OK);
+        ASSERT_EQ(c.n_layers, want[i].layers);
+        int start = c.n_layers - want[i].shared;
+        ASSERT(!c.layer_swa[start - 1] && c.layer_swa[start - 2]);
+        for (int l = 0; l < c.n_layers; l++) {
+            ASSERT_EQ(c.layer_swa[l], l % want[i].period != want[i].period - 1);
+            int src = l < start ? l : c.layer_swa[l] ? start - 2 : start - 1;
+            ASSERT_EQ(l - c.layer_kv_reuse[l], src);
+            ASSERT_EQ(c.layer_hidden[l], l < start ? 0 : 2 * c.hidden_dim);
+        }
+        ASSERT(c.head_dim == 2 * c.head_dim_swa && c.rope_dim == c.head_dim && c.ple_dim > 0);
+        eng_model_t *m;
+        ASSERT_EQ(eng_model_synth(&c, 1, ENG_WT_F32, &m), LANES_OK);
+        const eng_weights_t *w = eng_model_weights(m);
+        double flops = 2.0 * c.dim * ((double)c.vocab_size + (double)c.n_layers * c.ple_dim);
+        for (int l = 0; l < c.n_layers; l++) {
+            const eng_layer_t *lw = &w->layers[l];
+            int hd = eng_layer_head_dim(&c, l), kv = c.n_kv_heads * hd, h = eng_layer_hidden(&c, l);
+            ASSERT((lw->wk.data == NULL) == (l >= start) && (lw->k_norm == NULL) == (l >= start));
+            ASSERT((lw->wv.data == lw->wk.data) == (l >= start || !c.layer_swa[l]));
+            ASSERT(lw->out_scale && lw->ple_gate.data && lw->ple_proj.data && lw->ple_post_norm);
+            flops += 2.0 * ((double)c.n_heads * hd * c.dim * 2 + 3.0 * h * c.dim +
+                            2.0 * c.ple_dim * c.dim +
+                            (l < start) * (1.0 + c.layer_swa[l]) * kv * c.dim);   /* wk, wv */
+        }
+        ASSERT(w->rope_freqs[0] == 1.0f && w->rope_freqs[c.rope_dim / 2 - 1] == 1e30f);
+        ASSERT(eng_model_flops_per_token(m) == flops);
+        eng_model_destroy(m);
+    }
+    printf("gemma4 presets: E2B's layer pattern, shared KV and V = K on every shape\n");
+}
+
 int main(void) {
+    check_gemma4_presets();
     ASSERT(mkdtemp(dir) != NULL);
     lanes_log_level = LANES_LOG_ERROR;   /* each rejection prints its one line: part of the check */
     const int32_t good[7] = {64, 172, 2, 4, 2, 512, 32};

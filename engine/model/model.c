@@ -106,7 +106,10 @@ int eng_wtype_fallback(int type, int cols) {
  * != 0, three to one; tiny, of 2 layers, takes 2, so that it has an attention layer), NEOX RoPE on
  * a quarter of each head (rope_div 4) with base 1e7, the gated query, and delta nets of n_heads / 2
  * key heads and n_heads value heads of the shape's head_dim (value channels = dim, twice as many
- * value heads as key heads as Qwen3-Next's 16 : 32), a 4-tap convolution, context 4096. */
+ * value heads as key heads as Qwen3-Next's 16 : 32), a 4-tap convolution, context 4096. gemma4 has
+ * Gemma 4 E2B's pattern (swa_period 5: four sliding layers, then a full one; tiny takes the four
+ * layers of gemma4-style.f32.gguf, sliding and full in turn) and the rest of its shape
+ * (gemma4_plan()). */
 static const struct {
     const char *suffix;
     eng_arch_t arch;
@@ -115,6 +118,7 @@ static const struct {
     int swa_period, ctx;            /* 0: no sliding layers; the shape's seq_len */
     float rope_base_swa, rope_scale;
     int dnet_interval, rope_div;    /* 0: no delta nets; RoPE on head_dim / rope_div (0: all) */
+    int gemma4;                     /* gemma4_plan() */
 } synth_archs[] = {
     {.suffix = "llama", .untied = 1, .rope_base = 5e5f, .norm_eps = 1e-5f,
      .arch = {.name = "llama", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_PAIRS,
@@ -136,7 +140,36 @@ static const struct {
      .rope_div = 4,
      .arch = {.name = "qwen35", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
               .ffn = ENG_FFN_SWIGLU, .qk_norm = 1, .attn_gate = 1}},
+    {.suffix = "gemma4", .rope_base = 1e6f, .norm_eps = 1e-6f, .swa_period = 5, .ctx = 4096,
+     .rope_base_swa = 1e4f, .gemma4 = 1,
+     .arch = {.name = "gemma4", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX, .ffn = ENG_FFN_GEGLU,
+              .qk_norm = 1, .post_norms = 1, .v_norm = 1}},
 };
+
+/* Gemma 4 E2B's shape (35 layers: hidden 1536, 8 heads of 256 on sliding layers and 512 on full
+ * ones, proportional RoPE on a quarter of a full head, the last 20 layers sharing KV with FFNs
+ * twice as wide, per-layer embeddings of 256, softcap 30) scaled to a preset whose sliding pattern
+ * is set: full layers' heads twice the sliding ones', NEOX over all of them with rope_freqs
+ * divisors that leave three quarters of the pairs still (draw()'s PROP_FREQS); the layers after
+ * the last full one within the first n - 20 n / 35 (rounded; or after the first full one) share
+ * the KV of the last sliding or full layer before them (llama.cpp's rule) with FFNs twice as
+ * wide; per-layer embeddings of dim / 6; attention scale 1; logit softcap 30. The KV heads stay
+ * the shape's (E2B has one), as the gemma3 preset's do. */
+static void gemma4_plan(eng_model_cfg_t *c) {
+    int hd = c->head_dim, L = c->n_layers;
+    c->head_dim_swa = c->rope_dim_swa = hd;
+    c->head_dim = c->rope_dim = 2 * hd;
+    c->ple_dim = c->dim / 6;
+    c->attn_scale = 1.0f;
+    c->final_softcap = 30.0f;
+    int keep = L - (20 * L + 17) / 35, start = 0;
+    for (int l = 0; l < L; l++)
+        if (!c->layer_swa[l] && (l + 1 <= keep || start == 0)) start = l + 1;
+    for (int l = start; l < L; l++) {
+        c->layer_kv_reuse[l] = (uint16_t)(l - (start - (c->layer_swa[l] ? 2 : 1)));
+        c->layer_hidden[l] = 2 * c->hidden_dim;
+    }
+}
 
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
     /* window: of a sliding-window architecture's local layers; Gemma 3 1B's 512 for 15m and 4B's
@@ -186,6 +219,10 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
                 cfg->ssm_conv_kernel = 4;
             }
             int period = synth_archs[a].swa_period;
+            if (synth_archs[a].gemma4 && cfg->n_layers < period) {
+                cfg->n_layers = 4;
+                period = 2;
+            }
             if (period > cfg->n_layers) period = cfg->n_layers;
             if (period) {
                 cfg->window = presets[i].window;
@@ -195,6 +232,7 @@ int eng_model_preset(const char *name, eng_model_cfg_t *cfg) {
                 cfg->rope_scale = synth_archs[a].rope_scale;
                 cfg->emb_scale = sqrtf((float)cfg->dim);
             }
+            if (synth_archs[a].gemma4) gemma4_plan(cfg);
             return LANES_OK;
         }
     }
@@ -223,6 +261,23 @@ const char *eng__model_check_cfg(const eng_model_cfg_t *c) {
     if (c->window < 0) return "negative window";
     for (int l = 0; l < c->n_layers && c->window == 0; l++)
         if (c->layer_swa[l]) return "a sliding layer without a window";
+    if (c->head_dim_swa < 0 || c->head_dim_swa > ENG_MAX_DIM / c->n_heads)
+        return "bad head_dim_swa";
+    if (c->rope_dim_swa < 0 || c->rope_dim_swa % 2 != 0 ||
+        c->rope_dim_swa > (c->head_dim_swa ? c->head_dim_swa : c->head_dim))
+        return "sliding rope dimension is odd or longer than a sliding head";
+    if (c->ple_dim < 0 || c->ple_dim > ENG_MAX_DIM) return "bad per-layer embedding size";
+    for (int l = 0; l < c->n_layers; l++) {
+        int kvh = c->layer_kv_heads[l];
+        if (kvh > c->n_heads || (kvh && c->n_heads % kvh != 0))
+            return "a layer's n_heads is not a multiple of its KV heads";
+        if (c->layer_hidden[l] < 0 || c->layer_hidden[l] > ENG_MAX_DIM)
+            return "a layer's hidden_dim is negative or too large";
+        if (c->layer_kv_reuse[l] > l)
+            return "a layer shares the KV cache of a layer before the first";
+    }
+    if (!isfinite(c->attn_scale) || !isfinite(c->final_softcap) || c->final_softcap < 0)
+        return "attention scale or final softcap not finite, or a negative softcap";
     return NULL;
 }
 
@@ -254,7 +309,10 @@ static float draw_uniform(float a, uint64_t *rng) {
 
 /* How a synthetic tensor is drawn. Scaled like a trained model (uniform with variance 1/fan_in)
  * so activations stay O(1) and the argmax is decided by real margins, not by rounding noise. */
-enum { EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS, FAN_CONV, FAN_SSM, DECAY };
+enum {
+    EMB, ONES, NEAR_ONE, FAN_D, FAN_Q, FAN_H, BIAS, ZERO, FREQS, FAN_CONV, FAN_SSM, DECAY,
+    PROP_FREQS, FAN_PLE
+};
 
 /* The tensors of a synthetic model in the order they are drawn and laid out: each tensor of every
  * layer at once, as a llama2.c body (tok_emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3,
@@ -264,80 +322,104 @@ enum {
     T_ROPE_TABLE, T_CLS, T_POS, T_ATTN_NORM_B, T_BQ, T_BK, T_BV, T_Q_NORM, T_K_NORM, T_BO,
     T_FFN_NORM_B, T_B_UP, T_B_DOWN, T_OUT_NORM_B, T_ROPE_FREQS, T_POST_ATTN_NORM, T_POST_FFN_NORM,
     T_SSM_QKV, T_SSM_GATE, T_SSM_BETA, T_SSM_ALPHA, T_SSM_OUT, T_SSM_CONV, T_SSM_DT, T_SSM_A,
-    T_SSM_NORM, T_COUNT
+    T_SSM_NORM, T_PLE_TOK, T_PLE_MODEL_PROJ, T_PLE_PROJ_NORM, T_PLE_GATE, T_PLE_PROJ,
+    T_PLE_POST_NORM, T_OUT_SCALE, T_COUNT
 };
 
-/* Which layers hold a tensor: none (one for the model), every layer, or the layers of one mixer
- * (ENG_LAYER_ATTN + 2, ENG_LAYER_DNET + 2). */
-enum { ONCE, EVERY, ATTN_LAYERS = ENG_LAYER_ATTN + 2, DNET_LAYERS = ENG_LAYER_DNET + 2 };
-
+/* One layer's instance of a tensor (or the model's one). */
 typedef struct {
-    int rows, cols;     /* rows 0: absent; cols 0: a vector of rows floats */
-    int per_layer, init;    /* per_layer: ONCE, EVERY, ATTN_LAYERS or DNET_LAYERS */
+    int rows, cols;     /* rows 0: absent (from this layer); cols 0: a vector of rows floats */
+    int per_layer, init;    /* per_layer: 1 for a tensor of the layers, 0 for one of the model */
 } synth_tensor_t;
 
-static void synth_tensors(const eng_model_cfg_t *c, int llama2c_body, synth_tensor_t *t) {
-    int d = c->dim, h = c->hidden_dim, q = c->n_heads * c->head_dim;
-    int kv = c->n_kv_heads * c->head_dim, v = c->vocab_size, hd = c->head_dim;
+/* The synthetic gemma4's full-attention layers that keep their own KV have no V projection: wv
+ * is wk, as in Gemma 4's K = V layers (attention_k_eq_v, the 26B and 31B models; E2B and E4B
+ * have one), so that the engine's V = K path has a preset that runs it. */
+static int synth_v_is_k(const eng_model_cfg_t *c, int l) {
+    return strcmp(c->arch.name, "gemma4") == 0 && !eng_layer_slides(c, l) &&
+           !c->layer_kv_reuse[l];
+}
+
+/* t[T_COUNT]: the tensors of layer l of c in its own shape (rows 0 where its mixer, its shared
+ * KV or V = K leave one out), and the model's. */
+static void synth_tensors(const eng_model_cfg_t *c, int l, int llama2c_body, synth_tensor_t *t) {
+    int d = c->dim, h = eng_layer_hidden(c, l), hd = eng_layer_head_dim(c, l);
+    int q = c->n_heads * hd, kv = eng_layer_kv_heads(c, l) * hd, v = c->vocab_size;
+    int P = c->ple_dim, LP = c->n_layers * c->ple_dim;
     const eng_arch_t *a = &c->arch;
     int norm = c->numerics == ENG_NUMERICS_RUNC ? ONES : NEAR_ONE;
     int layer_norm = a->norm == ENG_NORM_LAYER, gelu = a->ffn == ENG_FFN_GELU;
     int qkv_bias = strcmp(a->name, "qwen2") == 0 || strcmp(a->name, "gpt2") == 0;
-    int all_bias = strcmp(a->name, "gpt2") == 0;
+    int all_bias = strcmp(a->name, "gpt2") == 0, gemma4 = strcmp(a->name, "gemma4") == 0;
     memset(t, 0, sizeof *t * T_COUNT);
-    t[T_TOK] = (synth_tensor_t){v, d, ONCE, EMB};
-    t[T_ATTN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
-    t[T_WQ] = (synth_tensor_t){a->attn_gate ? 2 * q : q, d, ATTN_LAYERS, FAN_D};
-    t[T_WK] = (synth_tensor_t){kv, d, ATTN_LAYERS, FAN_D};
-    t[T_WV] = (synth_tensor_t){kv, d, ATTN_LAYERS, FAN_D};
-    t[T_WO] = (synth_tensor_t){d, q, ATTN_LAYERS, FAN_Q};
-    t[T_FFN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
-    if (!gelu) t[T_GATE] = (synth_tensor_t){h, d, EVERY, FAN_D};
-    t[T_DOWN] = (synth_tensor_t){d, h, EVERY, FAN_H};
-    t[T_UP] = (synth_tensor_t){h, d, EVERY, FAN_D};
-    t[T_OUT_NORM] = (synth_tensor_t){d, 0, ONCE, norm};
-    if (llama2c_body) t[T_ROPE_TABLE] = (synth_tensor_t){c->seq_len * hd, 0, ONCE, ZERO};
-    if (!c->shared_cls) t[T_CLS] = (synth_tensor_t){v, d, ONCE, FAN_D};
-    if (a->pos_embd) t[T_POS] = (synth_tensor_t){c->seq_len, d, ONCE, EMB};
+    t[T_TOK] = (synth_tensor_t){v, d, 0, EMB};
+    t[T_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+    t[T_WQ] = (synth_tensor_t){a->attn_gate ? 2 * q : q, d, 1, FAN_D};
+    t[T_WK] = (synth_tensor_t){kv, d, 1, FAN_D};
+    t[T_WV] = (synth_tensor_t){kv, d, 1, FAN_D};
+    t[T_WO] = (synth_tensor_t){d, q, 1, FAN_Q};
+    t[T_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+    if (!gelu) t[T_GATE] = (synth_tensor_t){h, d, 1, FAN_D};
+    t[T_DOWN] = (synth_tensor_t){d, h, 1, FAN_H};
+    t[T_UP] = (synth_tensor_t){h, d, 1, FAN_D};
+    t[T_OUT_NORM] = (synth_tensor_t){d, 0, 0, norm};
+    if (llama2c_body) t[T_ROPE_TABLE] = (synth_tensor_t){c->seq_len * c->head_dim, 0, 0, ZERO};
+    if (!c->shared_cls) t[T_CLS] = (synth_tensor_t){v, d, 0, FAN_D};
+    if (a->pos_embd) t[T_POS] = (synth_tensor_t){c->seq_len, d, 0, EMB};
     if (layer_norm) {
-        t[T_ATTN_NORM_B] = (synth_tensor_t){d, 0, EVERY, BIAS};
-        t[T_FFN_NORM_B] = (synth_tensor_t){d, 0, EVERY, BIAS};
-        t[T_OUT_NORM_B] = (synth_tensor_t){d, 0, ONCE, BIAS};
+        t[T_ATTN_NORM_B] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_FFN_NORM_B] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_OUT_NORM_B] = (synth_tensor_t){d, 0, 0, BIAS};
     }
     if (qkv_bias) {
-        t[T_BQ] = (synth_tensor_t){q, 0, ATTN_LAYERS, BIAS};
-        t[T_BK] = (synth_tensor_t){kv, 0, ATTN_LAYERS, BIAS};
-        t[T_BV] = (synth_tensor_t){kv, 0, ATTN_LAYERS, BIAS};
+        t[T_BQ] = (synth_tensor_t){q, 0, 1, BIAS};
+        t[T_BK] = (synth_tensor_t){kv, 0, 1, BIAS};
+        t[T_BV] = (synth_tensor_t){kv, 0, 1, BIAS};
     }
     if (all_bias) {
-        t[T_BO] = (synth_tensor_t){d, 0, ATTN_LAYERS, BIAS};
-        t[T_B_UP] = (synth_tensor_t){h, 0, EVERY, BIAS};
-        t[T_B_DOWN] = (synth_tensor_t){d, 0, EVERY, BIAS};
+        t[T_BO] = (synth_tensor_t){d, 0, 1, BIAS};
+        t[T_B_UP] = (synth_tensor_t){h, 0, 1, BIAS};
+        t[T_B_DOWN] = (synth_tensor_t){d, 0, 1, BIAS};
     }
     if (a->qk_norm) {
-        t[T_Q_NORM] = (synth_tensor_t){hd, 0, ATTN_LAYERS, NEAR_ONE};
-        t[T_K_NORM] = (synth_tensor_t){hd, 0, ATTN_LAYERS, NEAR_ONE};
+        t[T_Q_NORM] = (synth_tensor_t){hd, 0, 1, NEAR_ONE};
+        t[T_K_NORM] = (synth_tensor_t){hd, 0, 1, NEAR_ONE};
     }
     if (strcmp(a->name, "llama") == 0 && c->numerics == ENG_NUMERICS_GGML && c->rope_dim > 0)
-        t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, ONCE, FREQS};
+        t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, 0, FREQS};
+    if (gemma4 && c->rope_dim > 0)
+        t[T_ROPE_FREQS] = (synth_tensor_t){c->rope_dim / 2, 0, 0, PROP_FREQS};
     if (a->post_norms) {
-        t[T_POST_ATTN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
-        t[T_POST_FFN_NORM] = (synth_tensor_t){d, 0, EVERY, norm};
+        t[T_POST_ATTN_NORM] = (synth_tensor_t){d, 0, 1, norm};
+        t[T_POST_FFN_NORM] = (synth_tensor_t){d, 0, 1, norm};
     }
-    int dnet = 0;
-    for (int l = 0; l < c->n_layers; l++) dnet |= c->layer_kind[l] == ENG_LAYER_DNET;
-    if (dnet) {
+    if (c->layer_kind[l] == ENG_LAYER_DNET) {
         int K = c->ssm_k_heads, H = c->ssm_v_heads, sd = c->ssm_head_dim, ch = (2 * K + H) * sd;
-        t[T_SSM_QKV] = (synth_tensor_t){ch, d, DNET_LAYERS, FAN_D};
-        t[T_SSM_GATE] = (synth_tensor_t){H * sd, d, DNET_LAYERS, FAN_D};
-        t[T_SSM_BETA] = (synth_tensor_t){H, d, DNET_LAYERS, FAN_D};
-        t[T_SSM_ALPHA] = (synth_tensor_t){H, d, DNET_LAYERS, FAN_D};
-        t[T_SSM_OUT] = (synth_tensor_t){d, H * sd, DNET_LAYERS, FAN_SSM};
-        t[T_SSM_CONV] = (synth_tensor_t){ch * c->ssm_conv_kernel, 0, DNET_LAYERS, FAN_CONV};
-        t[T_SSM_DT] = (synth_tensor_t){H, 0, DNET_LAYERS, BIAS};
-        t[T_SSM_A] = (synth_tensor_t){H, 0, DNET_LAYERS, DECAY};
-        t[T_SSM_NORM] = (synth_tensor_t){sd, 0, DNET_LAYERS, NEAR_ONE};
+        t[T_SSM_QKV] = (synth_tensor_t){ch, d, 1, FAN_D};
+        t[T_SSM_GATE] = (synth_tensor_t){H * sd, d, 1, FAN_D};
+        t[T_SSM_BETA] = (synth_tensor_t){H, d, 1, FAN_D};
+        t[T_SSM_ALPHA] = (synth_tensor_t){H, d, 1, FAN_D};
+        t[T_SSM_OUT] = (synth_tensor_t){d, H * sd, 1, FAN_SSM};
+        t[T_SSM_CONV] = (synth_tensor_t){ch * c->ssm_conv_kernel, 0, 1, FAN_CONV};
+        t[T_SSM_DT] = (synth_tensor_t){H, 0, 1, BIAS};
+        t[T_SSM_A] = (synth_tensor_t){H, 0, 1, DECAY};
+        t[T_SSM_NORM] = (synth_tensor_t){sd, 0, 1, NEAR_ONE};
+        for (int i = T_WQ; i <= T_WO; i++) t[i].rows = 0;
+        t[T_BQ].rows = t[T_BK].rows = t[T_BV].rows = t[T_BO].rows = 0;
+        t[T_Q_NORM].rows = t[T_K_NORM].rows = 0;
     }
+    if (c->layer_kv_reuse[l]) t[T_WK].rows = t[T_WV].rows = t[T_BK].rows = t[T_BV].rows = 0;
+    if (c->layer_kv_reuse[l]) t[T_K_NORM].rows = 0;
+    if (synth_v_is_k(c, l)) t[T_WV].rows = t[T_BV].rows = 0;
+    if (P > 0) {
+        t[T_PLE_TOK] = (synth_tensor_t){v, LP, 0, EMB};
+        t[T_PLE_MODEL_PROJ] = (synth_tensor_t){LP, d, 0, FAN_D};
+        t[T_PLE_PROJ_NORM] = (synth_tensor_t){P, 0, 0, NEAR_ONE};
+        t[T_PLE_GATE] = (synth_tensor_t){P, d, 1, FAN_D};
+        t[T_PLE_PROJ] = (synth_tensor_t){d, P, 1, FAN_PLE};
+        t[T_PLE_POST_NORM] = (synth_tensor_t){d, 0, 1, NEAR_ONE};
+    }
+    if (gemma4) t[T_OUT_SCALE] = (synth_tensor_t){1, 0, 1, NEAR_ONE};
 }
 
 /* Llama 3.1's shape of divisors: the fastest third of the pairs 1, the slowest third 8, a ramp
@@ -357,68 +439,74 @@ static float draw(int init, float a, size_t i, size_t n, uint64_t *rng) {
     case ONES: return 1.0f;
     case NEAR_ONE: return 1.0f + draw_uniform(0.1f, rng);
     case FREQS: return rope_freq((int)i, (int)n);
+    case PROP_FREQS: return i < n / 4 ? 1.0f : 1e30f;   /* proportional RoPE: a quarter turns */
     case ZERO: return 0.0f;
     case DECAY: return -(0.5f + draw_uniform(0.4f, rng));   /* ssm_a = -exp(A_log) < 0 */
     default: return draw_uniform(a, rng);
     }
 }
 
-/* Instances of t: 1, or one per layer that holds it. */
-static size_t instances(const eng_model_cfg_t *c, const synth_tensor_t *t) {
-    if (t->per_layer == ONCE) return 1;
-    size_t n = 0;
-    for (int l = 0; l < c->n_layers; l++)
-        n += t->per_layer == EVERY || c->layer_kind[l] + 2 == t->per_layer;
-    return n;
+/* The synthetic tensors of every layer: tt[l * T_COUNT + i] is layer l's instance of tensor i,
+ * layer 0's for a tensor of the model. */
+typedef struct {
+    const eng_model_cfg_t *cfg;
+    synth_tensor_t *tt;     /* owned */
+    int wtype;
+} synth_layout_t;
+
+static const synth_tensor_t *synth_inst(const synth_layout_t *s, int i, int l) {
+    return &s->tt[(size_t)l * T_COUNT + (size_t)i];
 }
 
-/* Elements of t over all its instances. */
-static size_t tensor_elems(const eng_model_cfg_t *c, const synth_tensor_t *t) {
-    return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1) * instances(c, t);
+/* Layers to walk for tensor i's instances: every one, or layer 0 alone for a model tensor. */
+static int synth_layers(const synth_layout_t *s, int i) {
+    return synth_inst(s, i, 0)->per_layer ? s->cfg->n_layers : 1;
 }
 
-/* The type synthetic tensor t is stored in when the model's matrices are wtype: vectors and the
- * learned positions stay F32 (llama-quantize leaves position_embd alone too), and a block type whose
- * blocks do not tile a row falls back (eng_wtype_fallback), as llama-quantize does. */
-static int synth_type(const synth_tensor_t *t, int i, int wtype) {
-    if (t->cols == 0 || (i == T_POS && eng_wtype_block(wtype) > 1)) return ENG_WT_F32;
-    return eng_wtype_fallback(wtype, t->cols);
+/* The type synthetic tensor t (tensor i) is stored in: vectors and the learned positions stay F32
+ * (llama-quantize leaves position_embd alone too), and a block type whose blocks do not tile a row
+ * falls back (eng_wtype_fallback), as llama-quantize does. */
+static int synth_type(const synth_layout_t *s, const synth_tensor_t *t, int i) {
+    if (t->cols == 0 || (i == T_POS && eng_wtype_block(s->wtype) > 1)) return ENG_WT_F32;
+    return eng_wtype_fallback(s->wtype, t->cols);
 }
 
-/* Bytes of one layer's (or the model's) instance of t stored as type. */
-static size_t synth_bytes(const synth_tensor_t *t, int type) {
-    return t->cols ? (size_t)t->rows * eng_wtype_row_bytes(type, t->cols)
+/* Bytes of instance t of tensor i, as stored. */
+static size_t synth_bytes(const synth_layout_t *s, const synth_tensor_t *t, int i) {
+    return t->cols ? (size_t)t->rows * eng_wtype_row_bytes(synth_type(s, t, i), t->cols)
                    : (size_t)t->rows * sizeof(float);
 }
 
-/* One warning per row length whose matrices could not take wtype (type[i] is what they took). */
-static void log_fallbacks(const eng_model_cfg_t *cfg, const synth_tensor_t *t, const int *type,
-                          int wtype) {
-    for (int i = 0; i < T_COUNT; i++) {
-        if (!t[i].rows || !t[i].cols || i == T_POS || type[i] == wtype) continue;
-        int n = 0, first = 1;
-        for (int j = 0; j < T_COUNT; j++)
-            if (t[j].rows && t[j].cols == t[i].cols && j != T_POS && type[j] == type[i]) {
-                first &= j >= i;
-                n += (int)instances(cfg, &t[j]);
-            }
-        if (first)
-            LANES_LOG(LANES_LOG_WARN, "synthetic model: %d matrices are %s: their rows of %d values "
-                      "are not whole %s blocks of %d", n, eng_wtype_name(type[i]), t[i].cols,
-                      eng_wtype_name(wtype), eng_wtype_block(wtype));
-    }
+/* One warning per row length whose matrices could not take the model's type. */
+static void log_fallbacks(const synth_layout_t *s) {
+    for (int i = 0; i < T_COUNT; i++)
+        for (int l = 0; l < synth_layers(s, i); l++) {
+            const synth_tensor_t *t = synth_inst(s, i, l);
+            int type = synth_type(s, t, i);
+            if (!t->rows || !t->cols || i == T_POS || type == s->wtype) continue;
+            int n = 0, first = 1;
+            for (int j = 0; j < T_COUNT; j++)
+                for (int k = 0; k < synth_layers(s, j); k++) {
+                    const synth_tensor_t *u = synth_inst(s, j, k);
+                    if (!u->rows || u->cols != t->cols || j == T_POS || synth_type(s, u, j) != type)
+                        continue;
+                    first &= j > i || (j == i && k >= l);
+                    n++;
+                }
+            if (first)
+                LANES_LOG(LANES_LOG_WARN, "synthetic model: %d matrices are %s: their rows of %d "
+                          "values are not whole %s blocks of %d", n, eng_wtype_name(type), t->cols,
+                          eng_wtype_name(s->wtype), eng_wtype_block(s->wtype));
+        }
 }
 
-/* Where layer's instance of t (stored as type from base on) is, or NULL when that layer has none:
- * a mixer's tensor of layer l is the one after those of the layers before l with that mixer. */
-static void *synth_at(const eng_model_cfg_t *c, const synth_tensor_t *t, int type, char *base,
-                      int layer) {
-    if (t->rows == 0 || t->per_layer == ONCE) return t->rows ? base : NULL;
-    if (t->per_layer != EVERY && c->layer_kind[layer] + 2 != t->per_layer) return NULL;
+/* Where layer's instance of tensor i (laid out from base on) is, or NULL when it has none: the
+ * one after the instances of the layers before. */
+static void *synth_at(const synth_layout_t *s, int i, char *base, int layer) {
+    if (synth_inst(s, i, layer)->rows == 0) return NULL;
     size_t at = 0;
-    for (int l = 0; l < layer; l++)
-        at += t->per_layer == EVERY || c->layer_kind[l] + 2 == t->per_layer;
-    return base + at * synth_bytes(t, type);
+    for (int l = 0; l < layer; l++) at += synth_bytes(s, synth_inst(s, i, l), i);
+    return base + at;
 }
 
 int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_model_t **out) {
@@ -441,55 +529,80 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
         LANES_LOG(LANES_LOG_ERROR, "synthetic model: %s", why);
         return LANES_EINVAL;
     }
-    eng_model_t *m = eng__model_alloc(cfg->n_layers);
-    if (m == NULL) return LANES_ENOMEM;
+    int L = cfg->n_layers;
+    eng_model_t *m = eng__model_alloc(L);
+    synth_layout_t s = {cfg, malloc((size_t)L * T_COUNT * sizeof *s.tt), wtype};
+    if (m == NULL || s.tt == NULL) {
+        free(s.tt);
+        eng_model_destroy(m);
+        return LANES_ENOMEM;
+    }
     m->cfg = *cfg;
     /* An F32 llama2.c-architecture model is laid out exactly as a checkpoint body, so
      * eng_model_save() can write it. */
     int llama2c_body = cfg->numerics == ENG_NUMERICS_RUNC && wtype == ENG_WT_F32;
-    synth_tensor_t t[T_COUNT];
-    synth_tensors(cfg, llama2c_body, t);
-    int type[T_COUNT], max_row = 0;
+    for (int l = 0; l < L; l++) synth_tensors(cfg, l, llama2c_body, s.tt + (size_t)l * T_COUNT);
+    int max_row = 0;
     size_t off[T_COUNT], total = 0;
     for (int i = 0; i < T_COUNT; i++) {
-        type[i] = synth_type(&t[i], i, wtype);
-        int row = t[i].cols ? t[i].cols : t[i].rows;
-        max_row = row > max_row ? row : max_row;
+        size_t bytes = 0;
+        for (int l = 0; l < synth_layers(&s, i); l++) {
+            const synth_tensor_t *t = synth_inst(&s, i, l);
+            int row = t->cols ? t->cols : t->rows;
+            max_row = row > max_row ? row : max_row;
+            bytes += synth_bytes(&s, t, i);
+        }
         off[i] = total;
-        total += (synth_bytes(&t[i], type[i]) * instances(cfg, &t[i]) + 3) & ~(size_t)3;
+        total += (bytes + 3) & ~(size_t)3;
     }
     float *row = malloc((size_t)max_row * sizeof *row);
     if (row == NULL || (m->data = malloc(total)) == NULL) {
         free(row);
+        free(s.tt);
         eng_model_destroy(m);
         return LANES_ENOMEM;
     }
-    log_fallbacks(cfg, t, type, wtype);
+    log_fallbacks(&s);
     /* Drawn in the same order whatever the type, then stored a row at a time, so a quantized or
-     * 16-bit model is its F32 twin converted row by row. */
+     * 16-bit model is its F32 twin converted row by row. A tensor's values are drawn layer after
+     * layer, each instance in its layer's shape. */
     uint64_t rng = seed;
     char *base = m->data;
     for (int i = 0; i < T_COUNT; i++) {
-        size_t n = tensor_elems(cfg, &t[i]), j = 0;
-        int init = t[i].init, len = t[i].cols ? t[i].cols : t[i].rows;
-        size_t row_bytes = eng_wtype_row_bytes(type[i], len);
-        float a = init == FAN_D ? fan_scale(cfg->dim) : init == FAN_H ? fan_scale(cfg->hidden_dim)
-                  : init == FAN_Q ? fan_scale(cfg->n_heads * cfg->head_dim)
-                  : init == FAN_SSM ? fan_scale(cfg->ssm_v_heads * cfg->ssm_head_dim)
-                  : init == FAN_CONV ? fan_scale(cfg->ssm_conv_kernel) : 0.1f;
-        for (size_t r = 0; j < n; r++) {
-            for (int c = 0; c < len; c++, j++) row[c] = draw(init, a, j, n, &rng);
-            eng_wtype_row_from_f32(type[i], base + off[i] + r * row_bytes, row, len);
+        size_t n = 0, j = 0;
+        for (int l = 0; l < synth_layers(&s, i); l++) {
+            const synth_tensor_t *t = synth_inst(&s, i, l);
+            n += (size_t)t->rows * (size_t)(t->cols ? t->cols : 1);
+        }
+        char *at = base + off[i];
+        for (int l = 0; l < synth_layers(&s, i); l++) {
+            const synth_tensor_t *t = synth_inst(&s, i, l);
+            int init = t->init, len = t->cols ? t->cols : t->rows, type = synth_type(&s, t, i);
+            int rows = t->rows == 0 ? 0 : t->cols ? t->rows : 1;
+            size_t row_bytes = eng_wtype_row_bytes(type, len);
+            float a = init == FAN_D ? fan_scale(cfg->dim)
+                      : init == FAN_H ? fan_scale(eng_layer_hidden(cfg, l))
+                      : init == FAN_Q ? fan_scale(cfg->n_heads * eng_layer_head_dim(cfg, l))
+                      : init == FAN_SSM ? fan_scale(cfg->ssm_v_heads * cfg->ssm_head_dim)
+                      : init == FAN_CONV ? fan_scale(cfg->ssm_conv_kernel)
+                      : init == FAN_PLE ? fan_scale(cfg->ple_dim) : 0.1f;
+            for (int r = 0; r < rows; r++, at += row_bytes) {
+                for (int k = 0; k < len; k++, j++) row[k] = draw(init, a, j, n, &rng);
+                eng_wtype_row_from_f32(type, at, row, len);
+            }
         }
     }
     free(row);
-#define AT(i, layer) synth_at(cfg, &t[i], type[i], base + off[i], layer)
+#define AT(i, layer) synth_at(&s, i, base + off[i], layer)
 #define VEC(i, layer) ((const float *)AT(i, layer))
-#define MAT(i, layer) ((eng_mat_t){AT(i, layer), type[i], t[i].rows, t[i].cols})
-    for (int j = 0; j < cfg->n_layers; j++)
+#define MAT(i, layer)                                                                             \
+    ((eng_mat_t){AT(i, layer), synth_type(&s, synth_inst(&s, i, layer), i),                       \
+                 synth_inst(&s, i, layer)->rows, synth_inst(&s, i, layer)->cols})
+    for (int j = 0; j < L; j++)
         m->layers[j] = (eng_layer_t){
             .attn_norm = VEC(T_ATTN_NORM, j), .attn_norm_b = VEC(T_ATTN_NORM_B, j),
-            .wq = MAT(T_WQ, j), .wk = MAT(T_WK, j), .wv = MAT(T_WV, j),
+            .wq = MAT(T_WQ, j), .wk = MAT(T_WK, j),
+            .wv = synth_v_is_k(cfg, j) ? MAT(T_WK, j) : MAT(T_WV, j),
             .bq = VEC(T_BQ, j), .bk = VEC(T_BK, j), .bv = VEC(T_BV, j),
             .q_norm = VEC(T_Q_NORM, j), .k_norm = VEC(T_K_NORM, j),
             .wo = MAT(T_WO, j), .bo = VEC(T_BO, j),
@@ -502,16 +615,21 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
             .ssm_out = MAT(T_SSM_OUT, j), .ssm_conv = VEC(T_SSM_CONV, j),
             .ssm_dt_bias = VEC(T_SSM_DT, j), .ssm_a = VEC(T_SSM_A, j),
             .ssm_norm = VEC(T_SSM_NORM, j),
+            .ple_gate = MAT(T_PLE_GATE, j), .ple_proj = MAT(T_PLE_PROJ, j),
+            .ple_post_norm = VEC(T_PLE_POST_NORM, j), .out_scale = VEC(T_OUT_SCALE, j),
         };
     m->w = (eng_weights_t){
         .tok_emb = MAT(T_TOK, 0), .pos_emb = MAT(T_POS, 0),
         .out_norm = VEC(T_OUT_NORM, 0), .out_norm_b = VEC(T_OUT_NORM_B, 0),
         .cls = cfg->shared_cls ? MAT(T_TOK, 0) : MAT(T_CLS, 0),
-        .rope_freqs = VEC(T_ROPE_FREQS, 0), .layers = m->layers,
+        .rope_freqs = VEC(T_ROPE_FREQS, 0), .ple_tok_emb = MAT(T_PLE_TOK, 0),
+        .ple_model_proj = MAT(T_PLE_MODEL_PROJ, 0), .ple_proj_norm = VEC(T_PLE_PROJ_NORM, 0),
+        .layers = m->layers,
     };
 #undef MAT
 #undef VEC
 #undef AT
+    free(s.tt);
     m->wtype = wtype;
     m->weight_bytes = total;
     snprintf(m->name, sizeof m->name, "synthetic");
@@ -537,14 +655,19 @@ const struct eng_gguf *eng_model_gguf(const eng_model_t *m) { return m->gguf; }
 uint64_t eng_model_weight_bytes(const eng_model_t *m) { return m->weight_bytes; }
 
 /* 2 flops per weight of every matrix a token goes through: counted from the matrices the model
- * has, so every architecture (gated FFNs, delta-net layers, gated queries) is counted as it runs. */
+ * has, so every architecture (gated FFNs, delta-net layers, gated queries, per-layer embeddings'
+ * projections, shared-KV layers' query alone, V = K layers' one product) is counted as it runs. */
 double eng_model_flops_per_token(const eng_model_t *m) {
-    double weights = (double)m->w.cls.rows * m->w.cls.cols;
+    const eng_mat_t *proj = &m->w.ple_model_proj;
+    double weights = (double)m->w.cls.rows * m->w.cls.cols + (double)proj->rows * proj->cols;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const eng_layer_t *L = &m->w.layers[l];
-        const eng_mat_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down,
-                                   &L->ssm_qkv, &L->ssm_gate, &L->ssm_beta, &L->ssm_alpha, &L->ssm_out};
-        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
+        const eng_mat_t *mats[] = {&L->wq,      &L->wk,       &L->wo,       &L->w_gate,
+                                   &L->w_up,    &L->w_down,   &L->ssm_qkv,  &L->ssm_gate,
+                                   &L->ssm_beta, &L->ssm_alpha, &L->ssm_out, &L->ple_gate,
+                                   &L->ple_proj, &L->wv};
+        size_t n = sizeof mats / sizeof *mats - (L->wv.data == L->wk.data); /* V = K: no product */
+        for (size_t i = 0; i < n; i++)
             if (mats[i]->data) weights += (double)mats[i]->rows * mats[i]->cols;
     }
     return 2.0 * weights;

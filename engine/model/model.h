@@ -117,6 +117,24 @@ typedef struct {
                              * of the classifier is read (argmax, noise, rows); 0: none */
 } eng_model_cfg_t;
 
+/* Layer l's shape as the forward pass reads it: a sliding layer's head size and RoPE span, KV
+ * heads and FFN width, the model-wide value where the per-layer field is 0. */
+static inline int eng_layer_slides(const eng_model_cfg_t *c, int l) {
+    return c->window > 0 && c->layer_swa[l];
+}
+static inline int eng_layer_head_dim(const eng_model_cfg_t *c, int l) {
+    return eng_layer_slides(c, l) && c->head_dim_swa ? c->head_dim_swa : c->head_dim;
+}
+static inline int eng_layer_rope_dim(const eng_model_cfg_t *c, int l) {
+    return eng_layer_slides(c, l) && c->rope_dim_swa ? c->rope_dim_swa : c->rope_dim;
+}
+static inline int eng_layer_kv_heads(const eng_model_cfg_t *c, int l) {
+    return c->layer_kv_heads[l] ? c->layer_kv_heads[l] : c->n_kv_heads;
+}
+static inline int eng_layer_hidden(const eng_model_cfg_t *c, int l) {
+    return c->layer_hidden[l] ? c->layer_hidden[l] : c->hidden_dim;
+}
+
 /* A matrix W (rows, cols) applied as y = W x (x of length cols), row-major in its element type;
  * data NULL: the model has none. */
 typedef struct {
@@ -196,7 +214,14 @@ int eng_model_load(const char *path, eng_model_t **out);
  * 1e4, global 1e6 scaled by 1/8, embedding scale sqrtf(dim)), "-qwen35" (Qwen3.5: three gated
  * delta-net layers to one attention layer, (l + 1) % 4 != 0, tiny's 2 layers one of each; delta
  * nets of n_heads / 2 key and n_heads value heads of dim / n_heads; gated queries, QK norm, NEOX on
- * a quarter of each head, base 1e7, context 4096). */
+ * a quarter of each head, base 1e7, context 4096), "-gemma4" (Gemma 4 E2B's text model: four
+ * sliding layers to one full, (l + 1) % 5 != 0, tiny 4 layers sliding and full in turn; full
+ * layers' heads twice the sliding ones' with NEOX over all of them and rope_freqs leaving three
+ * quarters of the pairs still (proportional RoPE), K = V on full layers that keep their KV; the
+ * layers after the last full one within the first n - 20 n / 35 (or after the first full one:
+ * 15m's last layer alone) share the KV of the last sliding or full layer before them and have
+ * FFNs twice as wide; per-layer embeddings of dim / 6, V norm, layer output scales near 1,
+ * attention scale 1, logit softcap 30, window and context as gemma3's, bases 1e4 and 1e6). */
 int eng_model_preset(const char *name, eng_model_cfg_t *cfg);
 
 /* Builds a deterministic random-weight model in memory (same seed, same bits on any machine) with
