@@ -33,6 +33,17 @@ grep -q "only an F32 llama model" "$tmp/err" || fail "unclear gemma3 checkpoint 
 from_gguf=$("$bin/lanes-run" -m "$tmp/q35.gguf" -p "hello world" -n 40 --json)
 builtin_q35=$("$bin/lanes-run" --preset tiny-qwen35 -p "hello world" -n 40 --json)
 [ "$from_gguf" = "$builtin_q35" ] || fail "qwen35 GGUF model differs from the built-in one: $from_gguf"
+# tiny-gemma4 too (per-layer shapes, shared KV, per-layer embeddings), past its window, as GGUF
+# only: the same ids. (It generates id 1, which the built-in llama2.c tokenizer ends a stream on
+# and shows as "\n<s>\n", as run.c does, and the GGUF one, whose end-of-generation id is 2,
+# neither; so --ignore-eos, and the ids compared, not the text.)
+"$bin/lanes-mkmodel" --preset tiny-gemma4 --seed 1 --format gguf -o "$tmp/g4.gguf"
+from_gguf=$("$bin/lanes-run" -m "$tmp/g4.gguf" -p "hello world" -n 40 --ignore-eos --json |
+            grep -o '"tokens":\[[^]]*\]')
+builtin_g4=$("$bin/lanes-run" --preset tiny-gemma4 -p "hello world" -n 40 --ignore-eos --json |
+             grep -o '"tokens":\[[^]]*\]')
+[ -n "$from_gguf" ] && [ "$from_gguf" = "$builtin_g4" ] ||
+  fail "gemma4 GGUF model differs from the built-in one: $from_gguf vs $builtin_g4"
 if "$bin/lanes-run" -m "$tmp/m.gguf" -z "$tmp/t.bin" -p hi 2> "$tmp/err"; then fail "-z with GGUF accepted"; fi
 grep -q "carries its own tokenizer" "$tmp/err" || fail "unclear -z error: $(cat "$tmp/err")"
 if "$bin/lanes-mkmodel" --preset tiny --format gguf --type f8 -o "$tmp/x.gguf" 2> "$tmp/err"; then
@@ -263,6 +274,19 @@ if [ -f "$spm" ]; then
   echo "cli: lanes-tokenize on $spm ok"
 else
   echo "cli: $spm not found: GGUF lanes-tokenize check not run"
+fi
+# lanes-run on llama.cpp's gemma4-style file: the 64 ids of its first public reference.
+g4=$shared/models/gguf/gemma4-style.f32.gguf
+if [ -f "$g4" ]; then
+  ref=$(head -n 1 "$shared/refs/gguf/gemma4-style.f32.greedy.jsonl")
+  want=$(echo "$ref" | grep -o '"generated": \[[^]]*\]' | sed 's/"generated": //; s/ //g')
+  prompt=$(echo "$ref" | grep -o '"prompt": "[^"]*"' | sed 's/"prompt": "//; s/"$//')
+  out=$("$bin/lanes-run" -m "$g4" -p "$prompt" -n 64 --ignore-eos --json 2> /dev/null)
+  got=$(echo "$out" | grep -o '"tokens":\[[^]]*\]' | sed 's/"tokens"://')
+  [ -n "$want" ] && [ "$got" = "$want" ] || fail "lanes-run $g4 \"$prompt\": $got, llama.cpp $want"
+  echo "cli: lanes-run on $g4 gives llama.cpp's 64 ids"
+else
+  echo "cli: $g4 not found: gemma4-style lanes-run check not run"
 fi
 
 if [ -n "${LANES_SANITIZED:-}" ]; then

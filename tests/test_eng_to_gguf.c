@@ -1,6 +1,7 @@
 /* Writing models as GGUF (lanes-mkmodel --format gguf): a synthetic llama model in each weight
- * type, gemma3 ones (their sliding layers as a period or one bool per layer) and qwen35 ones
- * (their delta-net layers as an interval or one bool per layer), written with its
+ * type, gemma3 ones (their sliding layers as a period or one bool per layer), qwen35 ones
+ * (their delta-net layers as an interval or one bool per layer) and gemma4 ones (per-layer
+ * shapes, shared KV, V = K, per-layer embeddings), written with its
  * tokenizer and opened again, has the same shape, the same tensor bytes, the same tokenizer, and
  * gives bitwise the same logits as the model in memory. A quantized synthetic
  * model is its F32 twin quantized row by row (F16 where rows are not whole blocks), and its file
@@ -149,10 +150,8 @@ static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) 
     ASSERT_STR_EQ(b->arch.name, a->arch.name);
     ASSERT(memcmp(&b->arch.norm, &a->arch.norm, sizeof a->arch - offsetof(eng_arch_t, norm)) == 0);
     ASSERT_EQ(b->dim, a->dim);
-    ASSERT_EQ(b->hidden_dim, a->hidden_dim);
     ASSERT_EQ(b->n_layers, a->n_layers);
     ASSERT_EQ(b->n_heads, a->n_heads);
-    ASSERT_EQ(b->n_kv_heads, a->n_kv_heads);
     ASSERT_EQ(b->head_dim, a->head_dim);
     ASSERT_EQ(b->rope_dim, a->rope_dim);
     ASSERT_EQ(b->vocab_size, a->vocab_size);
@@ -160,20 +159,36 @@ static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) 
     ASSERT_EQ(b->shared_cls, a->shared_cls);
     ASSERT_EQ(b->numerics, a->numerics);
     ASSERT(b->rope_base == a->rope_base && b->norm_eps == a->norm_eps);
-    ASSERT(b->emb_scale == a->emb_scale && b->rope_scale == a->rope_scale);
+    ASSERT(b->emb_scale == a->emb_scale);
+    ASSERT((b->rope_scale ? b->rope_scale : 1) == (a->rope_scale ? a->rope_scale : 1));   /* 0: 1 */
     ASSERT_EQ(b->window, a->window);
     ASSERT(b->rope_base_swa == a->rope_base_swa && b->rope_scale_swa == a->rope_scale_swa);
     ASSERT(memcmp(b->layer_swa, a->layer_swa, sizeof a->layer_swa) == 0);
     ASSERT(memcmp(b->layer_kind, a->layer_kind, sizeof a->layer_kind) == 0);
     ASSERT(b->ssm_k_heads == a->ssm_k_heads && b->ssm_v_heads == a->ssm_v_heads);
     ASSERT(b->ssm_head_dim == a->ssm_head_dim && b->ssm_conv_kernel == a->ssm_conv_kernel);
+    ASSERT(b->head_dim_swa == a->head_dim_swa && b->rope_dim_swa == a->rope_dim_swa);
+    /* Each layer's FFN width and KV heads (a file with one per layer gives every layer its own,
+     * the largest model-wide; a preset gives only the layers that differ theirs). */
+    for (int l = 0; l < a->n_layers; l++) {
+        ASSERT_EQ(eng_layer_hidden(b, l), eng_layer_hidden(a, l));
+        ASSERT_EQ(eng_layer_kv_heads(b, l), eng_layer_kv_heads(a, l));
+    }
+    ASSERT(memcmp(b->layer_kv_reuse, a->layer_kv_reuse, sizeof a->layer_kv_reuse) == 0);
+    ASSERT(b->ple_dim == a->ple_dim && b->attn_scale == a->attn_scale);
+    ASSERT(b->final_softcap == a->final_softcap);
     ASSERT_EQ(eng_model_wtype(file.model), wtype);
     const eng_weights_t *wa = eng_model_weights(mem.model), *wb = eng_model_weights(file.model);
     same_mat(&wa->tok_emb, &wb->tok_emb);
     same_mat(&wa->cls, &wb->cls);
     same_vec(wa->out_norm, wb->out_norm, a->dim);
+    same_vec(wa->rope_freqs, wb->rope_freqs, a->rope_dim / 2);
+    same_mat(&wa->ple_tok_emb, &wb->ple_tok_emb);
+    same_mat(&wa->ple_model_proj, &wb->ple_model_proj);
+    same_vec(wa->ple_proj_norm, wb->ple_proj_norm, a->ple_dim);
     for (int l = 0; l < a->n_layers; l++) {
         const eng_layer_t *la = &wa->layers[l], *lb = &wb->layers[l];
+        int hd = eng_layer_head_dim(a, l);
         same_mat(&la->wq, &lb->wq);
         same_mat(&la->wk, &lb->wk);
         same_mat(&la->wv, &lb->wv);
@@ -183,8 +198,13 @@ static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) 
         same_mat(&la->w_down, &lb->w_down);
         same_vec(la->attn_norm, lb->attn_norm, a->dim);
         same_vec(la->ffn_norm, lb->ffn_norm, a->dim);
-        same_vec(la->q_norm, lb->q_norm, a->head_dim);
-        same_vec(la->k_norm, lb->k_norm, a->head_dim);
+        same_vec(la->q_norm, lb->q_norm, hd);
+        same_vec(la->k_norm, lb->k_norm, hd);
+        ASSERT((la->wv.data == la->wk.data) == (lb->wv.data == lb->wk.data));   /* V = K */
+        same_mat(&la->ple_gate, &lb->ple_gate);
+        same_mat(&la->ple_proj, &lb->ple_proj);
+        same_vec(la->ple_post_norm, lb->ple_post_norm, a->dim);
+        same_vec(la->out_scale, lb->out_scale, 1);
         same_vec(la->post_attn_norm, lb->post_attn_norm, a->dim);
         same_vec(la->post_ffn_norm, lb->post_ffn_norm, a->dim);
         ASSERT((la->post_ffn_norm != NULL) == a->arch.post_norms);
@@ -222,6 +242,86 @@ static void round_trip(const eng_model_cfg_t *cfg, int wtype, const char *path) 
     ASSERT(memcmp(sa, sb, sizeof sa) == 0);
     eng_bundle_close(&mem);
     eng_bundle_close(&file);
+}
+
+/* The values of two metadata pairs are equal (arrays: their type, length and bytes). */
+static int same_value(const eng_gguf_value_t *a, const eng_gguf_value_t *b) {
+    if (a->type != b->type) return 0;
+    if (a->type == ENG_GGUF_STRING) return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    if (a->type != ENG_GGUF_ARRAY) return memcmp(&a->num, &b->num, sizeof a->num) == 0;
+    if (a->elem_type != b->elem_type || a->count != b->count) return 0;
+    for (uint64_t i = 0; a->elem_type == ENG_GGUF_STRING && i < a->count; i++) {
+        size_t la, lb;
+        const char *sa = eng_gguf_arr_str(a, i, &la), *sb = eng_gguf_arr_str(b, i, &lb);
+        if (la != lb || memcmp(sa, sb, la) != 0) return 0;
+    }
+    return a->elem_type == ENG_GGUF_STRING ||
+           memcmp(a->data, b->data, (size_t)a->count * eng_gguf_value_size(a->elem_type)) == 0;
+}
+
+/* gemma4-style.f32.gguf written again (its tokenizer pairs copied over): every tensor of the file
+ * in the new one with its type, shape and bytes, and every pair with its type and value, but
+ * general.description and general.quantization_version (F32: not written). */
+static void rewrite_shared(const char *path) {
+    const char *shared = test_shared_dir();
+    if (shared == NULL) {
+        printf("to_gguf gemma4-style: ../shared not found (set LANES_SHARED), not rewritten\n");
+        return;
+    }
+    char src[4096];
+    snprintf(src, sizeof src, "%s/models/gguf/gemma4-style.f32.gguf", shared);
+    eng_model_t *m;
+    ASSERT_EQ(eng_model_load(src, &m), LANES_OK);
+    const eng_gguf_t *g = eng_model_gguf(m);
+    eng_gguf_writer_t *w;
+    ASSERT_EQ(eng_gguf_writer_create(0, &w), LANES_OK);
+    ASSERT_EQ(eng_model_to_gguf(m, w), LANES_OK);
+    for (size_t i = 0; i < eng_gguf_kv_count(g); i++) {
+        const eng_gguf_kv_t *kv = eng_gguf_kv_at(g, i);
+        if (kv->key_len > 10 && memcmp(kv->key, "tokenizer.", 10) == 0) {
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)kv->key_len, kv->key);
+            ASSERT_EQ(eng_gguf_writer_add(w, key, &kv->val), LANES_OK);
+        }
+    }
+    ASSERT_EQ(eng_gguf_writer_write(w, path), LANES_OK);
+    eng_gguf_writer_destroy(w);
+    eng_gguf_t *out;
+    ASSERT_EQ(eng_gguf_open(path, &out), LANES_OK);
+    int keys = 0;
+    for (size_t i = 0; i < eng_gguf_kv_count(g); i++) {
+        const eng_gguf_kv_t *kv = eng_gguf_kv_at(g, i);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key_len, kv->key);
+        if (!strcmp(key, "general.description") || !strcmp(key, "general.quantization_version"))
+            continue;
+        const eng_gguf_kv_t *nk = eng_gguf_kv_find(out, key);
+        if (nk == NULL || !same_value(&kv->val, &nk->val)) {
+            fprintf(stderr, "gemma4-style rewritten: key %s %s\n", key, nk ? "differs" : "missing");
+            exit(1);
+        }
+        keys++;
+    }
+    ASSERT_EQ(eng_gguf_tensor_count(out), eng_gguf_tensor_count(g));
+    for (size_t i = 0; i < eng_gguf_tensor_count(g); i++) {
+        const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name_len, t->name);
+        const eng_gguf_tensor_t *nt = eng_gguf_tensor_find(out, name);
+        if (nt == NULL || nt->type != t->type || nt->n_dims != t->n_dims ||
+            memcmp(nt->dims, t->dims, sizeof t->dims) != 0 || nt->bytes != t->bytes ||
+            memcmp(nt->data, t->data, t->bytes) != 0) {
+            fprintf(stderr, "gemma4-style rewritten: tensor %s %s\n", name,
+                    nt ? "differs" : "missing");
+            exit(1);
+        }
+    }
+    printf("to_gguf gemma4-style.f32 written again: its %zu tensors and %d pairs (all but "
+           "general.description, general.quantization_version) equal\n",
+           eng_gguf_tensor_count(g), keys);
+    eng_gguf_close(out);
+    eng_model_destroy(m);
+    ASSERT_EQ(unlink(path), 0);
 }
 
 int main(void) {
@@ -284,6 +384,47 @@ int main(void) {
         printf("to_gguf %s%s: shape, layer kinds, tensors, tokenizer and logits equal after a "
                "round trip\n", qwen[i], i == 2 ? " (layers 0 attention, 1 delta net)" : "");
     }
+    /* gemma4: tiny (as gemma4-style: layers 0, 2 sliding, 1, 3 full, 2 and 3 sharing 0's and
+     * 1's KV, 1 without attn_v), 15m's E2B-like pattern, tiny with one KV head count per layer
+     * and a linear scaling of the global layers; then gemma3 with a softcap. */
+    for (int i = 0; i < 4; i++) {
+        ASSERT_EQ(eng_model_preset(i == 1 ? "15m-gemma4" : "tiny-gemma4", &cfg), LANES_OK);
+        if (i == 2) {
+            cfg.layer_kv_heads[0] = cfg.layer_kv_heads[2] = (uint16_t)cfg.n_kv_heads;
+            cfg.layer_kv_heads[1] = cfg.layer_kv_heads[3] = 1;
+            cfg.rope_scale = 0.5f;
+        }
+        if (i == 3) {
+            ASSERT_EQ(eng_model_preset("tiny-gemma3", &cfg), LANES_OK);
+            cfg.final_softcap = 20.0f;
+        }
+        round_trip(&cfg, i == 0 ? ENG_WT_Q8_0 : ENG_WT_F32, path);
+        eng_gguf_t *g;
+        ASSERT_EQ(eng_gguf_open(path, &g), LANES_OK);
+        int shared = 0, full_kv = 0;
+        for (int l = 0; l < cfg.n_layers; l++) {
+            char name[64];
+            shared += cfg.layer_kv_reuse[l] != 0;
+            full_kv += !cfg.layer_swa[l] && !cfg.layer_kv_reuse[l];
+            snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+            if (i < 3 && (cfg.layer_kv_reuse[l] || !cfg.layer_swa[l]))
+                ASSERT(eng_gguf_tensor_find(g, name) == NULL);   /* shared, or V = K */
+            snprintf(name, sizeof name, "blk.%d.attn_k.weight", l);
+            if (i < 3) ASSERT((eng_gguf_tensor_find(g, name) == NULL) == !!cfg.layer_kv_reuse[l]);
+        }
+        if (i < 3) {
+            ASSERT_EQ(u32_key(g, "gemma4.attention.shared_kv_layers"), (uint64_t)shared);
+            ASSERT(shared > 0 && full_kv > 0);
+        }
+        eng_gguf_close(g);
+        ASSERT_EQ(unlink(path), 0);
+        printf("to_gguf %s%s: shape, per-layer shapes and shared KV, tensors, tokenizer and "
+               "logits equal after a round trip (%d shared layers)\n",
+               i == 1 ? "15m-gemma4" : i == 3 ? "tiny-gemma3" : "tiny-gemma4",
+               i == 2 ? " (KV heads per layer, global RoPE scaled)" : i == 3 ? " (softcap 20)" : "",
+               shared);
+    }
+    rewrite_shared(path);
     /* tiny-llama's ffn_down rows (172) fit no block: they stay F16; hidden 256 fits. */
     ASSERT_EQ(eng_model_preset("tiny-llama", &cfg), LANES_OK);
     for (int h = 0; h < 2; h++) {

@@ -14,7 +14,8 @@
 #include "model/gguf.h"
 #include "model_int.h"
 
-enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_GEMMA3, ARCH_QWEN35, N_ARCH };
+enum { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GPT2, ARCH_GEMMA3, ARCH_QWEN35, ARCH_GEMMA4,
+       N_ARCH };
 
 static const eng_arch_t archs[N_ARCH] = {
     [ARCH_LLAMA] = {.name = "llama", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_PAIRS,
@@ -29,20 +30,27 @@ static const eng_arch_t archs[N_ARCH] = {
                      .ffn = ENG_FFN_GEGLU, .qk_norm = 1, .post_norms = 1},
     [ARCH_QWEN35] = {.name = "qwen35", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
                      .ffn = ENG_FFN_SWIGLU, .qk_norm = 1, .attn_gate = 1},
+    [ARCH_GEMMA4] = {.name = "gemma4", .norm = ENG_NORM_RMS, .rope = ENG_ROPE_NEOX,
+                     .ffn = ENG_FFN_GEGLU, .qk_norm = 1, .post_norms = 1, .v_norm = 1},
 };
 
-/* Symbolic tensor dimensions, resolved from the cfg once it is read. N_QG: the query rows, twice
- * N_Q with an output gate; N_SSM_*: a delta-net layer's conv channels (2 K d + H d), value
- * channels (H d), value heads (H), head dim (d) and conv taps (the columns of ssm_conv1d, bound
- * as an fp32 array: ggml's ssm_conv takes it in F32 only). */
+/* Symbolic tensor dimensions, resolved from the cfg once it is read; N_HIDDEN, N_Q, N_QG, N_KV,
+ * N_QKV and N_HEAD again for each layer, whose shape may be its own (gemma4). N_QG: the query
+ * rows, twice N_Q with an output gate; N_SSM_*: a delta-net layer's conv channels (2 K d + H d),
+ * value channels (H d), value heads (H), head dim (d) and conv taps (the columns of ssm_conv1d,
+ * bound as an fp32 array: ggml's ssm_conv takes it in F32 only); N_PLE, N_PLE_ALL: the per-layer
+ * embedding width, and that of all layers' together; N_ONE: 1. */
 enum { N_NONE, N_DIM, N_HIDDEN, N_Q, N_QG, N_KV, N_QKV, N_HEAD, N_VOCAB, N_CTX, N_ROPE_PAIRS,
-       N_SSM_C, N_SSM_INNER, N_SSM_H, N_SSM_D, N_SSM_KERNEL, N_COUNT };
+       N_SSM_C, N_SSM_INNER, N_SSM_H, N_SSM_D, N_SSM_KERNEL, N_PLE, N_PLE_ALL, N_ONE, N_COUNT };
 
 #define FUSED ((size_t)-1)   /* attn_qkv: split into the q, k and v fields */
 
 /* One tensor role. need has one letter per architecture (llama, qwen2, qwen3, gpt2, gemma3,
- * qwen35): R required, O optional, - not part of it (an error when present, as in llama.cpp); A
- * and D: required on attention layers, or on delta-net layers, and not part of the other kind.
+ * qwen35, gemma4): R required, O optional, - not part of it (an error when present, as in
+ * llama.cpp); A and D: required on attention layers, or on delta-net layers, and not part of the
+ * other kind; K and V: required (K) or optional (V) on a layer that computes its own K and V, and
+ * on a layer that reuses another's (shared KV) optional and unused, as llama.cpp takes them; P:
+ * required with per-layer embeddings, else not part of it; G: required when a layer is global.
  * One name may have a role per architecture (qwen35's attn_qkv is its delta net's, not gpt2's
  * fused q, k, v). */
 typedef struct {
@@ -54,50 +62,58 @@ typedef struct {
 
 #define L(f) offsetof(eng_layer_t, f)
 static const role_t layer_roles[] = {
-    {"attn_norm.weight", N_DIM, N_NONE, "RRRRRR", L(attn_norm)},
-    {"attn_norm.bias", N_DIM, N_NONE, "---R--", L(attn_norm_b)},
-    {"attn_q.weight", N_QG, N_DIM, "RRR-RA", L(wq)},
-    {"attn_k.weight", N_KV, N_DIM, "RRR-RA", L(wk)},
-    {"attn_v.weight", N_KV, N_DIM, "RRR-RA", L(wv)},
-    {"attn_q.bias", N_Q, N_NONE, "OR----", L(bq)},
-    {"attn_k.bias", N_KV, N_NONE, "OR----", L(bk)},
-    {"attn_v.bias", N_KV, N_NONE, "OR----", L(bv)},
-    {"attn_qkv.weight", N_QKV, N_DIM, "---R--", FUSED},   /* rows: q, then k, then v */
-    {"attn_qkv.bias", N_QKV, N_NONE, "---R--", FUSED},
-    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-RA", L(q_norm)},
-    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-RA", L(k_norm)},
-    {"attn_output.weight", N_DIM, N_Q, "RRRRRA", L(wo)},
-    {"attn_output.bias", N_DIM, N_NONE, "O--R--", L(bo)},
-    {"post_attention_norm.weight", N_DIM, N_NONE, "----R-", L(post_attn_norm)},
-    {"post_attention_norm.weight", N_DIM, N_NONE, "-----R", L(ffn_norm)},   /* qwen35's pre-FFN */
-    {"ffn_norm.weight", N_DIM, N_NONE, "RRRRR-", L(ffn_norm)},
-    {"ffn_norm.bias", N_DIM, N_NONE, "---R--", L(ffn_norm_b)},
-    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-RR", L(w_gate)},
-    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRRRR", L(w_up)},
-    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R--", L(b_up)},
-    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRRRR", L(w_down)},
-    {"ffn_down.bias", N_DIM, N_NONE, "---R--", L(b_down)},
-    {"post_ffw_norm.weight", N_DIM, N_NONE, "----R-", L(post_ffn_norm)},
-    {"attn_qkv.weight", N_SSM_C, N_DIM, "-----D", L(ssm_qkv)},   /* rows: q, then k, then v */
-    {"attn_gate.weight", N_SSM_INNER, N_DIM, "-----D", L(ssm_gate)},
-    {"ssm_conv1d.weight", N_SSM_C, N_SSM_KERNEL, "-----D", L(ssm_conv)},
-    {"ssm_dt.bias", N_SSM_H, N_NONE, "-----D", L(ssm_dt_bias)},
-    {"ssm_a", N_SSM_H, N_NONE, "-----D", L(ssm_a)},
-    {"ssm_beta.weight", N_SSM_H, N_DIM, "-----D", L(ssm_beta)},
-    {"ssm_alpha.weight", N_SSM_H, N_DIM, "-----D", L(ssm_alpha)},
-    {"ssm_norm.weight", N_SSM_D, N_NONE, "-----D", L(ssm_norm)},
-    {"ssm_out.weight", N_DIM, N_SSM_INNER, "-----D", L(ssm_out)},
+    {"attn_norm.weight", N_DIM, N_NONE, "RRRRRRR", L(attn_norm)},
+    {"attn_norm.bias", N_DIM, N_NONE, "---R---", L(attn_norm_b)},
+    {"attn_q.weight", N_QG, N_DIM, "RRR-RAR", L(wq)},
+    {"attn_k.weight", N_KV, N_DIM, "RRR-RAK", L(wk)},
+    {"attn_v.weight", N_KV, N_DIM, "RRR-RAV", L(wv)},
+    {"attn_q.bias", N_Q, N_NONE, "OR-----", L(bq)},
+    {"attn_k.bias", N_KV, N_NONE, "OR-----", L(bk)},
+    {"attn_v.bias", N_KV, N_NONE, "OR-----", L(bv)},
+    {"attn_qkv.weight", N_QKV, N_DIM, "---R---", FUSED},   /* rows: q, then k, then v */
+    {"attn_qkv.bias", N_QKV, N_NONE, "---R---", FUSED},
+    {"attn_q_norm.weight", N_HEAD, N_NONE, "--R-RAR", L(q_norm)},
+    {"attn_k_norm.weight", N_HEAD, N_NONE, "--R-RAK", L(k_norm)},
+    {"attn_output.weight", N_DIM, N_Q, "RRRRRAR", L(wo)},
+    {"attn_output.bias", N_DIM, N_NONE, "O--R---", L(bo)},
+    {"post_attention_norm.weight", N_DIM, N_NONE, "----R-R", L(post_attn_norm)},
+    {"post_attention_norm.weight", N_DIM, N_NONE, "-----R-", L(ffn_norm)},   /* qwen35's pre-FFN */
+    {"ffn_norm.weight", N_DIM, N_NONE, "RRRRR-R", L(ffn_norm)},
+    {"ffn_norm.bias", N_DIM, N_NONE, "---R---", L(ffn_norm_b)},
+    {"ffn_gate.weight", N_HIDDEN, N_DIM, "RRR-RRR", L(w_gate)},
+    {"ffn_up.weight", N_HIDDEN, N_DIM, "RRRRRRR", L(w_up)},
+    {"ffn_up.bias", N_HIDDEN, N_NONE, "---R---", L(b_up)},
+    {"ffn_down.weight", N_DIM, N_HIDDEN, "RRRRRRR", L(w_down)},
+    {"ffn_down.bias", N_DIM, N_NONE, "---R---", L(b_down)},
+    {"post_ffw_norm.weight", N_DIM, N_NONE, "----R-R", L(post_ffn_norm)},
+    {"attn_qkv.weight", N_SSM_C, N_DIM, "-----D-", L(ssm_qkv)},   /* rows: q, then k, then v */
+    {"attn_gate.weight", N_SSM_INNER, N_DIM, "-----D-", L(ssm_gate)},
+    {"ssm_conv1d.weight", N_SSM_C, N_SSM_KERNEL, "-----D-", L(ssm_conv)},
+    {"ssm_dt.bias", N_SSM_H, N_NONE, "-----D-", L(ssm_dt_bias)},
+    {"ssm_a", N_SSM_H, N_NONE, "-----D-", L(ssm_a)},
+    {"ssm_beta.weight", N_SSM_H, N_DIM, "-----D-", L(ssm_beta)},
+    {"ssm_alpha.weight", N_SSM_H, N_DIM, "-----D-", L(ssm_alpha)},
+    {"ssm_norm.weight", N_SSM_D, N_NONE, "-----D-", L(ssm_norm)},
+    {"ssm_out.weight", N_DIM, N_SSM_INNER, "-----D-", L(ssm_out)},
+    {"layer_output_scale.weight", N_ONE, N_NONE, "------O", L(out_scale)},
+    {"inp_gate.weight", N_PLE, N_DIM, "------P", L(ple_gate)},
+    {"proj.weight", N_DIM, N_PLE, "------P", L(ple_proj)},
+    {"post_norm.weight", N_DIM, N_NONE, "------P", L(ple_post_norm)},
 };
 #undef L
 
 #define W(f) offsetof(eng_weights_t, f)
 static const role_t global_roles[] = {
-    {"token_embd.weight", N_VOCAB, N_DIM, "RRRRRR", W(tok_emb)},
-    {"position_embd.weight", N_CTX, N_DIM, "---R--", W(pos_emb)},
-    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O-----", W(rope_freqs)},   /* Llama 3.1 scaling */
-    {"output_norm.weight", N_DIM, N_NONE, "RRRRRR", W(out_norm)},
-    {"output_norm.bias", N_DIM, N_NONE, "---R--", W(out_norm_b)},
-    {"output.weight", N_VOCAB, N_DIM, "OOOOOO", W(cls)},   /* absent: tied to token_embd */
+    {"token_embd.weight", N_VOCAB, N_DIM, "RRRRRRR", W(tok_emb)},
+    {"position_embd.weight", N_CTX, N_DIM, "---R---", W(pos_emb)},
+    /* Llama 3.1's scaling; gemma4's proportional RoPE on its global layers */
+    {"rope_freqs.weight", N_ROPE_PAIRS, N_NONE, "O-----G", W(rope_freqs)},
+    {"output_norm.weight", N_DIM, N_NONE, "RRRRRRR", W(out_norm)},
+    {"output_norm.bias", N_DIM, N_NONE, "---R---", W(out_norm_b)},
+    {"output.weight", N_VOCAB, N_DIM, "OOOOOOO", W(cls)},   /* absent: tied to token_embd */
+    {"per_layer_token_embd.weight", N_VOCAB, N_PLE_ALL, "------P", W(ple_tok_emb)},
+    {"per_layer_model_proj.weight", N_PLE_ALL, N_DIM, "------P", W(ple_model_proj)},
+    {"per_layer_proj_norm.weight", N_PLE, N_NONE, "------P", W(ple_proj_norm)},
 };
 #undef W
 
@@ -109,7 +125,7 @@ typedef struct {
     int arch;
     char key[160];          /* the last key asked for, "<arch>.suffix" */
     uint64_t n[N_COUNT];    /* N_* -> length */
-    const uint8_t *kind;    /* the cfg's layer_kind, once read */
+    const eng_model_cfg_t *cfg;   /* once read */
     float *vec_next;        /* the next free float of m->vecs */
 } ld_t;
 
@@ -141,6 +157,18 @@ static int is_signed_type(uint32_t t) {
     return t == ENG_GGUF_I8 || t == ENG_GGUF_I16 || t == ENG_GGUF_I32 || t == ENG_GGUF_I64;
 }
 
+/* Element i (< count) of an array of integers or bools (little-endian in the file), sign-extended
+ * for signed types; an unsigned value past INT64_MAX reads as INT64_MAX. */
+static int64_t arr_int(const eng_gguf_value_t *v, uint64_t i) {
+    size_t es = eng_gguf_value_size(v->elem_type);
+    const unsigned char *p = (const unsigned char *)v->data + (size_t)i * es;
+    uint64_t u = 0;
+    for (size_t b = 0; b < es; b++) u |= (uint64_t)p[b] << (8 * b);
+    if (is_signed_type(v->elem_type) && es < 8 && (p[es - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * es);
+    if (is_signed_type(v->elem_type)) return (int64_t)u;
+    return u > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)u;
+}
+
 /* An integer key (any integer type) in lo..hi into *out; absent: def, or an error if def < 0. */
 static int key_int(ld_t *ld, const char *suffix, int64_t def, int64_t lo, int64_t hi, int *out) {
     const eng_gguf_kv_t *kv = find_key(ld, suffix);
@@ -160,6 +188,32 @@ static int key_int(ld_t *ld, const char *suffix, int64_t def, int64_t lo, int64_
                     (unsigned long long)kv->val.num.u, (long long)lo, (long long)hi, ld->key);
     }
     *out = (int)kv->val.num.u;
+    return LANES_OK;
+}
+
+/* An integer key llama.cpp reads as one value or one per layer (get_key_or_arr), as key_int into
+ * *out; on gemma4 also an array of one integer per layer, each in lo..hi, into per_layer[] (left
+ * as it is for a scalar), *out then the largest. */
+static int key_int_layers(ld_t *ld, const char *suffix, int64_t def, int64_t lo, int64_t hi,
+                          int n_layers, int *out, int *per_layer) {
+    const eng_gguf_kv_t *kv = find_key(ld, suffix);
+    if (kv == NULL || kv->val.type != ENG_GGUF_ARRAY || ld->arch != ARCH_GEMMA4)
+        return key_int(ld, suffix, def, lo, hi, out);
+    if (!is_int_type(kv->val.elem_type))
+        return fail(ld, "an array of value type %u, expected one integer per layer (key %s)",
+                    kv->val.elem_type, ld->key);
+    if (kv->val.count != (uint64_t)n_layers)
+        return fail(ld, "%llu values, expected one per layer (block_count %d) (key %s)",
+                    (unsigned long long)kv->val.count, n_layers, ld->key);
+    *out = 0;
+    for (int l = 0; l < n_layers; l++) {
+        int64_t v = arr_int(&kv->val, (uint64_t)l);
+        if (v < lo || v > hi)
+            return fail(ld, "layer %d's value %lld out of range %lld..%lld (key %s)", l,
+                        (long long)v, (long long)lo, (long long)hi, ld->key);
+        per_layer[l] = (int)v;
+        if (per_layer[l] > *out) *out = per_layer[l];
+    }
     return LANES_OK;
 }
 
@@ -208,7 +262,8 @@ static int str_is(const char *s, size_t len, const char *want) {
 
 /* The linear RoPE scaling of the rope.scaling.* keys (llama.cpp: freq_scale = 1 / factor, from
  * rope.scaling.factor, else the older rope.scale_linear; a factor 0 is none, and so is type
- * "none"), into *scale when the architecture takes it: gemma3's global layers (cfg.rope_scale).
+ * "none"), into *scale when the architecture takes it: gemma3's and gemma4's global layers
+ * (cfg.rope_scale).
  * Elsewhere a factor other than 1 is refused, as Llama 3.1+ scaling lives in the rope_freqs tensor.
  * Other types (YaRN, ...) would change the forward pass in ways it does not implement, so they are
  * refused by name. */
@@ -226,11 +281,12 @@ static int read_rope_scaling(ld_t *ld, float *scale) {
                                                           : "rope.scale_linear";
     float f;
     if ((rc = key_float(ld, key, 1.0, -HUGE_VAL, HUGE_VAL, &f)) < 0) return rc;
-    if (ld->arch != ARCH_GEMMA3 && f != 0.0f && f != 1.0f)
+    int gemma = ld->arch == ARCH_GEMMA3 || ld->arch == ARCH_GEMMA4;
+    if (!gemma && f != 0.0f && f != 1.0f)
         return fail(ld, "rope scaling factor %g not supported (key %s)", f, ld->key);
     if (!(f >= 0.0f && f <= 1e6f))
         return fail(ld, "value %g out of range 0..1e+06 (key %s)", f, ld->key);
-    if (ld->arch == ARCH_GEMMA3) *scale = none || f == 0.0f ? 1.0f : 1.0f / f;
+    if (gemma) *scale = none || f == 0.0f ? 1.0f : 1.0f / f;
     return LANES_OK;
 }
 
@@ -256,12 +312,14 @@ static int layer_flags(ld_t *ld, const eng_gguf_kv_t *kv, int n_layers, uint8_t 
     return LANES_OK;
 }
 
-/* Gemma 3's sliding window (FAMILIES.md 3): the window (attention.sliding_window, required as in
- * llama.cpp); which layers slide (attention.sliding_window_pattern: a period n, layer l sliding
- * iff l % n < n - 1, llama.cpp's 6 when absent as in Gemma 3 files converted before the key
- * existed; or one bool or integer per layer, nonzero sliding, as Gemma 4 writes it); the local
- * layers' RoPE base (rope.freq_base_swa, llama.cpp's 10000 when absent), never scaled. A period 0,
- * which llama.cpp reads as "every layer", is refused: no Gemma file writes it. */
+/* Gemma 3's and 4's sliding window (FAMILIES.md 3, 4): the window (attention.sliding_window,
+ * required as in llama.cpp); which layers slide (attention.sliding_window_pattern: one bool or
+ * integer per layer, nonzero sliding, as Gemma 4 writes it; or, on gemma3, a period n, layer l
+ * sliding iff l % n < n - 1, llama.cpp's 6 when absent as in Gemma 3 files converted before the
+ * key existed; gemma4 requires the key, and llama.cpp reads a scalar there as one bool for every
+ * layer, so a scalar integer is refused); the local layers' RoPE base (rope.freq_base_swa,
+ * llama.cpp's 10000 when absent), never scaled. A period 0, which llama.cpp reads as "every
+ * layer", is refused: no Gemma file writes it. */
 static int read_swa(ld_t *ld, eng_model_cfg_t *c) {
     int rc, n;
     if ((rc = key_int(ld, "attention.sliding_window", -1, 1, ENG_MAX_SEQ, &c->window)) < 0 ||
@@ -269,6 +327,14 @@ static int read_swa(ld_t *ld, eng_model_cfg_t *c) {
         return rc;
     c->rope_scale_swa = 1.0f;
     const eng_gguf_kv_t *kv = find_key(ld, "attention.sliding_window_pattern");
+    if (ld->arch == ARCH_GEMMA4 && (kv == NULL || kv->val.type != ENG_GGUF_ARRAY)) {
+        if (kv == NULL) return fail(ld, "required key missing (key %s)", ld->key);
+        if (kv->val.type != ENG_GGUF_BOOL)
+            return fail(ld, "value type %u, expected one bool per layer or one for all (key %s)",
+                        kv->val.type, ld->key);
+        memset(c->layer_swa, kv->val.num.u != 0, (size_t)c->n_layers);
+        return LANES_OK;
+    }
     if (kv == NULL || kv->val.type != ENG_GGUF_ARRAY) {
         if ((rc = key_int(ld, "attention.sliding_window_pattern", 6, 1, ENG_MAX_LAYERS, &n)) < 0)
             return rc;
@@ -279,21 +345,92 @@ static int read_swa(ld_t *ld, eng_model_cfg_t *c) {
 }
 
 /* What gemma3 adds to the cfg besides its sliding window: the embedding scale sqrtf(dim) (in
- * float, as llama.cpp). Refused until the descriptor has them: a final logit softcap, and the
- * 62-layer (27B) query scale 1 / sqrt(embedding_length / head_count) where that is not
- * 1 / sqrt(key_length), the scale the forward pass uses. */
+ * float, as llama.cpp) and the final logit softcap (final_logit_softcapping, none when absent or
+ * 0). Refused until the descriptor has it: the 62-layer (27B) query scale
+ * 1 / sqrt(embedding_length / head_count) where that is not 1 / sqrt(key_length), the scale the
+ * forward pass uses. */
 static int read_gemma3(ld_t *ld, eng_model_cfg_t *c) {
-    float cap;
-    int rc = key_float(ld, "final_logit_softcapping", 0.0, -HUGE_VAL, HUGE_VAL, &cap);
+    int rc = key_float(ld, "final_logit_softcapping", 0.0, 0.0, 1e9, &c->final_softcap);
     if (rc < 0) return rc;
-    if (cap != 0.0f)
-        return fail(ld, "final logit softcapping %g not supported yet (key %s)", cap, ld->key);
     if (c->n_layers == 62 && c->dim / c->n_heads != c->head_dim)
         return fail(ld, "62 layers (Gemma 3 27B) scale queries by 1/sqrt(embedding_length / "
                     "head_count = %d), not 1/sqrt(key_length %d): not supported yet (key "
                     "gemma3.block_count)", c->dim / c->n_heads, c->head_dim);
     c->emb_scale = sqrtf((float)c->dim);
     return read_swa(ld, c);
+}
+
+/* KV head count of layer l. */
+static int kv_heads_of(const eng_model_cfg_t *c, int l) {
+    return c->layer_kv_heads[l] ? c->layer_kv_heads[l] : c->n_kv_heads;
+}
+
+/* Gemma 4's shared KV (attention.shared_kv_layers s, none when absent): as llama.cpp, layer
+ * l >= n_layers - s computes no K and V and reads those of layer n_layers - s - 2 when it slides,
+ * n_layers - s - 1 when it is global; that layer must exist and be of l's kind and KV head count
+ * (llama.cpp would read a cache of another head size). */
+static int read_shared_kv(ld_t *ld, eng_model_cfg_t *c) {
+    int rc, shared;
+    if ((rc = key_int(ld, "attention.shared_kv_layers", 0, 0, c->n_layers - 1, &shared)) < 0)
+        return rc;
+    int first = c->n_layers - shared;
+    for (int l = first; l < c->n_layers; l++) {
+        int src = first - (c->layer_swa[l] ? 2 : 1);
+        const char *kind = c->layer_swa[l] ? "sliding" : "global";
+        if (src < 0)
+            return fail(ld, "%d shared layers: %s layer %d would reuse the KV of layer %d (key %s)",
+                        shared, kind, l, src, ld->key);
+        if (c->layer_swa[src] != c->layer_swa[l])
+            return fail(ld, "%d shared layers: %s layer %d would reuse the KV of layer %d, which "
+                        "is %s (key %s)", shared, kind, l, src,
+                        c->layer_swa[src] ? "sliding" : "global", ld->key);
+        if (kv_heads_of(c, src) != kv_heads_of(c, l))
+            return fail(ld, "%d shared layers: layer %d of %d KV heads would reuse the KV of "
+                        "layer %d, of %d (key %s)", shared, l, kv_heads_of(c, l), src,
+                        kv_heads_of(c, src), ld->key);
+        c->layer_kv_reuse[l] = (uint16_t)(l - src);
+    }
+    return LANES_OK;
+}
+
+/* What gemma4 adds (FAMILIES.md 4), each key as llama.cpp's gemma4 loader reads it: the sliding
+ * window (read_swa); the sliding layers' heads (attention.key_length_swa = value_length_swa, both
+ * required) and RoPE dims (rope.dimension_count_swa, by default the global layers' count); shared
+ * KV (read_shared_kv); per-layer embeddings (embedding_length_per_layer_input, required, 0: none);
+ * the final logit softcap (final_logit_softcapping; absent, llama.cpp's default 30, which gemma4
+ * keeps; 0: none). Scores are not scaled; the embedding is, by sqrtf(dim). */
+static int read_gemma4(ld_t *ld, eng_model_cfg_t *c) {
+    int rc, k_swa, v_swa;
+    if ((rc = read_swa(ld, c)) < 0 ||
+        (rc = key_int(ld, "attention.key_length_swa", -1, 1, ENG_MAX_DIM, &k_swa)) < 0 ||
+        (rc = key_int(ld, "attention.value_length_swa", -1, 1, ENG_MAX_DIM, &v_swa)) < 0)
+        return rc;
+    if (k_swa != v_swa)
+        return fail(ld, "key_length_swa %d != value_length_swa %d (Gemma 4 requires them equal) "
+                    "(key %s)", k_swa, v_swa, ld->key);
+    if ((uint64_t)k_swa * (uint64_t)c->n_heads > ENG_MAX_DIM)
+        return fail(ld, "head_count %d x key_length_swa %d too large (key %s)", c->n_heads, k_swa,
+                    ld->key);
+    c->head_dim_swa = k_swa;
+    if ((rc = key_int(ld, "rope.dimension_count_swa", c->rope_dim, 0, ENG_MAX_DIM,
+                      &c->rope_dim_swa)) < 0)
+        return rc;
+    if (c->rope_dim_swa < 2 || c->rope_dim_swa > k_swa || c->rope_dim_swa % 2 != 0)
+        return fail(ld, "%d RoPE dims on sliding layers (by default rope.dimension_count), "
+                    "expected an even number in 2..key_length_swa %d (key %s)", c->rope_dim_swa,
+                    k_swa, ld->key);
+    if ((rc = read_shared_kv(ld, c)) < 0 ||
+        (rc = key_int(ld, "embedding_length_per_layer_input", -1, 0, ENG_MAX_DIM,
+                      &c->ple_dim)) < 0)
+        return rc;
+    if ((uint64_t)c->ple_dim * (uint64_t)c->n_layers > ENG_MAX_DIM)
+        return fail(ld, "%d per-layer embedding values x %d layers too many (key %s)", c->ple_dim,
+                    c->n_layers, ld->key);
+    if ((rc = key_float(ld, "final_logit_softcapping", 30.0, 0.0, 1e9, &c->final_softcap)) < 0)
+        return rc;
+    c->attn_scale = 1.0f;
+    c->emb_scale = sqrtf((float)c->dim);
+    return LANES_OK;
 }
 
 /* Qwen3.5's multi-axis RoPE (IMROPE) on text: positions (p, p, p, 0) on the t, h, w and e
@@ -308,16 +445,11 @@ static int read_mrope_sections(ld_t *ld, const eng_model_cfg_t *c) {
     if (kv == NULL) return fail(ld, "required key missing (key %s)", ld->key);
     if (kv->val.type != ENG_GGUF_ARRAY || !is_int_type(kv->val.elem_type) || kv->val.count != 4)
         return fail(ld, "expected an array of 4 integers (key %s)", ld->key);
-    size_t es = eng_gguf_value_size(kv->val.elem_type);
     int64_t sec[4], sum = 0;
     for (int i = 0; i < 4; i++) {
-        const unsigned char *p = (const unsigned char *)kv->val.data + (size_t)i * es;
-        uint64_t u = 0;
-        for (size_t b = 0; b < es; b++) u |= (uint64_t)p[b] << (8 * b);
-        int neg = is_signed_type(kv->val.elem_type) && (p[es - 1] & 0x80);
-        if (neg || u > (uint64_t)c->head_dim)
+        sec[i] = arr_int(&kv->val, (uint64_t)i);
+        if (sec[i] < 0 || sec[i] > c->head_dim)
             return fail(ld, "section %d out of range 0..%d (key %s)", i, c->head_dim, ld->key);
-        sec[i] = (int64_t)u;
         sum += sec[i];
     }
     if (sum < 1 || sum > c->head_dim)
@@ -374,21 +506,41 @@ static int read_qwen35(ld_t *ld, eng_model_cfg_t *c) {
     return LANES_OK;
 }
 
-/* The cfg from the <arch>.* keys; vocab_size comes from token_embd, later. */
+/* The cfg from the <arch>.* keys; vocab_size comes from token_embd, later. gemma4's FFN widths
+ * and KV head counts may be one per layer (layer_hidden, layer_kv_heads; hidden_dim and
+ * n_kv_heads then the largest); its query head count is every layer's. */
 static int read_cfg(ld_t *ld, eng_model_cfg_t *c) {
-    int rc, kv_len, v_len;
+    int rc, kv_len, v_len, heads[ENG_MAX_LAYERS], kv_heads[ENG_MAX_LAYERS] = {0};
+    int hidden[ENG_MAX_LAYERS] = {0};
     c->arch = archs[ld->arch];
     if ((rc = key_int(ld, "block_count", -1, 1, ENG_MAX_LAYERS, &c->n_layers)) < 0 ||
         (rc = key_int(ld, "embedding_length", -1, 1, ENG_MAX_DIM, &c->dim)) < 0 ||
-        (rc = key_int(ld, "feed_forward_length", -1, 1, ENG_MAX_DIM, &c->hidden_dim)) < 0 ||
-        (rc = key_int(ld, "context_length", -1, 1, ENG_MAX_SEQ, &c->seq_len)) < 0 ||
-        (rc = key_int(ld, "attention.head_count", -1, 1, ENG_MAX_DIM, &c->n_heads)) < 0 ||
-        (rc = key_int(ld, "attention.head_count_kv", c->n_heads, 1, c->n_heads,
-                      &c->n_kv_heads)) < 0)
+        (rc = key_int_layers(ld, "feed_forward_length", -1, 1, ENG_MAX_DIM, c->n_layers,
+                             &c->hidden_dim, hidden)) < 0 ||
+        (rc = key_int(ld, "context_length", -1, 1, ENG_MAX_SEQ, &c->seq_len)) < 0)
         return rc;
-    if (c->n_heads % c->n_kv_heads != 0)
-        return fail(ld, "head_count %d is not a multiple of head_count_kv %d (key %s)",
-                    c->n_heads, c->n_kv_heads, ld->key);
+    for (int l = 0; l < c->n_layers; l++) heads[l] = -1;
+    if ((rc = key_int_layers(ld, "attention.head_count", -1, 1, ENG_MAX_DIM, c->n_layers,
+                             &c->n_heads, heads)) < 0)
+        return rc;
+    for (int l = 0; l < c->n_layers; l++)
+        if (heads[l] >= 0 && heads[l] != c->n_heads)
+            return fail(ld, "layer %d has %d heads, layer 0 %d: per-layer head counts not "
+                        "supported (key %s)", l, heads[l], heads[0], ld->key);
+    if ((rc = key_int_layers(ld, "attention.head_count_kv", c->n_heads, 1, c->n_heads,
+                             c->n_layers, &c->n_kv_heads, kv_heads)) < 0)
+        return rc;
+    for (int l = 0; l < c->n_layers; l++) {
+        int kvh = kv_heads[l] ? kv_heads[l] : c->n_kv_heads;
+        if (c->n_heads % kvh != 0 && kv_heads[l])
+            return fail(ld, "head_count %d is not a multiple of layer %d's head_count_kv %d (key "
+                        "%s)", c->n_heads, l, kvh, ld->key);
+        if (c->n_heads % kvh != 0)
+            return fail(ld, "head_count %d is not a multiple of head_count_kv %d (key %s)",
+                        c->n_heads, kvh, ld->key);
+        c->layer_kv_heads[l] = (uint16_t)kv_heads[l];
+        c->layer_hidden[l] = hidden[l];
+    }
     /* As llama.cpp: a head is embedding_length / head_count unless the file says otherwise. */
     int def_head = c->dim % c->n_heads == 0 ? c->dim / c->n_heads : -1;
     if (def_head < 0 && (!find_key(ld, "attention.key_length") ||
@@ -422,6 +574,7 @@ static int read_cfg(ld_t *ld, eng_model_cfg_t *c) {
                                                    : "attention.layer_norm_epsilon";
     if ((rc = key_float(ld, eps, NAN, 1e-12, 0.1, &c->norm_eps)) < 0) return rc;
     if (ld->arch == ARCH_GEMMA3) return read_gemma3(ld, c);
+    if (ld->arch == ARCH_GEMMA4) return read_gemma4(ld, c);
     return ld->arch == ARCH_QWEN35 ? read_qwen35(ld, c) : LANES_OK;
 }
 
@@ -515,11 +668,25 @@ static void split_fused(const ld_t *ld, eng_layer_t *l, const eng_mat_t *qkv, co
     }
 }
 
-/* Role r's need letter (R, O or -) on layer (-1: a global role) of the file's architecture. */
+/* Role r's need letter on layer (-1: a global role) of the file's architecture: R, O, -, or I
+ * (optional, its shape checked, not bound: a shared-KV layer's own K and V, which llama.cpp
+ * loads and never uses). */
 static char need_of(const ld_t *ld, const role_t *r, int layer) {
+    const eng_model_cfg_t *c = ld->cfg;
     char need = r->need[ld->arch];
-    if (need != 'A' && need != 'D') return need;
-    return (need == 'D') == (layer >= 0 && ld->kind[layer] == ENG_LAYER_DNET) ? 'R' : '-';
+    int own_kv = layer >= 0 && c->layer_kv_reuse[layer] == 0, global = 0;
+    switch (need) {
+    case 'A':
+    case 'D': return (need == 'D') == (layer >= 0 && c->layer_kind[layer] == ENG_LAYER_DNET)
+                     ? 'R' : '-';
+    case 'K': return own_kv ? 'R' : 'I';
+    case 'V': return own_kv ? 'O' : 'I';
+    case 'P': return c->ple_dim > 0 ? 'R' : '-';
+    case 'G':
+        for (int l = 0; l < c->n_layers; l++) global |= !c->layer_swa[l];
+        return global ? 'R' : '-';
+    default: return need;
+    }
 }
 
 /* Whether r's name is part of the architecture on this layer through any role of roles: 'R'
@@ -551,13 +718,15 @@ static int bind_roles(ld_t *ld, const role_t *roles, size_t n, int layer, void *
         if (named == 'R' && need == '-') continue;   /* another role of this name binds it */
         if (named == 'K')
             return fail(ld, "not part of a %s %s layer (tensor %s)", archs[ld->arch].name,
-                        ld->kind[layer] == ENG_LAYER_DNET ? "delta-net" : "attention", name);
+                        ld->cfg->layer_kind[layer] == ENG_LAYER_DNET ? "delta-net" : "attention",
+                        name);
         if (named == '-')
             return fail(ld, "not part of the %s architecture (tensor %s)", archs[ld->arch].name,
                         name);
         eng_mat_t mat = {0};
         const float *vec = NULL;
-        void *dst = r->off != FUSED ? (char *)base + r->off : r->cols ? (void *)&mat : (void *)&vec;
+        int local = r->off == FUSED || need == 'I';
+        void *dst = !local ? (char *)base + r->off : r->cols ? (void *)&mat : (void *)&vec;
         int rc = bind(ld, t, r, dst);
         if (rc < 0) return rc;
         if (r->off == FUSED) split_fused(ld, base, r->cols ? &mat : NULL, r->cols ? NULL : vec);
@@ -569,7 +738,7 @@ static int bind_roles(ld_t *ld, const role_t *roles, size_t n, int layer, void *
 static int is_known(const ld_t *ld, const eng_gguf_tensor_t *t, int n_layers) {
     char name[96];
     for (size_t i = 0; i < N_ELEMS(global_roles); i++)
-        if (global_roles[i].need[ld->arch] != '-' &&
+        if (need_of(ld, &global_roles[i], -1) != '-' &&
             str_is(t->name, t->name_len, global_roles[i].name))
             return 1;
     if (t->name_len < 5 || memcmp(t->name, "blk.", 4) != 0) return 0;
@@ -585,6 +754,32 @@ static int is_known(const ld_t *ld, const eng_gguf_tensor_t *t, int n_layers) {
     return 0;
 }
 
+/* Whether t is one of a mixture-of-experts layer's tensors (llama.cpp's gemma4 MoE: the router,
+ * the experts, their norms). */
+static int is_moe(const eng_gguf_tensor_t *t) {
+    static const char *const parts[] = {".ffn_gate_inp.", "_exps.", ".pre_ffw_norm_2.",
+                                        ".post_ffw_norm_1.", ".post_ffw_norm_2."};
+    char name[128];
+    if (t->name_len >= sizeof name) return 0;
+    memcpy(name, t->name, t->name_len);
+    name[t->name_len] = 0;
+    for (size_t i = 0; i < N_ELEMS(parts); i++)
+        if (strstr(name, parts[i])) return 1;
+    return 0;
+}
+
+/* The per-layer symbolic dims of layer l (its head dim, KV heads and FFN width). */
+static void set_layer_dims(ld_t *ld, const eng_model_cfg_t *c, int l) {
+    uint64_t hd = c->layer_swa[l] && c->head_dim_swa ? c->head_dim_swa : c->head_dim;
+    uint64_t q = (uint64_t)c->n_heads * hd, kv = (uint64_t)kv_heads_of(c, l) * hd;
+    ld->n[N_HEAD] = hd;
+    ld->n[N_Q] = q;
+    ld->n[N_QG] = c->arch.attn_gate ? 2 * q : q;
+    ld->n[N_KV] = kv;
+    ld->n[N_QKV] = q + 2 * kv;
+    ld->n[N_HIDDEN] = (uint64_t)(c->layer_hidden[l] ? c->layer_hidden[l] : c->hidden_dim);
+}
+
 static int find_arch(ld_t *ld) {
     const char *s;
     size_t len;
@@ -598,7 +793,8 @@ static int find_arch(ld_t *ld) {
         }
     char shown[64];
     return fail(ld, "architecture \"%s\" not supported (llama, qwen2, qwen3, gpt2, gemma3, "
-                "qwen35 are) (key general.architecture)", printable(s, len, shown, sizeof shown));
+                "qwen35, gemma4 are) (key general.architecture)",
+                printable(s, len, shown, sizeof shown));
 }
 
 /* general.name, else the file's name. */
@@ -639,37 +835,47 @@ static int load(ld_t *ld, eng_model_t **out) {
     if ((rc = read_cfg(ld, &c)) < 0 || (rc = read_vocab(ld, &c)) < 0) return rc;
     const char *why = eng__model_check_cfg(&c);
     if (why) return fail(ld, "%s", why);
-    uint64_t q = (uint64_t)c.n_heads * c.head_dim, kv = (uint64_t)c.n_kv_heads * c.head_dim;
+    /* gemma4's rope_freqs is a global head's pairs long (llama.cpp: n_embd_head / 2), whatever
+     * the RoPE dims; llama 3.1's is rope_dim / 2 = head_dim / 2. */
+    int gemma4 = ld->arch == ARCH_GEMMA4, freqs = (gemma4 ? c.head_dim : c.rope_dim) / 2;
     uint64_t sd = (uint64_t)c.ssm_head_dim, inner = (uint64_t)c.ssm_v_heads * sd;
-    uint64_t n[N_COUNT] = {[N_DIM] = c.dim, [N_HIDDEN] = c.hidden_dim, [N_Q] = q,
-                           [N_QG] = c.arch.attn_gate ? 2 * q : q, [N_KV] = kv,
-                           [N_QKV] = q + 2 * kv, [N_HEAD] = c.head_dim, [N_VOCAB] = c.vocab_size,
-                           [N_CTX] = c.seq_len, [N_ROPE_PAIRS] = c.rope_dim / 2,
+    uint64_t n[N_COUNT] = {[N_DIM] = c.dim, [N_VOCAB] = c.vocab_size, [N_CTX] = c.seq_len,
+                           [N_ROPE_PAIRS] = (uint64_t)freqs,
                            [N_SSM_C] = 2 * (uint64_t)c.ssm_k_heads * sd + inner,
                            [N_SSM_INNER] = inner, [N_SSM_H] = (uint64_t)c.ssm_v_heads,
-                           [N_SSM_D] = sd, [N_SSM_KERNEL] = (uint64_t)c.ssm_conv_kernel};
+                           [N_SSM_D] = sd, [N_SSM_KERNEL] = (uint64_t)c.ssm_conv_kernel,
+                           [N_PLE] = (uint64_t)c.ple_dim,
+                           [N_PLE_ALL] = (uint64_t)c.ple_dim * (uint64_t)c.n_layers, [N_ONE] = 1};
     memcpy(ld->n, n, sizeof n);
 
     eng_model_t *m = eng__model_alloc(c.n_layers);
     if (m == NULL) return LANES_ENOMEM;
     m->cfg = c;
-    ld->kind = m->cfg.layer_kind;
+    ld->cfg = &m->cfg;
     if (vec_floats && (m->vecs = malloc(vec_floats * sizeof *m->vecs)) == NULL) {
         eng_model_destroy(m);
         return LANES_ENOMEM;
     }
     ld->vec_next = m->vecs;
     rc = bind_roles(ld, global_roles, N_ELEMS(global_roles), -1, &m->w);
-    for (int l = 0; rc == LANES_OK && l < c.n_layers; l++)
-        rc = bind_roles(ld, layer_roles, N_ELEMS(layer_roles), l, &m->layers[l]);
+    for (int l = 0; rc == LANES_OK && l < c.n_layers; l++) {
+        eng_layer_t *ly = &m->layers[l];
+        set_layer_dims(ld, &c, l);
+        rc = bind_roles(ld, layer_roles, N_ELEMS(layer_roles), l, ly);
+        if (gemma4 && c.layer_kv_reuse[l] == 0 && ly->wv.data == NULL) ly->wv = ly->wk; /* V=K */
+    }
     for (size_t i = 0; rc == LANES_OK && i < nt; i++) {
         const eng_gguf_tensor_t *t = eng_gguf_tensor_at(g, i);
-        if (!is_known(ld, t, c.n_layers))
+        if (is_known(ld, t, c.n_layers)) continue;
+        printable(t->name, t->name_len, shown, sizeof shown);
+        if (gemma4 && is_moe(t))
+            rc = fail(ld, "a mixture-of-experts layer (Gemma 4 26B-A4B): not supported (tensor "
+                      "%s)", shown);
+        else
             rc = fail(ld, "unexpected tensor for the %s architecture with %d layers (tensor %s)",
-                      c.arch.name, c.n_layers, printable(t->name, t->name_len, shown,
-                                                         sizeof shown));
+                      c.arch.name, c.n_layers, shown);
     }
-    for (int i = 0; rc == LANES_OK && m->w.rope_freqs && i < c.rope_dim / 2; i++)
+    for (int i = 0; rc == LANES_OK && m->w.rope_freqs && i < freqs; i++)
         if (!(m->w.rope_freqs[i] > 0.0f && isfinite(m->w.rope_freqs[i])))
             rc = fail(ld, "value %g at %d is not a positive frequency divisor (tensor "
                       "rope_freqs.weight)", m->w.rope_freqs[i], i);

@@ -237,9 +237,11 @@ int eng_model_synth(const eng_model_cfg_t *cfg, uint64_t seed, int wtype, eng_mo
 /* Writes an F32 llama2.c-architecture model as a llama2.c checkpoint; LANES_EINVAL for others. */
 int eng_model_save(const eng_model_t *m, const char *path);
 
-/* Adds a llama, gemma3 or qwen35 model to a GGUF writer as llama.cpp names it (Llama 3.1
+/* Adds a llama, gemma3, qwen35 or gemma4 model to a GGUF writer as llama.cpp names it (Llama 3.1
  * rope_freqs included; gemma3's window, layer pattern, local RoPE base and linear scaling factor;
- * qwen35's delta-net shape and tensors, layer kinds, NEOX-equivalent RoPE sections): general.*
+ * qwen35's delta-net shape and tensors, layer kinds, NEOX-equivalent RoPE sections; gemma4's
+ * per-layer widths and KV heads, sliding heads, shared-KV count (llama.cpp's reuse rule only),
+ * per-layer embeddings, softcap, no attn_v where wv is wk, no K/V on shared layers): general.*
  * and <arch>.* keys (general.file_type as eng_wtype_file_type, general.quantization_version 2
  * when quantized), every tensor in its type (borrowed: keep m until the writer has written). LANES_EINVAL for
  * other models or a model type with no file_type; the writer's errors. */

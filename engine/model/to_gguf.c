@@ -50,8 +50,8 @@ static int swa_period(const eng_model_cfg_t *c) {
 }
 
 /* gemma3's keys beyond llama's, as llama.cpp's converter writes them: the window, its layer
- * pattern (a period, or one bool per layer when no period gives it), the local RoPE base, and
- * the global layers' linear scaling as its factor. */
+ * pattern (a period, or one bool per layer when no period gives it), the local RoPE base, the
+ * global layers' linear scaling as its factor, and the final softcap when there is one. */
 static int add_gemma3(eng_gguf_writer_t *w, const eng_model_cfg_t *c) {
     const char *a = c->arch.name;
     float scale = c->rope_scale ? c->rope_scale : 1.0f;
@@ -59,12 +59,76 @@ static int add_gemma3(eng_gguf_writer_t *w, const eng_model_cfg_t *c) {
     if ((rc = add_u32(w, a, "attention.sliding_window", (uint64_t)c->window)) < 0 ||
         (rc = add_f32(w, a, "rope.freq_base_swa", c->rope_base_swa)) < 0 ||
         (rc = add_str(w, "gemma3.rope.scaling.type", "linear")) < 0 ||
-        (rc = add_f32(w, a, "rope.scaling.factor", 1.0f / scale)) < 0)
+        (rc = add_f32(w, a, "rope.scaling.factor", 1.0f / scale)) < 0 ||
+        (c->final_softcap &&
+         (rc = add_f32(w, a, "final_logit_softcapping", c->final_softcap)) < 0))
         return rc;
     if (period) return add_u32(w, a, "attention.sliding_window_pattern", (uint64_t)period);
     return eng_gguf_writer_add(w, "gemma3.attention.sliding_window_pattern", &(eng_gguf_value_t){
         .type = ENG_GGUF_ARRAY, .elem_type = ENG_GGUF_BOOL, .count = (uint64_t)c->n_layers,
         .data = c->layer_swa});
+}
+
+static int add_i32s(eng_gguf_writer_t *w, const char *arch, const char *key, const int32_t *v,
+                    int n) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return eng_gguf_writer_add(w, k, &(eng_gguf_value_t){.type = ENG_GGUF_ARRAY,
+                                                         .elem_type = ENG_GGUF_I32,
+                                                         .count = (uint64_t)n, .data = v});
+}
+
+/* Whether gemma4's shared KV is llama.cpp's: the last *shared layers reuse, each the layer
+ * n_layers - shared - 2 when it slides, - 1 when global, and no other layer does. */
+static int gemma4_shared(const eng_model_cfg_t *c, int *shared) {
+    int first = c->n_layers;
+    while (first > 0 && c->layer_kv_reuse[first - 1]) first--;
+    *shared = c->n_layers - first;
+    for (int l = 0; l < c->n_layers; l++) {
+        int src = l < first ? l : first - (c->layer_swa[l] ? 2 : 1);
+        if (c->layer_kv_reuse[l] != l - src) return 0;
+    }
+    return 1;
+}
+
+/* gemma4's keys beyond llama's, as llama.cpp's converter writes them: FFN widths and KV heads as
+ * one INT32 per layer when a layer has its own, the sliding layers' head and RoPE dims, the window
+ * and its per-layer bools, the local RoPE base, the global layers' linear scaling when there is
+ * one, the shared-KV layer count, the per-layer embedding width and the softcap. */
+static int add_gemma4(eng_gguf_writer_t *w, const eng_model_cfg_t *c, int shared) {
+    const char *a = c->arch.name;
+    int32_t ff[ENG_MAX_LAYERS], kv[ENG_MAX_LAYERS];
+    int per_ff = 0, per_kv = 0, rc;
+    for (int l = 0; l < c->n_layers; l++) {
+        ff[l] = eng_layer_hidden(c, l);
+        kv[l] = eng_layer_kv_heads(c, l);
+        per_ff |= c->layer_hidden[l] != 0;
+        per_kv |= c->layer_kv_heads[l] != 0;
+    }
+    int hd_swa = c->head_dim_swa ? c->head_dim_swa : c->head_dim;
+    int rope_swa = c->rope_dim_swa ? c->rope_dim_swa : c->rope_dim;
+    float scale = c->rope_scale ? c->rope_scale : 1.0f;
+    if ((rc = per_ff ? add_i32s(w, a, "feed_forward_length", ff, c->n_layers)
+                     : add_u32(w, a, "feed_forward_length", (uint64_t)c->hidden_dim)) < 0 ||
+        (rc = per_kv ? add_i32s(w, a, "attention.head_count_kv", kv, c->n_layers)
+                     : add_u32(w, a, "attention.head_count_kv", (uint64_t)c->n_kv_heads)) < 0 ||
+        (rc = add_u32(w, a, "attention.key_length_swa", (uint64_t)hd_swa)) < 0 ||
+        (rc = add_u32(w, a, "attention.value_length_swa", (uint64_t)hd_swa)) < 0 ||
+        (rc = add_u32(w, a, "rope.dimension_count_swa", (uint64_t)rope_swa)) < 0 ||
+        (rc = add_f32(w, a, "rope.freq_base_swa", c->rope_base_swa)) < 0 ||
+        (rc = add_u32(w, a, "attention.sliding_window", (uint64_t)c->window)) < 0 ||
+        (rc = eng_gguf_writer_add(w, "gemma4.attention.sliding_window_pattern",
+                                  &(eng_gguf_value_t){.type = ENG_GGUF_ARRAY,
+                                                      .elem_type = ENG_GGUF_BOOL,
+                                                      .count = (uint64_t)c->n_layers,
+                                                      .data = c->layer_swa})) < 0 ||
+        (rc = add_u32(w, a, "attention.shared_kv_layers", (uint64_t)shared)) < 0 ||
+        (rc = add_u32(w, a, "embedding_length_per_layer_input", (uint64_t)c->ple_dim)) < 0 ||
+        (rc = add_f32(w, a, "final_logit_softcapping", c->final_softcap)) < 0)
+        return rc;
+    if (scale == 1.0f) return LANES_OK;
+    if ((rc = add_str(w, "gemma4.rope.scaling.type", "linear")) < 0) return rc;
+    return add_f32(w, a, "rope.scaling.factor", 1.0f / scale);
 }
 
 /* The interval n of layer_kind (layer l a delta net iff (l + 1) % n != 0), or 0 when none gives
@@ -108,9 +172,23 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
     const eng_model_cfg_t *c = &m->cfg;
     const eng_weights_t *wt = &m->w;
     int gemma3 = strcmp(c->arch.name, "gemma3") == 0, qwen35 = strcmp(c->arch.name, "qwen35") == 0;
-    if (strcmp(c->arch.name, "llama") != 0 && !gemma3 && !qwen35) {
-        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama, gemma3 and qwen35 models are written to "
-                  "GGUF files", m->name);
+    int gemma4 = strcmp(c->arch.name, "gemma4") == 0, shared = 0;
+    if (strcmp(c->arch.name, "llama") != 0 && !gemma3 && !qwen35 && !gemma4) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: only llama, gemma3, qwen35 and gemma4 models are "
+                  "written to GGUF files", m->name);
+        return LANES_EINVAL;
+    }
+    /* What a gemma4 file's reader takes as given (from_gguf.c): llama.cpp's shared-KV rule, a
+     * window, sqrtf(dim), unscaled scores and local RoPE, a global head's rope_freqs. */
+    if (gemma4 && (!gemma4_shared(c, &shared) || c->window < 1 ||
+                   c->emb_scale != sqrtf((float)c->dim) || c->attn_scale != 1.0f ||
+                   (c->rope_scale_swa != 0.0f && c->rope_scale_swa != 1.0f) ||
+                   (wt->rope_freqs && c->rope_dim != c->head_dim))) {
+        LANES_LOG(LANES_LOG_ERROR, "model %s: a gemma4 file holds only llama.cpp's shared-KV "
+                  "layers (the last ones, each reusing the last layer of its kind before them), "
+                  "a window of at least 1, the embedding scale sqrtf(dim), attention scale 1, "
+                  "unscaled RoPE on sliding layers and RoPE over all of a global head with "
+                  "rope_freqs", m->name);
         return LANES_EINVAL;
     }
     /* What a gemma3 file's reader takes as given (from_gguf.c). */
@@ -137,30 +215,38 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
         (rc = add_u32(w, a, "block_count", (uint64_t)c->n_layers)) < 0 ||
         (rc = add_u32(w, a, "context_length", (uint64_t)c->seq_len)) < 0 ||
         (rc = add_u32(w, a, "embedding_length", (uint64_t)c->dim)) < 0 ||
-        (rc = add_u32(w, a, "feed_forward_length", (uint64_t)c->hidden_dim)) < 0 ||
+        (!gemma4 && (rc = add_u32(w, a, "feed_forward_length", (uint64_t)c->hidden_dim)) < 0) ||
         (rc = add_u32(w, a, "attention.head_count", (uint64_t)c->n_heads)) < 0 ||
-        (rc = add_u32(w, a, "attention.head_count_kv", (uint64_t)c->n_kv_heads)) < 0 ||
+        (!gemma4 &&
+         (rc = add_u32(w, a, "attention.head_count_kv", (uint64_t)c->n_kv_heads)) < 0) ||
         (rc = add_u32(w, a, "attention.key_length", (uint64_t)c->head_dim)) < 0 ||
         (rc = add_u32(w, a, "attention.value_length", (uint64_t)c->head_dim)) < 0 ||
         (rc = add_u32(w, a, "rope.dimension_count", (uint64_t)c->rope_dim)) < 0 ||
         (rc = add_u32(w, a, "vocab_size", (uint64_t)c->vocab_size)) < 0 ||
         (rc = add_f32(w, a, "rope.freq_base", c->rope_base)) < 0 ||
         (rc = add_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps)) < 0 ||
-        (gemma3 && (rc = add_gemma3(w, c)) < 0) || (qwen35 && (rc = add_qwen35(w, c)) < 0))
+        (gemma3 && (rc = add_gemma3(w, c)) < 0) || (qwen35 && (rc = add_qwen35(w, c)) < 0) ||
+        (gemma4 && (rc = add_gemma4(w, c, shared)) < 0))
         return rc;
-    if ((rc = add_mat(w, "token_embd.weight", &wt->tok_emb)) < 0) return rc;
+    if ((rc = add_mat(w, "token_embd.weight", &wt->tok_emb)) < 0 ||
+        (rc = add_mat(w, "per_layer_token_embd.weight", &wt->ple_tok_emb)) < 0 ||
+        (rc = add_mat(w, "per_layer_model_proj.weight", &wt->ple_model_proj)) < 0 ||
+        (rc = add_vec(w, "per_layer_proj_norm.weight", wt->ple_proj_norm, c->ple_dim)) < 0)
+        return rc;
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_t *ly = &wt->layers[l];
-        /* Vectors are dim long but for the per-head QK norms and the delta net's; absent ones
-         * are not written. qwen35 names its pre-FFN norm post_attention_norm. */
-        int hv = c->ssm_v_heads, sd = c->ssm_head_dim;
+        /* Vectors are dim long but for the per-head QK norms (the layer's head), the delta net's
+         * and the output scale; absent ones are not written, nor is a wv that is wk (gemma4: no
+         * attn_v). qwen35 names its pre-FFN norm post_attention_norm. */
+        int hv = c->ssm_v_heads, sd = c->ssm_head_dim, hd = eng_layer_head_dim(c, l);
+        const eng_mat_t none = {0}, *wv = ly->wv.data == ly->wk.data ? &none : &ly->wv;
         struct { const char *role; const eng_mat_t *m; const float *v; int n; } t[] = {
             {"attn_norm.weight", NULL, ly->attn_norm, c->dim},
             {"attn_q.weight", &ly->wq, NULL, 0},
             {"attn_k.weight", &ly->wk, NULL, 0},
-            {"attn_v.weight", &ly->wv, NULL, 0},
-            {"attn_q_norm.weight", NULL, ly->q_norm, c->head_dim},
-            {"attn_k_norm.weight", NULL, ly->k_norm, c->head_dim},
+            {"attn_v.weight", wv, NULL, 0},
+            {"attn_q_norm.weight", NULL, ly->q_norm, hd},
+            {"attn_k_norm.weight", NULL, ly->k_norm, hd},
             {"attn_output.weight", &ly->wo, NULL, 0},
             {"post_attention_norm.weight", NULL, ly->post_attn_norm, c->dim},
             {qwen35 ? "post_attention_norm.weight" : "ffn_norm.weight", NULL, ly->ffn_norm,
@@ -177,6 +263,10 @@ int eng_model_to_gguf(const eng_model_t *m, eng_gguf_writer_t *w) {
             {"ssm_alpha.weight", &ly->ssm_alpha, NULL, 0},
             {"ssm_norm.weight", NULL, ly->ssm_norm, sd},
             {"ssm_out.weight", &ly->ssm_out, NULL, 0},
+            {"layer_output_scale.weight", NULL, ly->out_scale, 1},
+            {"inp_gate.weight", &ly->ple_gate, NULL, 0},
+            {"proj.weight", &ly->ple_proj, NULL, 0},
+            {"post_norm.weight", NULL, ly->ple_post_norm, c->dim},
         };
         for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
             char name[64];
