@@ -13,8 +13,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lanes-mkmodel --preset tiny|15m|110m [--seed S] -o MODEL.bin -t TOKENIZER.bin\n"
-               "       lanes-mkmodel --preset tiny|15m|110m[-llama|-gemma3|-qwen35] [--seed S]\n"
-               "                     --format gguf\n"
+               "       lanes-mkmodel --preset tiny|15m|110m[-llama|-gemma3|-gemma4|-qwen35]\n"
+               "                     [--seed S] --format gguf\n"
                "                     [--type f32|f16|bf16|q8_0|q4_0|q4_k|q6_k] -o MODEL.gguf\n"
                "A quantized model is its F32 twin quantized row by row (Q8_0, Q4_0 as llama-quantize\n"
                "does; Q4_K, Q6_K by lanes' plain scaling), embedding and classifier included. A\n"
@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     eng_model_cfg_t cfg;
     if (eng_model_preset(preset, &cfg) < 0) {
         fprintf(stderr, "lanes-mkmodel: unknown preset '%s' (tiny, 15m, 110m, each also as "
-                "SHAPE-llama, -qwen2, -qwen3, -gpt2 or -gemma3)\n", preset);
+                "SHAPE-llama, -qwen2, -qwen3, -gpt2, -gemma3, -gemma4 or -qwen35)\n", preset);
         return 2;
     }
     eng_bundle_t b = {NULL, NULL};
