@@ -56,8 +56,8 @@ struct eng_ctx {
     size_t state_off[ENG_MAX_LAYERS];
 
     float *x;           /* (col, dim) residual stream */
-    float *xb;          /* (col, max(dim, q_dim)) normed input / attention output, q_dim the
-                         * layer's */
+    float *xb;          /* (col, max(dim, the widest layer's q_dim)) normed input / attention
+                         * output */
     float *xo;          /* (col, dim) a projection whose bias joins before the residual add; the
                          * position embedding row */
     float *q;           /* (col, q_ld) of the current layer */
@@ -585,6 +585,10 @@ static void dnet_task(void *opaque, int i, int tid) {
     }
 }
 
+/* Where z (1 / c) is subnormal, its rounding is coarser than the relative margin below: an
+ * absolute slack far above those values keeps the bound an upper one there too. */
+#define SOFTCAP_SLACK 1e-30f
+
 /* 0 when softcap(z) invt + x <= run is sure without the softcap: c tanhf(z (1 / c)) is at most
  * z for z >= 0 (c tanh(z / c) <= z, and the roundings and tanhf's error, 2 ulps in glibc, come
  * to well under a 1e-4 margin) and at most 0 for z <= 0 (tanhf keeps the sign), so at most
@@ -592,7 +596,7 @@ static void dnet_task(void *opaque, int i, int tid) {
  * without a branch on z's sign, which would be mispredicted half the time). 1 for a NaN z or
  * run. */
 static int softcap_may_exceed(float z, float invt, float x, float run) {
-    return !((z * 1.0001f * invt + x <= run) & (x <= run));
+    return !(((z * 1.0001f + SOFTCAP_SLACK) * invt + x <= run) & (x <= run));
 }
 
 /* A tile (rows, ns) of raw logits, row by row so that it vectorizes: a logit whose softcap is
@@ -603,7 +607,7 @@ static void softcap_skip(float *tile, int rows, int ns, const float *thr, int32_
     for (int r = 0; r < rows; r++) {
         float *row = tile + (size_t)r * ns;
         for (int s = 0; s < ns; s++) {
-            int skip = (row[s] * 1.0001f < thr[s]) & (0.0f < thr[s]);
+            int skip = (row[s] * 1.0001f + SOFTCAP_SLACK < thr[s]) & (0.0f < thr[s]);
             row[s] = skip ? -INFINITY : row[s];
             span[2 * s] = !skip && span[2 * s] == rows ? r : span[2 * s];
             span[2 * s + 1] = skip ? span[2 * s + 1] : r;
@@ -656,14 +660,17 @@ static void classify_task(void *opaque, int task, int tid) {
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         int lazy_greedy = 0;
-        if (t0 == r0 && cap != 0.0f) tile_col_max(tile, rows, ns, thr);
-        for (int s = 0; s < ns; s++) {
-            int lazy = cap != 0.0f && c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
-            if (t0 == r0 && lazy) eng__softcap(&thr[s], 1, cap);
-            thr[s] = !lazy ? NAN : t0 == r0 ? thr[s] : best[s];
-            lazy_greedy |= lazy;
+        for (int s = 0; s < ns && cap != 0.0f; s++)
+            lazy_greedy |= c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
+        if (lazy_greedy) {
+            if (t0 == r0) tile_col_max(tile, rows, ns, thr);
+            for (int s = 0; s < ns; s++) {
+                int lazy = c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
+                if (t0 == r0 && lazy) eng__softcap(&thr[s], 1, cap);
+                thr[s] = !lazy ? NAN : t0 == r0 ? thr[s] : best[s];
+            }
+            softcap_skip(tile, rows, ns, thr, span);
         }
-        if (lazy_greedy) softcap_skip(tile, rows, ns, thr, span);
         for (int s = 0; s < ns; s++) {
             int lazy = cap != 0.0f && c->samp_row[s] == NULL;   /* capped where it can matter */
             if (cap != 0.0f && !lazy)
@@ -679,11 +686,11 @@ static void classify_task(void *opaque, int task, int tid) {
                     float v = tile[r * ns + s], g = 0;
                     uint32_t b = 0;
                     /* no draw could lift it, so skip the hash too; the lazy cap likewise */
-                    int may = !lazy || softcap_may_exceed(v, invt, top, run);
+                    int may = lazy ? softcap_may_exceed(v, invt, top, run) : v * invt + top > run;
                     if (may) {
                         g = c->gumbel_ub[(b = noise_bits(key, (uint32_t)(t0 + r))) >>
                                          (ENG_NOISE_BITS - ENG_NOISE_BOUND_BITS)];
-                        may = !lazy || softcap_may_exceed(v, invt, g, run);
+                        may = lazy ? softcap_may_exceed(v, invt, g, run) : v * invt + g > run;
                     }
                     if (may && lazy) eng__softcap(&v, 1, cap);
                     v *= invt;

@@ -1079,7 +1079,7 @@ static void test_bad(void) {
          "gemma4.feed_forward_length)");
     CASE("gemma4",
          set_arr(&s, G4("attention.head_count"), ENG_GGUF_I32, 4, (const int32_t[]){4, 4, 2, 4}),
-         "layer 2 has 2 heads, layer 0 4: per-layer head counts not supported (key "
+         "layer 2 has 2 heads, the largest layer 4: per-layer head counts not supported (key "
          "gemma4.attention.head_count)");
     CASE("llama",
          set_arr(&s, "llama.feed_forward_length", ENG_GGUF_I32, 2, (const int32_t[]){64, 64}),

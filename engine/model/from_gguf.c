@@ -360,11 +360,6 @@ static int read_gemma3(ld_t *ld, eng_model_cfg_t *c) {
     return read_swa(ld, c);
 }
 
-/* KV head count of layer l. */
-static int kv_heads_of(const eng_model_cfg_t *c, int l) {
-    return c->layer_kv_heads[l] ? c->layer_kv_heads[l] : c->n_kv_heads;
-}
-
 /* Gemma 4's shared KV (attention.shared_kv_layers s, none when absent): as llama.cpp, layer
  * l >= n_layers - s computes no K and V and reads those of layer n_layers - s - 2 when it slides,
  * n_layers - s - 1 when it is global; that layer must exist and be of l's kind and KV head count
@@ -384,10 +379,10 @@ static int read_shared_kv(ld_t *ld, eng_model_cfg_t *c) {
             return fail(ld, "%d shared layers: %s layer %d would reuse the KV of layer %d, which "
                         "is %s (key %s)", shared, kind, l, src,
                         c->layer_swa[src] ? "sliding" : "global", ld->key);
-        if (kv_heads_of(c, src) != kv_heads_of(c, l))
+        if (eng_layer_kv_heads(c, src) != eng_layer_kv_heads(c, l))
             return fail(ld, "%d shared layers: layer %d of %d KV heads would reuse the KV of "
-                        "layer %d, of %d (key %s)", shared, l, kv_heads_of(c, l), src,
-                        kv_heads_of(c, src), ld->key);
+                        "layer %d, of %d (key %s)", shared, l, eng_layer_kv_heads(c, l), src,
+                        eng_layer_kv_heads(c, src), ld->key);
         c->layer_kv_reuse[l] = (uint16_t)(l - src);
     }
     return LANES_OK;
@@ -525,8 +520,8 @@ static int read_cfg(ld_t *ld, eng_model_cfg_t *c) {
         return rc;
     for (int l = 0; l < c->n_layers; l++)
         if (heads[l] >= 0 && heads[l] != c->n_heads)
-            return fail(ld, "layer %d has %d heads, layer 0 %d: per-layer head counts not "
-                        "supported (key %s)", l, heads[l], heads[0], ld->key);
+            return fail(ld, "layer %d has %d heads, the largest layer %d: per-layer head "
+                        "counts not supported (key %s)", l, heads[l], c->n_heads, ld->key);
     if ((rc = key_int_layers(ld, "attention.head_count_kv", c->n_heads, 1, c->n_heads,
                              c->n_layers, &c->n_kv_heads, kv_heads)) < 0)
         return rc;
@@ -770,14 +765,14 @@ static int is_moe(const eng_gguf_tensor_t *t) {
 
 /* The per-layer symbolic dims of layer l (its head dim, KV heads and FFN width). */
 static void set_layer_dims(ld_t *ld, const eng_model_cfg_t *c, int l) {
-    uint64_t hd = c->layer_swa[l] && c->head_dim_swa ? c->head_dim_swa : c->head_dim;
-    uint64_t q = (uint64_t)c->n_heads * hd, kv = (uint64_t)kv_heads_of(c, l) * hd;
+    uint64_t hd = (uint64_t)eng_layer_head_dim(c, l);
+    uint64_t q = (uint64_t)c->n_heads * hd, kv = (uint64_t)eng_layer_kv_heads(c, l) * hd;
     ld->n[N_HEAD] = hd;
     ld->n[N_Q] = q;
     ld->n[N_QG] = c->arch.attn_gate ? 2 * q : q;
     ld->n[N_KV] = kv;
     ld->n[N_QKV] = q + 2 * kv;
-    ld->n[N_HIDDEN] = (uint64_t)(c->layer_hidden[l] ? c->layer_hidden[l] : c->hidden_dim);
+    ld->n[N_HIDDEN] = (uint64_t)eng_layer_hidden(c, l);
 }
 
 static int find_arch(ld_t *ld) {

@@ -276,8 +276,11 @@ const char *eng__model_check_cfg(const eng_model_cfg_t *c) {
         if (c->layer_kv_reuse[l] > l)
             return "a layer shares the KV cache of a layer before the first";
     }
-    if (!isfinite(c->attn_scale) || !isfinite(c->final_softcap) || c->final_softcap < 0)
-        return "attention scale or final softcap not finite, or a negative softcap";
+    /* A cap far from 1 would make z (1 / c) overflow or the classifier's bounds (engine.c)
+     * meaningless; real models use 30 (Gemma 2-4). */
+    if (!isfinite(c->attn_scale) ||
+        !(c->final_softcap == 0.0f || (c->final_softcap >= 1e-3f && c->final_softcap <= 1e6f)))
+        return "attention scale not finite, or a final softcap outside 1e-3..1e6";
     return NULL;
 }
 
