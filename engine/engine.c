@@ -126,6 +126,18 @@ static int layer_dnet(const eng_model_cfg_t *mc, int l) {
     return mc->layer_kind[l] == ENG_LAYER_DNET;
 }
 
+/* The delta-net layers' shape of model shape mc (model.h's ssm_* fields). */
+static eng_dnet_shape_t dnet_shape(const eng_model_cfg_t *mc) {
+    return (eng_dnet_shape_t){mc->ssm_k_heads, mc->ssm_v_heads, mc->ssm_head_dim,
+                              mc->ssm_conv_kernel, mc->norm_eps};
+}
+
+/* Column s of the current step takes the lazy greedy softcap (classify_task()): a softcapped
+ * model, no logits row read, no temperature. */
+static int caps_lazily_greedy(const eng_ctx_t *c, int s) {
+    return c->cfg.final_softcap != 0.0f && c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
+}
+
 /* Layer l's widths (its shape: model.h's eng_layer_*). */
 static int q_dim_of(const eng_model_cfg_t *mc, int l) {
     return mc->n_heads * eng_layer_head_dim(mc, l);
@@ -660,12 +672,11 @@ static void classify_task(void *opaque, int task, int tid) {
         if (c->gemm_backend == ENG_GEMM_OPENBLAS) blas_job(c, &j, ns);
         else run_job_rows(c, &j, ns, 0, rows);
         int lazy_greedy = 0;
-        for (int s = 0; s < ns && cap != 0.0f; s++)
-            lazy_greedy |= c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
+        for (int s = 0; s < ns; s++) lazy_greedy |= caps_lazily_greedy(c, s);
         if (lazy_greedy) {
             if (t0 == r0) tile_col_max(tile, rows, ns, thr);
             for (int s = 0; s < ns; s++) {
-                int lazy = c->samp_row[s] == NULL && !(c->samp_invt[s] > 0.0f);
+                int lazy = caps_lazily_greedy(c, s);
                 if (t0 == r0 && lazy) eng__softcap(&thr[s], 1, cap);
                 thr[s] = !lazy ? NAN : t0 == r0 ? thr[s] : best[s];
             }
@@ -1144,8 +1155,7 @@ static void set_shape(eng_ctx_t *c, const eng_model_cfg_t *mc, const eng_ctx_cfg
         c->cache_off[l] = off;
         off += (size_t)c->max_lanes * (size_t)layer_slots(c, l) * (size_t)kv_dim_of(mc, l);
     }
-    c->dn = (eng_dnet_shape_t){mc->ssm_k_heads, mc->ssm_v_heads, mc->ssm_head_dim,
-                               mc->ssm_conv_kernel, mc->norm_eps};
+    c->dn = dnet_shape(mc);
     c->dn_lane = 0;
     off = 0;
     for (int l = 0; l < mc->n_layers; l++) {
@@ -1203,8 +1213,7 @@ int eng_ctx_plan(const eng_model_cfg_t *mc, const eng_ctx_cfg_t *cfg, uint64_t a
         return LANES_EINVAL;
     }
     for (int l = 0; l < mc->n_layers; l++) {
-        eng_dnet_shape_t s = {mc->ssm_k_heads, mc->ssm_v_heads, mc->ssm_head_dim,
-                              mc->ssm_conv_kernel, mc->norm_eps};
+        eng_dnet_shape_t s = dnet_shape(mc);
         if (mc->layer_kind[l] > ENG_LAYER_DNET) {
             LANES_LOG(LANES_LOG_ERROR, "engine: layer %d is of unknown kind %d", l,
                       mc->layer_kind[l]);
