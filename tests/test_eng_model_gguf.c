@@ -1057,6 +1057,10 @@ static void test_bad(void) {
          "gemma4.attention.value_length_swa)");
     CASE("gemma4", set_u(&s, G4("attention.value_length"), ENG_GGUF_U32, 8),
          "key_length 16 != value_length 8: not supported (key gemma4.attention.value_length)");
+    CASE("gemma4", set_f(&s, G4("final_logit_softcapping"), ENG_GGUF_F32, 1e-5),
+         "attention scale not finite, or a final softcap outside 1e-3..1e6");
+    CASE("gemma4", set_f(&s, G4("final_logit_softcapping"), ENG_GGUF_F32, 2e6),
+         "attention scale not finite, or a final softcap outside 1e-3..1e6");
     CASE("gemma4",
          set_arr(&s, G4("attention.head_count_kv"), ENG_GGUF_I32, 3, (const int32_t[]){2, 1, 2}),
          "3 values, expected one per layer (block_count 4) (key gemma4.attention.head_count_kv)");
